@@ -1,0 +1,150 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+/** Which wire API a request speaks. Decided from method, path and body (see routes.ts). */
+export type ApiKind =
+  | 'tgi.compat' // POST /  {inputs, parameters, stream?}; non-stream answer is an array
+  | 'tgi.generate' // POST /generate
+  | 'tgi.generate_stream' // POST /generate_stream
+  | 'openai.chat' // POST /v1/chat/completions
+  | 'openai.completions' // POST /v1/completions
+  | 'openai.embeddings' // POST /v1/embeddings
+  | 'tei.embed' // POST /embed (and /rerank, /predict on TEI)
+  | 'hf.task' // any other JSON {inputs, parameters} payload (toolkit, custom handlers)
+  | 'passthrough'; // everything else: forwarded unparsed, still traced
+
+/** The shape errors must take so the client's SDK shows them well. */
+export type ErrorDialect = 'openai' | 'tgi';
+
+/** RFC 6901-style location of a value inside a parsed JSON body. */
+export type JsonPath = ReadonlyArray<string | number>;
+
+export type SegmentKind =
+  | 'message' // chat message content (string or a text part)
+  | 'tool_arguments' // function-call arguments (request history or response)
+  | 'tool_result' // role "tool"/"function" message content
+  | 'prompt' // /v1/completions prompt
+  | 'inputs' // TGI / HF task inputs, TEI inputs, embeddings input
+  | 'completion'; // generated text in a response
+
+/** One piece of text in a request or response, with the exact place it came from. */
+export interface Segment {
+  /** Message role ("system", "user", "assistant", "tool", ...); "user" for bare prompts, "assistant" for output. */
+  role: string;
+  kind: SegmentKind;
+  /** False for text the user did not write: tool results and retrieved content (indirect injection). */
+  trusted: boolean;
+  path: JsonPath;
+  /** Choice index for response segments. */
+  choice?: number;
+  text: string;
+  /** Set by editSegment; tells the server the body must be re-serialized. */
+  edited?: boolean;
+}
+
+export interface Usage {
+  promptTokens?: number;
+  completionTokens?: number;
+  totalTokens?: number;
+  /** Where the numbers came from. */
+  source: 'response' | 'headers' | 'stream' | 'counted';
+}
+
+/** How an exchange ended, for logs, metrics and traces. */
+export type Outcome =
+  | 'ok' // the upstream answered (any status) and the client got it
+  | 'blocked' // a hook answered instead of the upstream, or cut a stream
+  | 'upstream_error' // upstream unreachable / reset → 502
+  | 'timeout' // REQUEST_TIMEOUT → 504
+  | 'too_large' // request body over MAX_REQUEST_SIZE → 413
+  | 'aborted'; // the client went away first
+
+export type Stage = 'request' | 'response';
+export type Severity = 'low' | 'medium' | 'high' | 'critical';
+
+/** Something a guardrail, limit or anomaly rule found. Ingest turns these into Akto's tag and _guardrail. */
+export interface Finding {
+  source: 'guardrail' | 'limit' | 'anomaly';
+  ruleId: string;
+  action: 'block' | 'redact' | 'flag' | 'limit' | 'alert';
+  severity: Severity;
+  stage: Stage;
+  /** Human explanation; never contains the matched secret. */
+  reason: string;
+  detector?: string;
+  entity?: string;
+}
+
+/** A hook's answer that stops the exchange: the client gets this instead of (the rest of) the upstream's answer. */
+export interface BlockVerdict {
+  /** A non-retryable 4xx for policy blocks (never 503); 429 for limits. */
+  status: number;
+  /** OpenAI `error.type` / TGI `error_type`, e.g. "guardrail_violation", "rate_limit_exceeded". */
+  type: string;
+  /** OpenAI `error.code`, usually the rule id. */
+  code: string;
+  message: string;
+  headers?: Record<string, string>;
+}
+
+export interface ResponseRecord {
+  status: number;
+  headers: OutgoingHttpHeaders;
+  /** Body bytes the client received (non-stream), within MAX_RESPONSE_SIZE. */
+  body?: Buffer;
+  /** For streams: the event-stream text the client received. */
+  streamText?: string;
+  /** True when body/streamText were cut at the capture bound. */
+  truncated?: boolean;
+}
+
+/**
+ * One proxied call in a neutral form. Protocols fill it, hooks read and edit it, ingest and
+ * telemetry record it. Plain data: hooks mutate it in place, in the order they are registered.
+ */
+export interface Exchange {
+  readonly id: string;
+  /** Epoch milliseconds when the request arrived. */
+  readonly startedAt: number;
+  readonly method: string;
+  /** Path as the client sent it, with the query string. */
+  readonly path: string;
+  readonly api: ApiKind;
+  readonly dialect: ErrorDialect;
+  readonly clientAddress: string;
+  readonly requestHeaders: IncomingHttpHeaders;
+  /** Upstream base this exchange goes to (one per listener). */
+  readonly upstream: URL;
+  /** Bytes forwarded upstream: the original bytes unless a hook edited a segment. */
+  requestBody: Buffer;
+  /** The body parsed once; undefined when it is not JSON or not inspected. */
+  requestJson?: unknown;
+  /** Why the body could not be parsed, when it could not. */
+  parseError?: string;
+  model?: string;
+  stream: boolean;
+  /** max_tokens / max_new_tokens asked for, when present. */
+  maxTokens?: number;
+  input: Segment[];
+  output: Segment[];
+  /** Tool calls the model made in its answer. */
+  toolCalls: number;
+  usage?: Usage;
+  response?: ResponseRecord;
+  outcome?: Outcome;
+  /** Milliseconds from sending upstream to the response head. */
+  upstreamMs?: number;
+  findings: Finding[];
+  /** Who the request belongs to (set by limits); recorded in logs and traces. */
+  identity?: string;
+  /** Extra headers a hook wants on the client's response (rate-limit headers). */
+  responseHeaders: Record<string, string>;
+  /** Per-hook detail records (e.g. the guardrail decision record), keyed by hook name. */
+  notes: Record<string, unknown>;
+}
+
+/** Change a segment's text; the server writes it back to its JSON location before forwarding. */
+export function editSegment(segment: Segment, text: string): void {
+  if (segment.text === text) return;
+  segment.text = text;
+  segment.edited = true;
+}
