@@ -1,0 +1,17 @@
+import type { Detector } from './types';
+import { createPiiDetector } from './pii';
+import { createSecretsDetector } from './secrets';
+import { createInjectionDetector } from './injection';
+
+export type { Detector, Match, ScanOptions } from './types';
+export { createPiiDetector, PII_ENTITIES } from './pii';
+export { createSecretsDetector, SECRET_ENTITIES } from './secrets';
+export { createInjectionDetector, INJECTION_ENTITIES } from './injection';
+export { createRegexDetector, type RegexPattern } from './regex';
+export { createKeywordDetector, type KeywordList } from './keywords';
+export { createSizeDetector, estimateTokens, type SizeLimits } from './size';
+
+/** The built-in detectors by id ('pii', 'secrets', 'injection'). Each call builds fresh instances; they are stateless, so share them. */
+export function builtinDetectors(): Record<string, Detector> {
+  return { pii: createPiiDetector(), secrets: createSecretsDetector(), injection: createInjectionDetector() };
+}
