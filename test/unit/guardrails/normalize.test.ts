@@ -1,0 +1,56 @@
+import { normalizeText } from '../../../proxy/guardrails/normalize';
+
+function mapped(s: string): { text: string; starts: number[] } {
+  const n = normalizeText(s);
+  return { text: n.text, starts: Array.from(n.text, (_c, i) => n.toOriginal(i)) };
+}
+
+describe('normalizeText', () => {
+  it('returns ASCII unchanged with an identity map', () => {
+    const n = normalizeText('plain ascii text');
+    expect(n.text).toBe('plain ascii text');
+    expect(n.toOriginal(6)).toBe(6);
+    expect(n.toOriginalEnd(16)).toBe(16);
+    expect(n.invisibleCount).toBe(0);
+  });
+
+  it('strips zero-width and bidi characters, counts them, and maps offsets back to the original', () => {
+    const s = 'key AK\u200bIA\u202eXY end';
+    const n = normalizeText(s);
+    expect(n.text).toBe('key AKIAXY end');
+    expect(n.invisibleCount).toBe(2);
+    const start = n.text.indexOf('AKIAXY');
+    const end = start + 'AKIAXY'.length;
+    // The span in the original covers the stripped characters in between.
+    expect(s.slice(n.toOriginal(start), n.toOriginalEnd(end))).toBe('AK\u200bIA\u202eXY');
+  });
+
+  it('applies NFKC (fullwidth, math alphanumerics, ligatures) with a source index per output character', () => {
+    expect(normalizeText('ｉｇｎｏｒｅ').text).toBe('ignore');
+    const math = normalizeText('x 𝐢𝐠𝐧𝐨𝐫𝐞 y');
+    expect(math.text).toBe('x ignore y');
+    expect(math.toOriginal(2)).toBe(2);
+    expect(math.toOriginal(3)).toBe(4); // each bold letter is a surrogate pair
+    expect(math.toOriginalEnd(8)).toBe(14);
+    const lig = mapped('ﬁle');
+    expect(lig.text).toBe('file');
+    expect(lig.starts).toEqual([0, 0, 1, 2]);
+  });
+
+  it('folds Cyrillic and Greek homoglyphs and typographic punctuation', () => {
+    expect(normalizeText('\u0456gn\u043er\u0435 \u0430ll').text).toBe('ignore all');
+    expect(normalizeText('\u039fpen\u0391I \u201cquote\u201d don\u2019t \u2014').text).toBe('OpenAI "quote" don\'t -');
+  });
+
+  it('drops combining marks (zalgo) but keeps precomposed letters', () => {
+    expect(normalizeText('i\u0337g\u0336n\u0335ore').text).toBe('ignore');
+    expect(normalizeText('café').text).toBe('café');
+  });
+
+  it('maps the end of text and empty results safely', () => {
+    const n = normalizeText('\u200b\u200b');
+    expect(n.text).toBe('');
+    expect(n.toOriginal(0)).toBe(2);
+    expect(n.toOriginalEnd(0)).toBe(0);
+  });
+});
