@@ -1,0 +1,71 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError } from '../../../proxy/config-env';
+import { defaultSettings, loadSettings, renderSettingsTable, WEBHOOK_VERSION } from '../../../webhook/settings';
+
+describe('webhook settings', () => {
+  it('has sensible defaults with nothing set', () => {
+    const s = defaultSettings();
+    expect(s.sidecar.image).toBe(`akto-agent-proxy:${WEBHOOK_VERSION}`);
+    expect(s.sidecar.proxyPort).toBe(8080);
+    expect(s.sidecar.adminPort).toBe(9090);
+    expect(s.akto.secretName).toBe('akto-agent-proxy');
+    expect(s.urlEnvVars).toEqual(['AI_AGENT_INFERENCE_URL', 'OPENAI_BASE_URL', 'HF_INFERENCE_ENDPOINT']);
+    expect(s.nativeSidecar).toBe('auto');
+    expect(s.server.port).toBe(8443);
+    expect(s.excludedNamespaces).toEqual(['kube-system', 'kube-public', 'kube-node-lease', 'akto-agent-proxy']);
+  });
+
+  it('reads a YAML file and lets env win', () => {
+    const file = [
+      'sidecar:',
+      '  image: registry.example/akto-agent-proxy@sha256:abc',
+      '  resources:',
+      '    limits:',
+      '      memory: 1Gi',
+      '  runAsUser: null',
+      'urlEnvVars: [MY_URL]',
+      'nativeSidecar: never',
+    ].join('\n');
+    const s = loadSettings({ WEBHOOK_SETTINGS_FILE: '/x/settings.yaml', WEBHOOK_PORT: '9443', POD_NAMESPACE: 'guard' }, () => file);
+    expect(s.sidecar.image).toBe('registry.example/akto-agent-proxy@sha256:abc');
+    expect(s.sidecar.resources.limits.memory).toBe('1Gi');
+    expect(s.sidecar.resources.requests.cpu).toBe('50m');
+    expect(s.sidecar.runAsUser).toBeNull();
+    expect(s.urlEnvVars).toEqual(['MY_URL']);
+    expect(s.nativeSidecar).toBe('never');
+    expect(s.server.port).toBe(9443);
+    expect(s.certs.serviceNamespace).toBe('guard');
+    expect(s.excludedNamespaces).toContain('guard');
+  });
+
+  it('reads JSON too, and env lists are comma-separated', () => {
+    const s = loadSettings({ WEBHOOK_SETTINGS_FILE: '/s.json', EXCLUDED_NAMESPACES: 'a, b' }, () => '{"annotationErrors":"warn"}');
+    expect(s.annotationErrors).toBe('warn');
+    expect(s.excludedNamespaces).toEqual(['a', 'b', 'akto-agent-proxy']);
+  });
+
+  const bad: Array<[string, Record<string, string>, string | undefined, RegExp]> = [
+    ['port out of range', { WEBHOOK_PORT: '70000' }, undefined, /server\.port \(env WEBHOOK_PORT\).*between/],
+    ['bad enum', { NATIVE_SIDECAR: 'maybe' }, undefined, /nativeSidecar \(env NATIVE_SIDECAR\).*auto, always, never/],
+    ['bad quantity in file', {}, 'sidecar: {resources: {limits: {memory: "1Gi\\n- name: evil"}}}', /sidecar\.resources\.limits\.memory/],
+    ['unknown key', {}, 'sidecar: {imagePullPolicyy: Always}', /unknown key\(s\): sidecar\.imagePullPolicyy/],
+    ['not a mapping', {}, '- a', /must hold a mapping/],
+    ['same ports', { SIDECAR_ADMIN_PORT: '8080' }, undefined, /SIDECAR_ADMIN_PORT.*must differ/],
+    ['bad env var name', { URL_ENV_VARS: 'A=B' }, undefined, /urlEnvVars.*item 0/],
+  ];
+  it.each(bad)('rejects %s with a ConfigError naming the key', (_name, env, file, message) => {
+    const load = () => loadSettings(file === undefined ? env : { ...env, WEBHOOK_SETTINGS_FILE: '/f.yaml' }, () => file ?? '');
+    expect(load).toThrow(ConfigError);
+    expect(load).toThrow(message);
+  });
+
+  it('names the file env var when the file cannot be read', () => {
+    expect(() => loadSettings({ WEBHOOK_SETTINGS_FILE: '/nope/settings.yaml' })).toThrow(/WEBHOOK_SETTINGS_FILE: cannot read \/nope\/settings.yaml: ENOENT/);
+  });
+
+  it('docs/webhook.md carries the generated settings table', () => {
+    const doc = readFileSync(join(__dirname, '../../../docs/webhook.md'), 'utf8');
+    expect(doc).toContain(renderSettingsTable());
+  });
+});

@@ -1,0 +1,287 @@
+/**
+ * The webhook's settings: one declaration table drives loading (mounted file and env),
+ * validation (errors name the key and the env var), defaults and the table in docs/webhook.md.
+ * The Helm chart fills the file (WEBHOOK_SETTINGS_FILE, YAML or JSON); env wins over the file.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError, Env } from '../proxy/config-env';
+import pkg from '../package.json';
+
+export const WEBHOOK_VERSION: string = pkg.version;
+
+export type PullPolicy = 'Always' | 'IfNotPresent' | 'Never';
+export type NativeSidecarMode = 'auto' | 'always' | 'never';
+export type AnnotationErrorMode = 'deny' | 'warn';
+export type CertMode = 'selfManaged' | 'provided' | 'certManager';
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
+
+export interface Settings {
+  sidecar: {
+    image: string;
+    imagePullPolicy: PullPolicy;
+    proxyPort: number;
+    adminPort: number;
+    /** Numeric uid/gid the sidecar runs as; null leaves them to the platform (OpenShift). */
+    runAsUser: number | null;
+    runAsGroup: number | null;
+    logLevel: LogLevel;
+    /** preStop keeps the proxy alive this long so in-flight streams of a stopping app finish. */
+    drainSeconds: number;
+    spoolSizeLimit: string;
+    resources: {
+      requests: { cpu: string; memory: string };
+      limits: { cpu: string; memory: string };
+    };
+  };
+  akto: { secretName: string; baseUrlKey: string; tokenKey: string };
+  /** Secret holding the Authorization header value the proxy sends upstream; empty name = none. */
+  upstreamAuthorization: { secretName: string; key: string };
+  /** ConfigMap (in the pod's namespace) mounted as the proxy's policy; empty name = proxy default. */
+  policy: { configMapName: string; key: string };
+  urlEnvVars: string[];
+  excludedNamespaces: string[];
+  nativeSidecar: NativeSidecarMode;
+  annotationErrors: AnnotationErrorMode;
+  certs: {
+    mode: CertMode;
+    secretName: string;
+    webhookConfigName: string;
+    serviceName: string;
+    serviceNamespace: string;
+    caValidityDays: number;
+    certValidityDays: number;
+    checkIntervalSeconds: number;
+  };
+  tls: { certFile: string; keyFile: string; reloadIntervalMs: number };
+  server: { port: number; drainSeconds: number; maxBodyBytes: number; logLevel: LogLevel };
+}
+
+type Kind =
+  | { t: 'string'; pattern?: RegExp; allowEmpty?: boolean }
+  | { t: 'int'; min: number; max: number; nullable?: boolean }
+  | { t: 'enum'; values: readonly string[] }
+  | { t: 'list'; item?: RegExp }
+  | { t: 'quantity'; allowEmpty?: boolean };
+
+export interface SettingDecl {
+  /** Dotted path in the settings file and in Settings. */
+  key: string;
+  env: string;
+  kind: Kind;
+  default: unknown;
+  doc: string;
+}
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+const DNS_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const KEY_NAME = /^[-._a-zA-Z0-9]{1,253}$/;
+const ENV_NAME = /^[\x21-\x3c\x3e-\x7e]+$/; // printable ASCII without '=' (Kubernetes >= 1.34 rule)
+/** Kubernetes resource quantity (decimal or binary suffix, or exponent). */
+export const QUANTITY = /^\+?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$/;
+const FILE_PATH = /^\/.*$/;
+
+export const SETTINGS: readonly SettingDecl[] = [
+  { key: 'sidecar.image', env: 'SIDECAR_IMAGE', kind: { t: 'string', pattern: /^[^\s]+$/ }, default: `akto-agent-proxy:${WEBHOOK_VERSION}`, doc: 'Image of the injected proxy container.' },
+  { key: 'sidecar.imagePullPolicy', env: 'SIDECAR_IMAGE_PULL_POLICY', kind: { t: 'enum', values: ['Always', 'IfNotPresent', 'Never'] }, default: 'IfNotPresent', doc: 'Pull policy of the injected container.' },
+  { key: 'sidecar.proxyPort', env: 'SIDECAR_PROXY_PORT', kind: { t: 'int', min: 1024, max: 65535 }, default: 8080, doc: 'First proxy listener port on 127.0.0.1; further upstreams get the next free ports.' },
+  { key: 'sidecar.adminPort', env: 'SIDECAR_ADMIN_PORT', kind: { t: 'int', min: 1024, max: 65535 }, default: 9090, doc: 'Admin port of the proxy (/healthz, /readyz, /metrics), used by the probes.' },
+  { key: 'sidecar.runAsUser', env: 'SIDECAR_RUN_AS_USER', kind: { t: 'int', min: 1, max: 2147483647, nullable: true }, default: 65532, doc: 'uid of the proxy; `null` (env: `none`) lets the platform choose (OpenShift).' },
+  { key: 'sidecar.runAsGroup', env: 'SIDECAR_RUN_AS_GROUP', kind: { t: 'int', min: 1, max: 2147483647, nullable: true }, default: 65532, doc: 'gid of the proxy; `null` (env: `none`) lets the platform choose.' },
+  { key: 'sidecar.logLevel', env: 'SIDECAR_LOG_LEVEL', kind: { t: 'enum', values: LOG_LEVELS }, default: 'info', doc: 'LOG_LEVEL of the proxy (per-pod annotation `log-level` overrides).' },
+  { key: 'sidecar.drainSeconds', env: 'SIDECAR_DRAIN_SECONDS', kind: { t: 'int', min: 0, max: 600 }, default: 10, doc: 'preStop wait so in-flight streams finish before the proxy gets SIGTERM.' },
+  { key: 'sidecar.spoolSizeLimit', env: 'SIDECAR_SPOOL_SIZE_LIMIT', kind: { t: 'quantity' }, default: '256Mi', doc: 'sizeLimit of the emptyDir the proxy spools undelivered traces to (SPOOL_DIR).' },
+  { key: 'sidecar.resources.requests.cpu', env: 'SIDECAR_CPU_REQUEST', kind: { t: 'quantity', allowEmpty: true }, default: '50m', doc: 'CPU request of the proxy (empty = none).' },
+  { key: 'sidecar.resources.requests.memory', env: 'SIDECAR_MEMORY_REQUEST', kind: { t: 'quantity', allowEmpty: true }, default: '64Mi', doc: 'Memory request of the proxy (empty = none).' },
+  { key: 'sidecar.resources.limits.cpu', env: 'SIDECAR_CPU_LIMIT', kind: { t: 'quantity', allowEmpty: true }, default: '', doc: 'CPU limit of the proxy (empty = none, avoids throttling on the hot path).' },
+  { key: 'sidecar.resources.limits.memory', env: 'SIDECAR_MEMORY_LIMIT', kind: { t: 'quantity', allowEmpty: true }, default: '256Mi', doc: 'Memory limit of the proxy (empty = none).' },
+  { key: 'akto.secretName', env: 'AKTO_SECRET_NAME', kind: { t: 'string', pattern: DNS_NAME }, default: 'akto-agent-proxy', doc: 'Secret in the pod\'s namespace with the Akto URL and token (referenced optional: a missing Secret means local trace sink).' },
+  { key: 'akto.baseUrlKey', env: 'AKTO_SECRET_BASE_URL_KEY', kind: { t: 'string', pattern: KEY_NAME }, default: 'AKTO_API_BASE_URL', doc: 'Key of that Secret holding AKTO_API_BASE_URL.' },
+  { key: 'akto.tokenKey', env: 'AKTO_SECRET_TOKEN_KEY', kind: { t: 'string', pattern: KEY_NAME }, default: 'AKTO_API_TOKEN', doc: 'Key of that Secret holding AKTO_API_TOKEN.' },
+  { key: 'upstreamAuthorization.secretName', env: 'UPSTREAM_AUTH_SECRET_NAME', kind: { t: 'string', pattern: DNS_NAME, allowEmpty: true }, default: '', doc: 'Secret with the Authorization value the proxy sends upstream (UPSTREAM_AUTHORIZATION); empty = none.' },
+  { key: 'upstreamAuthorization.key', env: 'UPSTREAM_AUTH_SECRET_KEY', kind: { t: 'string', pattern: KEY_NAME }, default: 'UPSTREAM_AUTHORIZATION', doc: 'Key in that Secret.' },
+  { key: 'policy.configMapName', env: 'POLICY_CONFIGMAP_NAME', kind: { t: 'string', pattern: DNS_NAME, allowEmpty: true }, default: '', doc: 'ConfigMap in the pod\'s namespace mounted as POLICY_FILE; empty = the proxy\'s built-in default policy.' },
+  { key: 'policy.key', env: 'POLICY_CONFIGMAP_KEY', kind: { t: 'string', pattern: KEY_NAME }, default: 'policy.yaml', doc: 'Key of that ConfigMap holding the policy document.' },
+  { key: 'urlEnvVars', env: 'URL_ENV_VARS', kind: { t: 'list', item: ENV_NAME }, default: ['AI_AGENT_INFERENCE_URL', 'OPENAI_BASE_URL', 'HF_INFERENCE_ENDPOINT'], doc: 'Env vars holding an inference URL to rewrite (per-pod annotation `env-vars` overrides).' },
+  { key: 'excludedNamespaces', env: 'EXCLUDED_NAMESPACES', kind: { t: 'list', item: DNS_LABEL }, default: ['kube-system', 'kube-public', 'kube-node-lease'], doc: 'Namespaces never injected; the webhook\'s own namespace is always added.' },
+  { key: 'nativeSidecar', env: 'NATIVE_SIDECAR', kind: { t: 'enum', values: ['auto', 'always', 'never'] }, default: 'auto', doc: '`auto`: native sidecar when the API server is >= 1.29, else classic; per-pod annotation `native-sidecar` overrides.' },
+  { key: 'annotationErrors', env: 'ANNOTATION_ERRORS', kind: { t: 'enum', values: ['deny', 'warn'] }, default: 'deny', doc: 'Invalid per-pod annotation: `deny` rejects the pod naming the annotation; `warn` ignores it with a warning.' },
+  { key: 'certs.mode', env: 'CERT_MODE', kind: { t: 'enum', values: ['selfManaged', 'provided', 'certManager'] }, default: 'selfManaged', doc: '`selfManaged`: the webhook keeps a CA and serving cert in a Secret and patches caBundle; `provided`/`certManager`: cert and key from TLS_CERT_FILE/TLS_KEY_FILE.' },
+  { key: 'certs.secretName', env: 'CERT_SECRET_NAME', kind: { t: 'string', pattern: DNS_NAME }, default: 'akto-agent-proxy-webhook-tls', doc: 'selfManaged: Secret (in the webhook namespace) holding the CA and serving cert.' },
+  { key: 'certs.webhookConfigName', env: 'WEBHOOK_CONFIG_NAME', kind: { t: 'string', pattern: DNS_NAME }, default: 'akto-agent-proxy-webhook', doc: 'selfManaged: MutatingWebhookConfiguration whose caBundle the webhook patches.' },
+  { key: 'certs.serviceName', env: 'WEBHOOK_SERVICE_NAME', kind: { t: 'string', pattern: DNS_LABEL }, default: 'akto-agent-proxy-webhook', doc: 'Service name in the serving cert\'s DNS names.' },
+  { key: 'certs.serviceNamespace', env: 'WEBHOOK_NAMESPACE', kind: { t: 'string', pattern: DNS_LABEL }, default: 'akto-agent-proxy', doc: 'Namespace of the webhook (POD_NAMESPACE is used when this is unset).' },
+  { key: 'certs.caValidityDays', env: 'CERT_CA_VALIDITY_DAYS', kind: { t: 'int', min: 2, max: 36500 }, default: 3650, doc: 'selfManaged: CA lifetime; a new CA is made at 2/3 of it, the old one stays in caBundle.' },
+  { key: 'certs.certValidityDays', env: 'CERT_VALIDITY_DAYS', kind: { t: 'int', min: 1, max: 3650 }, default: 30, doc: 'selfManaged: serving cert lifetime; renewed at 2/3 of it.' },
+  { key: 'certs.checkIntervalSeconds', env: 'CERT_CHECK_INTERVAL_SECONDS', kind: { t: 'int', min: 1, max: 86400 }, default: 300, doc: 'selfManaged: how often the Secret and caBundle are re-checked.' },
+  { key: 'tls.certFile', env: 'TLS_CERT_FILE', kind: { t: 'string', pattern: FILE_PATH }, default: '/etc/akto-agent-proxy-webhook/tls/tls.crt', doc: 'provided/certManager: PEM serving certificate, reloaded on change.' },
+  { key: 'tls.keyFile', env: 'TLS_KEY_FILE', kind: { t: 'string', pattern: FILE_PATH }, default: '/etc/akto-agent-proxy-webhook/tls/tls.key', doc: 'provided/certManager: PEM private key, reloaded on change.' },
+  { key: 'tls.reloadIntervalMs', env: 'TLS_RELOAD_INTERVAL_MS', kind: { t: 'int', min: 50, max: 3600000 }, default: 5000, doc: 'How often the cert files are checked for changes.' },
+  { key: 'server.port', env: 'WEBHOOK_PORT', kind: { t: 'int', min: 1, max: 65535 }, default: 8443, doc: 'HTTPS port of the webhook.' },
+  { key: 'server.drainSeconds', env: 'WEBHOOK_DRAIN_SECONDS', kind: { t: 'int', min: 0, max: 300 }, default: 15, doc: 'After SIGTERM: not ready, but keeps serving this long (the API server reuses connections).' },
+  { key: 'server.maxBodyBytes', env: 'WEBHOOK_MAX_BODY_BYTES', kind: { t: 'int', min: 1024, max: 64 * 1024 * 1024 }, default: 3 * 1024 * 1024, doc: 'Largest AdmissionReview accepted (413 above).' },
+  { key: 'server.logLevel', env: 'LOG_LEVEL', kind: { t: 'enum', values: LOG_LEVELS }, default: 'info', doc: 'Log level of the webhook itself.' },
+];
+
+function describe(d: SettingDecl): string {
+  return `${d.key} (env ${d.env})`;
+}
+
+function validate(d: SettingDecl, raw: unknown, fromEnv: boolean): unknown {
+  const where = describe(d);
+  const k = d.kind;
+  const fail = (problem: string): never => {
+    throw new ConfigError(where, problem);
+  };
+  switch (k.t) {
+    case 'string':
+    case 'quantity': {
+      if (typeof raw !== 'string') fail(`must be a string, got ${typeof raw}`);
+      const s = (raw as string).trim();
+      if (s === '') return k.allowEmpty ? '' : fail('must not be empty');
+      const re = k.t === 'quantity' ? QUANTITY : k.pattern;
+      if (re && !re.test(s)) fail(`has an invalid value "${s}"`);
+      return s;
+    }
+    case 'int': {
+      if (k.nullable && (raw === null || (fromEnv && /^(none|null)$/i.test(String(raw))))) return null;
+      let n: number;
+      if (typeof raw === 'number') n = raw;
+      else if (typeof raw === 'string' && /^-?\d+$/.test(raw.trim())) n = Number(raw.trim());
+      else return fail(`must be an integer, got ${JSON.stringify(raw)}`);
+      if (!Number.isInteger(n) || n < k.min || n > k.max) fail(`must be an integer between ${k.min} and ${k.max}, got ${n}`);
+      return n;
+    }
+    case 'enum': {
+      if (typeof raw !== 'string') return fail(`must be one of ${k.values.join(', ')}`);
+      const match = k.values.find((v) => v.toLowerCase() === raw.trim().toLowerCase());
+      if (match === undefined) fail(`must be one of ${k.values.join(', ')}, got "${raw}"`);
+      return match;
+    }
+    case 'list': {
+      let items: unknown[];
+      if (typeof raw === 'string') items = raw.split(',').map((s) => s.trim()).filter(Boolean);
+      else if (Array.isArray(raw)) items = raw;
+      else return fail('must be a list (array, or a comma-separated string)');
+      return items.map((item, i) => {
+        if (typeof item !== 'string' || item.trim() === '') fail(`item ${i} must be a non-empty string`);
+        const s = (item as string).trim();
+        if (k.item && !k.item.test(s)) fail(`item ${i} has an invalid value "${s}"`);
+        return s;
+      });
+    }
+  }
+}
+
+function getPath(obj: Record<string, unknown>, key: string): unknown {
+  let cur: unknown = obj;
+  for (const part of key.split('.')) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[part];
+  }
+  return cur;
+}
+
+function setPath(obj: Record<string, unknown>, key: string, value: unknown): void {
+  const parts = key.split('.');
+  let cur = obj;
+  for (const part of parts.slice(0, -1)) {
+    cur[part] ??= {};
+    cur = cur[part] as Record<string, unknown>;
+  }
+  cur[parts[parts.length - 1]] = value;
+}
+
+/** Keys present in the file that no declaration knows: reported, so a typo never goes unnoticed. */
+function unknownKeys(obj: unknown, prefix = ''): string[] {
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) return [];
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(obj as Record<string, unknown>)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (SETTINGS.some((d) => d.key === key)) continue;
+    if (SETTINGS.some((d) => d.key.startsWith(`${key}.`))) out.push(...unknownKeys(v, key));
+    else out.push(key);
+  }
+  return out;
+}
+
+export function parseSettingsFile(text: string, fileName: string): Record<string, unknown> {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text); // YAML is a superset of JSON
+  } catch (err) {
+    throw new ConfigError('WEBHOOK_SETTINGS_FILE', `${fileName} is not valid YAML/JSON: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError('WEBHOOK_SETTINGS_FILE', `${fileName} must hold a mapping of settings`);
+  const unknown = unknownKeys(doc);
+  if (unknown.length > 0) throw new ConfigError('WEBHOOK_SETTINGS_FILE', `${fileName} has unknown key(s): ${unknown.join(', ')}`);
+  return doc as Record<string, unknown>;
+}
+
+/**
+ * Settings from defaults, then the file named by WEBHOOK_SETTINGS_FILE, then env.
+ * Throws ConfigError naming the key and env var of the first bad value.
+ */
+export function loadSettings(env: Env = process.env, readFile: (path: string) => string = (p) => readFileSync(p, 'utf8')): Settings {
+  let file: Record<string, unknown> = {};
+  const fileName = env.WEBHOOK_SETTINGS_FILE?.trim();
+  if (fileName) {
+    let text: string;
+    try {
+      text = readFile(fileName);
+    } catch (err) {
+      throw new ConfigError('WEBHOOK_SETTINGS_FILE', `cannot read ${fileName}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    file = parseSettingsFile(text, fileName);
+  }
+  const out: Record<string, unknown> = {};
+  for (const d of SETTINGS) {
+    const envValue = env[d.env];
+    let value: unknown = structuredClone(d.default);
+    if (envValue !== undefined && envValue.trim() !== '') value = validate(d, envValue, true);
+    else {
+      const fromFile = getPath(file, d.key);
+      if (fromFile !== undefined) value = validate(d, fromFile, false);
+    }
+    setPath(out, d.key, value);
+  }
+  const settings = out as unknown as Settings;
+  if (!env.WEBHOOK_NAMESPACE?.trim() && getPath(file, 'certs.serviceNamespace') === undefined && env.POD_NAMESPACE?.trim()) {
+    settings.certs.serviceNamespace = validate(SETTINGS.find((d) => d.key === 'certs.serviceNamespace')!, env.POD_NAMESPACE, true) as string;
+  }
+  return checkConsistency(settings);
+}
+
+function checkConsistency(s: Settings): Settings {
+  if (s.sidecar.proxyPort === s.sidecar.adminPort) {
+    throw new ConfigError('sidecar.adminPort (env SIDECAR_ADMIN_PORT)', `must differ from sidecar.proxyPort (${s.sidecar.proxyPort})`);
+  }
+  if (!s.excludedNamespaces.includes(s.certs.serviceNamespace)) s.excludedNamespaces.push(s.certs.serviceNamespace);
+  return s;
+}
+
+/** Defaults only (what `node dist/webhook/main.js` uses with no settings). */
+export function defaultSettings(): Settings {
+  return loadSettings({}, () => '');
+}
+
+/** The markdown table of docs/webhook.md, generated from SETTINGS (a test keeps the doc in sync). */
+export function renderSettingsTable(): string {
+  const rows = SETTINGS.map((d) => {
+    const def = Array.isArray(d.default) ? d.default.join(', ') : d.default === '' ? '(empty)' : String(d.default);
+    return `| \`${d.key}\` | \`${d.env}\` | ${kindText(d.kind)} | \`${def}\` | ${d.doc} |`;
+  });
+  return ['| key (file) | env | type | default | meaning |', '|---|---|---|---|---|', ...rows].join('\n');
+}
+
+function kindText(k: Kind): string {
+  switch (k.t) {
+    case 'string': return 'string';
+    case 'quantity': return 'quantity';
+    case 'int': return `int ${k.min}..${k.max}${k.nullable ? ' or null' : ''}`;
+    case 'enum': return k.values.join(' \\| ');
+    case 'list': return 'list';
+  }
+}
