@@ -1,0 +1,24 @@
+import type { BlockVerdict, ErrorDialect } from './exchange';
+
+/** The error object a client of this dialect reads best (OpenAI SDK: error.message; huggingface.js: error string). */
+export function errorPayload(dialect: ErrorDialect, verdict: BlockVerdict): Record<string, unknown> {
+  return dialect === 'openai'
+    ? { error: { message: verdict.message, type: verdict.type, code: verdict.code, param: null } }
+    : { error: verdict.message, error_type: verdict.type };
+}
+
+/**
+ * A complete HTTP answer for a verdict in the client's API shape. Policy blocks carry
+ * `x-should-retry: false` so the OpenAI SDK does not retry them; 429 (limits) leaves retrying to the client.
+ */
+export function renderError(dialect: ErrorDialect, verdict: BlockVerdict): { status: number; headers: Record<string, string>; body: Buffer } {
+  const body = Buffer.from(JSON.stringify(errorPayload(dialect, verdict)), 'utf8');
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    'content-length': String(body.length),
+  };
+  if (verdict.status !== 429) headers['x-should-retry'] = 'false';
+  if (verdict.headers) for (const [k, v] of Object.entries(verdict.headers)) headers[k.toLowerCase()] = v;
+  headers['content-length'] = String(body.length);
+  return { status: verdict.status, headers, body };
+}
