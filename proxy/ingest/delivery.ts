@@ -1,0 +1,381 @@
+import type { Logger } from '../telemetry/logger';
+import type { DeliverySettings } from './config';
+import type { DeadLetterFile } from './dead-letter';
+import type { IngestMetrics } from './metrics';
+import type { BatchSender, PostResult } from './sender';
+import type { Segment, Spool } from './spool';
+import { errorText } from './spool';
+
+/** Where finished records go. enqueue never throws and never waits. */
+export interface RecordSink {
+  enqueue(line: string): void;
+  /** Stops intake, delivers what it can within drainMs, keeps the rest on disk. */
+  close(drainMs: number): Promise<void>;
+}
+
+interface Batch {
+  lines: string[];
+  bytes: number;
+}
+
+/** `{"batchData":[` + `]}` and one comma per record. */
+const ENVELOPE_BYTES = 16;
+const AUTH_LOG_INTERVAL_MS = 5 * 60_000;
+const GROWTH_LOG_INTERVAL_MS = 60_000;
+const REJECT_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * Delivers records to Akto. Normally records wait in memory, are cut into batches by count, bytes
+ * or time and POSTed with at most maxInFlight requests open. When a POST fails (Akto down, slow,
+ * refusing the token) or the memory bound is reached, the pipeline switches to the spool: new
+ * records are appended to disk and a replay loop sends segments oldest-first, retrying with
+ * exponential backoff and jitter, until the spool is empty and memory delivery resumes.
+ */
+export class Delivery implements RecordSink {
+  private pending: string[] = [];
+  private pendingBytes = 0;
+  private readonly queue: Batch[] = [];
+  private memoryBytes = 0;
+  private inFlight = 0;
+  private readonly slotWaiters: Array<() => void> = [];
+  private timer?: NodeJS.Timeout;
+  private spoolMode = false;
+  private replay?: Promise<void>;
+  /** Earliest time the next POST may go out after a failure (shared by all replay workers). */
+  private retryAt = 0;
+  private failures = 0;
+  private closing = false;
+  private readonly stop = new AbortController();
+  private lastAuthLog = -Infinity;
+  private lastGrowthLog = -Infinity;
+  private lastRejectLog = -Infinity;
+  private rejectsSuppressed = 0;
+  private readonly memoryTasks = new Set<Promise<void>>();
+
+  constructor(
+    private readonly sender: BatchSender,
+    private readonly spool: Spool,
+    private readonly deadLetter: DeadLetterFile,
+    private readonly settings: DeliverySettings,
+    private readonly logger: Logger,
+    private readonly metrics: IngestMetrics,
+  ) {
+    if (!spool.isEmpty) this.enterSpoolMode('records left in the spool by a previous run');
+  }
+
+  enqueue(line: string): void {
+    this.metrics.queued.inc();
+    if (this.closing || this.spoolMode) {
+      this.spool.append(line);
+      this.noteGrowth();
+      return;
+    }
+    const bytes = Buffer.byteLength(line) + 1;
+    if (this.memoryBytes + bytes > this.settings.memoryQueueBytes) {
+      this.spool.append(line);
+      this.enterSpoolMode(`memory queue passed AKTO_MEMORY_QUEUE_BYTES (${this.settings.memoryQueueBytes} bytes)`);
+      return;
+    }
+    if (this.pending.length > 0 && this.pendingBytes + bytes + ENVELOPE_BYTES > this.settings.maxBatchBytes) this.cut();
+    this.pending.push(line);
+    this.pendingBytes += bytes;
+    this.memoryBytes += bytes;
+    this.metrics.memoryBytes.set(this.memoryBytes);
+    if (this.pending.length >= this.settings.batchSize) this.cut();
+    else if (!this.timer) {
+      this.timer = setTimeout(() => this.cut(), this.settings.batchIntervalMs);
+      this.timer.unref();
+    }
+  }
+
+  async close(drainMs: number): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.cut();
+    const deadline = Date.now() + drainMs;
+    // Stop early when the next retry would come after the deadline anyway (Akto down).
+    while (Date.now() < deadline && !this.idle() && !(this.spoolMode && this.retryAt >= deadline)) {
+      await delay(Math.min(20, Math.max(1, deadline - Date.now())));
+    }
+    // Whatever is still unsent goes to disk; open POSTs are aborted and spooled by their callers.
+    this.stop.abort();
+    this.spillQueue();
+    await Promise.all([...this.memoryTasks]);
+    await this.replay;
+    await this.spool.close();
+    await this.deadLetter.close();
+    this.sender.close();
+    const left = this.spool.bytes;
+    if (left > 0) this.logger.warn({ spoolBytes: left, segments: this.spool.segments }, 'trace records kept in the spool for the next start');
+  }
+
+  private idle(): boolean {
+    return this.pending.length === 0 && this.queue.length === 0 && this.memoryTasks.size === 0 && !this.spoolMode;
+  }
+
+  /** Turns pending records into a batch and sends what the in-flight bound allows. */
+  private cut(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (this.pending.length > 0) {
+      this.queue.push({ lines: this.pending, bytes: this.pendingBytes });
+      this.pending = [];
+      this.pendingBytes = 0;
+    }
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0 && this.inFlight < this.settings.maxInFlight && !this.stop.signal.aborted) {
+      const batch = this.queue.shift() as Batch;
+      this.inFlight++;
+      const task = this.sendFromMemory(batch).finally(() => {
+        this.memoryTasks.delete(task);
+        this.releaseSlot();
+      });
+      this.memoryTasks.add(task);
+    }
+  }
+
+  private async sendFromMemory(batch: Batch): Promise<void> {
+    const result = await this.post(batch.lines);
+    this.memoryBytes -= batch.bytes;
+    this.metrics.memoryBytes.set(this.memoryBytes);
+    if (result.kind === 'ok') return;
+    if (result.kind === 'reject') return this.reject(batch.lines, result);
+    // Retryable or auth: the batch and everything behind it go to the spool and the replay loop.
+    this.metrics.retried.inc(batch.lines.length);
+    for (const line of batch.lines) this.spool.append(line);
+    this.noteFailure(result);
+    if (!this.closing) this.enterSpoolMode(describe(result));
+  }
+
+  private enterSpoolMode(reason: string): void {
+    if (!this.spoolMode) {
+      this.spoolMode = true;
+      this.logger.warn({ reason, spoolBytes: this.spool.bytes }, 'trace delivery to Akto is falling behind; spooling records to disk (SPOOL_DIR)');
+      this.lastGrowthLog = Date.now();
+    }
+    this.spillQueue();
+    if (!this.replay && !this.closing) this.replay = this.replayLoop().finally(() => (this.replay = undefined));
+  }
+
+  /** Moves records not yet sent from memory to the spool, keeping their order. */
+  private spillQueue(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (this.pending.length > 0) this.queue.push({ lines: this.pending, bytes: this.pendingBytes });
+    this.pending = [];
+    this.pendingBytes = 0;
+    for (const batch of this.queue.splice(0)) {
+      for (const line of batch.lines) this.spool.append(line);
+      this.memoryBytes -= batch.bytes;
+    }
+    this.metrics.memoryBytes.set(this.memoryBytes);
+  }
+
+  private async replayLoop(): Promise<void> {
+    try {
+      while (!this.stop.signal.aborted) {
+        const seg = await this.spool.takeOldest();
+        if (!seg) {
+          if (this.spool.isEmpty) break;
+          continue;
+        }
+        await this.replaySegment(seg);
+      }
+      if (!this.stop.signal.aborted && this.spool.isEmpty) {
+        this.spoolMode = false;
+        this.logger.info('trace spool drained; delivering from memory again');
+      }
+    } catch (err) {
+      this.logger.error({ err: errorText(err) }, 'trace spool replay failed; retrying');
+      if (!this.stop.signal.aborted) {
+        await this.pause(this.settings.retryMaxMs);
+        this.replay = undefined;
+        if (!this.stop.signal.aborted) this.enterSpoolMode('replay error');
+      }
+    }
+  }
+
+  /** Sends one segment with up to maxInFlight POSTs; deletes it, or keeps what was not delivered. */
+  private async replaySegment(seg: Segment): Promise<void> {
+    const lines = await this.spool.read(seg);
+    const batches = splitBatches(lines, this.settings.batchSize, this.settings.maxBatchBytes);
+    const delivered = new Array<boolean>(batches.length).fill(false);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < batches.length && !this.stop.signal.aborted) {
+        const i = next++;
+        delivered[i] = await this.sendWithRetry(batches[i]);
+      }
+    };
+    const workers = Math.min(this.settings.maxInFlight, batches.length);
+    await Promise.all(Array.from({ length: workers }, worker));
+    if (delivered.every(Boolean)) await this.spool.remove(seg);
+    else await this.spool.rewrite(seg, batches.filter((_, i) => !delivered[i]).flat());
+  }
+
+  /** True once the batch is delivered or dead-lettered; false if stopped first. */
+  private async sendWithRetry(lines: string[]): Promise<boolean> {
+    for (;;) {
+      await this.pause(this.retryAt - Date.now());
+      if (this.stop.signal.aborted) return false;
+      await this.acquireSlot();
+      let result: PostResult;
+      try {
+        result = await this.post(lines);
+      } finally {
+        this.releaseSlot();
+      }
+      if (result.kind === 'ok') return true;
+      if (result.kind === 'reject') {
+        await this.reject(lines, result);
+        return true;
+      }
+      if (this.stop.signal.aborted) return false;
+      this.metrics.retried.inc(lines.length);
+      this.noteFailure(result);
+    }
+  }
+
+  private async post(lines: string[]): Promise<PostResult> {
+    const started = process.hrtime.bigint();
+    let result: PostResult;
+    try {
+      result = await this.sender.post(lines, this.stop.signal);
+    } catch (err) {
+      result = { kind: 'retry', reason: `network: ${errorText(err)}` };
+    }
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    this.metrics.batchDuration.observe({ result: result.kind }, seconds);
+    if (result.kind === 'ok') {
+      this.failures = 0;
+      this.retryAt = 0;
+      this.metrics.sent.inc(lines.length);
+      this.metrics.lastSuccess.set(Date.now() / 1000);
+    } else {
+      this.metrics.batchFailures.inc({ reason: failureReason(result) });
+    }
+    return result;
+  }
+
+  /** Schedules the next attempt: Retry-After when given, slow for auth, else backoff with jitter. */
+  private noteFailure(result: Exclude<PostResult, { kind: 'ok' | 'reject' }>): void {
+    this.failures++;
+    let wait: number;
+    if (result.kind === 'auth') {
+      wait = this.settings.authRetryMs;
+      this.reportAuthRefused(result.status);
+    } else {
+      const ceiling = Math.min(this.settings.retryMaxMs, this.settings.retryBaseMs * 2 ** Math.min(this.failures - 1, 30));
+      wait = ceiling / 2 + Math.random() * (ceiling / 2);
+      if (result.retryAfterMs !== undefined) wait = Math.max(wait, Math.min(result.retryAfterMs, 10 * this.settings.retryMaxMs));
+      this.logger.debug({ reason: result.reason, retryInMs: Math.round(wait) }, 'trace batch not delivered; will retry');
+    }
+    this.retryAt = Math.max(this.retryAt, Date.now() + wait);
+  }
+
+  /** One clear line naming AKTO_API_TOKEN, at most every few minutes however many batches fail. */
+  reportAuthRefused(status: number): void {
+    const now = Date.now();
+    if (now - this.lastAuthLog < AUTH_LOG_INTERVAL_MS) return;
+    this.lastAuthLog = now;
+    this.logger.error(
+      { status, retryInMs: this.settings.authRetryMs },
+      `Akto refused the trace upload with HTTP ${status}: check AKTO_API_TOKEN (the raw token from Akto, no "Bearer " prefix). Records are kept in the spool and retried.`,
+    );
+  }
+
+  private async reject(lines: string[], result: Extract<PostResult, { kind: 'reject' }>): Promise<void> {
+    const now = Date.now();
+    if (now - this.lastRejectLog >= REJECT_LOG_INTERVAL_MS) {
+      this.logger.error(
+        { status: result.status, body: result.body, records: lines.length, file: this.deadLetter.file, suppressed: this.rejectsSuppressed },
+        `Akto rejected a trace batch with HTTP ${result.status}; moved it to the dead-letter file`,
+      );
+      this.lastRejectLog = now;
+      this.rejectsSuppressed = 0;
+    } else this.rejectsSuppressed++;
+    await this.deadLetter.add(lines, result.status, result.body);
+  }
+
+  private noteGrowth(): void {
+    const now = Date.now();
+    if (now - this.lastGrowthLog < GROWTH_LOG_INTERVAL_MS) return;
+    this.lastGrowthLog = now;
+    this.logger.warn({ spoolBytes: this.spool.bytes, segments: this.spool.segments }, 'trace spool is growing while Akto is unreachable or slow');
+  }
+
+  private acquireSlot(): Promise<void> {
+    if (this.inFlight < this.settings.maxInFlight) {
+      this.inFlight++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.slotWaiters.push(resolve));
+  }
+
+  /** Frees a slot: memory batches first (they hold memory), then waiting replay workers. */
+  private releaseSlot(): void {
+    this.inFlight--;
+    this.pump();
+    while (this.inFlight < this.settings.maxInFlight && this.slotWaiters.length > 0) {
+      this.inFlight++;
+      (this.slotWaiters.shift() as () => void)();
+    }
+  }
+
+  private pause(ms: number): Promise<void> {
+    if (ms <= 0 || this.stop.signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const onAbort = (): void => {
+        clearTimeout(t);
+        resolve();
+      };
+      const t = setTimeout(() => {
+        this.stop.signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      this.stop.signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
+
+/** Groups records by count and bytes so each POST stays under the body limit. */
+export function splitBatches(lines: readonly string[], maxCount: number, maxBytes: number): string[][] {
+  const out: string[][] = [];
+  let cur: string[] = [];
+  let bytes = ENVELOPE_BYTES;
+  for (const line of lines) {
+    const b = Buffer.byteLength(line) + 1;
+    if (cur.length > 0 && (cur.length >= maxCount || bytes + b > maxBytes)) {
+      out.push(cur);
+      cur = [];
+      bytes = ENVELOPE_BYTES;
+    }
+    cur.push(line);
+    bytes += b;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}
+
+function failureReason(result: Exclude<PostResult, { kind: 'ok' }>): string {
+  if (result.kind === 'auth') return 'auth';
+  if (result.kind === 'reject') return 'rejected';
+  if (result.status === undefined) return result.reason === 'timeout' ? 'timeout' : 'network';
+  if (result.status >= 500) return 'http_5xx';
+  return `http_${result.status}`;
+}
+
+function describe(result: Exclude<PostResult, { kind: 'ok' | 'reject' }>): string {
+  return result.kind === 'auth' ? `HTTP ${result.status} (AKTO_API_TOKEN refused)` : result.reason;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,302 @@
+import { promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Logger } from '../telemetry/logger';
+import type { SpoolSettings } from './config';
+import type { IngestMetrics } from './metrics';
+
+/** One closed, append-only file of records, one JSON record per line. */
+export interface Segment {
+  readonly name: string;
+  bytes: number;
+}
+
+const SEGMENT_RE = /^seg-(\d{12})\.jsonl$/;
+/** Appends this large are written at once instead of waiting for the next tick. */
+const FLUSH_NOW_BYTES = 256 * 1024;
+
+/**
+ * The disk spool: records that could not go to Akto from memory. Appends are buffered for one
+ * tick and written with one write() per flush to the active segment; a segment is fsync'ed when
+ * it is sealed and at most every fsyncIntervalMs while active (0 = every flush). A process crash
+ * (SIGKILL, OOM) loses nothing that was flushed; a machine crash can lose the last interval.
+ * Segments are replayed oldest-first; past maxBytes the oldest segment is dropped and counted.
+ */
+export class Spool {
+  private readonly sealed: Segment[] = [];
+  private active?: { seg: Segment; fh: FileHandle; dirty: boolean; lastSync: number };
+  private buffer: string[] = [];
+  private bufferBytes = 0;
+  private diskBytes = 0;
+  private seq = 0;
+  private chain: Promise<void> = Promise.resolve();
+  private flushScheduled = false;
+  private fsyncTimer?: NodeJS.Timeout;
+  private readonly reading = new Set<string>();
+  private closed = false;
+
+  private constructor(
+    private readonly settings: SpoolSettings,
+    private readonly logger: Logger,
+    private readonly metrics: IngestMetrics,
+  ) {}
+
+  /** Opens (creating) the spool directory and adopts the segments a previous run left behind. */
+  static async open(settings: SpoolSettings, logger: Logger, metrics: IngestMetrics): Promise<Spool> {
+    const spool = new Spool(settings, logger, metrics);
+    await fsp.mkdir(settings.dir, { recursive: true });
+    const names = (await fsp.readdir(settings.dir)).filter((n) => SEGMENT_RE.test(n)).sort();
+    for (const name of names) {
+      const { size } = await fsp.stat(path.join(settings.dir, name));
+      if (size === 0) {
+        await fsp.unlink(path.join(settings.dir, name));
+        continue;
+      }
+      spool.sealed.push({ name, bytes: size });
+      spool.diskBytes += size;
+    }
+    const last = names.at(-1);
+    spool.seq = last ? Number(SEGMENT_RE.exec(last)?.[1]) + 1 : 1;
+    spool.updateGauge();
+    if (spool.sealed.length > 0) {
+      logger.info({ dir: settings.dir, segments: spool.sealed.length, bytes: spool.diskBytes }, 'trace spool holds records from a previous run; replaying them');
+    }
+    return spool;
+  }
+
+  /** Bytes on disk plus bytes waiting to be written. */
+  get bytes(): number {
+    return this.diskBytes + this.bufferBytes;
+  }
+
+  get segments(): number {
+    return this.sealed.length + (this.active ? 1 : 0);
+  }
+
+  get isEmpty(): boolean {
+    return this.bytes === 0;
+  }
+
+  /** Queues one record line (no newline) for the spool. Never throws. */
+  append(line: string): void {
+    this.buffer.push(line);
+    this.bufferBytes += Buffer.byteLength(line) + 1;
+    this.metrics.spooled.inc();
+    if (this.bufferBytes >= FLUSH_NOW_BYTES) void this.flush();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => void this.flush());
+    }
+  }
+
+  /** Writes buffered lines to disk. Resolves once they are written (not necessarily fsync'ed). */
+  flush(): Promise<void> {
+    this.flushScheduled = false;
+    if (this.buffer.length === 0) return this.chain;
+    const lines = this.buffer;
+    const bytes = this.bufferBytes;
+    this.buffer = [];
+    this.bufferBytes = 0;
+    return this.enqueue(async () => {
+      try {
+        await this.writeLines(lines, bytes);
+      } catch (err) {
+        this.metrics.dropped.inc({ reason: 'spool_write' }, lines.length);
+        this.logger.error({ err: errorText(err), dir: this.settings.dir, records: lines.length }, 'trace spool write failed; records lost');
+      }
+      await this.enforceBound();
+    });
+  }
+
+  /**
+   * The oldest segment to replay, sealing the active one when it is the only one left. The
+   * segment is protected from bound drops until remove(), rewrite() or release().
+   */
+  async takeOldest(): Promise<Segment | undefined> {
+    await this.flush();
+    return this.enqueue(async () => {
+      let seg = this.sealed.find((s) => !this.reading.has(s.name));
+      if (!seg && this.active && this.active.seg.bytes > 0) {
+        await this.sealActive();
+        seg = this.sealed.find((s) => !this.reading.has(s.name));
+      }
+      if (seg) this.reading.add(seg.name);
+      return seg;
+    });
+  }
+
+  /** The records of a segment, oldest first. Unparseable lines (a torn write) are counted and skipped. */
+  async read(seg: Segment): Promise<string[]> {
+    let text: string;
+    try {
+      text = await fsp.readFile(path.join(this.settings.dir, seg.name), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const lines: string[] = [];
+    let corrupt = 0;
+    for (const line of text.split('\n')) {
+      if (line === '') continue;
+      try {
+        JSON.parse(line);
+        lines.push(line);
+      } catch {
+        corrupt++;
+      }
+    }
+    if (corrupt > 0) {
+      this.metrics.dropped.inc({ reason: 'corrupt' }, corrupt);
+      this.logger.error({ segment: seg.name, records: corrupt }, 'trace spool segment had unreadable lines (torn write); they are dropped');
+    }
+    return lines;
+  }
+
+  /** The segment is delivered: delete it. */
+  remove(seg: Segment): Promise<void> {
+    return this.enqueue(async () => {
+      this.reading.delete(seg.name);
+      const i = this.sealed.indexOf(seg);
+      if (i < 0) return;
+      this.sealed.splice(i, 1);
+      this.diskBytes -= seg.bytes;
+      this.updateGauge();
+      await fsp.rm(path.join(this.settings.dir, seg.name), { force: true });
+    });
+  }
+
+  /** Part of the segment was delivered: keep only the rest (atomically, via rename). */
+  rewrite(seg: Segment, remaining: readonly string[]): Promise<void> {
+    if (remaining.length === 0) return this.remove(seg);
+    return this.enqueue(async () => {
+      this.reading.delete(seg.name);
+      if (!this.sealed.includes(seg)) return;
+      const file = path.join(this.settings.dir, seg.name);
+      const tmp = `${file}.tmp`;
+      const text = remaining.join('\n') + '\n';
+      const fh = await fsp.open(tmp, 'w');
+      try {
+        await fh.writeFile(text);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await fsp.rename(tmp, file);
+      const bytes = Buffer.byteLength(text);
+      this.diskBytes += bytes - seg.bytes;
+      seg.bytes = bytes;
+      this.updateGauge();
+    });
+  }
+
+  /** Replay of the segment stopped; it may be taken again later. */
+  release(seg: Segment): void {
+    this.reading.delete(seg.name);
+  }
+
+  /** Writes what is buffered, fsyncs and closes the active segment. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.flush();
+    this.closed = true;
+    if (this.fsyncTimer) clearTimeout(this.fsyncTimer);
+    await this.enqueue(() => this.sealActive());
+  }
+
+  private enqueue<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(task);
+    this.chain = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private async writeLines(lines: string[], bytes: number): Promise<void> {
+    if (!this.active) {
+      const name = `seg-${String(this.seq++).padStart(12, '0')}.jsonl`;
+      const fh = await fsp.open(path.join(this.settings.dir, name), 'a');
+      this.active = { seg: { name, bytes: 0 }, fh, dirty: false, lastSync: Date.now() };
+    }
+    const active = this.active;
+    await active.fh.write(lines.join('\n') + '\n');
+    active.seg.bytes += bytes;
+    active.dirty = true;
+    this.diskBytes += bytes;
+    this.updateGauge();
+    if (active.seg.bytes >= this.settings.segmentBytes) {
+      await this.sealActive();
+    } else if (this.settings.fsyncIntervalMs === 0 || Date.now() - active.lastSync >= this.settings.fsyncIntervalMs) {
+      await this.syncActive();
+    } else if (!this.fsyncTimer && !this.closed) {
+      this.fsyncTimer = setTimeout(() => {
+        this.fsyncTimer = undefined;
+        void this.enqueue(() => this.syncActive());
+      }, this.settings.fsyncIntervalMs);
+      this.fsyncTimer.unref();
+    }
+  }
+
+  private async syncActive(): Promise<void> {
+    const active = this.active;
+    if (!active || !active.dirty) return;
+    await active.fh.sync();
+    active.dirty = false;
+    active.lastSync = Date.now();
+  }
+
+  private async sealActive(): Promise<void> {
+    const active = this.active;
+    if (!active) return;
+    this.active = undefined;
+    try {
+      await active.fh.sync();
+    } finally {
+      await active.fh.close();
+    }
+    if (active.seg.bytes === 0) await fsp.rm(path.join(this.settings.dir, active.seg.name), { force: true });
+    else this.sealed.push(active.seg);
+  }
+
+  /** Past maxBytes, drop whole segments, oldest first, never the one being replayed. */
+  private async enforceBound(): Promise<void> {
+    while (this.diskBytes > this.settings.maxBytes) {
+      let victim = this.sealed.find((s) => !this.reading.has(s.name));
+      if (!victim && this.active) {
+        await this.sealActive();
+        victim = this.sealed.find((s) => !this.reading.has(s.name));
+      }
+      if (!victim) return;
+      const file = path.join(this.settings.dir, victim.name);
+      const records = await countLines(file);
+      this.sealed.splice(this.sealed.indexOf(victim), 1);
+      this.diskBytes -= victim.bytes;
+      await fsp.rm(file, { force: true });
+      this.metrics.dropped.inc({ reason: 'spool_full' }, records);
+      this.logger.error(
+        { segment: victim.name, records, bytes: victim.bytes, limit: this.settings.maxBytes },
+        'trace spool is full (SPOOL_MAX_BYTES): dropped its oldest segment',
+      );
+    }
+    this.updateGauge();
+  }
+
+  private updateGauge(): void {
+    this.metrics.spoolBytes.set(this.diskBytes + this.bufferBytes);
+  }
+}
+
+async function countLines(file: string): Promise<number> {
+  try {
+    const buf = await fsp.readFile(file);
+    let n = 0;
+    for (let i = buf.indexOf(10); i >= 0; i = buf.indexOf(10, i + 1)) n++;
+    return n;
+  } catch {
+    return 0;
+  }
+}
+
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
