@@ -45,7 +45,7 @@ describe('parseRequest: chat', () => {
     editSegment(ex.input[2], 'what is [REDACTED]?');
     editSegment(ex.input[3], '{"q":"dog"}');
     const out = JSON.parse(serializeRequest(ex).toString());
-    const expected = structuredClone(chat) as typeof chat & { messages: any[] }; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const expected = structuredClone(chat) as typeof chat & { messages: any[] };
     expected.messages[1].content[2].text = 'what is [REDACTED]?';
     expected.messages[2].tool_calls[0].function.arguments = '{"q":"dog"}';
     expect(out).toEqual(expected);
