@@ -17,7 +17,7 @@ export interface NormalizedText {
   readonly invisibleCount: number;
 }
 
-const NON_ASCII = /[^\x00-\x7f]/;
+const NON_ASCII = /[\u0080-\uffff]/;
 
 /** Latin lookalikes from Cyrillic, Greek and a few IPA/Latin-extended letters, plus typographic punctuation. */
 const HOMOGLYPHS: Record<string, string> = {

@@ -1,7 +1,360 @@
-import type { Detector } from './types';
+/**
+ * PII with validation, not bare regex: e-mail, phone, credit card (Luhn + issuer prefixes), US SSN (invalid
+ * ranges), IBAN (country length + mod-97), IPv4/IPv6. One linear pass over the normalized text: '@' and ':'
+ * are found with indexOf and expanded a bounded distance; digit runs are cut once and classified once.
+ * Scores start from the strength of the format and move with context words around the value.
+ */
+import type { NormalizedText } from '../normalize';
+import { clamp01, contextNear, finish, isAlnum, isAlpha, isDigit, isWordChar, wanted, wordsRegex } from './context';
+import type { Detector, Match, ScanOptions } from './types';
 
 export const PII_ENTITIES = ['EMAIL', 'PHONE', 'CREDIT_CARD', 'US_SSN', 'IBAN', 'IP_ADDRESS'] as const;
 
-export function createPiiDetector(): Detector {
-  return { id: 'pii', entities: PII_ENTITIES, scan: () => [], pendingTail: () => 0 };
+const DEFAULT_THRESHOLD = 0.5;
+const MAX_NUMBER_RUN = 40; // longest formatted number considered (a 19-digit card with separators is 23)
+
+const PHONE_CONTEXT = wordsRegex([
+  'phone', 'tel', 'telephone', 'mobile', 'cell', 'cellphone', 'call', 'calling', 'called', 'fax', 'desk', 'office', 'home',
+  'contact', 'reach', 'dial', 'whatsapp', 'sms', 'text me', 'ring', 'number', 'answering', 'registered',
+]);
+const PHONE_NEGATIVE = wordsRegex([
+  'order', 'invoice', 'isbn', 'zip', 'postcode', 'postal', 'serial', 'tracking', 'account', 'license', 'licence', 'passport', 'id', 'apt', 'suite',
+]);
+const CARD_CONTEXT = wordsRegex(['card', 'cards', 'credit', 'debit', 'visa', 'mastercard', 'amex', 'cc', 'payment', 'pay', 'charge', 'expires']);
+const SSN_CONTEXT = wordsRegex(['ssn', 'ssns', 'social security', 'social', 'ss#', 'taxpayer', 'tin']);
+const VERSION_CONTEXT = /(?:version|ver\.?|v)\s*$/i;
+
+/** IBAN length per ISO 13616 country code. */
+const IBAN_LENGTHS: Record<string, number> = {
+  AD: 24, AE: 23, AL: 28, AT: 20, AZ: 28, BA: 20, BE: 16, BG: 22, BH: 22, BR: 29, BY: 28, CH: 21, CR: 22, CY: 28,
+  CZ: 24, DE: 22, DK: 18, DO: 28, EE: 20, EG: 29, ES: 24, FI: 18, FO: 18, FR: 27, GB: 22, GE: 22, GI: 23, GL: 18,
+  GR: 27, GT: 28, HR: 21, HU: 28, IE: 22, IL: 23, IQ: 23, IS: 26, IT: 27, JO: 30, KW: 30, KZ: 20, LB: 28, LC: 32,
+  LI: 21, LT: 20, LU: 20, LV: 21, MC: 27, MD: 24, ME: 22, MK: 19, MR: 27, MT: 31, MU: 30, NL: 18, NO: 15, PK: 24,
+  PL: 28, PS: 29, PT: 25, QA: 29, RO: 24, RS: 22, SA: 24, SC: 31, SE: 24, SI: 19, SK: 24, SM: 27, ST: 25, SV: 28,
+  TL: 23, TN: 24, TR: 26, UA: 29, VA: 22, VG: 24, XK: 20,
+};
+
+export function luhnValid(digits: string): boolean {
+  let sum = 0;
+  let double = false;
+  for (let i = digits.length - 1; i >= 0; i--) {
+    let d = digits.charCodeAt(i) - 48;
+    if (double) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    double = !double;
+  }
+  return digits.length > 0 && sum % 10 === 0;
+}
+
+/** Card networks by prefix and allowed lengths. */
+export function cardIssuer(d: string): string | undefined {
+  const len = d.length;
+  const p2 = Number(d.slice(0, 2));
+  const p3 = Number(d.slice(0, 3));
+  const p4 = Number(d.slice(0, 4));
+  const p6 = Number(d.slice(0, 6));
+  if (d[0] === '4' && (len === 13 || len === 16 || len === 19)) return 'visa';
+  if (((p2 >= 51 && p2 <= 55) || (p4 >= 2221 && p4 <= 2720)) && len === 16) return 'mastercard';
+  if ((p2 === 34 || p2 === 37) && len === 15) return 'amex';
+  if ((p4 === 6011 || p2 === 65 || (p3 >= 644 && p3 <= 649) || (p6 >= 622126 && p6 <= 622925)) && len >= 16 && len <= 19) return 'discover';
+  if (p4 >= 3528 && p4 <= 3589 && len >= 16 && len <= 19) return 'jcb';
+  if ((p4 === 1800 || p4 === 2131) && len === 15) return 'jcb';
+  if (((p3 >= 300 && p3 <= 305) || p2 === 36 || p2 === 38 || p2 === 39) && len >= 14 && len <= 19) return 'diners';
+  if (p2 === 62 && len >= 16 && len <= 19) return 'unionpay';
+  if ((p2 === 50 || (p2 >= 56 && p2 <= 69)) && len >= 12 && len <= 19) return 'maestro';
+  return undefined;
+}
+
+export function ssnValid(d: string): boolean {
+  if (d.length !== 9) return false;
+  const area = Number(d.slice(0, 3));
+  return area !== 0 && area !== 666 && area < 900 && d.slice(3, 5) !== '00' && d.slice(5) !== '0000';
+}
+
+export function ibanValid(iban: string): boolean {
+  const s = iban.toUpperCase();
+  const len = IBAN_LENGTHS[s.slice(0, 2)];
+  if (len === undefined || s.length !== len) return false;
+  const rearranged = s.slice(4) + s.slice(0, 4);
+  let rem = 0;
+  for (let i = 0; i < rearranged.length; i++) {
+    const c = rearranged.charCodeAt(i);
+    if (c >= 48 && c <= 57) rem = (rem * 10 + (c - 48)) % 97;
+    else if (c >= 65 && c <= 90) rem = (rem * 100 + (c - 55)) % 97;
+    else return false;
+  }
+  return rem === 1;
+}
+
+export function ipv4Valid(s: string): boolean {
+  const parts = s.split('.');
+  if (parts.length !== 4) return false;
+  for (const p of parts) {
+    if (p.length === 0 || p.length > 3 || !/^\d+$/.test(p) || Number(p) > 255) return false;
+  }
+  return true;
+}
+
+export function ipv6Valid(s: string): boolean {
+  let body = s;
+  let extra = 0;
+  const lastColon = s.lastIndexOf(':');
+  if (s.indexOf('.', lastColon) !== -1) {
+    if (!ipv4Valid(s.slice(lastColon + 1))) return false;
+    body = s.slice(0, lastColon + 1) + '0';
+    extra = 1;
+  }
+  const halves = body.split('::');
+  if (halves.length > 2) return false;
+  const groups = (h: string): string[] | undefined => {
+    if (h === '') return [];
+    const g = h.split(':');
+    return g.every((x) => /^[0-9a-fA-F]{1,4}$/.test(x)) ? g : undefined;
+  };
+  const left = groups(halves[0]);
+  const right = halves.length === 2 ? groups(halves[1]) : [];
+  if (!left || !right) return false;
+  const count = left.length + right.length + extra;
+  if (halves.length === 2 ? count > 7 : count !== 8) return false;
+  // Short forms like "a::b" are far more often code (Foo::Bar) than addresses; want some substance.
+  return count >= 3 || s === '::1';
+}
+
+type Emit = (entity: string, start: number, end: number, score: number) => void;
+
+function scanEmails(t: string, emit: Emit): void {
+  let at = t.indexOf('@');
+  while (at !== -1) {
+    let l = at;
+    while (l > 0 && at - l < 64 && isLocalChar(t.charCodeAt(l - 1))) l--;
+    while (l < at && !isAlnum(t.charCodeAt(l))) l++;
+    let r = at + 1;
+    while (r < t.length && r - at < 255 && isDomainChar(t.charCodeAt(r))) r++;
+    while (r > at + 1 && !isAlnum(t.charCodeAt(r - 1))) r--;
+    if (l < at && domainValid(t, at + 1, r)) emit('EMAIL', l, r, 0.9);
+    at = t.indexOf('@', Math.max(at + 1, r));
+  }
+}
+
+function isLocalChar(c: number): boolean {
+  return isAlnum(c) || c === 46 || c === 95 || c === 37 || c === 43 || c === 45; // . _ % + -
+}
+
+function isDomainChar(c: number): boolean {
+  return isAlnum(c) || c === 46 || c === 45;
+}
+
+function domainValid(t: string, start: number, end: number): boolean {
+  const lastDot = t.lastIndexOf('.', end - 1);
+  if (lastDot <= start || end - lastDot - 1 < 2) return false;
+  for (let i = lastDot + 1; i < end; i++) if (!isAlpha(t.charCodeAt(i))) return false;
+  for (let i = start + 1; i < end; i++) if (t.charCodeAt(i) === 46 && t.charCodeAt(i - 1) === 46) return false;
+  return true;
+}
+
+function scanIpv6(t: string, emit: Emit): void {
+  let c = t.indexOf(':');
+  while (c !== -1) {
+    let l = c;
+    while (l > 0 && c - l < 45 && isIpv6Char(t.charCodeAt(l - 1))) l--;
+    let r = c;
+    while (r < t.length && r - l < 45 && isIpv6Char(t.charCodeAt(r))) r++;
+    while (r > c && t.charCodeAt(r - 1) === 46) r--; // a sentence-ending dot
+    const before = l > 0 ? t.charCodeAt(l - 1) : 32;
+    const after = r < t.length ? t.charCodeAt(r) : 32;
+    if (!isWordChar(before) && !isWordChar(after) && ipv6Valid(t.slice(l, r))) emit('IP_ADDRESS', l, r, 0.8);
+    c = t.indexOf(':', Math.max(c + 1, r));
+  }
+}
+
+function isIpv6Char(c: number): boolean {
+  return isDigit(c) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102) || c === 58 || c === 46;
+}
+
+/** An IBAN starting at `i` (two letters already checked, digits follow): country length, groups of four, mod-97. Returns its end or -1. */
+function tryIban(t: string, i: number, emit: Emit): number {
+  if (!isDigit(t.charCodeAt(i + 3))) return -1;
+  const len = IBAN_LENGTHS[t.slice(i, i + 2).toUpperCase()];
+  if (len === undefined) return -1;
+  let compact = '';
+  let j = i;
+  while (j < t.length && compact.length < len) {
+    const c = t.charCodeAt(j);
+    if (isAlnum(c)) compact += t[j];
+    else if (!(c === 32 && compact.length % 4 === 0 && j + 1 < t.length && isAlnum(t.charCodeAt(j + 1)))) break;
+    j++;
+  }
+  if (compact.length !== len || (j < t.length && isAlnum(t.charCodeAt(j))) || !ibanValid(compact)) return -1;
+  emit('IBAN', i, j, 0.9);
+  return j;
+}
+
+function isRunSeparator(c: number): boolean {
+  return c === 32 || c === 45 || c === 46 || c === 40 || c === 41; // space - . ( )
+}
+
+/**
+ * Cut digit runs ("+41 (0)85 806 98 67", "4111-1111-1111-1111", "10.0.0.1") and classify each once. Digits glued
+ * to a word are skipped, except the body of an IBAN (two letters at a word start, then digits).
+ */
+function scanNumberRuns(t: string, emit: Emit): void {
+  const n = t.length;
+  const digit = /[0-9]/g;
+  let m: RegExpExecArray | null;
+  while ((m = digit.exec(t)) !== null) {
+    let i = m.index;
+    const prev = i > 0 ? t.charCodeAt(i - 1) : 32;
+    if (isWordChar(prev)) {
+      if (i >= 2 && isAlpha(prev) && isAlpha(t.charCodeAt(i - 2)) && (i === 2 || !isAlnum(t.charCodeAt(i - 3)))) {
+        const end = tryIban(t, i - 2, emit);
+        if (end > 0) {
+          digit.lastIndex = end;
+          continue;
+        }
+      }
+      let k = i;
+      while (k < n && isWordChar(t.charCodeAt(k))) k++;
+      digit.lastIndex = k;
+      continue;
+    }
+    if ((prev === 43 || prev === 40) && (i < 2 || !isWordChar(t.charCodeAt(i - 2)))) i--; // "+41 ...", "(579)..."
+    let j = m.index + 1;
+    let seps = 0;
+    while (j < n) {
+      const d = t.charCodeAt(j);
+      if (isDigit(d)) seps = 0;
+      else if (isRunSeparator(d) && seps < 2) seps++;
+      else break;
+      j++;
+    }
+    digit.lastIndex = j;
+    let end = j;
+    while (end > i && !isDigit(t.charCodeAt(end - 1)) && t.charCodeAt(end - 1) !== 41) end--;
+    if (end > i && t.charCodeAt(end - 1) === 41 && !isDigit(t.charCodeAt(end - 2))) end--;
+    // Phone extensions: "345-899-3560x4587", "555 1234 ext 12"
+    const ext = EXTENSION.exec(t.slice(end, end + 12));
+    if (ext) {
+      end += ext[0].length;
+      digit.lastIndex = Math.max(j, end);
+    }
+    if (end - i <= MAX_NUMBER_RUN && !(end < n && isWordChar(t.charCodeAt(end)))) classifyRun(t, i, end, emit);
+  }
+}
+
+const EXTENSION = /^(?:x|ext\.? ?)\d{1,5}(?![A-Za-z0-9_])/;
+const SSN_DASHED = /^\d{3}-\d{2}-\d{4}$/;
+const SSN_SPACED = /^\d{3} \d{2} \d{4}$/;
+const DATE_LIKE = /^(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./](?:\d{4}|\d{2}$))(?!\d)/;
+const CARD_GROUPED = /^(?:\d{4}[ -]){2,4}\d{1,4}$|^\d{4}[ -]\d{6}[ -]\d{4,5}$/;
+
+function classifyRun(t: string, start: number, end: number, emit: Emit): void {
+  const s = t.slice(start, end);
+  const digits = s.replace(/x.*$|\D/g, '');
+  const nd = digits.length;
+  if (nd < 7) return;
+
+  if (/^[\d.]+$/.test(s) && ipv4Valid(s)) {
+    const version = VERSION_CONTEXT.test(t.slice(Math.max(0, start - 10), start));
+    emit('IP_ADDRESS', start, end, version ? 0.3 : 0.85);
+    return;
+  }
+
+  if (nd === 9 && (SSN_DASHED.test(s) || SSN_SPACED.test(s) || s === digits)) {
+    if (!ssnValid(digits)) return;
+    const base = s[3] === '-' ? 0.8 : s[3] === ' ' ? 0.45 : 0.3;
+    const score = base + (contextNear(t, start, end, SSN_CONTEXT) ? 0.35 : 0);
+    if (score >= DEFAULT_THRESHOLD || s[3] === '-') {
+      emit('US_SSN', start, end, clamp01(score));
+      return;
+    }
+  }
+
+  if (nd >= 12 && nd <= 19 && (s === digits || CARD_GROUPED.test(s)) && luhnValid(digits)) {
+    const issuer = cardIssuer(digits);
+    const score = (issuer ? 0.8 : 0.4) + (contextNear(t, start, end, CARD_CONTEXT) ? 0.3 : 0);
+    if (score >= DEFAULT_THRESHOLD) {
+      emit('CREDIT_CARD', start, end, clamp01(score));
+      return;
+    }
+  }
+
+  if (nd > 15 || DATE_LIKE.test(s)) return;
+  const plus = s[0] === '+';
+  const paren = /\(\d{1,4}\)/.test(s);
+  const groups = s.split(/[ .\-()]+/).filter((g) => g.length > 0).length;
+  let score: number;
+  if (plus || paren) score = 0.6;
+  else if (groups >= 2) score = nd >= 10 ? 0.5 : 0.3;
+  else score = nd >= 10 && nd <= 11 ? 0.35 : 0.2;
+  if (nd > 12 && !plus) score -= 0.2;
+  if (contextNear(t, start, end, PHONE_CONTEXT)) score += 0.35;
+  // Negative words count only on the same line ("Apt. 237\n655 437 108 office" is still a phone).
+  const lineStart = t.lastIndexOf('\n', start - 1) + 1;
+  if (PHONE_NEGATIVE.test(t.slice(Math.max(lineStart, start - 32), start))) score -= 0.3;
+  emit('PHONE', start, end, clamp01(score));
+}
+
+export function createPiiDetector(defaultThreshold = DEFAULT_THRESHOLD): Detector {
+  return {
+    id: 'pii',
+    entities: PII_ENTITIES,
+    scan(nt: NormalizedText, opts?: ScanOptions): Match[] {
+      const out: Match[] = [];
+      const emit: Emit = (entity, start, end, score) => {
+        if (!wanted(opts, entity)) return;
+        out.push({ detector: 'pii', entity, start: nt.toOriginal(start), end: nt.toOriginalEnd(end), score });
+      };
+      const t = nt.text;
+      if (t.indexOf('@') !== -1) scanEmails(t, emit);
+      if (t.indexOf(':') !== -1) scanIpv6(t, emit);
+      scanNumberRuns(t, emit);
+      return dropOverlaps(finish(out, opts?.threshold ?? defaultThreshold));
+    },
+    pendingTail: piiPendingTail,
+  };
+}
+
+/** Overlapping matches keep the higher-scoring (then longer) one; input is sorted by start. */
+function dropOverlaps(ms: Match[]): Match[] {
+  if (ms.length < 2) return ms;
+  const kept: Match[] = [];
+  for (const m of ms) {
+    const last = kept[kept.length - 1];
+    if (last && m.start < last.end) {
+      if (m.score > last.score || (m.score === last.score && m.end - m.start > last.end - last.start)) kept[kept.length - 1] = m;
+    } else kept.push(m);
+  }
+  return kept;
+}
+
+const TAIL_WINDOW = 64;
+
+/**
+ * The tail that could still become PII: the last unbroken token (it could grow "@domain", more IPv6
+ * groups, or more IBAN characters) and a trailing run of digits and separators (phones, cards, IBAN groups).
+ */
+export function piiPendingTail(text: string): number {
+  const n = text.length;
+  const floor = Math.max(0, n - TAIL_WINDOW);
+  let k = n;
+  while (k > floor && isTokenChar(text.charCodeAt(k - 1))) k--;
+  let hold = n - k;
+  let r = n;
+  let sawDigit = false;
+  while (r > floor) {
+    const c = text.charCodeAt(r - 1);
+    if (isDigit(c)) sawDigit = true;
+    else if (!isRunSeparator(c) && c !== 43 && !(isAlpha(c) && r - 1 >= k)) break;
+    r--;
+  }
+  // Also hold letters+digits groups separated by single spaces (a spaced IBAN still being written).
+  if (sawDigit) hold = Math.max(hold, n - r);
+  return hold;
+}
+
+function isTokenChar(c: number): boolean {
+  return isLocalChar(c) || c === 64 || c === 58; // plus '@' and ':' (IPv6)
 }

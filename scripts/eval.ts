@@ -1,0 +1,249 @@
+/**
+ * `npm run eval -- [--data DIR] [--format json|table] [--split all|tune|holdout]`
+ *
+ * Runs the built-in detectors over the labelled JSONL sets (text, label, category, spans) and prints, per file
+ * and category, tp/fp/tn/fn, precision, recall, false-positive rate and scan time per MB; for PII also
+ * span-level counts per entity. Rows are split into two stable halves by a hash of their text so thresholds
+ * tuned on one half ("tune") can be checked on the other ("holdout").
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { builtinDetectors } from '../proxy/guardrails/detectors';
+import type { Detector, Match, ScanOptions } from '../proxy/guardrails/detectors';
+import { normalizeText } from '../proxy/guardrails/normalize';
+
+interface Row {
+  text: string;
+  label: 0 | 1;
+  category: string;
+  spans?: { type: string; start: number; end: number }[];
+}
+
+interface Counts {
+  tp: number;
+  fp: number;
+  tn: number;
+  fn: number;
+}
+
+interface Scored extends Counts {
+  precision: number | null;
+  recall: number | null;
+  fpr: number | null;
+  f1?: number | null;
+}
+
+interface FileReport {
+  file: string;
+  detector: string;
+  rows: number;
+  msPerMB: number;
+  overall: Scored;
+  tune: Scored;
+  holdout: Scored;
+  categories: Record<string, Scored>;
+  entities?: Record<string, Scored>;
+}
+
+/** Which detector each labelled file measures, and how the text is presented to it. */
+const SUITES: { file: string; detector: string; opts?: ScanOptions }[] = [
+  { file: 'injection.jsonl', detector: 'injection' },
+  { file: 'indirect-injection.jsonl', detector: 'injection', opts: { untrusted: true } },
+  { file: 'pii.jsonl', detector: 'pii' },
+  { file: 'secrets.jsonl', detector: 'secrets' },
+];
+
+/** Gold span types in pii.jsonl → our entity names (the other gold types have no detector here). */
+const PII_GOLD: Record<string, string> = {
+  EMAIL_ADDRESS: 'EMAIL',
+  PHONE_NUMBER: 'PHONE',
+  CREDIT_CARD: 'CREDIT_CARD',
+  IBAN_CODE: 'IBAN',
+  US_SSN: 'US_SSN',
+  IP_ADDRESS: 'IP_ADDRESS',
+};
+
+function ratio(a: number, b: number): number | null {
+  return b === 0 ? null : Math.round((a / b) * 10000) / 10000;
+}
+
+function score(c: Counts): Scored {
+  const precision = ratio(c.tp, c.tp + c.fp);
+  const recall = ratio(c.tp, c.tp + c.fn);
+  const f1 = precision !== null && recall !== null && precision + recall > 0 ? Math.round(((2 * precision * recall) / (precision + recall)) * 10000) / 10000 : null;
+  return { ...c, precision, recall, fpr: ratio(c.fp, c.fp + c.tn), f1 };
+}
+
+function zero(): Counts {
+  return { tp: 0, fp: 0, tn: 0, fn: 0 };
+}
+
+function add(c: Counts, label: number, predicted: boolean): void {
+  if (label === 1) {
+    if (predicted) c.tp++;
+    else c.fn++;
+  } else if (predicted) c.fp++;
+  else c.tn++;
+}
+
+/** Stable half: even first byte of the text's SHA-1 → tune, odd → holdout. */
+export function isHoldout(text: string): boolean {
+  return (createHash('sha1').update(text).digest()[0] & 1) === 1;
+}
+
+/**
+ * Span matching rule for PII: a predicted span counts for a gold span of the same entity when their overlap
+ * covers at least half of the gold span; each gold span is matched at most once. Unmatched predictions are fp,
+ * unmatched gold spans fn. Predictions inside a gold span of a type we do not detect (e.g. a phone number
+ * inside a STREET_ADDRESS) still count as fp.
+ */
+export function matchSpans(gold: { entity: string; start: number; end: number }[], predicted: Match[], into: Record<string, Counts>): void {
+  const used = new Array<boolean>(gold.length).fill(false);
+  for (const p of predicted) {
+    let hit = -1;
+    for (let g = 0; g < gold.length; g++) {
+      const s = gold[g];
+      if (used[g] || s.entity !== p.entity) continue;
+      const overlap = Math.min(s.end, p.end) - Math.max(s.start, p.start);
+      if (overlap * 2 >= s.end - s.start) {
+        hit = g;
+        break;
+      }
+    }
+    const c = (into[p.entity] ??= zero());
+    if (hit >= 0) {
+      used[hit] = true;
+      c.tp++;
+    } else c.fp++;
+  }
+  gold.forEach((s, g) => {
+    if (!used[g]) (into[s.entity] ??= zero()).fn++;
+  });
+}
+
+function runSuite(dir: string, file: string, detector: Detector, opts?: ScanOptions): FileReport | undefined {
+  const full = path.join(dir, file);
+  if (!existsSync(full)) return undefined;
+  const rows: Row[] = readFileSync(full, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as Row);
+  const overall = zero();
+  const tune = zero();
+  const holdout = zero();
+  const categories: Record<string, Counts> = {};
+  const entities: Record<string, Counts> = {};
+  let bytes = 0;
+  let ns = 0n;
+  for (const row of rows) {
+    const t0 = process.hrtime.bigint();
+    const matches = detector.scan(normalizeText(row.text), opts);
+    ns += process.hrtime.bigint() - t0;
+    bytes += Buffer.byteLength(row.text);
+    const predicted = matches.length > 0;
+    let label = row.label;
+    let category = row.category;
+    if (row.spans) {
+      // Row level for PII: positive when the row has a gold span of an entity we detect (names and addresses are out of scope).
+      const gold = row.spans.filter((s) => PII_GOLD[s.type]).map((s) => ({ entity: PII_GOLD[s.type], start: s.start, end: s.end }));
+      matchSpans(gold, matches, entities);
+      label = gold.length > 0 ? 1 : 0;
+      category = gold.length > 0 ? 'has-detectable-pii' : 'no-detectable-pii';
+    } else if (file === 'secrets.jsonl') {
+      category = category.split('/')[0];
+    }
+    add(overall, label, predicted);
+    add(isHoldout(row.text) ? holdout : tune, label, predicted);
+    add((categories[category] ??= zero()), label, predicted);
+  }
+  const report: FileReport = {
+    file,
+    detector: detector.id,
+    rows: rows.length,
+    msPerMB: Math.round((Number(ns) / 1e6 / (bytes / 1048576)) * 100) / 100,
+    overall: score(overall),
+    tune: score(tune),
+    holdout: score(holdout),
+    categories: Object.fromEntries(Object.entries(categories).sort().map(([k, v]) => [k, score(v)])),
+  };
+  if (file === 'pii.jsonl') report.entities = Object.fromEntries(Object.entries(entities).sort().map(([k, v]) => [k, score(v)]));
+  return report;
+}
+
+function findRepoRoot(from: string): string {
+  let dir = from;
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) return from;
+    dir = up;
+  }
+  return dir;
+}
+
+function parseArgs(argv: string[]): { data?: string; format: 'json' | 'table' } {
+  let data: string | undefined;
+  let format: 'json' | 'table' = 'table';
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--data') data = argv[++i];
+    else if (a === '--format') {
+      const f = argv[++i];
+      if (f !== 'json' && f !== 'table') throw new Error(`--format must be json or table, got "${f}"`);
+      format = f;
+    } else if (a === '--help' || a === '-h') {
+      console.log('usage: npm run eval -- [--data DIR] [--format json|table]');
+      process.exit(0);
+    } else throw new Error(`unknown argument "${a}" (usage: npm run eval -- [--data DIR] [--format json|table])`);
+  }
+  if (data === '') throw new Error('--data needs a directory');
+  return { data, format };
+}
+
+const fmt = (x: number | null | undefined): string => (x === null || x === undefined ? '-' : x.toFixed(3));
+
+function line(name: string, s: Scored, extra = ''): string {
+  return `  ${name.padEnd(58).slice(0, 58)} ${String(s.tp).padStart(5)} ${String(s.fp).padStart(5)} ${String(s.tn).padStart(5)} ${String(s.fn).padStart(5)}  ${fmt(s.precision)}  ${fmt(s.recall)}  ${fmt(s.fpr)}${extra}`;
+}
+
+function printTable(reports: FileReport[]): void {
+  for (const r of reports) {
+    console.log(`\n${r.file}  (detector ${r.detector}, ${r.rows} rows, ${r.msPerMB} ms/MB)`);
+    console.log(`  ${'slice'.padEnd(58)} ${'tp'.padStart(5)} ${'fp'.padStart(5)} ${'tn'.padStart(5)} ${'fn'.padStart(5)}  prec   recall  fpr`);
+    console.log(line('ALL', r.overall));
+    console.log(line('tune half', r.tune));
+    console.log(line('holdout half', r.holdout));
+    for (const [k, v] of Object.entries(r.categories)) console.log(line(k, v));
+    if (r.entities) {
+      console.log('  span-level per entity (overlap >= half of the gold span):');
+      for (const [k, v] of Object.entries(r.entities)) console.log(line(k, v, `  f1 ${fmt(v.f1)}`));
+    }
+  }
+}
+
+function main(): void {
+  const args = parseArgs(process.argv.slice(2));
+  const root = findRepoRoot(__dirname);
+  const dir = path.resolve(args.data ?? path.join(root, '..', 'shared', 'eval'));
+  if (!existsSync(dir)) {
+    throw new Error(`evaluation data not found at ${dir}; point --data at a directory holding injection.jsonl, pii.jsonl, secrets.jsonl, ...`);
+  }
+  const detectors = builtinDetectors();
+  const reports: FileReport[] = [];
+  for (const s of SUITES) {
+    const r = runSuite(dir, s.file, detectors[s.detector], s.opts);
+    if (r) reports.push(r);
+  }
+  if (reports.length === 0) throw new Error(`no labelled files (${SUITES.map((s) => s.file).join(', ')}) in ${dir}`);
+  if (args.format === 'json') console.log(JSON.stringify({ data: dir, reports }, null, 2));
+  else printTable(reports);
+}
+
+if (require.main === module) {
+  try {
+    main();
+  } catch (err) {
+    console.error(`eval: ${(err as Error).message}`);
+    process.exit(2);
+  }
+}
