@@ -1,0 +1,271 @@
+import type { Severity } from '../protocols/exchange';
+import { Ewma, newEwma, observe, zScore } from './ewma';
+import type { AnomalyConfig, Escalation } from './policy';
+
+export type AnomalyRuleId =
+  | 'anomaly.spike.request_rate'
+  | 'anomaly.spike.prompt_size'
+  | 'anomaly.spike.tool_calls'
+  | 'anomaly.loop'
+  | 'anomaly.probing'
+  | 'anomaly.output_jump'
+  | 'anomaly.error_burst';
+
+/** One detection: which rule, on what metric, the baseline it was compared with and what was seen. */
+export interface Alert {
+  ruleId: AnomalyRuleId;
+  metric: string;
+  observed: number;
+  /** Baseline mean (EWMA) of the metric, or the count threshold for windowed detectors. */
+  baseline: number;
+  /** Baseline standard deviation, for z-score detectors. */
+  stddev?: number;
+  explanation: string;
+  severity: Severity;
+  escalate?: Escalation;
+}
+
+export interface Incident {
+  id: string;
+  firstSeen: number;
+  lastSeen: number;
+  count: number;
+  lastLogged: number;
+}
+
+const LOOP_SLOTS = 8;
+
+/** Baselines and windows of one identity (or of the whole workload). Fixed size: O(1) per request. */
+export interface AnomalyState {
+  rate: Ewma;
+  rateStart: number;
+  rateCount: number;
+  rateFired: boolean;
+  prompt: Ewma;
+  completion: Ewma;
+  tools: Ewma;
+  hitRate: Ewma;
+  errorRate: Ewma;
+  loopFp: Uint32Array;
+  loopCount: Uint32Array;
+  loopFirst: Float64Array;
+  loopNext: number;
+  hitsStart: number;
+  hitsCount: number;
+  errStart: number;
+  errCount: number;
+  errTotal: number;
+  incidents?: Map<AnomalyRuleId, Incident>;
+  /** Escalations in force (identity states only). */
+  blockedUntil: number;
+  blockedBy?: AnomalyRuleId;
+  packUntil: number;
+  pack?: string;
+}
+
+export function newAnomalyState(now: number): AnomalyState {
+  return {
+    rate: newEwma(),
+    rateStart: now,
+    rateCount: 0,
+    rateFired: false,
+    prompt: newEwma(),
+    completion: newEwma(),
+    tools: newEwma(),
+    hitRate: newEwma(),
+    errorRate: newEwma(),
+    loopFp: new Uint32Array(LOOP_SLOTS),
+    loopCount: new Uint32Array(LOOP_SLOTS),
+    loopFirst: new Float64Array(LOOP_SLOTS),
+    loopNext: 0,
+    hitsStart: now,
+    hitsCount: 0,
+    errStart: now,
+    errCount: 0,
+    errTotal: 0,
+    blockedUntil: 0,
+    packUntil: 0,
+  };
+}
+
+/** Empty intervals fed as zeros after an idle gap; beyond this the baseline is already near 0. */
+const MAX_IDLE_INTERVALS = 8;
+// Absolute standard-deviation floors, in each metric's unit.
+const FLOOR_RATE = 1;
+const FLOOR_PROMPT_CHARS = 100;
+const FLOOR_TOOLS = 1;
+const FLOOR_COMPLETION_TOKENS = 10;
+
+const fmt = (x: number): string => (Number.isInteger(x) ? String(x) : x.toFixed(2));
+
+export interface RequestSignals {
+  promptChars: number;
+  /** Fingerprint of the newest prompt segment; undefined when there is no text (loop check skipped). */
+  fingerprint?: number;
+}
+
+/** Request-time detectors: request-rate spike, prompt-size spike, runaway loop. Updates baselines. */
+export function onRequestSignals(s: AnomalyState, cfg: AnomalyConfig, now: number, sig: RequestSignals, out: Alert[]): void {
+  const { spike, loop, alpha, warmup } = cfg;
+
+  // Request rate: requests counted per interval; the baseline learns each closed interval.
+  const interval = spike.rateIntervalMs;
+  const elapsed = now - s.rateStart;
+  if (elapsed >= interval) {
+    const steps = Math.floor(elapsed / interval);
+    observe(s.rate, s.rateCount, alpha);
+    for (let i = Math.min(steps - 1, MAX_IDLE_INTERVALS); i > 0; i--) observe(s.rate, 0, alpha);
+    s.rateStart += steps * interval;
+    s.rateCount = 0;
+    s.rateFired = false;
+  }
+  s.rateCount++;
+  if (spike.enabled && spike.metrics.has('request_rate') && !s.rateFired && s.rate.n >= warmup) {
+    const z = zScore(s.rate, s.rateCount, spike.minStddevRatio, FLOOR_RATE);
+    if (z >= spike.z) {
+      s.rateFired = true;
+      out.push(zAlert('anomaly.spike.request_rate', `requests per ${interval / 1000}s`, s.rateCount, s.rate, z, spike.severity, spike.escalate));
+    }
+  }
+
+  if (spike.enabled && spike.metrics.has('prompt_size') && s.prompt.n >= warmup) {
+    const z = zScore(s.prompt, sig.promptChars, spike.minStddevRatio, FLOOR_PROMPT_CHARS);
+    if (z >= spike.z) out.push(zAlert('anomaly.spike.prompt_size', 'prompt characters', sig.promptChars, s.prompt, z, spike.severity, spike.escalate));
+  }
+  observe(s.prompt, sig.promptChars, alpha);
+
+  if (loop.enabled && sig.fingerprint !== undefined) {
+    const count = countRepeat(s, sig.fingerprint, now, loop.windowMs);
+    if (count >= loop.repeats) {
+      out.push({
+        ruleId: 'anomaly.loop',
+        metric: 'repeated prompt',
+        observed: count,
+        baseline: loop.repeats,
+        explanation: `the same prompt was sent ${count} times within ${loop.windowMs / 1000}s (threshold ${loop.repeats}): a runaway agent loop?`,
+        severity: loop.severity,
+        escalate: loop.escalate,
+      });
+    }
+  }
+}
+
+/** Counts this fingerprint in the small per-identity table; the oldest slot is reused for a new one. */
+function countRepeat(s: AnomalyState, fp: number, now: number, windowMs: number): number {
+  for (let i = 0; i < LOOP_SLOTS; i++) {
+    if (s.loopCount[i] > 0 && s.loopFp[i] === fp) {
+      if (now - s.loopFirst[i] > windowMs) {
+        s.loopFirst[i] = now;
+        s.loopCount[i] = 1;
+      } else {
+        s.loopCount[i]++;
+      }
+      return s.loopCount[i];
+    }
+  }
+  const slot = s.loopNext;
+  s.loopNext = (slot + 1) % LOOP_SLOTS;
+  s.loopFp[slot] = fp;
+  s.loopCount[slot] = 1;
+  s.loopFirst[slot] = now;
+  return 1;
+}
+
+export interface CompletionSignals {
+  /** False when the upstream was never reached (blocked before, or it failed): size metrics skipped. */
+  answered: boolean;
+  completionTokens: number;
+  toolCalls: number;
+  guardrailHit: boolean;
+  upstreamError: boolean;
+}
+
+/** Completion-time detectors: probing, output-size jump, tool-call spike, upstream error burst. */
+export function onCompleteSignals(s: AnomalyState, cfg: AnomalyConfig, now: number, sig: CompletionSignals, out: Alert[]): void {
+  const { spike, probing, outputJump, errorBurst, alpha, warmup } = cfg;
+
+  observe(s.hitRate, sig.guardrailHit ? 1 : 0, alpha);
+  if (sig.guardrailHit) {
+    if (now - s.hitsStart > probing.windowMs) {
+      s.hitsStart = now;
+      s.hitsCount = 0;
+    }
+    s.hitsCount++;
+    if (probing.enabled && s.hitsCount >= probing.hits) {
+      out.push({
+        ruleId: 'anomaly.probing',
+        metric: 'guardrail hits',
+        observed: s.hitsCount,
+        baseline: probing.hits,
+        explanation: `${s.hitsCount} requests hit a guardrail within ${probing.windowMs / 1000}s (threshold ${probing.hits}; usual hit rate ${fmt(s.hitRate.mean)} per request): injection probing?`,
+        severity: probing.severity,
+        escalate: probing.escalate,
+      });
+    }
+  }
+
+  if (sig.answered) {
+    const x = sig.completionTokens;
+    const c = s.completion;
+    if (outputJump.enabled && c.n >= warmup && x >= outputJump.minTokens && x >= outputJump.ratio * c.mean) {
+      const z = zScore(c, x, spike.minStddevRatio, FLOOR_COMPLETION_TOKENS);
+      if (z >= outputJump.z) {
+        out.push({
+          ruleId: 'anomaly.output_jump',
+          metric: 'completion tokens',
+          observed: x,
+          baseline: c.mean,
+          stddev: Math.sqrt(c.variance),
+          explanation: `completion of ${x} tokens is ${fmt(x / Math.max(c.mean, 1))}x the usual ${fmt(c.mean)} (z=${fmt(z)}): possible data exfiltration`,
+          severity: outputJump.severity,
+          escalate: outputJump.escalate,
+        });
+      }
+    }
+    observe(c, x, alpha);
+
+    if (spike.enabled && spike.metrics.has('tool_calls') && s.tools.n >= warmup) {
+      const z = zScore(s.tools, sig.toolCalls, spike.minStddevRatio, FLOOR_TOOLS);
+      if (z >= spike.z) out.push(zAlert('anomaly.spike.tool_calls', 'tool calls per response', sig.toolCalls, s.tools, z, spike.severity, spike.escalate));
+    }
+    observe(s.tools, sig.toolCalls, alpha);
+  }
+
+  if (sig.answered || sig.upstreamError) {
+    observe(s.errorRate, sig.upstreamError ? 1 : 0, alpha);
+    if (now - s.errStart > errorBurst.windowMs) {
+      s.errStart = now;
+      s.errCount = 0;
+      s.errTotal = 0;
+    }
+    s.errTotal++;
+    if (sig.upstreamError) {
+      s.errCount++;
+      if (errorBurst.enabled && s.errCount >= errorBurst.errors && s.errCount / s.errTotal >= errorBurst.rate) {
+        out.push({
+          ruleId: 'anomaly.error_burst',
+          metric: 'upstream errors',
+          observed: s.errCount,
+          baseline: errorBurst.errors,
+          explanation: `${s.errCount} of ${s.errTotal} requests failed upstream within ${errorBurst.windowMs / 1000}s (usual error rate ${fmt(s.errorRate.mean)})`,
+          severity: errorBurst.severity,
+          escalate: errorBurst.escalate,
+        });
+      }
+    }
+  }
+}
+
+function zAlert(ruleId: AnomalyRuleId, metric: string, x: number, e: Ewma, z: number, severity: Severity, escalate?: Escalation): Alert {
+  const sd = Math.sqrt(e.variance);
+  return {
+    ruleId,
+    metric,
+    observed: x,
+    baseline: e.mean,
+    stddev: sd,
+    explanation: `${metric} ${fmt(x)} against a baseline of ${fmt(e.mean)} ± ${fmt(sd)} (z=${fmt(z)})`,
+    severity,
+    escalate,
+  };
+}

@@ -1,0 +1,87 @@
+import { createHash } from 'node:crypto';
+import type { Exchange } from '../protocols/exchange';
+import type { Env } from '../config-env';
+import type { IdentityConfig, IdentitySource } from './policy';
+
+/** The pod this sidecar serves, from the env the webhook sets (Downward API). */
+export interface Workload {
+  namespace?: string;
+  pod?: string;
+  serviceAccount?: string;
+  /** "namespace/serviceAccount", else "namespace/pod", else "local". */
+  name: string;
+}
+
+export function workloadFromEnv(env: Env): Workload {
+  const namespace = env.POD_NAMESPACE?.trim() || undefined;
+  const pod = env.POD_NAME?.trim() || undefined;
+  const serviceAccount = env.POD_SERVICE_ACCOUNT?.trim() || undefined;
+  const who = serviceAccount ?? pod;
+  const name = who ? `${namespace ?? 'default'}/${who}` : 'local';
+  return { namespace, pod, serviceAccount, name };
+}
+
+export type IdentitySourceName = IdentitySource['from'] | 'none';
+
+export interface ResolvedIdentity {
+  /** "user:<id>", "key:<sha256 prefix>", "ip:<address>", "workload:<ns/name>" or "anonymous". */
+  key: string;
+  source: IdentitySourceName;
+}
+
+/** A value fit to be an identity: non-empty, bounded, printable ASCII without spaces. */
+function usable(v: unknown, maxLength: number): v is string {
+  return typeof v === 'string' && v.length > 0 && v.length <= maxLength && /^[\x21-\x7e]+$/.test(v);
+}
+
+function headerValue(ex: Exchange, name: string): string | undefined {
+  const v = ex.requestHeaders[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** The client's API key as sent, or undefined. Only ever hashed, never stored. */
+function apiKey(ex: Exchange): string | undefined {
+  const auth = headerValue(ex, 'authorization');
+  if (auth) {
+    const m = /^\s*(?:bearer|token)\s+(\S+)\s*$/i.exec(auth);
+    return m ? m[1] : auth.trim() || undefined;
+  }
+  return headerValue(ex, 'x-api-key') || headerValue(ex, 'api-key') || undefined;
+}
+
+/** First 16 hex chars of SHA-256: stable across replicas, useless for recovering the key. */
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key).digest('hex').slice(0, 16);
+}
+
+function fromSource(ex: Exchange, s: IdentitySource, cfg: IdentityConfig, workload: Workload): string | undefined {
+  switch (s.from) {
+    case 'header': {
+      const v = headerValue(ex, s.name)?.trim();
+      return usable(v, cfg.maxLength) ? `user:${v}` : undefined;
+    }
+    case 'body': {
+      const body = ex.requestJson;
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) return undefined;
+      const v = (body as Record<string, unknown>)[s.field];
+      return usable(v, cfg.maxLength) ? `user:${v}` : undefined;
+    }
+    case 'api_key': {
+      const k = apiKey(ex);
+      return k ? `key:${hashApiKey(k)}` : undefined;
+    }
+    case 'client_address':
+      return ex.clientAddress ? `ip:${ex.clientAddress}` : undefined;
+    case 'workload':
+      return workload.name === 'local' ? undefined : `workload:${workload.name}`;
+  }
+}
+
+/** Who the request belongs to, per the policy's source order. Never returns a raw API key. */
+export function resolveIdentity(ex: Exchange, cfg: IdentityConfig, workload: Workload): ResolvedIdentity {
+  for (const s of cfg.sources) {
+    const key = fromSource(ex, s, cfg, workload);
+    if (key !== undefined) return { key, source: s.from };
+  }
+  return { key: 'anonymous', source: 'none' };
+}

@@ -1,0 +1,45 @@
+import type { Exchange } from '../protocols/exchange';
+
+/**
+ * Token arithmetic for admission. Before the call only an estimate exists: prompt characters / 4
+ * (the usual English rule of thumb) plus the completion the client asked for (max_tokens /
+ * max_new_tokens), or `defaultCompletion` when it asked for none. After the call the real usage
+ * (response body, TGI headers, the stream's usage event) replaces it; without any, the output
+ * text is counted the same chars / 4 way.
+ */
+export const CHARS_PER_TOKEN = 4;
+
+export function promptChars(ex: Exchange): number {
+  let n = 0;
+  for (const s of ex.input) n += s.text.length;
+  // Unparsed or passthrough bodies still cost something upstream.
+  return n > 0 || ex.input.length > 0 ? n : ex.requestBody.length;
+}
+
+export function outputChars(ex: Exchange): number {
+  let n = 0;
+  for (const s of ex.output) n += s.text.length;
+  return n;
+}
+
+export function estimateTokens(ex: Exchange, defaultCompletion: number): { prompt: number; total: number } {
+  const prompt = Math.ceil(promptChars(ex) / CHARS_PER_TOKEN);
+  const completion = ex.maxTokens !== undefined && ex.maxTokens >= 0 ? ex.maxTokens : defaultCompletion;
+  return { prompt, total: prompt + completion };
+}
+
+/** Completion tokens the upstream reported, else the output counted. */
+export function completionTokens(ex: Exchange): number {
+  const u = ex.usage;
+  if (u?.completionTokens !== undefined) return u.completionTokens;
+  if (u?.totalTokens !== undefined && u.promptTokens !== undefined) return Math.max(0, u.totalTokens - u.promptTokens);
+  return Math.ceil(outputChars(ex) / CHARS_PER_TOKEN);
+}
+
+/** Tokens to charge for a finished exchange whose prompt was estimated at `promptEstimate`. */
+export function actualTokens(ex: Exchange, promptEstimate: number): number {
+  const u = ex.usage;
+  if (u?.totalTokens !== undefined) return u.totalTokens;
+  const prompt = u?.promptTokens ?? promptEstimate;
+  return prompt + completionTokens(ex);
+}
