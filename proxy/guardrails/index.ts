@@ -1,0 +1,156 @@
+import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import { envString, type Env } from '../config-env';
+import type { ExchangeHooks } from '../hooks';
+import type { BlockVerdict, Exchange, Finding, Stage } from '../protocols/exchange';
+import { PACKS } from '../policy/packs';
+import { isPackName, type PolicyCheck } from '../policy/load';
+import { openPolicyStore } from '../policy/open';
+import type { PolicyStore } from '../policy/store';
+import type { ResolvedPolicy } from '../policy/types';
+import { compilePolicy, type CompiledPolicy } from './compile';
+import type { GuardrailDecision, StageRecord } from './decision';
+import { builtinDetectors } from './detectors';
+import { evaluateStage } from './engine';
+import { createHoldbackInspector } from './holdback';
+import { hashKeyFrom, RedactionContext } from './redact';
+
+export type { GuardrailDecision, StageRecord, HitRecord, RuleRecord } from './decision';
+
+export interface Guardrails {
+  hooks: ExchangeHooks;
+  /** The policy store, shared with limits. */
+  store: PolicyStore<ResolvedPolicy>;
+  close(): void;
+}
+
+interface GuardrailMetrics {
+  hits: Counter<'rule' | 'action' | 'stage'>;
+  notEvaluated: Counter<'rule' | 'stage'>;
+  seconds: Histogram<'stage'>;
+}
+
+function metrics(registry: Registry): GuardrailMetrics {
+  return {
+    hits: new Counter({
+      name: 'guardrail_rule_hits_total',
+      help: 'Guardrail rules that fired, by rule id, action taken and stage.',
+      labelNames: ['rule', 'action', 'stage'],
+      registers: [registry],
+    }),
+    notEvaluated: new Counter({
+      name: 'guardrail_rule_not_evaluated_total',
+      help: 'Guardrail rules that could not run (detector error); on_error decided.',
+      labelNames: ['rule', 'stage'],
+      registers: [registry],
+    }),
+    seconds: new Histogram({
+      name: 'guardrail_evaluation_seconds',
+      help: 'Time spent in guardrails per request or response (streams: summed over the stream).',
+      labelNames: ['stage'],
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05],
+      registers: [registry],
+    }),
+  };
+}
+
+/** The pack limits asked for (ex.notes.limits.escalatedPack) while an identity is under escalation. */
+function escalatedPack(ex: Exchange): string | undefined {
+  const limits = ex.notes.limits as { escalatedPack?: unknown } | undefined;
+  return typeof limits?.escalatedPack === 'string' ? limits.escalatedPack : undefined;
+}
+
+/**
+ * Guardrails as proxy hooks: the decision engine on requests and complete responses, the holdback filter on
+ * streams. Reads POLICY_FILE / POLICY_PACK (ConfigError on a bad value or an invalid policy) and
+ * GUARDRAILS_HASH_KEY (key of `redaction: hash`; random per process when unset).
+ */
+export async function createGuardrails(env: Env, logger: Logger, registry: Registry): Promise<Guardrails> {
+  const builtins = builtinDetectors();
+  const compiled = new WeakMap<ResolvedPolicy, CompiledPolicy>();
+  // Compiling is part of validation: a policy whose regex RE2 rejects never replaces a working one.
+  const compileCheck: PolicyCheck = (policy, source) => {
+    compiled.set(policy, compilePolicy(policy, builtins, source));
+  };
+  const opened = openPolicyStore(env, logger, registry, [compileCheck]);
+  const packs = new Map(Object.entries(PACKS).map(([name, p]) => [name, compilePolicy(p, builtins, `pack:${name}`)]));
+  const hashKey = hashKeyFrom(envString(env, 'GUARDRAILS_HASH_KEY'));
+  const m = metrics(registry);
+  const contexts = new WeakMap<Exchange, RedactionContext>();
+  const log = logger.child({ component: 'guardrails' });
+  log.info({ policy: opened.store.current().name, source: opened.source, rules: opened.store.current().guardrails.rules.length }, 'guardrail policy loaded');
+
+  const policyFor = (ex: Exchange): CompiledPolicy => {
+    const pack = escalatedPack(ex);
+    if (pack && isPackName(pack)) return packs.get(pack)!;
+    const current = opened.store.current();
+    let c = compiled.get(current);
+    if (!c) {
+      c = compilePolicy(current, builtins);
+      compiled.set(current, c);
+    }
+    return c;
+  };
+  const ctxFor = (ex: Exchange): RedactionContext => {
+    let ctx = contexts.get(ex);
+    if (!ctx) {
+      ctx = new RedactionContext(hashKey);
+      contexts.set(ex, ctx);
+    }
+    return ctx;
+  };
+  const decisionOf = (ex: Exchange, policy: CompiledPolicy): GuardrailDecision => {
+    let d = ex.notes.guardrails as GuardrailDecision | undefined;
+    if (!d) {
+      d = { policy: policy.name };
+      ex.notes.guardrails = d;
+    }
+    return d;
+  };
+  const account = (stage: Stage, record: StageRecord, findings: Finding[]): void => {
+    for (const f of findings) {
+      if (f.reason.startsWith('not evaluated')) m.notEvaluated.inc({ rule: f.ruleId, stage });
+      else m.hits.inc({ rule: f.ruleId, action: f.action, stage });
+    }
+    if (!record.streamed) m.seconds.observe({ stage }, record.ms / 1000);
+  };
+
+  const run = (ex: Exchange, stage: Stage): BlockVerdict | void => {
+    const policy = policyFor(ex);
+    const out = evaluateStage(policy, ex, stage, ctxFor(ex));
+    if (out.record.rules.length === 0) return;
+    decisionOf(ex, policy)[stage] = out.record;
+    ex.findings.push(...out.findings);
+    account(stage, out.record, out.findings);
+    if (out.verdict) log.warn({ id: ex.id, stage, rule: out.verdict.code, path: ex.path }, 'guardrail blocked');
+    return out.verdict;
+  };
+
+  const hooks: ExchangeHooks = {
+    name: 'guardrails',
+    onRequest: (ex) => run(ex, 'request'),
+    onResponse: (ex) => run(ex, 'response'),
+    openStream(ex) {
+      const policy = policyFor(ex);
+      const seen = new Set<string>();
+      const opened = createHoldbackInspector(policy, ex, ctxFor(ex), (findings) => {
+        for (const f of findings) {
+          const key = `${f.ruleId}\u0000${f.entity ?? ''}\u0000${f.action}`;
+          if (seen.has(key)) continue;
+          seen.add(key);
+          ex.findings.push(f);
+          account('response', opened!.record, [f]);
+          if (f.action === 'block') log.warn({ id: ex.id, stage: 'response', rule: f.ruleId, path: ex.path }, 'guardrail cut a stream');
+        }
+      });
+      if (!opened) return undefined;
+      decisionOf(ex, policy).response = opened.record;
+      return opened.inspector;
+    },
+    onComplete(ex) {
+      const record = (ex.notes.guardrails as GuardrailDecision | undefined)?.response;
+      if (record?.streamed) m.seconds.observe({ stage: 'response' }, record.ms / 1000);
+    },
+  };
+  return { hooks, store: opened.store, close: opened.close };
+}
