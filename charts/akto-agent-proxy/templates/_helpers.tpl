@@ -16,11 +16,6 @@
 {{- printf "%s-webhook" (include "aap.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* Cluster-scoped names carry the namespace so two releases in different namespaces never collide. */}}
-{{- define "aap.clusterName" -}}
-{{- printf "%s-%s" (include "aap.fullname" .) .Release.Namespace | trunc 63 | trimSuffix "-" -}}
-{{- end -}}
-
 {{- define "aap.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 app.kubernetes.io/name: {{ include "aap.name" . }}
@@ -65,7 +60,7 @@ app.kubernetes.io/component: webhook
 {{- end -}}
 
 {{- define "aap.mutatingWebhookName" -}}
-{{- include "aap.clusterName" . -}}
+{{- include "aap.webhookName" . -}}
 {{- end -}}
 
 {{- define "aap.aktoSecretName" -}}

@@ -1,0 +1,192 @@
+/**
+ * The Helm chart rendered by the real helm binary (no cluster needed): structure, least privilege, schema
+ * rejections, the settings file the webhook loads, GitOps-stable output, and manifests/ kept in sync.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { loadSettings } from '../../webhook/settings';
+import { describeIf, findTools, helm } from './harness';
+
+const ROOT = path.resolve(__dirname, '../..');
+const CHART = path.join(ROOT, 'charts/akto-agent-proxy');
+const tools = findTools();
+
+type Obj = { kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string>; labels?: Record<string, string> }; [k: string]: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+function render(args: string[] = [], ns = 'akto-system'): Obj[] {
+  const out = helm(tools.helm!, undefined, ['template', 'rel', CHART, '-n', ns, '--skip-tests', ...args]);
+  return parseAllDocuments(out).map((d) => d.toJSON()).filter(Boolean);
+}
+
+function renderError(args: string[]): string {
+  try {
+    render(args);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  throw new Error(`helm template ${args.join(' ')} unexpectedly succeeded`);
+}
+
+const one = (objs: Obj[], kind: string, name?: string): Obj => {
+  const found = objs.filter((o) => o.kind === kind && (!name || o.metadata.name === name));
+  if (found.length !== 1) throw new Error(`expected one ${kind}${name ? ` ${name}` : ''}, found ${found.length}`);
+  return found[0];
+};
+
+describeIf(!!tools.helm, 'helm')('Helm chart (helm template)', () => {
+  let defaults: Obj[];
+  beforeAll(() => {
+    defaults = render();
+  });
+
+  test('lints clean in strict mode', () => {
+    expect(() => helm(tools.helm!, undefined, ['lint', '--strict', CHART])).not.toThrow();
+  });
+
+  test('MutatingWebhookConfiguration: two exclusive entries, short timeout, no side effects, system and own namespace excluded', () => {
+    const mwc = one(defaults, 'MutatingWebhookConfiguration');
+    expect(mwc.webhooks).toHaveLength(2);
+    for (const w of mwc.webhooks) {
+      expect(w).toMatchObject({ sideEffects: 'None', reinvocationPolicy: 'IfNeeded', failurePolicy: 'Fail', admissionReviewVersions: ['v1'] });
+      expect(w.timeoutSeconds).toBeLessThanOrEqual(10);
+      expect(w.rules).toEqual([{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }]);
+      expect(w.clientConfig.service).toEqual({ name: 'rel-akto-agent-proxy-webhook', namespace: 'akto-system', path: '/mutate', port: 443 });
+      expect(w.clientConfig.caBundle).toBeUndefined(); // selfManaged: the webhook patches it at runtime
+      const byName = w.namespaceSelector.matchExpressions.find((e: { key: string }) => e.key === 'kubernetes.io/metadata.name');
+      expect(byName.operator).toBe('NotIn');
+      expect(byName.values).toEqual(expect.arrayContaining(['akto-system', 'kube-system']));
+    }
+    const [ns, obj] = mwc.webhooks;
+    expect(ns.namespaceSelector.matchExpressions).toContainEqual({ key: 'agent-proxy.akto.io/injection', operator: 'In', values: ['enabled'] });
+    expect(ns.objectSelector.matchExpressions).toEqual([{ key: 'agent-proxy.akto.io/inject', operator: 'NotIn', values: ['false'] }]);
+    expect(obj.namespaceSelector.matchExpressions).toContainEqual({ key: 'agent-proxy.akto.io/injection', operator: 'NotIn', values: ['enabled', 'disabled'] });
+    expect(obj.objectSelector.matchExpressions).toEqual([{ key: 'agent-proxy.akto.io/inject', operator: 'In', values: ['true'] }]);
+  });
+
+  test('webhook Deployment: 2 replicas, restricted security context, probes, resources, spread, PDB, never injected itself', () => {
+    const dep = one(defaults, 'Deployment');
+    const pod = dep.spec.template;
+    const c = pod.spec.containers[0];
+    expect(dep.spec.replicas).toBe(2);
+    expect(c.command).toEqual(['node', 'dist/webhook/main.js']);
+    expect(pod.metadata.labels['agent-proxy.akto.io/inject']).toBe('false');
+    expect(pod.spec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } });
+    expect(c.readinessProbe.httpGet).toMatchObject({ path: '/readyz', scheme: 'HTTPS' });
+    expect(c.livenessProbe.httpGet).toMatchObject({ path: '/healthz', scheme: 'HTTPS' });
+    expect(c.resources.requests).toBeDefined();
+    expect(pod.spec.topologySpreadConstraints.map((t: { topologyKey: string }) => t.topologyKey)).toEqual(['kubernetes.io/hostname', 'topology.kubernetes.io/zone']);
+    expect(one(defaults, 'PodDisruptionBudget').spec.maxUnavailable).toBe(1);
+    expect(render(['--set', 'webhook.replicas=1']).some((o) => o.kind === 'PodDisruptionBudget')).toBe(false);
+  });
+
+  test('RBAC: selfManaged gets only its own Secret and webhook configuration by name; other cert modes get none', () => {
+    const role = one(defaults, 'Role');
+    expect(role.metadata.namespace).toBe('akto-system');
+    expect(role.rules).toEqual([
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['rel-akto-agent-proxy-webhook-tls'], verbs: ['get', 'update', 'patch'] },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+    ]);
+    const cr = one(defaults, 'ClusterRole');
+    expect(cr.rules).toEqual([{ apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: [one(defaults, 'MutatingWebhookConfiguration').metadata.name], verbs: ['get', 'patch'] }]);
+    expect(one(defaults, 'Deployment').spec.template.spec.automountServiceAccountToken).toBe(true);
+
+    const provided = render(['--set', 'certs.mode=provided', '--set', 'certs.provided.existingSecret=my-tls', '--set', 'webhook.caBundle=Zm9v']);
+    expect(provided.filter((o) => /Role/.test(o.kind))).toEqual([]);
+    const dep = one(provided, 'Deployment').spec.template.spec;
+    expect(dep.automountServiceAccountToken).toBe(false);
+    expect(dep.volumes).toContainEqual({ name: 'tls', secret: { secretName: 'my-tls' } });
+    expect(one(provided, 'MutatingWebhookConfiguration').webhooks[0].clientConfig.caBundle).toBe('Zm9v');
+  });
+
+  test('certManager mode: Certificate for the service DNS names and CA injection annotation, no RBAC', () => {
+    const objs = render(['--set', 'certs.mode=certManager']);
+    expect(objs.filter((o) => o.kind === 'Issuer').map((o) => o.metadata.name)).toEqual(['rel-akto-agent-proxy-webhook-ca-selfsign', 'rel-akto-agent-proxy-webhook-ca']);
+    expect(render(['--set', 'certs.mode=certManager', '--set', 'certs.certManager.issuerRef.name=corp', '--set', 'certs.certManager.issuerRef.kind=ClusterIssuer']).filter((o) => o.kind === 'Issuer')).toEqual([]);
+    const cert = one(objs, 'Certificate', 'rel-akto-agent-proxy-webhook');
+    expect(cert.spec.dnsNames).toContain('rel-akto-agent-proxy-webhook.akto-system.svc');
+    expect(cert.spec.secretName).toBe('rel-akto-agent-proxy-webhook-tls');
+    expect(one(objs, 'MutatingWebhookConfiguration').metadata.annotations['cert-manager.io/inject-ca-from']).toBe('akto-system/rel-akto-agent-proxy-webhook');
+    expect(objs.filter((o) => /Role/.test(o.kind))).toEqual([]);
+  });
+
+  test('rendering is deterministic and carries no certificate bytes (no churn on upgrade, GitOps-safe)', () => {
+    const a = helm(tools.helm!, undefined, ['template', 'rel', CHART, '-n', 'akto-system']);
+    const b = helm(tools.helm!, undefined, ['template', 'rel', CHART, '-n', 'akto-system']);
+    expect(a).toBe(b);
+    expect(a).not.toMatch(/BEGIN (CERTIFICATE|.*PRIVATE KEY)|caBundle:/);
+  });
+
+  test('webhook.url registers the webhook by URL instead of the Service', () => {
+    const objs = render(['--set', 'webhook.url=https://127.0.0.1:9443/mutate', '--set', 'certs.mode=provided', '--set', 'certs.provided.existingSecret=x', '--set', 'webhook.caBundle=Zm9v']);
+    for (const w of one(objs, 'MutatingWebhookConfiguration').webhooks) {
+      expect(w.clientConfig).toEqual({ url: 'https://127.0.0.1:9443/mutate', caBundle: 'Zm9v' });
+    }
+  });
+
+  test('the settings file is accepted by the webhook and names the objects the chart creates', () => {
+    const cm = one(defaults, 'ConfigMap', 'rel-akto-agent-proxy-webhook-settings');
+    const settings = loadSettings({ WEBHOOK_SETTINGS_FILE: '/settings.yaml' }, () => cm.data['settings.yaml']);
+    expect(settings.certs).toMatchObject({
+      mode: 'selfManaged',
+      secretName: one(defaults, 'Role').rules[0].resourceNames[0],
+      webhookConfigName: one(defaults, 'MutatingWebhookConfiguration').metadata.name,
+      serviceName: one(defaults, 'Service').metadata.name,
+      serviceNamespace: 'akto-system',
+    });
+    expect(settings.sidecar.image).toBe('akto-agent-proxy:0.1.0');
+    expect(settings.excludedNamespaces).toEqual(expect.arrayContaining(['akto-system', 'kube-system']));
+    expect(settings.urlEnvVars).toEqual(['AI_AGENT_INFERENCE_URL', 'OPENAI_BASE_URL', 'HF_INFERENCE_ENDPOINT']);
+    expect(settings.server.port).toBe(one(defaults, 'Deployment').spec.template.spec.containers[0].ports[0].containerPort);
+
+    const custom = render(['--set', 'sidecar.runAsUser=null', '--set', 'sidecar.nativeSidecar=never', '--set', 'sidecar.annotationErrors=warn', '--set', 'image.repository=reg.example/akto', '--set', 'image.tag=1.2.3']);
+    const s2 = loadSettings({ WEBHOOK_SETTINGS_FILE: '/s' }, () => one(custom, 'ConfigMap', 'rel-akto-agent-proxy-webhook-settings').data['settings.yaml']);
+    expect(s2.sidecar).toMatchObject({ runAsUser: null, image: 'reg.example/akto:1.2.3' });
+    expect(s2).toMatchObject({ nativeSidecar: 'never', annotationErrors: 'warn' });
+  });
+
+  test('agentNamespaces get the Akto Secret and the policy ConfigMap (pack or inline policy)', () => {
+    const objs = render(['--set', 'agentNamespaces={team-a,team-b}', '--set', 'akto.apiBaseUrl=https://akto.example', '--set', 'akto.apiToken=tok-123', '--set', 'policy.pack=strict']);
+    const secrets = objs.filter((o) => o.kind === 'Secret');
+    expect(secrets.map((s) => s.metadata.namespace)).toEqual(['team-a', 'team-b']);
+    expect(Buffer.from(secrets[0].data.AKTO_API_TOKEN, 'base64').toString()).toBe('tok-123');
+    const cms = objs.filter((o) => o.kind === 'ConfigMap' && o.metadata.name === 'akto-agent-proxy-policy');
+    expect(cms.map((c) => c.metadata.namespace)).toEqual(['team-a', 'team-b']);
+    expect(cms[0].data['policy.yaml']).toBe('extends: strict\nversion: 1\n');
+
+    const inline = render(['--set', 'agentNamespaces={a}', '--set-json', 'policy.inline={"version":1,"extends":"monitor","name":"mine"}']);
+    expect(one(inline, 'ConfigMap', 'akto-agent-proxy-policy').data['policy.yaml']).toContain('name: mine');
+    expect(render(['--set', 'agentNamespaces={a}', '--set', 'akto.existingSecret=mine']).some((o) => o.kind === 'Secret')).toBe(false);
+  });
+
+  test.each([
+    [['--set', 'webhook.failurePolicy=Sometimes'], /webhook.failurePolicy must be one of the following: "Fail", "Ignore"/],
+    [['--set', 'webhook.timeoutSeconds=60'], /webhook.timeoutSeconds: Must be less than or equal to 30/],
+    [['--set', 'webhook.replicaz=3'], /Additional property replicaz is not allowed/],
+    [['--set', 'certs.mode=magic'], /certs.mode must be one of the following/],
+    [['--set', 'policy.pack=lenient'], /policy.pack must be one of the following/],
+    [['--set', 'sidecar.resources.requests.cpu=lots'], /sidecar.resources.requests.cpu: Does not match pattern/],
+    [['--set', 'agentNamespaces={Bad_NS}'], /agentNamespaces.0: Does not match pattern/],
+    [['--set', 'certs.mode=provided'], /certs.mode=provided needs certs.provided.existingSecret or both/],
+    [['--set', 'certs.mode=provided', '--set', 'certs.provided.existingSecret=x'], /needs webhook.caBundle/],
+    [['--set', 'webhook.caBundle=Zm9v'], /webhook.caBundle is only used with certs.mode=provided/],
+    [['--set', 'akto.apiToken=t', '--set', 'akto.existingSecret=s'], /either akto.apiToken or akto.existingSecret/],
+  ])('rejects bad values with a clear message: %j', (args, message) => {
+    expect(renderError(args as string[])).toMatch(message);
+  });
+
+  test('manifests/ is the chart rendered with default values (run `make manifests` after changing the chart)', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'akto-manifests-'));
+    try {
+      const out = path.join(dir, 'rendered.yaml');
+      const res = spawnSync('bash', [path.join(ROOT, 'scripts/render-manifests.sh'), out], { env: { ...process.env, HELM_BIN: tools.helm }, encoding: 'utf8' });
+      expect(res.stderr).toContain('wrote');
+      expect(readFileSync(path.join(ROOT, 'manifests/akto-agent-proxy.yaml'), 'utf8')).toBe(readFileSync(out, 'utf8'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
