@@ -28,6 +28,10 @@ export class Spool {
   private buffer: string[] = [];
   private bufferBytes = 0;
   private diskBytes = 0;
+  /** Handed to the write chain, not yet on disk. */
+  private writingBytes = 0;
+  /** Lines of the current writeLines call already on disk. */
+  private writeProgress = 0;
   private seq = 0;
   private chain: Promise<void> = Promise.resolve();
   private flushScheduled = false;
@@ -66,7 +70,7 @@ export class Spool {
 
   /** Bytes on disk plus bytes waiting to be written. */
   get bytes(): number {
-    return this.diskBytes + this.bufferBytes;
+    return this.diskBytes + this.writingBytes + this.bufferBytes;
   }
 
   get segments(): number {
@@ -97,12 +101,15 @@ export class Spool {
     const bytes = this.bufferBytes;
     this.buffer = [];
     this.bufferBytes = 0;
+    this.writingBytes += bytes;
     return this.enqueue(async () => {
       try {
-        await this.writeLines(lines, bytes);
+        await this.writeLines(lines);
       } catch (err) {
-        this.metrics.dropped.inc({ reason: 'spool_write' }, lines.length);
-        this.logger.error({ err: errorText(err), dir: this.settings.dir, records: lines.length }, 'trace spool write failed; records lost');
+        this.writingBytes -= this.unwritten(lines);
+        const lost = lines.length - this.writeProgress;
+        this.metrics.dropped.inc({ reason: 'spool_write' }, lost);
+        this.logger.error({ err: errorText(err), dir: this.settings.dir, records: lost }, 'trace spool write failed; records lost');
       }
       await this.enforceBound();
     });
@@ -212,21 +219,30 @@ export class Spool {
     return run;
   }
 
-  private async writeLines(lines: string[], bytes: number): Promise<void> {
-    if (!this.active) {
-      const name = `seg-${String(this.seq++).padStart(12, '0')}.jsonl`;
-      const fh = await fsp.open(path.join(this.settings.dir, name), 'a');
-      this.active = { seg: { name, bytes: 0 }, fh, dirty: false, lastSync: Date.now() };
+  /** Appends lines, sealing the active segment whenever it reaches segmentBytes. */
+  private async writeLines(lines: string[]): Promise<void> {
+    this.writeProgress = 0;
+    let start = 0;
+    while (start < lines.length) {
+      const active = this.active ?? (await this.openActive());
+      let end = start;
+      let bytes = 0;
+      while (end < lines.length && (end === start || active.seg.bytes + bytes < this.settings.segmentBytes)) {
+        bytes += Buffer.byteLength(lines[end]) + 1;
+        end++;
+      }
+      await active.fh.write(lines.slice(start, end).join('\n') + '\n');
+      start = end;
+      this.writeProgress = start;
+      active.seg.bytes += bytes;
+      active.dirty = true;
+      this.diskBytes += bytes;
+      this.writingBytes -= bytes;
+      if (active.seg.bytes >= this.settings.segmentBytes) await this.sealActive();
     }
-    const active = this.active;
-    await active.fh.write(lines.join('\n') + '\n');
-    active.seg.bytes += bytes;
-    active.dirty = true;
-    this.diskBytes += bytes;
     this.updateGauge();
-    if (active.seg.bytes >= this.settings.segmentBytes) {
-      await this.sealActive();
-    } else if (this.settings.fsyncIntervalMs === 0 || Date.now() - active.lastSync >= this.settings.fsyncIntervalMs) {
+    if (!this.active) return;
+    if (this.settings.fsyncIntervalMs === 0 || Date.now() - this.active.lastSync >= this.settings.fsyncIntervalMs) {
       await this.syncActive();
     } else if (!this.fsyncTimer && !this.closed) {
       this.fsyncTimer = setTimeout(() => {
@@ -235,6 +251,20 @@ export class Spool {
       }, this.settings.fsyncIntervalMs);
       this.fsyncTimer.unref();
     }
+  }
+
+  /** Bytes of the lines a failed writeLines did not get to disk. */
+  private unwritten(lines: string[]): number {
+    let n = 0;
+    for (let i = this.writeProgress; i < lines.length; i++) n += Buffer.byteLength(lines[i]) + 1;
+    return n;
+  }
+
+  private async openActive(): Promise<NonNullable<Spool['active']>> {
+    const name = `seg-${String(this.seq++).padStart(12, '0')}.jsonl`;
+    const fh = await fsp.open(path.join(this.settings.dir, name), 'a');
+    this.active = { seg: { name, bytes: 0 }, fh, dirty: false, lastSync: Date.now() };
+    return this.active;
   }
 
   private async syncActive(): Promise<void> {
@@ -282,7 +312,7 @@ export class Spool {
   }
 
   private updateGauge(): void {
-    this.metrics.spoolBytes.set(this.diskBytes + this.bufferBytes);
+    this.metrics.spoolBytes.set(this.bytes);
   }
 }
 

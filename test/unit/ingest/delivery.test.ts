@@ -1,0 +1,181 @@
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { AktoReceiver, startAktoReceiver } from '../../fixtures/akto-receiver';
+import { markers, metricValue, recordLine, sleep, startPipeline, tempDir } from './harness';
+
+const TOKEN = 'eyJhbGciOiJSUzI1NiJ9.test-token.sig';
+
+describe('Delivery to a strict Akto receiver', () => {
+  let akto: AktoReceiver;
+  let tmp: ReturnType<typeof tempDir>;
+  const env = (over: Record<string, string> = {}): Record<string, string> => ({
+    AKTO_API_BASE_URL: akto.url,
+    AKTO_API_TOKEN: TOKEN,
+    SPOOL_DIR: tmp.dir,
+    AKTO_BATCH_INTERVAL_MS: '30',
+    AKTO_RETRY_BASE_MS: '20',
+    AKTO_RETRY_MAX_MS: '200',
+    SPOOL_FSYNC_MS: '0',
+    ...over,
+  });
+
+  beforeEach(async () => {
+    akto = await startAktoReceiver({ token: TOKEN });
+    tmp = tempDir();
+  });
+  afterEach(async () => {
+    await akto.close();
+    tmp.cleanup();
+  });
+
+  it('batches by count and by time, with the raw token and exactly once', async () => {
+    const p = await startPipeline(env({ AKTO_BATCH_SIZE: '10' }));
+    for (let i = 0; i < 35; i++) p.delivery.enqueue(recordLine(i));
+    await akto.waitForRecords(35);
+    expect(akto.errors).toEqual([]);
+    expect(akto.stats.maxBatch).toBe(10);
+    expect(akto.stats.posts).toBe(4);
+    expect(markers(akto.records).sort((a, b) => a - b)).toEqual(Array.from({ length: 35 }, (_, i) => i));
+    expect(await metricValue(p.registry, 'akto_ingest_records_sent_total')).toBe(35);
+    expect(await metricValue(p.registry, 'akto_ingest_last_success_timestamp_seconds')).toBeGreaterThan(0);
+    await p.delivery.close(1000);
+  });
+
+  it('keeps every POST under AKTO_MAX_BATCH_BYTES', async () => {
+    const p = await startPipeline(env({ AKTO_MAX_BATCH_BYTES: String(64 * 1024), AKTO_BATCH_SIZE: '1000' }));
+    for (let i = 0; i < 20; i++) p.delivery.enqueue(recordLine(i, 20_000));
+    await akto.waitForRecords(20);
+    expect(akto.stats.maxBodyBytes).toBeLessThanOrEqual(64 * 1024);
+    expect(akto.stats.maxBatch).toBe(3);
+    await p.delivery.close(1000);
+  });
+
+  it('bounds the POSTs in flight', async () => {
+    akto.behave({ delayMs: 100 });
+    const p = await startPipeline(env({ AKTO_BATCH_SIZE: '2', AKTO_MAX_IN_FLIGHT: '2' }));
+    for (let i = 0; i < 20; i++) p.delivery.enqueue(recordLine(i));
+    await akto.waitForRecords(20);
+    expect(akto.stats.maxOpen).toBe(2);
+    await p.delivery.close(1000);
+  });
+
+  it('retries 5xx and 429 (honouring Retry-After) and delivers each record once', async () => {
+    const times: number[] = [];
+    akto.behave((n) => {
+      times.push(Date.now());
+      if (n <= 2) return { status: 503 };
+      if (n === 3) return { status: 429, retryAfter: '1' };
+      return {};
+    });
+    const p = await startPipeline(env({ AKTO_BATCH_SIZE: '20', AKTO_MAX_IN_FLIGHT: '1' }));
+    for (let i = 0; i < 20; i++) p.delivery.enqueue(recordLine(i));
+    await akto.waitForRecords(20, 15_000);
+    const got = markers(akto.records);
+    expect(new Set(got).size).toBe(20);
+    expect(got.length).toBe(20);
+    expect(times).toHaveLength(4);
+    expect(times[3] - times[2]).toBeGreaterThanOrEqual(950);
+    expect(await metricValue(p.registry, 'akto_ingest_records_retried_total')).toBeGreaterThan(0);
+    expect(await metricValue(p.registry, 'akto_ingest_batch_failures_total', { reason: 'http_5xx' })).toBe(2);
+    expect(await metricValue(p.registry, 'akto_ingest_batch_failures_total', { reason: 'http_429' })).toBe(1);
+    expect(p.lines.some((l) => String(l.msg).includes('spooling records to disk'))).toBe(true);
+    expect(p.lines.some((l) => String(l.msg).includes('spool drained'))).toBe(true);
+    await p.delivery.close(1000);
+  });
+
+  it('on 401 logs one line naming AKTO_API_TOKEN, keeps the records, and delivers them after a restart with the right token', async () => {
+    const bad = await startPipeline(env({ AKTO_API_TOKEN: 'wrong-token', AKTO_BATCH_SIZE: '5', AKTO_AUTH_RETRY_MS: '50' }));
+    for (let i = 0; i < 30; i++) {
+      bad.delivery.enqueue(recordLine(i));
+      await sleep(5);
+    }
+    await sleep(400);
+    expect(akto.records).toHaveLength(0);
+    expect(akto.stats.unauthorized).toBeGreaterThan(3);
+    const authLines = bad.lines.filter((l) => String(l.msg).includes('AKTO_API_TOKEN'));
+    expect(authLines).toHaveLength(1);
+    expect(authLines[0].level).toBe('error');
+    expect(JSON.stringify(bad.lines)).not.toContain('wrong-token');
+    await bad.delivery.close(200);
+    expect(bad.spool.bytes).toBeGreaterThan(0);
+
+    const good = await startPipeline(env());
+    await akto.waitForRecords(30);
+    expect(markers(akto.records).sort((a, b) => a - b)).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    await good.delivery.close(1000);
+  });
+
+  it('moves a batch refused with another 4xx to the dead-letter file and logs the answer', async () => {
+    akto.behave((n) => (n === 1 ? { status: 422, body: '{"actionErrors":["bad record"]}' } : {}));
+    const p = await startPipeline(env({ AKTO_BATCH_SIZE: '3' }));
+    for (let i = 0; i < 6; i++) p.delivery.enqueue(recordLine(i));
+    await akto.waitForRecords(3);
+    await p.delivery.close(1000);
+    const dead = (await fsp.readFile(path.join(tmp.dir, 'dead-letter.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(dead).toHaveLength(3);
+    expect(dead[0]).toMatchObject({ status: 422, error: '{"actionErrors":["bad record"]}' });
+    expect(dead.map((d) => JSON.parse(d.record.requestPayload).inputs)).toEqual(['r0', 'r1', 'r2']);
+    expect(await metricValue(p.registry, 'akto_ingest_records_dead_lettered_total')).toBe(3);
+    const line = p.lines.find((l) => String(l.msg).includes('HTTP 422'));
+    expect(line?.body).toContain('bad record');
+  });
+
+  it('spools while Akto is down and delivers everything when it is back', async () => {
+    const p = await startPipeline(env({ AKTO_BATCH_SIZE: '10' }));
+    await akto.stop();
+    for (let i = 0; i < 200; i++) {
+      p.delivery.enqueue(recordLine(i));
+      if (i % 20 === 0) await sleep(10);
+    }
+    await sleep(100);
+    expect(await metricValue(p.registry, 'akto_ingest_records_spooled_total')).toBeGreaterThan(150);
+    expect(await metricValue(p.registry, 'akto_ingest_spool_bytes')).toBeGreaterThan(0);
+    await akto.start();
+    await akto.waitForRecords(200, 15_000);
+    await sleep(100);
+    const got = markers(akto.records);
+    expect(new Set(got).size).toBe(200);
+    expect(got.length - 200).toBe(0);
+    expect(p.spool.isEmpty).toBe(true);
+    await p.delivery.close(1000);
+  });
+
+  it('close() flushes what is pending at once, and spools it when Akto is down', async () => {
+    const p = await startPipeline(env({ AKTO_BATCH_INTERVAL_MS: '60000' }));
+    for (let i = 0; i < 7; i++) p.delivery.enqueue(recordLine(i));
+    const t0 = Date.now();
+    await p.delivery.close(2000);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(akto.records).toHaveLength(7);
+
+    const q = await startPipeline(env({ AKTO_BATCH_INTERVAL_MS: '60000', AKTO_RETRY_BASE_MS: '5000', AKTO_RETRY_MAX_MS: '5000' }));
+    await akto.stop();
+    for (let i = 100; i < 110; i++) q.delivery.enqueue(recordLine(i));
+    const t1 = Date.now();
+    await q.delivery.close(1500);
+    expect(Date.now() - t1).toBeLessThan(1700);
+    expect(q.spool.bytes).toBeGreaterThan(0);
+    await akto.start();
+    const r = await startPipeline(env());
+    await akto.waitForRecords(17);
+    expect(markers(akto.records).slice(7).sort((a, b) => a - b)).toEqual(Array.from({ length: 10 }, (_, i) => 100 + i));
+    await r.delivery.close(1000);
+  });
+
+  it('keeps memory bounded when Akto is slow: the overflow goes to the spool and is delivered later', async () => {
+    akto.behave({ delayMs: 300 });
+    const p = await startPipeline(env({ AKTO_BATCH_SIZE: '20', AKTO_MAX_IN_FLIGHT: '2', AKTO_MEMORY_QUEUE_BYTES: String(64 * 1024) }));
+    let maxMemory = 0;
+    for (let i = 0; i < 400; i++) {
+      p.delivery.enqueue(recordLine(i, 500));
+      maxMemory = Math.max(maxMemory, await metricValue(p.registry, 'akto_ingest_memory_queue_bytes'));
+      if (i % 50 === 0) await sleep(5);
+    }
+    expect(maxMemory).toBeLessThanOrEqual(64 * 1024);
+    expect(await metricValue(p.registry, 'akto_ingest_records_spooled_total')).toBeGreaterThan(0);
+    akto.behave({});
+    await akto.waitForRecords(400, 20_000);
+    expect(new Set(markers(akto.records)).size).toBe(400);
+    await p.delivery.close(1000);
+  });
+});
