@@ -14,7 +14,8 @@ const ROOT = path.resolve(__dirname, '../..');
 const CHART = path.join(ROOT, 'charts/akto-agent-proxy');
 const tools = findTools();
 
-type Obj = { kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string>; labels?: Record<string, string> }; [k: string]: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- rendered manifests are probed field by field
+type Obj = { kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string>; labels?: Record<string, string> }; [k: string]: any };
 
 function render(args: string[] = [], ns = 'akto-system'): Obj[] {
   const out = helm(tools.helm!, undefined, ['template', 'rel', CHART, '-n', ns, '--skip-tests', ...args]);
@@ -109,7 +110,7 @@ describeIf(!!tools.helm, 'helm')('Helm chart (helm template)', () => {
     const cert = one(objs, 'Certificate', 'rel-akto-agent-proxy-webhook');
     expect(cert.spec.dnsNames).toContain('rel-akto-agent-proxy-webhook.akto-system.svc');
     expect(cert.spec.secretName).toBe('rel-akto-agent-proxy-webhook-tls');
-    expect(one(objs, 'MutatingWebhookConfiguration').metadata.annotations['cert-manager.io/inject-ca-from']).toBe('akto-system/rel-akto-agent-proxy-webhook');
+    expect(one(objs, 'MutatingWebhookConfiguration').metadata.annotations?.['cert-manager.io/inject-ca-from']).toBe('akto-system/rel-akto-agent-proxy-webhook');
     expect(objs.filter((o) => /Role/.test(o.kind))).toEqual([]);
   });
 
