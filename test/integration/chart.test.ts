@@ -14,7 +14,6 @@ const ROOT = path.resolve(__dirname, '../..');
 const CHART = path.join(ROOT, 'charts/akto-agent-proxy');
 const tools = findTools();
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- rendered manifests are probed field by field
 type Obj = { kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string>; labels?: Record<string, string> }; [k: string]: any };
 
 function render(args: string[] = [], ns = 'akto-system'): Obj[] {
