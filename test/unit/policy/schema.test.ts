@@ -1,0 +1,113 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadPolicyText, PolicyError, schemaProblems } from '../../../proxy/policy/load';
+import { PACKS } from '../../../proxy/policy/packs';
+
+function problemsOf(yaml: string): string[] {
+  try {
+    loadPolicyText(yaml, 'test.yaml');
+    return [];
+  } catch (err) {
+    if (err instanceof PolicyError) return [...err.problems];
+    throw err;
+  }
+}
+
+describe('policy schema', () => {
+  it.each([
+    ['empty document', ''],
+    ['a pack and nothing else', 'version: 1\nextends: strict\n'],
+    [
+      'every rule field',
+      `version: 1
+name: full
+guardrails:
+  mode: enforce
+  stream: { max_holdback_chars: 4096 }
+  rules:
+    - id: pii-mask
+      description: mask cards in responses
+      detector: pii
+      entities: [CREDIT_CARD, EMAIL]
+      stage: response
+      action: redact
+      redaction: mask
+      threshold: 0.6
+      min_count: 2
+      mode: monitor
+      on_error: block
+      severity: critical
+      block_status: 403
+      message: no cards
+      match:
+        routes: [openai.chat, tgi.generate_stream]
+        paths: ["/v1/*"]
+        methods: [POST]
+        models: ["meta-llama/*"]
+        headers: { x-agent: "billing-*" }
+        roles: [user, tool]
+    - id: internal-hosts
+      detector: regex
+      action: block
+      patterns: [{ id: INTERNAL_HOST, pattern: "\\\\bcorp\\\\.internal\\\\b", case_insensitive: true }]
+    - id: banned-topics
+      detector: keywords
+      action: flag
+      keywords: [merger, layoffs]
+    - id: huge-prompts
+      detector: size
+      stage: request
+      action: block
+      max_chars: 200000
+      max_tokens: 50000
+`,
+    ],
+    ['JSON text', '{"version": 1, "guardrails": {"rules": [{"id": "a", "detector": "secrets", "action": "block"}]}}'],
+  ])('accepts %s', (_name, text) => {
+    expect(problemsOf(text)).toEqual([]);
+  });
+
+  it.each([
+    ['an unknown top-level key', 'version: 1\nrulez: []\n', '/: unknown field "rulez"'],
+    ['a wrong version', 'version: 2\n', '/version: must be equal to constant'],
+    ['an unknown pack', 'extends: paranoid\n', '/extends: must be one of "default", "monitor", "strict", "off"'],
+    ['a bad action', 'guardrails:\n  rules:\n    - {id: a, detector: pii, action: drop}\n', '/guardrails/rules/0/action: must be one of "block", "redact", "flag"'],
+    ['a missing detector', 'guardrails:\n  rules:\n    - {id: a, action: block}\n', '/guardrails/rules/0: missing required field "detector"'],
+    ['an unknown rule field', 'guardrails:\n  rules:\n    - {id: a, detector: pii, action: flag, colour: red}\n', '/guardrails/rules/0: unknown field "colour"'],
+    ['a threshold above 1', 'guardrails:\n  rules:\n    - {id: a, detector: pii, action: flag, threshold: 1.5}\n', '/guardrails/rules/0/threshold: must be <= 1'],
+    ['a regex rule without patterns', 'guardrails:\n  rules:\n    - {id: a, detector: regex, action: flag}\n', '/guardrails/rules/0: missing required field "patterns"'],
+    ['keywords on a pii rule', 'guardrails:\n  rules:\n    - {id: a, detector: pii, action: flag, keywords: [x]}\n', "/guardrails/rules/0/keywords: field not allowed for this rule's detector"],
+    ['a size rule without a limit', 'guardrails:\n  rules:\n    - {id: a, detector: size, action: block}\n', '/guardrails/rules/0: missing one of the fields max_chars, max_tokens'],
+    ['a bad rule id', 'guardrails:\n  rules:\n    - {id: "has space", detector: pii, action: flag}\n', '/guardrails/rules/0/id: must match pattern'],
+    ['a duplicate rule id', 'guardrails:\n  rules:\n    - {id: a, detector: pii, action: flag}\n    - {id: a, detector: secrets, action: flag}\n', '/guardrails/rules/1/id: duplicate rule id "a"'],
+    ['a bad route kind', 'guardrails:\n  rules:\n    - {id: a, detector: pii, action: flag, match: {routes: [openai.chatt]}}\n', '/guardrails/rules/0/match/routes/0: must be one of'],
+    ['block_status 503', 'guardrails:\n  rules:\n    - {id: a, detector: pii, action: block, block_status: 503}\n', '/guardrails/rules/0/block_status: must be one of 400, 403'],
+    ['a bad limits section (limits fragment)', 'limits: 3\n', '/limits: must be array'],
+    ['a YAML syntax error', 'guardrails: [\n', 'syntax:'],
+    ['duplicate YAML keys', 'version: 1\nversion: 1\n', 'syntax:'],
+  ])('rejects %s, naming the path and problem', (_name, text, expected) => {
+    const problems = problemsOf(text);
+    expect(problems.some((p) => p.startsWith(expected))).toBe(true);
+  });
+
+  it('reports every problem at once', () => {
+    const problems = problemsOf('guardrails:\n  rules:\n    - {id: a, detector: pii, action: x}\n    - {id: b, detector: nope, action: flag}\n');
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^\/guardrails\/rules\/0\/action:/),
+        expect.stringMatching(/^\/guardrails\/rules\/1\/detector:/),
+      ]),
+    );
+  });
+
+  it('accepts every built-in pack and every example policy', () => {
+    for (const [name, pack] of Object.entries(PACKS)) {
+      const { name: _n, ...doc } = pack;
+      expect([name, schemaProblems(doc)]).toEqual([name, []]);
+    }
+    const dir = join(__dirname, '../../../examples/policies');
+    const files = readdirSync(dir).filter((f) => /\.(ya?ml|json)$/.test(f));
+    expect(files.length).toBeGreaterThan(1);
+    for (const f of files) expect([f, problemsOf(readFileSync(join(dir, f), 'utf8'))]).toEqual([f, []]);
+  });
+});
