@@ -160,6 +160,13 @@ describeIf(!!tools.helm, 'helm')('Helm chart (helm template)', () => {
     const inline = render(['--set', 'agentNamespaces={a}', '--set-json', 'policy.inline={"version":1,"extends":"monitor","name":"mine"}']);
     expect(one(inline, 'ConfigMap', 'akto-agent-proxy-policy').data['policy.yaml']).toContain('name: mine');
     expect(render(['--set', 'agentNamespaces={a}', '--set', 'akto.existingSecret=mine']).some((o) => o.kind === 'Secret')).toBe(false);
+
+    // A pod cannot start without its ConfigMap: sidecars mount the policy only where the chart (or the user) puts it.
+    const policyOf = (objs: Obj[]): unknown => loadSettings({ WEBHOOK_SETTINGS_FILE: '/s' }, () => one(objs, 'ConfigMap', 'rel-akto-agent-proxy-webhook-settings').data['settings.yaml']).policy.configMapName;
+    expect(policyOf(defaults)).toBe('');
+    expect(policyOf(objs)).toBe('akto-agent-proxy-policy');
+    expect(policyOf(render(['--set', 'policy.mountConfigMap=true']))).toBe('akto-agent-proxy-policy');
+    expect(policyOf(render(['--set', 'agentNamespaces={a}', '--set', 'policy.mountConfigMap=false']))).toBe('');
   });
 
   test.each([
