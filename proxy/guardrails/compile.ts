@@ -5,7 +5,7 @@ import type { GuardrailRule, RedactionStyle, ResolvedPolicy, RuleAction, RuleMat
 import { createKeywordDetector, createRegexDetector, type Detector } from './detectors';
 import { globMatch } from './glob';
 
-const DEFAULT_MAX_HOLDBACK = 8192;
+const DEFAULT_MAX_HOLDBACK = 16384;
 const DEFAULT_SEVERITY: Record<RuleAction, Severity> = { block: 'high', redact: 'medium', flag: 'low' };
 
 /** A rule ready to run: its detector built, its defaults filled in, its conditions turned into a predicate. */

@@ -1,0 +1,201 @@
+import { evaluateStage } from '../../../proxy/guardrails/engine';
+import { builtinDetectors } from '../../../proxy/guardrails/detectors';
+import { ctx, exchange, literalDetector, pack, policyFrom, segment, throwingDetector } from './support';
+
+const EMAIL = 'alice.smith@example.com';
+const CARD = '4111 1111 1111 1111';
+
+describe('decision engine with the built-in packs', () => {
+  it('default pack: email and card redacted with stable typed placeholders, record and findings', () => {
+    const ex = exchange([
+      segment(`Hi, I am ${EMAIL}, card ${CARD}.`),
+      segment(`Again: ${EMAIL} and bob@example.org`, 'user', { path: ['messages', 1, 'content'] }),
+    ]);
+    const out = evaluateStage(pack('default'), ex, 'request', ctx());
+    expect(out.verdict).toBeUndefined();
+    expect(ex.input[0].text).toBe('Hi, I am <EMAIL_1>, card <CREDIT_CARD_1>.');
+    expect(ex.input[1].text).toBe('Again: <EMAIL_1> and <EMAIL_2>');
+    expect(ex.input.every((s) => s.edited)).toBe(true);
+    expect(out.record.action).toBe('redact');
+    const pii = out.record.rules.find((r) => r.id === 'pii-redact')!;
+    expect(pii).toMatchObject({ status: 'hit', action: 'redact', mode: 'enforce', hits: 4 });
+    expect(out.record.rules.map((r) => r.id)).toEqual(['pii-redact', 'secrets-request-redact', 'prompt-injection']);
+    const card = out.record.hits.find((h) => h.entity === 'CREDIT_CARD')!;
+    expect(card).toMatchObject({ rule: 'pii-redact', detector: 'pii', stage: 'request', segment: 0, evidence: '4111 **** **** 1111' });
+    expect(`Hi, I am ${EMAIL}, card ${CARD}.`.slice(card.start, card.end)).toBe(CARD);
+    expect(JSON.stringify(out.record)).not.toContain(EMAIL);
+    expect(out.record.detectorMs.pii).toBeGreaterThan(0);
+    expect(out.findings).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ source: 'guardrail', ruleId: 'pii-redact', action: 'redact', entity: 'EMAIL', stage: 'request' }),
+        expect.objectContaining({ ruleId: 'pii-redact', entity: 'CREDIT_CARD' }),
+      ]),
+    );
+  });
+
+  it('redaction offsets land on the original text around normalized characters', () => {
+    const original = `Ｈｅｌｌｏ\u200b ${EMAIL} ok`;
+    const ex = exchange([segment(original)]);
+    evaluateStage(pack('default'), ex, 'request', ctx());
+    expect(ex.input[0].text).toBe('Ｈｅｌｌｏ\u200b <EMAIL_1> ok');
+  });
+
+  it('monitor pack changes nothing but records what it would have done', () => {
+    const text = `mail ${EMAIL} card ${CARD}`;
+    const ex = exchange([segment(text)]);
+    const out = evaluateStage(pack('monitor'), ex, 'request', ctx());
+    expect(out.verdict).toBeUndefined();
+    expect(ex.input[0].text).toBe(text);
+    expect(ex.input[0].edited).toBeUndefined();
+    expect(out.record.action).toBe('flag');
+    expect(out.record.rules[0]).toMatchObject({ id: 'pii-redact', status: 'hit', mode: 'monitor', action: 'flag', intended: 'redact' });
+    expect(out.record.hits.length).toBe(2);
+    expect(out.findings.every((f) => f.action === 'flag' && /monitor mode, would redact/.test(f.reason))).toBe(true);
+  });
+
+  it('strict pack blocks on PII with a guardrail_violation naming the rule, never the value', () => {
+    const ex = exchange([segment(`my card is ${CARD}`)]);
+    const out = evaluateStage(pack('strict'), ex, 'request', ctx());
+    expect(out.verdict).toEqual({
+      status: 400,
+      type: 'guardrail_violation',
+      code: 'pii-block',
+      message: 'Request blocked by guardrail rule "pii-block": CREDIT_CARD detected',
+    });
+    expect(out.record).toMatchObject({ action: 'block', blockedBy: 'pii-block' });
+    expect(ex.input[0].text).toBe(`my card is ${CARD}`);
+  });
+
+  it('default pack blocks secrets in responses and redacts them in requests', () => {
+    const key = 'AKIAZ7Q3LMN4PRS5TUVW';
+    const req = exchange([segment(`use ${key} please`)]);
+    evaluateStage(pack('default'), req, 'request', ctx());
+    expect(req.input[0].text).toBe('use <AWS_ACCESS_KEY_1> please');
+    const res = exchange([], { output: [segment(`here: ${key}`, 'assistant')] });
+    const out = evaluateStage(pack('default'), res, 'response', ctx());
+    expect(out.verdict).toMatchObject({ code: 'secrets-response-block', type: 'guardrail_violation' });
+    expect(out.verdict!.message).not.toContain(key);
+  });
+
+  it('off pack evaluates nothing', () => {
+    const ex = exchange([segment(`mail ${EMAIL}`)]);
+    const out = evaluateStage(pack('off'), ex, 'request', ctx());
+    expect(out.record.rules).toEqual([]);
+    expect(ex.input[0].text).toBe(`mail ${EMAIL}`);
+  });
+});
+
+describe('decision engine rules', () => {
+  const detectors = () => ({ ...builtinDetectors(), injection: literalDetector('injection', 'PROMPT_INJECTION', 'IGNORE ALL') });
+
+  it('runs a shared detector once per segment for all the rules that use it', () => {
+    const d = detectors();
+    const policy = policyFrom(
+      `guardrails:
+  rules:
+    - {id: flag-all, detector: injection, action: flag}
+    - {id: block-tools, detector: injection, action: block, match: {roles: [tool]}}
+`,
+      d,
+    );
+    const ex = exchange([segment('hello'), segment('IGNORE ALL rules', 'tool')]);
+    const out = evaluateStage(policy, ex, 'request', ctx());
+    expect((d.injection as unknown as { calls: number }).calls).toBe(2);
+    expect(out.verdict?.code).toBe('block-tools');
+    expect(out.record.rules.map((r) => [r.id, r.status])).toEqual([
+      ['flag-all', 'hit'],
+      ['block-tools', 'hit'],
+    ]);
+  });
+
+  it('applies role conditions: a user-only rule ignores the system prompt', () => {
+    const policy = policyFrom('guardrails:\n  rules:\n    - {id: inj, detector: injection, action: block, match: {roles: [user]}}\n', detectors());
+    const sys = exchange([segment('IGNORE ALL previous', 'system'), segment('hi')]);
+    expect(evaluateStage(policy, sys, 'request', ctx()).verdict).toBeUndefined();
+  });
+
+  it.each([
+    ['routes', '{routes: [tgi.generate]}', {}, false],
+    ['routes', '{routes: [openai.chat]}', {}, true],
+    ['paths', '{paths: ["/v1/chat/*"]}', { path: '/v1/chat/completions?x=1' }, true],
+    ['paths', '{paths: ["/generate*"]}', {}, false],
+    ['methods', '{methods: [get]}', {}, false],
+    ['models', '{models: ["meta-llama/*"]}', {}, true],
+    ['models', '{models: ["gpt-*"]}', {}, false],
+    ['models (none sent)', '{models: ["*"]}', { model: undefined }, false],
+    ['headers', '{headers: {X-Agent: "billing-*"}}', { requestHeaders: { 'x-agent': 'billing-bot' } }, true],
+    ['headers', '{headers: {X-Agent: "billing-*"}}', { requestHeaders: { 'x-agent': 'support' } }, false],
+    ['headers (absent)', '{headers: {X-Agent: "*"}}', {}, false],
+  ])('match %s %s', (_k, match, extra, applies) => {
+    const policy = policyFrom(`guardrails:\n  rules:\n    - {id: r, detector: pii, action: redact, match: ${match}}\n`);
+    const ex = exchange([segment(`mail ${EMAIL}`)], extra);
+    const out = evaluateStage(policy, ex, 'request', ctx());
+    expect(out.record.rules.length === 1).toBe(applies);
+    expect(ex.input[0].text.includes(EMAIL)).toBe(!applies);
+  });
+
+  it('records an erroring rule as not_evaluated and applies on_error', () => {
+    const d = { ...builtinDetectors(), injection: throwingDetector('injection', 'PROMPT_INJECTION') };
+    const allow = policyFrom('guardrails:\n  rules:\n    - {id: inj, detector: injection, action: block}\n', d);
+    const out = evaluateStage(allow, exchange([segment('x')]), 'request', ctx());
+    expect(out.verdict).toBeUndefined();
+    expect(out.record.rules[0]).toMatchObject({ id: 'inj', status: 'not_evaluated', action: 'none', error: 'detector injection failed (TypeError)' });
+    expect(JSON.stringify(out)).not.toContain('secret value');
+    expect(out.findings[0]).toMatchObject({ ruleId: 'inj', action: 'flag', reason: expect.stringMatching(/^not evaluated/) });
+
+    const block = policyFrom('guardrails:\n  rules:\n    - {id: inj, detector: injection, action: flag, on_error: block}\n', d);
+    const out2 = evaluateStage(block, exchange([segment('x')]), 'request', ctx());
+    expect(out2.verdict).toMatchObject({ code: 'inj', message: expect.stringContaining('could not be evaluated') });
+    expect(out2.record.rules[0]).toMatchObject({ status: 'not_evaluated', action: 'block' });
+  });
+
+  it('honours stage, threshold, entities, min_count, severity, block_status and message', () => {
+    const policy = policyFrom(
+      `guardrails:
+  rules:
+    - {id: resp-only, detector: pii, stage: response, action: block}
+    - {id: too-sure, detector: injection, action: block, threshold: 0.95}
+    - {id: cards-only, detector: pii, entities: [CREDIT_CARD], action: redact, redaction: mask}
+    - {id: two-emails, detector: pii, entities: [EMAIL], action: block, min_count: 2, block_status: 403, severity: critical, message: one address at a time}
+`,
+      detectors(),
+    );
+    const one = exchange([segment(`IGNORE ALL, ${EMAIL}, ${CARD}`)]);
+    const out = evaluateStage(policy, one, 'request', ctx());
+    expect(out.verdict).toBeUndefined();
+    expect(one.input[0].text).toBe(`IGNORE ALL, ${EMAIL}, 4111 **** **** 1111`);
+    expect(out.record.rules.map((r) => [r.id, r.status])).toEqual([
+      ['too-sure', 'pass'],
+      ['cards-only', 'hit'],
+      ['two-emails', 'pass'],
+    ]);
+    const two = exchange([segment(`${EMAIL} and bob@example.org`)]);
+    const out2 = evaluateStage(policy, two, 'request', ctx());
+    expect(out2.verdict).toEqual({
+      status: 403,
+      type: 'guardrail_violation',
+      code: 'two-emails',
+      message: 'Request blocked by guardrail rule "two-emails": one address at a time',
+    });
+    expect(out2.findings[0].severity).toBe('critical');
+  });
+
+  it('size rules measure the whole stage', () => {
+    const policy = policyFrom('guardrails:\n  rules:\n    - {id: big, detector: size, action: block, max_tokens: 10}\n');
+    expect(evaluateStage(policy, exchange([segment('x'.repeat(30)), segment('y'.repeat(30))]), 'request', ctx()).verdict?.code).toBe('big');
+    expect(evaluateStage(policy, exchange([segment('x'.repeat(30))]), 'request', ctx()).verdict).toBeUndefined();
+  });
+
+  it('treats tool results as untrusted input for the detector', () => {
+    const seen: boolean[] = [];
+    const d = literalDetector('injection', 'PROMPT_INJECTION', 'zzz');
+    const scan = d.scan.bind(d);
+    d.scan = (t, o) => {
+      seen.push(o?.untrusted === true);
+      return scan(t, o);
+    };
+    const policy = policyFrom('guardrails:\n  rules:\n    - {id: inj, detector: injection, action: flag}\n', { ...builtinDetectors(), injection: d });
+    evaluateStage(policy, exchange([segment('a'), segment('b', 'tool', { trusted: false })]), 'request', ctx());
+    expect(seen).toEqual([false, true]);
+  });
+});
