@@ -1,0 +1,55 @@
+/**
+ * AdmissionReview v1 in, AdmissionReview v1 out (same uid). Pure: the server hands it parsed JSON
+ * and the cluster facts; anything that is not a pod CREATE is allowed unchanged.
+ */
+import { ClusterInfo, InjectResult, inject, podName } from './inject';
+import { JsonObject } from './patch';
+import { Settings } from './settings';
+
+export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
+
+export interface AdmissionOutcome {
+  /** The AdmissionReview to send back. */
+  review: Record<string, unknown>;
+  /** For metrics and the log line. */
+  result: InjectResult['status'] | 'allowed';
+  reason: string;
+  pod?: string;
+  namespace?: string;
+}
+
+export class BadReviewError extends Error {}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+export type InjectFn = typeof inject;
+
+/** Throws BadReviewError when no answer can be formed (no AdmissionReview or no uid): the server sends 400. */
+export function review(body: unknown, settings: Settings, cluster: ClusterInfo, injectFn: InjectFn = inject): AdmissionOutcome {
+  if (!isObject(body) || body.kind !== 'AdmissionReview' || !isObject(body.request)) {
+    throw new BadReviewError('expected an AdmissionReview with a request');
+  }
+  const req = body.request;
+  if (typeof req.uid !== 'string' || req.uid === '') throw new BadReviewError('request.uid is missing');
+  const answer = (response: Record<string, unknown>) => ({ apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response: { uid: req.uid, ...response } });
+
+  const kind = isObject(req.kind) ? req.kind : {};
+  const isPod = kind.kind === 'Pod' && (kind.group ?? '') === '' && (req.subResource === undefined || req.subResource === '');
+  if (!isPod || req.operation !== 'CREATE' || !isObject(req.object)) {
+    return { review: answer({ allowed: true }), result: 'allowed', reason: isPod ? 'not-create' : 'not-a-pod' };
+  }
+  const namespace = typeof req.namespace === 'string' && req.namespace
+    ? req.namespace
+    : isObject(req.object.metadata) && typeof req.object.metadata.namespace === 'string' ? req.object.metadata.namespace : 'default';
+  const r = injectFn(req.object, { name: namespace }, settings, cluster);
+  const base = { result: r.status, reason: r.reason, pod: podName(req.object as JsonObject), namespace };
+  const warnings = r.warnings.length > 0 ? { warnings: r.warnings } : {};
+  if (r.status === 'denied') {
+    return { ...base, review: answer({ allowed: false, status: { code: 400, reason: 'BadRequest', message: r.message ?? 'invalid annotations' }, ...warnings }) };
+  }
+  if (r.patch.length === 0) return { ...base, review: answer({ allowed: true, ...warnings }) };
+  const patch = Buffer.from(JSON.stringify(r.patch)).toString('base64');
+  return { ...base, review: answer({ allowed: true, patchType: 'JSONPatch', patch, ...warnings }) };
+}

@@ -1,0 +1,261 @@
+/**
+ * The injection decision and patch: a pure function over the raw pod JSON. It strips anything a
+ * previous call injected (per the status annotation), injects again, and returns targeted JSON
+ * Patch ops, or no ops when the pod is already in the wanted state.
+ */
+import { INJECT_LABEL, NAMESPACE_LABEL, PodOverrides, STATUS_ANNOTATION, parseAnnotations, AnnotationProblem } from './annotations';
+import { JsonObject, JsonValue, PatchBuilder, PatchOp, jsonEqual, pointer } from './patch';
+import { Listener, SIDECAR_NAME, VOLUME_POLICY, VOLUME_SPOOL, VOLUME_TMP, buildSidecar, buildVolumes } from './sidecar';
+import { Settings, WEBHOOK_VERSION } from './settings';
+import { DEFAULT_CONTAINER_ANNOTATION, EnvEdit, InjectionStatus, readStatus, strip } from './status';
+import { UpstreamSource, discover, renameRefs } from './upstreams';
+
+export interface NamespaceInfo {
+  name: string;
+  /** When known, opt-in is checked here too; when undefined the webhook's selectors decided. */
+  labels?: Record<string, string>;
+}
+
+export interface ClusterInfo {
+  /** The cluster runs native sidecars (Kubernetes >= 1.29); decides `nativeSidecar: auto`. */
+  nativeSidecars: boolean;
+}
+
+export type InjectOutcome = 'injected' | 'unchanged' | 'skipped' | 'denied';
+
+export interface InjectResult {
+  status: InjectOutcome;
+  patch: PatchOp[];
+  warnings: string[];
+  /** Machine-readable reason (metrics label), set for every outcome. */
+  reason: string;
+  /** Why the pod was skipped, in words (also in warnings when the user should hear it). */
+  skipped?: string;
+  /** Denial message naming every bad annotation. */
+  message?: string;
+}
+
+const WARN = 'agent-proxy.akto.io: ';
+const OUR_VOLUMES = [VOLUME_SPOOL, VOLUME_TMP, VOLUME_POLICY];
+
+function isObject(v: unknown): v is JsonObject {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function stringMap(v: JsonValue | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (isObject(v)) for (const [k, x] of Object.entries(v)) if (typeof x === 'string') out[k] = x;
+  return out;
+}
+
+function skip(reason: string, text: string, warn: boolean, warnings: string[] = [], patch: PatchOp[] = []): InjectResult {
+  return { status: 'skipped', reason, skipped: text, patch, warnings: warn ? [...warnings, WARN + text] : warnings };
+}
+
+function containersOf(pod: JsonObject, field: 'containers' | 'initContainers'): JsonObject[] {
+  const spec = pod.spec;
+  if (!isObject(spec) || !Array.isArray(spec[field])) return [];
+  return (spec[field] as JsonValue[]).filter(isObject);
+}
+
+function usedPorts(pod: JsonObject): Map<number, string> {
+  const used = new Map<number, string>();
+  for (const c of [...containersOf(pod, 'initContainers'), ...containersOf(pod, 'containers')]) {
+    if (!Array.isArray(c.ports)) continue;
+    for (const p of c.ports) if (isObject(p) && typeof p.containerPort === 'number') used.set(p.containerPort, String(c.name));
+  }
+  return used;
+}
+
+function portNames(pod: JsonObject): Set<string> {
+  const names = new Set<string>();
+  for (const c of [...containersOf(pod, 'initContainers'), ...containersOf(pod, 'containers')]) {
+    if (Array.isArray(c.ports)) for (const p of c.ports) if (isObject(p) && typeof p.name === 'string') names.add(p.name);
+  }
+  return names;
+}
+
+function isJobPod(pod: JsonObject): boolean {
+  const meta = isObject(pod.metadata) ? pod.metadata : {};
+  const labels = stringMap(meta.labels);
+  if ('batch.kubernetes.io/job-name' in labels || 'job-name' in labels) return true;
+  return Array.isArray(meta.ownerReferences) && meta.ownerReferences.some((o) => isObject(o) && o.kind === 'Job');
+}
+
+export function podName(pod: JsonObject): string {
+  const meta = isObject(pod.metadata) ? pod.metadata : {};
+  return typeof meta.name === 'string' ? meta.name : typeof meta.generateName === 'string' ? `${meta.generateName}*` : '(unnamed)';
+}
+
+interface Target {
+  field: 'containers' | 'initContainers';
+  index: number;
+  container: string;
+  varName: string;
+  source: UpstreamSource;
+}
+
+export function inject(podIn: unknown, namespace: NamespaceInfo, settings: Settings, cluster: ClusterInfo = { nativeSidecars: false }): InjectResult {
+  if (!isObject(podIn) || !isObject(podIn.spec) || !Array.isArray(podIn.spec.containers) || podIn.spec.containers.length === 0) {
+    return skip('invalid-pod', 'the object is not a pod with containers', false);
+  }
+  const pod = podIn;
+  const spec = podIn.spec;
+  const meta = isObject(pod.metadata) ? pod.metadata : {};
+  const labels = stringMap(meta.labels);
+  const podLabel = labels[INJECT_LABEL];
+  if (podLabel === 'false') return skip('opted-out', `pod label ${INJECT_LABEL}="false"`, false);
+  if (settings.excludedNamespaces.includes(namespace.name)) {
+    return skip('excluded-namespace', `namespace "${namespace.name}" is excluded from injection`, true);
+  }
+  if (namespace.labels && namespace.labels[NAMESPACE_LABEL] !== 'enabled' && podLabel !== 'true') {
+    return skip('not-opted-in', `neither namespace label ${NAMESPACE_LABEL}=enabled nor pod label ${INJECT_LABEL}="true"`, false);
+  }
+  if (spec.hostNetwork === true) {
+    return skip('host-network', 'hostNetwork pods are not injected (the proxy\'s localhost ports would be shared with the node)', true);
+  }
+
+  const warnings: string[] = [];
+  const parsed = parseAnnotations(meta.annotations);
+  for (const key of parsed.unknown) warnings.push(`${WARN}unknown annotation ${key} ignored`);
+
+  const b = new PatchBuilder(pod);
+  const status = readStatus(pod);
+  if (status === 'invalid') {
+    return skip('invalid-status', `annotation ${STATUS_ANNOTATION} is not one this webhook wrote; remove it to inject again`, true, warnings);
+  }
+  if (status) strip(b, status);
+  const stripped = b.doc; // the working copy: read what the pod has before our additions below
+  const firstAppName = containersOf(stripped, 'containers')[0]?.name;
+  for (const field of ['containers', 'initContainers'] as const) {
+    if (containersOf(stripped, field).some((c) => c.name === SIDECAR_NAME)) {
+      return skip('sidecar-present', `the pod already has a container named ${SIDECAR_NAME} the webhook did not inject`, true, warnings);
+    }
+  }
+  const volumes = isObject(stripped.spec) && Array.isArray(stripped.spec.volumes) ? stripped.spec.volumes.filter(isObject) : [];
+  const clash = volumes.find((v) => OUR_VOLUMES.includes(String(v.name)));
+  if (clash) return skip('volume-conflict', `the pod already has a volume named ${String(clash.name)}`, true, warnings);
+
+  // Overrides: invalid ones deny the pod, or are dropped with a warning, per settings.
+  const overrides: PodOverrides = { ...parsed.overrides };
+  const errors: AnnotationProblem[] = [...parsed.errors];
+  const used = usedPorts(stripped);
+  let adminPort = settings.sidecar.adminPort;
+  if (overrides.port !== undefined) {
+    const owner = used.get(overrides.port);
+    if (overrides.port === adminPort) errors.push({ annotation: 'agent-proxy.akto.io/port', message: `must not be the proxy admin port ${adminPort}` });
+    else if (owner !== undefined) errors.push({ annotation: 'agent-proxy.akto.io/port', message: `port ${overrides.port} is already used by container "${owner}"` });
+    if (overrides.port === adminPort || owner !== undefined) delete overrides.port;
+  }
+  if (errors.length > 0) {
+    const text = errors.map((e) => `${e.annotation}: ${e.message}`).join('; ');
+    if (settings.annotationErrors === 'deny') {
+      return { status: 'denied', reason: 'invalid-annotation', patch: [], warnings, message: `${WARN}invalid annotation(s): ${text}` };
+    }
+    warnings.push(`${WARN}invalid annotation(s) ignored: ${text}`);
+  }
+
+  const native = overrides.nativeSidecar ?? (settings.nativeSidecar === 'always' || (settings.nativeSidecar === 'auto' && cluster.nativeSidecars));
+  const urlVars = overrides.envVars ?? settings.urlEnvVars;
+
+  // Which containers set which URL vars, and where the sidecar gets each value.
+  const targets: Target[] = [];
+  const loopbackPorts: number[] = [];
+  const scan = (field: 'containers' | 'initContainers') => {
+    const list = isObject(stripped.spec) && Array.isArray(stripped.spec[field]) ? (stripped.spec[field] as JsonValue[]) : [];
+    list.forEach((c, index) => {
+      if (!isObject(c)) return;
+      const cname = typeof c.name === 'string' ? c.name : String(index);
+      for (const varName of urlVars) {
+        const d = discover(c, varName, overrides.envVars?.includes(varName) ?? false);
+        if (d.kind === 'none') continue;
+        if (d.kind === 'ignored') {
+          warnings.push(WARN + d.warning);
+          if (d.loopbackPort !== undefined) loopbackPorts.push(d.loopbackPort);
+          continue;
+        }
+        if (field === 'initContainers' && !native) {
+          warnings.push(`${WARN}init container "${cname}" sets ${varName}; not rewritten: a classic sidecar starts after init containers`);
+          continue;
+        }
+        if (d.warning) warnings.push(WARN + d.warning);
+        targets.push({ field, index, container: cname, varName, source: d.source });
+      }
+    });
+  };
+  scan('initContainers');
+  scan('containers');
+  if (targets.length === 0) {
+    const hasEnvFrom = [...containersOf(stripped, 'containers'), ...containersOf(stripped, 'initContainers')].some((c) => Array.isArray(c.envFrom) && c.envFrom.length > 0);
+    const hint = hasEnvFrom ? ' (if an envFrom source provides one, name it in annotation agent-proxy.akto.io/env-vars)' : '';
+    const text = `no container sets ${urlVars.join(', ')}${hint}; no sidecar injected`;
+    return { ...skip('no-url-env', text, true, warnings, status ? b.ops : []) };
+  }
+
+  // Ports: the admin port and one listener per distinct upstream, avoiding ports the pod declares.
+  const busyPort = (p: number) => used.has(p) || loopbackPorts.includes(p);
+  if (busyPort(adminPort)) {
+    const busy = adminPort;
+    while (busyPort(adminPort)) adminPort++;
+    warnings.push(`${WARN}port ${busy} is in use in the pod; the proxy admin port is ${adminPort}`);
+  }
+  const taken = new Set<number>([...used.keys(), ...loopbackPorts, adminPort]);
+  let nextPort = overrides.port ?? settings.sidecar.proxyPort;
+  const allocate = (): number => {
+    while (taken.has(nextPort)) nextPort++;
+    taken.add(nextPort);
+    return nextPort;
+  };
+  const listeners: Listener[] = [];
+  const byKey = new Map<string, Listener>();
+  const edits: EnvEdit[] = [];
+  for (const t of targets) {
+    let l = byKey.get(t.source.key);
+    if (!l) {
+      const port = allocate();
+      const envName = listeners.length === 0 ? 'APP_URL' : `UPSTREAM_${port}_URL`;
+      l = { port, envName, entries: renameRefs(t.source, `UPSTREAM_${port}_REF_`) };
+      listeners.push(l);
+      byKey.set(t.source.key, l);
+    }
+    const rewritten: JsonObject = { name: t.varName, value: `http://127.0.0.1:${l.port}` };
+    if (t.source.app.kind === 'replace') {
+      b.replace(pointer('spec', t.field, t.index, 'env', t.source.app.index), rewritten);
+      edits.push({ container: t.container, init: t.field === 'initContainers', name: t.varName, original: t.source.app.original, rewritten });
+    } else {
+      b.insert(['spec', t.field, t.index, 'env'], 0, rewritten);
+      edits.push({ container: t.container, init: t.field === 'initContainers', name: t.varName, original: null, rewritten });
+    }
+  }
+
+  if (nextPort > 65535 || adminPort > 65535) return skip('no-free-port', 'no free port left for the proxy', true, warnings);
+  const names = portNames(stripped);
+  const sidecar = buildSidecar(settings, { native, adminPort, listeners, overrides, adminPortName: names.has('akto-admin') ? undefined : 'akto-admin' });
+  if (native) b.insert(['spec', 'initContainers'], 0, sidecar);
+  else b.insert(['spec', 'containers'], 0, sidecar);
+  const vols = buildVolumes(settings, overrides);
+  for (const v of vols) b.insert(['spec', 'volumes'], '-', v);
+
+  const annotations = stringMap(isObject(b.doc.metadata) ? b.doc.metadata.annotations : undefined);
+  const setDefault = !native && !(DEFAULT_CONTAINER_ANNOTATION in annotations) && typeof firstAppName === 'string';
+  if (!isObject(b.doc.metadata)) b.add('/metadata', {});
+  if (setDefault) b.setKey(['metadata', 'annotations'], DEFAULT_CONTAINER_ANNOTATION, firstAppName as string);
+  const record: InjectionStatus = {
+    version: WEBHOOK_VERSION,
+    mode: native ? 'native' : 'classic',
+    sidecar: SIDECAR_NAME,
+    volumes: vols.map((v) => String(v.name)),
+    env: edits,
+    listeners: listeners.map((l) => ({ port: l.port, env: l.envName })),
+    adminPort,
+    defaultContainer: setDefault,
+  };
+  b.setKey(['metadata', 'annotations'], STATUS_ANNOTATION, JSON.stringify(record));
+
+  if (!native && isJobPod(pod)) {
+    warnings.push(`${WARN}Job pod with a classic sidecar: the proxy keeps running after the job's containers finish (native sidecars need Kubernetes >= 1.29)`);
+  }
+  if (jsonEqual(b.doc, pod)) return { status: 'unchanged', reason: 'already-injected', patch: [], warnings };
+  return { status: 'injected', reason: native ? 'native' : 'classic', patch: b.ops, warnings };
+}
+
