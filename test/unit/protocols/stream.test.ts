@@ -105,7 +105,7 @@ function assemble(sse: string): Record<string, string> {
   const add = (k: string, t: unknown): void => {
     if (typeof t === 'string' && t !== '') acc[k] = (acc[k] ?? '') + t;
   };
-  for (const ev of events(sse) as Record<string, any>[]) { // eslint-disable-line @typescript-eslint/no-explicit-any
+  for (const ev of events(sse) as Record<string, any>[]) {  
     if (typeof ev !== 'object' || ev === null) continue;
     if (ev.token && !ev.token.special) add('content:0', ev.token.text);
     for (const c of ev.choices ?? []) {
@@ -230,7 +230,7 @@ describe('holdback re-emission', () => {
     const keys: string[] = [];
     const ex = chatEx();
     const out = run(ex, OPENAI_CHAT, inspector(() => holdAll(), keys)).out.toString();
-    const evs = events(out) as Record<string, any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const evs = events(out) as Record<string, any>[];  
     expect(evs).toHaveLength(7);
     expect(evs.slice(1, 4).map((e) => e.choices[0].delta.content)).toEqual(['', '', '']);
     expect(evs[4].choices[0]).toEqual({ index: 0, delta: { content: 'Café olé 😀 done' }, logprobs: null, finish_reason: 'stop' });
@@ -245,7 +245,7 @@ describe('holdback re-emission', () => {
   test('held text is flushed before [DONE] when no finish chunk comes', () => {
     const sse = TGI_CHAT.split('\n\n').filter((e) => !e.includes('"finish_reason":"stop"') && !e.includes('"choices":[]')).join('\n\n');
     const out = run(chatEx(), sse, inspector(() => holdAll())).out.toString();
-    const evs = events(out) as Record<string, any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const evs = events(out) as Record<string, any>[];  
     expect(evs.at(-1)).toBe('[DONE]');
     expect(evs.at(-2)).toMatchObject({ id: '', choices: [{ index: 0, delta: { content: 'OK!' }, finish_reason: null }], usage: null });
     expect(out.startsWith('data:{')).toBe(true);
@@ -254,7 +254,7 @@ describe('holdback re-emission', () => {
   test('TGI native hold-all: text emitted before the final event, generated_text kept', () => {
     const ex = nativeEx();
     const out = run(ex, TGI_NATIVE, inspector(() => holdAll())).out.toString();
-    const evs = events(out) as Record<string, any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const evs = events(out) as Record<string, any>[];  
     expect(assemble(out)).toEqual({ 'content:0': ' Deep learning is' });
     expect(evs.at(-2)).toMatchObject({ token: { text: ' Deep learning is', special: false }, generated_text: null });
     expect(evs.at(-1)).toMatchObject({ token: { special: true }, generated_text: ' Deep learning is', details: { generated_tokens: 4 } });
@@ -284,7 +284,7 @@ describe('holdback re-emission', () => {
 
   test('upstream error event: held text is flushed before it', () => {
     const out = run(chatEx(), TGI_CHAT_ERROR, inspector(() => holdAll())).out.toString();
-    const evs = events(out) as Record<string, any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const evs = events(out) as Record<string, any>[];  
     expect(evs.map((e) => (typeof e === 'string' ? e : e.error ? 'error' : e.choices[0].delta.content))).toEqual(['', 'OK', 'error', '[DONE]']);
   });
 });
@@ -298,7 +298,7 @@ describe('blocks', () => {
     expect(rw.blocked).toEqual(verdict);
     expect(rw.push(bytes)).toBe('');
     expect(rw.end()).toBe('');
-    const evs = events(first) as Record<string, any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const evs = events(first) as Record<string, any>[];  
     expect(evs.at(-1)).toBe('[DONE]');
     expect(evs.at(-2)).toMatchObject({ id: 'chatcmpl-7f3a', choices: [{ index: 0, finish_reason: 'content_filter' }] });
     expect(assemble(first)).toEqual({ 'content:0': 'Café ' });
@@ -322,7 +322,7 @@ describe('blocks', () => {
     const blockAtEnd = (): ChannelFilter => ({ push: () => ({ text: '' }), end: () => ({ text: '', block: verdict }) });
     const { out, rw } = run(chatEx(), TGI_CHAT, inspector(blockAtEnd));
     expect(rw.blocked).toEqual(verdict);
-    const evs = events(out.toString()) as Record<string, any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const evs = events(out.toString()) as Record<string, any>[];  
     expect(evs.slice(-2)).toEqual([expect.objectContaining({ choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'content_filter' }] }), '[DONE]']);
     expect(out.toString()).not.toContain('OK');
   });
