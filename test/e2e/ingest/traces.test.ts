@@ -1,0 +1,213 @@
+import OpenAI from 'openai';
+import { createIngest, type Ingest } from '../../../proxy/ingest';
+import { createLogger } from '../../../proxy/telemetry/logger';
+import { createRegistry, type Registry } from '../../../proxy/telemetry/metrics';
+import { AktoReceiver, ReceivedRecord, startAktoReceiver } from '../../fixtures/akto-receiver';
+import { startStubUpstream, type StubUpstream } from '../../fixtures/stub-upstream';
+import { logSink, startTestProxy, type TestProxy } from '../../support/proxy-harness';
+import { metricValue, sleep, tempDir } from '../../unit/ingest/harness';
+
+const AKTO_TOKEN = 'eyJhbGciOiJSUzI1NiJ9.e2e.sig';
+const HF_TOKEN = 'hf_e2eSecretToken_0123456789';
+
+interface Rig {
+  proxy: TestProxy;
+  ingest: Ingest;
+  /** The registry ingest registered its metrics on. */
+  registry: Registry;
+  logs: Array<Record<string, unknown>>;
+  close(): Promise<void>;
+}
+
+/** The proxy with the ingest hook, as main wires it, on loopback ports. */
+async function startRig(stub: StubUpstream, env: Record<string, string>): Promise<Rig> {
+  const sink = logSink();
+  const registry = createRegistry(false);
+  const ingest = await createIngest(env, createLogger('info', sink.stream), registry, { version: '0.1.0-test' });
+  const proxy = await startTestProxy(stub.url, {}, [ingest.hooks]);
+  return {
+    proxy,
+    ingest,
+    registry,
+    logs: sink.lines,
+    async close() {
+      await proxy.close();
+      await ingest.close(2000);
+    },
+  };
+}
+
+const client = (base: string): OpenAI => new OpenAI({ baseURL: `${base}/v1`, apiKey: HF_TOKEN, maxRetries: 0 });
+
+/** The text of the `content` deltas in an OpenAI event stream. */
+function sseText(stream: string): string {
+  let text = '';
+  for (const line of stream.split('\n')) {
+    const m = /^data: ?(.*)$/.exec(line);
+    if (!m || m[1] === '[DONE]') continue;
+    const chunk = JSON.parse(m[1]) as { choices?: Array<{ delta?: { content?: string } }> };
+    text += chunk.choices?.[0]?.delta?.content ?? '';
+  }
+  return text;
+}
+
+function promptOf(r: ReceivedRecord): string {
+  const body = JSON.parse(r.requestPayload) as { messages: Array<{ content: string }> };
+  return body.messages[0].content;
+}
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+
+describe('traces to Akto through the proxy', () => {
+  let stub: StubUpstream;
+  let akto: AktoReceiver;
+  let tmp: ReturnType<typeof tempDir>;
+  const env = (over: Record<string, string> = {}): Record<string, string> => ({
+    AKTO_API_BASE_URL: akto.url,
+    AKTO_API_TOKEN: AKTO_TOKEN,
+    SPOOL_DIR: tmp.dir,
+    AKTO_BATCH_INTERVAL_MS: '50',
+    AKTO_RETRY_BASE_MS: '50',
+    AKTO_RETRY_MAX_MS: '300',
+    POD_NAME: 'support-agent-7d9f',
+    ...over,
+  });
+
+  beforeAll(async () => {
+    stub = await startStubUpstream();
+  });
+  afterAll(() => stub.close());
+  beforeEach(async () => {
+    akto = await startAktoReceiver({ token: AKTO_TOKEN, forbidden: [HF_TOKEN, AKTO_TOKEN] });
+    tmp = tempDir();
+  });
+  afterEach(async () => {
+    await akto.close();
+    tmp.cleanup();
+  });
+
+  it('N plain and N streaming calls with the openai SDK give exactly 2N valid records matching what the client saw', async () => {
+    const rig = await startRig(stub, env());
+    const N = 8;
+    const openai = client(rig.proxy.url);
+    const seen = new Map<string, { text: string; stream: boolean }>();
+    await Promise.all(
+      Array.from({ length: N }, async (_, i) => {
+        const prompt = `plain question ${i}`;
+        const res = await openai.chat.completions.create({ model: 'tgi', messages: [{ role: 'user', content: prompt }] });
+        seen.set(prompt, { text: res.choices[0].message.content ?? '', stream: false });
+      }),
+    );
+    for (let i = 0; i < N; i++) {
+      const prompt = `streamed question ${i}`;
+      const stream = await openai.chat.completions.create({ model: 'tgi', messages: [{ role: 'user', content: prompt }], stream: true });
+      let text = '';
+      for await (const c of stream) text += c.choices[0]?.delta?.content ?? '';
+      seen.set(prompt, { text, stream: true });
+    }
+    await akto.waitForRecords(2 * N);
+    await sleep(200);
+    expect(akto.errors).toEqual([]);
+    expect(akto.records).toHaveLength(2 * N);
+    const upstreamHost = new URL(stub.url).host;
+    for (const r of akto.records) {
+      const client = seen.get(promptOf(r));
+      expect(client).toBeDefined();
+      if (!client) continue;
+      expect(r.path).toBe('/v1/chat/completions');
+      expect(r.statusCode).toBe('200');
+      const reqHeaders = JSON.parse(r.requestHeaders);
+      expect(reqHeaders.host).toBe(upstreamHost);
+      expect(reqHeaders.authorization).toBe('<redacted>');
+      const tag = JSON.parse(r.tag);
+      expect(tag).toMatchObject({ 'gen-ai': 'Gen AI', 'ai-agent': 'support-agent-7d9f', 'agent-proxy': '0.1.0-test' });
+      if (client.stream) {
+        expect(JSON.parse(r.responseHeaders)['content-type']).toContain('text/event-stream');
+        expect(sseText(r.responsePayload)).toBe(client.text);
+      } else {
+        expect(JSON.parse(r.responsePayload).choices[0].message.content).toBe(client.text);
+      }
+    }
+    await rig.close();
+  });
+
+  it('Akto down under load, then back: every record arrives (duplicates counted) and latency is unaffected', async () => {
+    const rig = await startRig(stub, env({ AKTO_BATCH_SIZE: '10' }));
+    const openai = client(rig.proxy.url);
+    const call = async (prompt: string): Promise<number> => {
+      const t0 = performance.now();
+      await openai.chat.completions.create({ model: 'tgi', messages: [{ role: 'user', content: prompt }] });
+      return performance.now() - t0;
+    };
+    const up: number[] = [];
+    for (let i = 0; i < 30; i++) up.push(await call(`up ${i}`));
+    await akto.waitForRecords(30);
+    await akto.stop();
+    const down: number[] = [];
+    for (let i = 0; i < 120; i += 4) down.push(...(await Promise.all([0, 1, 2, 3].map((k) => call(`down ${i + k}`)))));
+    expect(await metricValue(rig.registry, 'akto_ingest_records_spooled_total')).toBeGreaterThan(0);
+    expect(rig.logs.some((l) => String(l.msg).includes('spooling records to disk'))).toBe(true);
+    await akto.start();
+    await akto.waitForRecords(150, 20_000);
+    await sleep(300);
+    const prompts = akto.records.map(promptOf);
+    const unique = new Set(prompts);
+    const duplicates = prompts.length - unique.size;
+    expect(unique.size).toBe(150);
+    expect(duplicates).toBe(0);
+    expect(akto.errors).toEqual([]);
+    // Akto being down does not slow the proxied calls (generous bound for a shared CI machine).
+    expect(percentile(down, 50)).toBeLessThan(percentile(up, 50) * 3 + 20);
+    await rig.close();
+  });
+
+  it('401 from Akto: one clear log line, nothing lost, delivered after a restart with the right token', async () => {
+    const rig = await startRig(stub, env({ AKTO_API_TOKEN: 'not-the-token', AKTO_AUTH_RETRY_MS: '100' }));
+    const openai = client(rig.proxy.url);
+    for (let i = 0; i < 20; i++) await openai.chat.completions.create({ model: 'tgi', messages: [{ role: 'user', content: `auth ${i}` }] });
+    await sleep(500);
+    await rig.close();
+    expect(akto.records).toHaveLength(0);
+    expect(akto.stats.unauthorized).toBeGreaterThan(1);
+    const tokenLines = rig.logs.filter((l) => String(l.msg).includes('AKTO_API_TOKEN'));
+    expect(tokenLines).toHaveLength(1);
+    expect(JSON.stringify(rig.logs)).not.toContain('not-the-token');
+
+    const fixed = await startRig(stub, env());
+    await akto.waitForRecords(20);
+    expect(new Set(akto.records.map(promptOf)).size).toBe(20);
+    await fixed.close();
+  });
+
+  it('slow Akto (seconds per POST): proxied latency holds, memory stays bounded, the spool takes the overflow', async () => {
+    akto.behave({ delayMs: 2000 });
+    const rig = await startRig(
+      stub,
+      env({ AKTO_BATCH_SIZE: '5', AKTO_MAX_IN_FLIGHT: '1', AKTO_MEMORY_QUEUE_BYTES: String(64 * 1024), AKTO_TIMEOUT_MS: '5000' }),
+    );
+    const openai = client(rig.proxy.url);
+    const latencies: number[] = [];
+    let maxMemory = 0;
+    for (let i = 0; i < 100; i += 5) {
+      const batch = await Promise.all(
+        [0, 1, 2, 3, 4].map(async (k) => {
+          const t0 = performance.now();
+          await openai.chat.completions.create({ model: 'tgi', messages: [{ role: 'user', content: `slow ${i + k} ${'pad '.repeat(200)}` }] });
+          return performance.now() - t0;
+        }),
+      );
+      latencies.push(...batch);
+      maxMemory = Math.max(maxMemory, await metricValue(rig.registry, 'akto_ingest_memory_queue_bytes'));
+    }
+    expect(percentile(latencies, 99)).toBeLessThan(500);
+    expect(maxMemory).toBeLessThanOrEqual(64 * 1024);
+    expect(await metricValue(rig.registry, 'akto_ingest_records_spooled_total')).toBeGreaterThan(0);
+    akto.behave({});
+    await akto.waitForRecords(100, 20_000);
+    expect(new Set(akto.records.map(promptOf)).size).toBe(100);
+    await rig.close();
+  });
+});
