@@ -52,9 +52,12 @@ export interface AnomalyState {
   loopNext: number;
   hitsStart: number;
   hitsCount: number;
-  errStart: number;
-  errCount: number;
-  errTotal: number;
+  /** Sliding-window counters for errors: current and previous aligned window. */
+  errWindow: number;
+  errCur: number;
+  errPrev: number;
+  totCur: number;
+  totPrev: number;
   incidents?: Map<AnomalyRuleId, Incident>;
   /** Escalations in force (identity states only). */
   blockedUntil: number;
@@ -80,9 +83,11 @@ export function newAnomalyState(now: number): AnomalyState {
     loopNext: 0,
     hitsStart: now,
     hitsCount: 0,
-    errStart: now,
-    errCount: 0,
-    errTotal: 0,
+    errWindow: -1,
+    errCur: 0,
+    errPrev: 0,
+    totCur: 0,
+    totPrev: 0,
     blockedUntil: 0,
     packUntil: 0,
   };
@@ -121,7 +126,8 @@ export function onRequestSignals(s: AnomalyState, cfg: AnomalyConfig, now: numbe
   }
   s.rateCount++;
   if (spike.enabled && spike.metrics.has('request_rate') && !s.rateFired && s.rate.n >= warmup) {
-    const z = zScore(s.rate, s.rateCount, spike.minStddevRatio, FLOOR_RATE);
+    // Counts are at least Poisson-noisy: never assume a deviation below sqrt(mean).
+    const z = zScore(s.rate, s.rateCount, spike.minStddevRatio, Math.max(FLOOR_RATE, Math.sqrt(s.rate.mean)));
     if (z >= spike.z) {
       s.rateFired = true;
       out.push(zAlert('anomaly.spike.request_rate', `requests per ${interval / 1000}s`, s.rateCount, s.rate, z, spike.severity, spike.escalate));
@@ -233,21 +239,31 @@ export function onCompleteSignals(s: AnomalyState, cfg: AnomalyConfig, now: numb
 
   if (sig.answered || sig.upstreamError) {
     observe(s.errorRate, sig.upstreamError ? 1 : 0, alpha);
-    if (now - s.errStart > errorBurst.windowMs) {
-      s.errStart = now;
-      s.errCount = 0;
-      s.errTotal = 0;
+    // Sliding window estimated from two aligned fixed windows: the previous one weighted by how
+    // much of it still overlaps the last `windowMs`.
+    const w = errorBurst.windowMs;
+    const index = Math.floor(now / w);
+    if (index !== s.errWindow) {
+      const adjacent = index === s.errWindow + 1;
+      s.errPrev = adjacent ? s.errCur : 0;
+      s.totPrev = adjacent ? s.totCur : 0;
+      s.errCur = 0;
+      s.totCur = 0;
+      s.errWindow = index;
     }
-    s.errTotal++;
+    s.totCur++;
     if (sig.upstreamError) {
-      s.errCount++;
-      if (errorBurst.enabled && s.errCount >= errorBurst.errors && s.errCount / s.errTotal >= errorBurst.rate) {
+      s.errCur++;
+      const overlap = 1 - (now - index * w) / w;
+      const errors = s.errCur + s.errPrev * overlap;
+      const total = s.totCur + s.totPrev * overlap;
+      if (errorBurst.enabled && errors >= errorBurst.errors && errors / total >= errorBurst.rate) {
         out.push({
           ruleId: 'anomaly.error_burst',
           metric: 'upstream errors',
-          observed: s.errCount,
+          observed: Math.round(errors),
           baseline: errorBurst.errors,
-          explanation: `${s.errCount} of ${s.errTotal} requests failed upstream within ${errorBurst.windowMs / 1000}s (usual error rate ${fmt(s.errorRate.mean)})`,
+          explanation: `${Math.round(errors)} of ${Math.round(total)} requests failed upstream within ${w / 1000}s (usual error rate ${fmt(s.errorRate.mean)})`,
           severity: errorBurst.severity,
           escalate: errorBurst.escalate,
         });

@@ -131,11 +131,13 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
     };
   }
 
-  /** Records alerts: findings, metrics, incident-grouped warn lines, escalation. Returns a block verdict if one escalated to block now. */
+  /** Records alerts: findings, metrics, incident-grouped warn lines, escalation. True when one starts a cool-down block at request time. */
   function raise(ex: Exchange, alerts: Alert[], state: AnomalyState, scope: 'identity' | 'workload', who: string, now: number, stage: 'request' | 'response'): boolean {
     let blockNow = false;
     const a = cfg.anomalies;
     for (const alert of alerts) {
+      // One finding per rule per exchange: the identity's alert already covers this workload one.
+      if (scope === 'workload' && ex.findings.some((f) => f.source === 'anomaly' && f.ruleId === alert.ruleId)) continue;
       const escalate = scope === 'identity' ? alert.escalate : undefined;
       const { incident, opened, log: writeLine } = incidents.record(state, alert.ruleId, now, a.incidentGapMs, a.logIntervalMs);
       m.alerts.inc({ rule: alert.ruleId, severity: alert.severity, scope });

@@ -219,7 +219,7 @@ function compileAnomalies(a: AnomaliesSection | undefined): AnomalyConfig {
     maxLogLinesPerMinute: a?.max_log_lines_per_minute ?? 30,
     spike: {
       ...detector(a?.spike, 'medium', `${p}.spike`),
-      z: a?.spike?.z ?? 4,
+      z: a?.spike?.z ?? 5,
       minStddevRatio: a?.spike?.min_stddev_ratio ?? 0.25,
       rateIntervalMs: parseDuration(a?.spike?.rate_interval ?? '10s', `${p}.spike.rate_interval`),
       metrics: new Set(a?.spike?.metrics ?? ['request_rate', 'prompt_size', 'tool_calls']),
@@ -243,7 +243,7 @@ function compileAnomalies(a: AnomaliesSection | undefined): AnomalyConfig {
     errorBurst: {
       ...detector(a?.error_burst, 'medium', `${p}.error_burst`),
       errors: a?.error_burst?.errors ?? 5,
-      rate: a?.error_burst?.rate ?? 0.5,
+      rate: a?.error_burst?.rate ?? 0.25,
       windowMs: parseDuration(a?.error_burst?.window ?? '1m', `${p}.error_burst.window`),
     },
   };
