@@ -221,10 +221,10 @@ export function inject(podIn: unknown, namespace: NamespaceInfo, settings: Setti
     const rewritten: JsonObject = { name: t.varName, value: `http://127.0.0.1:${l.port}` };
     if (t.source.app.kind === 'replace') {
       b.replace(pointer('spec', t.field, t.index, 'env', t.source.app.index), rewritten);
-      edits.push({ container: t.container, init: t.field === 'initContainers', name: t.varName, original: t.source.app.original, rewritten });
+      edits.push({ container: t.container, index: t.index, init: t.field === 'initContainers', name: t.varName, original: t.source.app.original, rewritten });
     } else {
       b.insert(['spec', t.field, t.index, 'env'], 0, rewritten);
-      edits.push({ container: t.container, init: t.field === 'initContainers', name: t.varName, original: null, rewritten });
+      edits.push({ container: t.container, index: t.index, init: t.field === 'initContainers', name: t.varName, original: null, rewritten });
     }
   }
 

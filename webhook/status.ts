@@ -10,6 +10,8 @@ export const DEFAULT_CONTAINER_ANNOTATION = 'kubectl.kubernetes.io/default-conta
 
 export interface EnvEdit {
   container: string;
+  /** Index of the container once our sidecar is removed (names can repeat in invalid pods). */
+  index: number;
   init: boolean;
   name: string;
   /** The app's entry before the rewrite; null when the var came from envFrom and we added it. */
@@ -67,7 +69,9 @@ export function strip(b: PatchBuilder, status: InjectionStatus): void {
   }
   for (const edit of status.env) {
     const field = edit.init ? 'initContainers' : 'containers';
-    const ci = indexByName(b.get(['spec', field]), edit.container);
+    const list = b.get(['spec', field]);
+    const atIndex = Array.isArray(list) ? list[edit.index] : undefined;
+    const ci = isObject(atIndex) && atIndex.name === edit.container ? edit.index : indexByName(list, edit.container);
     if (ci < 0) continue;
     const env = b.get(['spec', field, ci, 'env']);
     if (!Array.isArray(env)) continue;
