@@ -140,7 +140,12 @@ export class Delivery implements RecordSink {
   }
 
   private async sendFromMemory(batch: Batch): Promise<void> {
-    const result = await this.post(batch.lines);
+    let result = await this.post(batch.lines);
+    // A reset on a reused keep-alive socket is common and harmless: one immediate retry before spooling.
+    if (result.kind === 'retry' && result.status === undefined && result.reason !== 'timeout' && !this.stop.signal.aborted) {
+      this.metrics.retried.inc(batch.lines.length);
+      result = await this.post(batch.lines);
+    }
     this.memoryBytes -= batch.bytes;
     this.metrics.memoryBytes.set(this.memoryBytes);
     if (result.kind === 'ok') return;

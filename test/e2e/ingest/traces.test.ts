@@ -202,7 +202,8 @@ describe('traces to Akto through the proxy', () => {
       latencies.push(...batch);
       maxMemory = Math.max(maxMemory, await metricValue(rig.registry, 'akto_ingest_memory_queue_bytes'));
     }
-    expect(percentile(latencies, 99)).toBeLessThan(500);
+    // A POST takes 2 s here: any coupling to delivery would show as seconds, not milliseconds.
+    expect(percentile(latencies, 99)).toBeLessThan(1000);
     expect(maxMemory).toBeLessThanOrEqual(64 * 1024);
     expect(await metricValue(rig.registry, 'akto_ingest_records_spooled_total')).toBeGreaterThan(0);
     akto.behave({});

@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { AktoReceiver, startAktoReceiver } from '../../fixtures/akto-receiver';
-import { markers, metricValue, recordLine, sleep, startPipeline, tempDir } from './harness';
+import { markers, metricValue, recordLine, sleep, startPipeline, tempDir, waitUntil } from './harness';
 
 const TOKEN = 'eyJhbGciOiJSUzI1NiJ9.test-token.sig';
 
@@ -36,7 +36,7 @@ describe('Delivery to a strict Akto receiver', () => {
     expect(akto.stats.maxBatch).toBe(10);
     expect(akto.stats.posts).toBe(4);
     expect(markers(akto.records).sort((a, b) => a - b)).toEqual(Array.from({ length: 35 }, (_, i) => i));
-    expect(await metricValue(p.registry, 'akto_ingest_records_sent_total')).toBe(35);
+    await waitUntil(async () => (await metricValue(p.registry, 'akto_ingest_records_sent_total')) === 35);
     expect(await metricValue(p.registry, 'akto_ingest_last_success_timestamp_seconds')).toBeGreaterThan(0);
     await p.delivery.close(1000);
   });
@@ -79,7 +79,7 @@ describe('Delivery to a strict Akto receiver', () => {
     expect(await metricValue(p.registry, 'akto_ingest_batch_failures_total', { reason: 'http_5xx' })).toBe(2);
     expect(await metricValue(p.registry, 'akto_ingest_batch_failures_total', { reason: 'http_429' })).toBe(1);
     expect(p.lines.some((l) => String(l.msg).includes('spooling records to disk'))).toBe(true);
-    expect(p.lines.some((l) => String(l.msg).includes('spool drained'))).toBe(true);
+    await waitUntil(() => p.lines.some((l) => String(l.msg).includes('spool drained')));
     await p.delivery.close(1000);
   });
 

@@ -77,3 +77,12 @@ export function recordLine(n: number, payloadBytes = 0): string {
 export function markers(records: Array<Record<string, string>>): number[] {
   return records.map((r) => Number((JSON.parse(r.requestPayload) as { inputs: string }).inputs.slice(1)));
 }
+
+/** Polls until cond() holds; throws after timeoutMs. */
+export async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(10);
+  }
+}
