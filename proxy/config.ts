@@ -1,0 +1,77 @@
+import { Env, envEnum, envInt, envPort, envString, envUrl, ConfigError, parseHttpUrl, envBool } from './config-env';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** One local port forwarding to one upstream base URL. */
+export interface Listener {
+  port: number;
+  upstream: URL;
+}
+
+export interface ProxyConfig {
+  listeners: Listener[];
+  listenHost: string;
+  adminPort: number;
+  logLevel: LogLevel;
+  /** Milliseconds to wait for the upstream's response head, and between stream chunks. */
+  requestTimeoutMs: number;
+  /** Largest request body that is inspected; larger inspectable bodies get 413. */
+  maxRequestBytes: number;
+  /** Largest response body that is buffered and inspected; larger ones stream through uninspected. */
+  maxResponseBytes: number;
+  /** When set, replaces any client Authorization header on the way upstream. Never logged. */
+  upstreamAuthorization?: string;
+  /** Milliseconds to finish in-flight requests after SIGTERM. */
+  drainTimeoutMs: number;
+  /** Pass `Accept-Encoding: identity` upstream on inspected routes so bodies can be read. */
+  forceIdentityEncoding: boolean;
+}
+
+const MiB = 1024 * 1024;
+
+/** Reads and validates the data plane's environment. Throws ConfigError naming the variable. */
+export function loadProxyConfig(env: Env): ProxyConfig {
+  const proxyPort = envPort(env, 'AKTO_PROXY_PORT', 8080);
+  const adminPort = envPort(env, 'ADMIN_PORT', 9090);
+  const listeners = loadListeners(env, proxyPort);
+  for (const l of listeners) {
+    if (l.port !== 0 && l.port === adminPort) throw new ConfigError('ADMIN_PORT', `must differ from the proxy port ${l.port}`);
+  }
+  const authorization = envString(env, 'UPSTREAM_AUTHORIZATION');
+  return {
+    listeners,
+    listenHost: envString(env, 'LISTEN_HOST', '0.0.0.0'),
+    adminPort,
+    logLevel: envEnum(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
+    requestTimeoutMs: envInt(env, 'REQUEST_TIMEOUT', 120, 1, 3600) * 1000,
+    maxRequestBytes: envInt(env, 'MAX_REQUEST_SIZE', 10 * MiB, 1024),
+    maxResponseBytes: envInt(env, 'MAX_RESPONSE_SIZE', 10 * MiB, 1024),
+    upstreamAuthorization: authorization,
+    drainTimeoutMs: envInt(env, 'DRAIN_TIMEOUT', 25, 0, 3600) * 1000,
+    forceIdentityEncoding: envBool(env, 'UPSTREAM_IDENTITY_ENCODING', true),
+  };
+}
+
+/**
+ * APP_URL gives one upstream on AKTO_PROXY_PORT. UPSTREAMS (set by the webhook when a pod talks to
+ * several endpoints) lists `port=ENV_NAME` pairs: each port forwards to the URL held in ENV_NAME,
+ * so a URL that comes from a Secret never appears in the pod spec as text.
+ */
+function loadListeners(env: Env, proxyPort: number): Listener[] {
+  const spec = envString(env, 'UPSTREAMS');
+  if (spec === undefined) return [{ port: proxyPort, upstream: envUrl(env, 'APP_URL', true) }];
+  const listeners: Listener[] = [];
+  for (const entry of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const m = /^(\d{1,5})=([A-Za-z_][A-Za-z0-9_]*)$/.exec(entry);
+    if (!m) throw new ConfigError('UPSTREAMS', `entry "${entry}" must look like 8080=APP_URL (port=ENV_VAR_NAME)`);
+    const port = Number(m[1]);
+    if (port > 65535) throw new ConfigError('UPSTREAMS', `port ${port} is out of range`);
+    if (listeners.some((l) => l.port === port)) throw new ConfigError('UPSTREAMS', `port ${port} is listed twice`);
+    const value = envString(env, m[2]);
+    if (value === undefined) throw new ConfigError(m[2], `is named by UPSTREAMS for port ${port} but not set`);
+    listeners.push({ port, upstream: parseHttpUrl(m[2], value) });
+  }
+  if (listeners.length === 0) throw new ConfigError('UPSTREAMS', 'lists no upstream');
+  return listeners;
+}

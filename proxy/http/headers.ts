@@ -1,0 +1,45 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+/** Headers that describe one connection, not the message; a proxy never forwards them (RFC 9110 §7.6.1). */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+function connectionTokens(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  const joined = Array.isArray(value) ? value.join(',') : value;
+  return joined.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean);
+}
+
+/** Removes hop-by-hop headers, including any the Connection header names, in place. */
+export function stripHopByHop(headers: IncomingHttpHeaders | OutgoingHttpHeaders): void {
+  for (const token of connectionTokens(headers.connection as string | string[] | undefined)) delete headers[token];
+  for (const name of HOP_BY_HOP) delete headers[name];
+}
+
+/** The value of a header as one string (first value when repeated). */
+export function headerValue(headers: IncomingHttpHeaders | OutgoingHttpHeaders, name: string): string | undefined {
+  const v = headers[name];
+  if (v === undefined) return undefined;
+  if (Array.isArray(v)) return v[0];
+  return String(v);
+}
+
+export function isEventStream(contentType: string | undefined): boolean {
+  return contentType !== undefined && contentType.toLowerCase().startsWith('text/event-stream');
+}
+
+/** JSON bodies and bodies without a declared type are parsed; images, audio and forms pass through unparsed. */
+export function isJsonLike(contentType: string | undefined): boolean {
+  if (contentType === undefined || contentType === '') return true;
+  const t = contentType.toLowerCase();
+  return t.startsWith('application/json') || t.includes('+json') || t.startsWith('text/plain');
+}

@@ -1,0 +1,596 @@
+import { randomUUID } from 'node:crypto';
+import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import express from 'express';
+import httpProxy from 'http-proxy';
+import type { Registry } from 'prom-client';
+import type { ProxyConfig, Listener } from './config';
+import type { Env } from './config-env';
+import type { ExchangeHooks, StreamInspector } from './hooks';
+import { BodyTooLargeError, Capture, readBody } from './http/body';
+import { createUpstreamAgent } from './http/agents';
+import { headerValue, isEventStream, isJsonLike, stripHopByHop } from './http/headers';
+import { renderError } from './protocols/errors';
+import type { BlockVerdict, Exchange, Outcome } from './protocols/exchange';
+import { parseRequest, serializeRequest } from './protocols/request';
+import { parseResponse, serializeResponse } from './protocols/response';
+import { classifyRoute } from './protocols/routes';
+import { createStreamRewriter, type StreamRewriter } from './protocols/stream';
+import { chainInspectors } from './stream-chain';
+import type { Logger } from './telemetry/logger';
+import { createProxyMetrics } from './telemetry/proxy-metrics';
+import { createAdminServer } from './admin';
+
+export interface ProxyOptions {
+  config: ProxyConfig;
+  hooks: readonly ExchangeHooks[];
+  logger: Logger;
+  registry: Registry;
+  /** Environment for CA lookup; defaults to process.env. */
+  env?: Env;
+}
+
+export interface RunningProxy {
+  /** Base URL of the first listener, e.g. http://127.0.0.1:8080 */
+  url: string;
+  /** One URL per listener, in config order. */
+  urls: string[];
+  adminUrl: string;
+  /** Stops accepting, lets in-flight requests finish within the drain timeout, then closes. */
+  close(): Promise<void>;
+}
+
+interface Route {
+  listener: Listener;
+  target: string;
+  agent: http.Agent;
+}
+
+/** Everything one request needs between the client side and the upstream side. */
+interface Flight {
+  ex: Exchange;
+  route: Route;
+  req: IncomingMessage;
+  res: ServerResponse;
+  started: bigint;
+  inspect: boolean;
+  proxyReq?: http.ClientRequest;
+  proxyRes?: IncomingMessage;
+  timer?: NodeJS.Timeout;
+  timedOut: boolean;
+  /** performance.now() when the request went upstream. */
+  sentAt: number;
+  bytesIn: number;
+  capture?: Capture;
+  done: boolean;
+}
+
+const FLIGHT = Symbol('akto.flight');
+type FlightRequest = IncomingMessage & { [FLIGHT]?: Flight };
+
+/** Starts the proxy listeners and the admin server. */
+export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
+  const { config, hooks, logger, registry } = opts;
+  const env = opts.env ?? process.env;
+  const metrics = createProxyMetrics(registry);
+  const inFlight = new Set<Flight>();
+  let draining = false;
+
+  const proxy = httpProxy.createProxyServer({});
+  proxy.on('proxyRes', (proxyRes, req) => {
+    const flight = (req as FlightRequest)[FLIGHT];
+    if (flight) onUpstreamResponse(flight, proxyRes);
+  });
+  proxy.on('proxyReq', (proxyReq, req) => {
+    const flight = (req as FlightRequest)[FLIGHT];
+    if (flight) flight.proxyReq = proxyReq;
+  });
+  // http-proxy reports resets of sockets the client already closed here, not to the callback.
+  proxy.on('econnreset', () => undefined);
+
+  const routes: Route[] = config.listeners.map((listener) => ({
+    listener,
+    target: listener.upstream.href,
+    agent: createUpstreamAgent(listener.upstream, env),
+  }));
+
+  const servers: http.Server[] = [];
+  const sockets = new Set<Socket>();
+  for (const route of routes) {
+    const app = express();
+    app.disable('x-powered-by');
+    app.disable('etag');
+    app.use((req, res) => {
+      handle(route, req, res).catch((err: unknown) => {
+        logger.error({ err }, 'unexpected error while proxying');
+        if (!res.headersSent) res.writeHead(500).end();
+        else res.destroy();
+      });
+    });
+    const server = http.createServer(app);
+    server.keepAliveTimeout = 65_000;
+    server.headersTimeout = 66_000;
+    server.requestTimeout = 0; // streams may run for minutes; REQUEST_TIMEOUT covers the upstream side
+    server.on('connection', (s: Socket) => {
+      sockets.add(s);
+      s.once('close', () => sockets.delete(s));
+    });
+    server.on('clientError', (_err, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      else socket.destroy();
+    });
+    await listen(server, route.listener.port, config.listenHost);
+    servers.push(server);
+  }
+
+  const admin = await createAdminServer({
+    port: config.adminPort,
+    host: config.listenHost,
+    registry,
+    ready: () => !draining,
+  });
+
+  const urls = servers.map((s) => `http://${loopbackHost(config.listenHost)}:${(s.address() as AddressInfo).port}`);
+  logger.info(
+    {
+      listeners: routes.map((r, i) => ({ url: urls[i], upstream: redactUrl(r.listener.upstream) })),
+      admin: admin.url,
+      hooks: hooks.map((h) => h.name),
+      upstreamAuthorization: config.upstreamAuthorization ? 'set' : 'not set',
+    },
+    'akto-agent-proxy listening',
+  );
+
+  async function handle(route: Route, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = process.hrtime.bigint();
+    const method = req.method ?? 'GET';
+    const path = req.url ?? '/';
+    const { api, dialect } = classifyRoute(method, path);
+    const contentType = headerValue(req.headers, 'content-type');
+    const inspect = api !== 'passthrough' && isJsonLike(contentType);
+    const ex: Exchange = {
+      id: requestId(req),
+      startedAt: Date.now(),
+      method,
+      path,
+      api,
+      dialect,
+      clientAddress: req.socket.remoteAddress ?? '',
+      requestHeaders: { ...req.headers },
+      upstream: route.listener.upstream,
+      requestBody: EMPTY,
+      stream: false,
+      input: [],
+      output: [],
+      toolCalls: 0,
+      findings: [],
+      responseHeaders: {},
+      notes: {},
+    };
+    const flight: Flight = { ex, route, req, res, started, inspect, timedOut: false, sentAt: 0, bytesIn: 0, done: false };
+    inFlight.add(flight);
+    metrics.inFlight.inc();
+    res.once('close', () => onClientClose(flight));
+
+    if (inspect) {
+      const declared = Number(headerValue(req.headers, 'content-length') ?? 0);
+      if (declared > config.maxRequestBytes) return rejectTooLarge(flight);
+      try {
+        ex.requestBody = await readBody(req, config.maxRequestBytes);
+      } catch (err) {
+        if (err instanceof BodyTooLargeError) return rejectTooLarge(flight);
+        return finish(flight, 'aborted');
+      }
+      flight.bytesIn = ex.requestBody.length;
+      const parsed = parseRequest(api, ex.requestBody, contentType);
+      Object.assign(ex, {
+        api: parsed.api,
+        requestJson: parsed.json,
+        parseError: parsed.parseError,
+        model: parsed.model,
+        stream: parsed.stream,
+        maxTokens: parsed.maxTokens,
+        input: parsed.input,
+      });
+      if (parsed.api === 'passthrough') flight.inspect = false;
+    }
+
+    for (const hook of hooks) {
+      if (!hook.onRequest) continue;
+      let verdict: BlockVerdict | void;
+      try {
+        verdict = await hook.onRequest(ex);
+      } catch (err) {
+        hookFailed(hook, 'request', err);
+        continue;
+      }
+      if (verdict) return respondBlocked(flight, verdict);
+      if (flight.done) return;
+    }
+    if (flight.done) return;
+    if (ex.input.some((s) => s.edited)) ex.requestBody = serializeRequest(ex);
+
+    forward(flight);
+  }
+
+  function forward(flight: Flight): void {
+    const { req, res, route, ex } = flight;
+    const headers = req.headers;
+    stripHopByHop(headers);
+    if (flight.inspect) {
+      headers['content-length'] = String(ex.requestBody.length);
+      if (config.forceIdentityEncoding) headers['accept-encoding'] = 'identity';
+    }
+    if (config.upstreamAuthorization !== undefined) headers.authorization = config.upstreamAuthorization;
+    headers['x-request-id'] = ex.id;
+
+    (req as FlightRequest)[FLIGHT] = flight;
+    flight.timer = setTimeout(() => onTimeout(flight), config.requestTimeoutMs);
+    flight.sentAt = performance.now();
+    proxy.web(
+      req,
+      res,
+      {
+        target: route.target,
+        agent: route.agent,
+        changeOrigin: true,
+        xfwd: true,
+        selfHandleResponse: true,
+        buffer: flight.inspect ? Readable.from([ex.requestBody]) : undefined,
+      },
+      (err) => onUpstreamError(flight, err as NodeJS.ErrnoException),
+    );
+  }
+
+  function onTimeout(flight: Flight): void {
+    flight.timedOut = true;
+    if (flight.proxyRes) {
+      // The head arrived but the body stalled: end what the client has, there is no status to change.
+      flight.proxyRes.destroy();
+      flight.res.end();
+      finish(flight, 'timeout');
+      return;
+    }
+    flight.proxyReq?.destroy(new Error('upstream timeout'));
+  }
+
+  function onUpstreamError(flight: Flight, err: NodeJS.ErrnoException): void {
+    clearTimeout(flight.timer);
+    if (flight.done) return;
+    if (flight.res.headersSent) {
+      flight.res.destroy();
+      return finish(flight, flight.timedOut ? 'timeout' : 'upstream_error');
+    }
+    const timedOut = flight.timedOut;
+    const verdict: BlockVerdict = timedOut
+      ? { status: 504, type: 'upstream_timeout', code: 'upstream_timeout', message: `upstream did not answer within ${config.requestTimeoutMs / 1000}s` }
+      : { status: 502, type: 'upstream_unreachable', code: 'upstream_unreachable', message: `upstream ${flight.route.listener.upstream.host} unreachable (${err.code ?? err.message})` };
+    sendError(flight, verdict, true);
+    finish(flight, timedOut ? 'timeout' : 'upstream_error');
+  }
+
+  function onUpstreamResponse(flight: Flight, proxyRes: IncomingMessage): void {
+    const { ex, res } = flight;
+    flight.proxyRes = proxyRes;
+    ex.upstreamMs = Math.round((performance.now() - flight.sentAt) * 100) / 100;
+    metrics.upstreamDuration.observe({ api: ex.api }, ex.upstreamMs / 1000);
+    if (flight.done) {
+      proxyRes.destroy();
+      return;
+    }
+    const headers: OutgoingHttpHeaders = { ...proxyRes.headers };
+    stripHopByHop(headers);
+    Object.assign(headers, ex.responseHeaders);
+    headers['x-request-id'] = ex.id;
+    const status = proxyRes.statusCode ?? 502;
+    const contentType = headerValue(proxyRes.headers, 'content-type');
+    const encoded = (headerValue(proxyRes.headers, 'content-encoding') ?? 'identity') !== 'identity';
+    flight.capture = new Capture(config.maxResponseBytes);
+    proxyRes.on('error', () => undefined); // reported through 'aborted' / close below
+
+    if (flight.inspect && !encoded && isEventStream(contentType)) return relayStream(flight, proxyRes, status, headers);
+    const declared = Number(headerValue(proxyRes.headers, 'content-length') ?? 0);
+    if (flight.inspect && !encoded && declared <= config.maxResponseBytes) return inspectBody(flight, proxyRes, status, headers);
+    relayRaw(flight, proxyRes, status, headers);
+    res.on('finish', () => finish(flight, 'ok'));
+  }
+
+  /** Uninspected body: bytes flow through as they come; a copy within the bound goes to the trace. */
+  function relayRaw(flight: Flight, proxyRes: IncomingMessage, status: number, headers: OutgoingHttpHeaders, prefix?: Buffer): void {
+    const { res } = flight;
+    clearTimeout(flight.timer);
+    res.writeHead(status, headers);
+    if (prefix) {
+      flight.capture!.add(prefix);
+      res.write(prefix);
+    }
+    proxyRes.on('data', (chunk: Buffer) => flight.capture!.add(chunk));
+    proxyRes.on('end', () => recordResponse(flight, status, headers));
+    proxyRes.pipe(res);
+  }
+
+  function inspectBody(flight: Flight, proxyRes: IncomingMessage, status: number, headers: OutgoingHttpHeaders): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let overflowed = false;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      chunks.push(chunk);
+      if (size > config.maxResponseBytes) {
+        // Too big to inspect: hand over what we have and stream the rest untouched.
+        overflowed = true;
+        proxyRes.off('data', onData);
+        proxyRes.off('end', onEnd);
+        flight.ex.notes.proxy = { responseInspected: false, reason: 'response larger than MAX_RESPONSE_SIZE' };
+        relayRaw(flight, proxyRes, status, headers, Buffer.concat(chunks, size));
+        flight.res.on('finish', () => finish(flight, 'ok'));
+      }
+    };
+    const onEnd = (): void => {
+      if (overflowed) return;
+      clearTimeout(flight.timer);
+      void completeInspected(flight, Buffer.concat(chunks, size), status, headers, proxyRes);
+    };
+    proxyRes.on('data', onData);
+    proxyRes.on('end', onEnd);
+  }
+
+  async function completeInspected(flight: Flight, body: Buffer, status: number, headers: OutgoingHttpHeaders, proxyRes: IncomingMessage): Promise<void> {
+    const { ex, res } = flight;
+    parseResponse(ex, body, proxyRes.headers);
+    ex.response = { status, headers, body };
+    for (const hook of hooks) {
+      if (!hook.onResponse) continue;
+      let verdict: BlockVerdict | void;
+      try {
+        verdict = await hook.onResponse(ex);
+      } catch (err) {
+        hookFailed(hook, 'response', err);
+        continue;
+      }
+      if (verdict) return respondBlocked(flight, verdict);
+    }
+    if (flight.done) return;
+    const out = ex.output.some((s) => s.edited) ? serializeResponse(ex, body) : body;
+    headers['content-length'] = String(out.length);
+    delete headers['transfer-encoding'];
+    flight.capture!.add(out);
+    res.writeHead(status, headers);
+    res.end(out);
+    recordResponse(flight, status, headers);
+    finish(flight, 'ok');
+  }
+
+  function relayStream(flight: Flight, proxyRes: IncomingMessage, status: number, headers: OutgoingHttpHeaders): void {
+    const { ex, res } = flight;
+    ex.stream = true;
+    delete headers['content-length'];
+    const inspector = chainInspectors(hooks.map((h) => openStream(h, ex)).filter((i): i is StreamInspector => i !== undefined));
+    const rewriter: StreamRewriter = createStreamRewriter(ex, inspector);
+    res.writeHead(status, headers);
+    res.flushHeaders();
+    const send = (bytes: Buffer | string): void => {
+      if (bytes.length === 0) return;
+      flight.capture!.add(bytes);
+      res.write(bytes);
+    };
+    proxyRes.on('data', (chunk: Buffer) => {
+      if (flight.done) return;
+      armIdleTimer(flight);
+      send(rewriter.push(chunk));
+      if (rewriter.blocked) {
+        clearTimeout(flight.timer);
+        proxyRes.destroy();
+        res.end();
+        recordResponse(flight, status, headers);
+        finish(flight, 'blocked');
+      }
+    });
+    proxyRes.on('end', () => {
+      if (flight.done) return;
+      clearTimeout(flight.timer);
+      send(rewriter.end());
+      res.end();
+      recordResponse(flight, status, headers);
+      finish(flight, rewriter.blocked ? 'blocked' : 'ok');
+    });
+    proxyRes.on('aborted', () => {
+      if (flight.done) return;
+      // Also fires when we cancelled the upstream because the client left.
+      if (flight.req.socket.destroyed) return onClientClose(flight);
+      // The upstream died mid-stream: release what filters still hold, then end the response.
+      send(rewriter.end());
+      res.end();
+      recordResponse(flight, status, headers);
+      finish(flight, 'upstream_error');
+    });
+  }
+
+  function armIdleTimer(flight: Flight): void {
+    clearTimeout(flight.timer);
+    flight.timer = setTimeout(() => onTimeout(flight), config.requestTimeoutMs);
+  }
+
+  function openStream(hook: ExchangeHooks, ex: Exchange): StreamInspector | undefined {
+    if (!hook.openStream) return undefined;
+    try {
+      return hook.openStream(ex);
+    } catch (err) {
+      hookFailed(hook, 'stream', err);
+      return undefined;
+    }
+  }
+
+  function recordResponse(flight: Flight, status: number, headers: OutgoingHttpHeaders): void {
+    const capture = flight.capture!;
+    const bytes = capture.bytes;
+    flight.ex.response = flight.ex.stream
+      ? { status, headers, streamText: bytes.toString('utf8'), truncated: capture.truncated }
+      : { status, headers, body: bytes, truncated: capture.truncated };
+  }
+
+  function respondBlocked(flight: Flight, verdict: BlockVerdict): void {
+    sendError(flight, verdict, false);
+    finish(flight, 'blocked');
+  }
+
+  function rejectTooLarge(flight: Flight): void {
+    sendError(
+      flight,
+      { status: 413, type: 'request_too_large', code: 'request_too_large', message: `request body exceeds MAX_REQUEST_SIZE (${config.maxRequestBytes} bytes)` },
+      false,
+    );
+    // The rest of the body is not read: close the connection rather than drain it.
+    flight.res.setHeader('connection', 'close');
+    finish(flight, 'too_large');
+  }
+
+  /** Answers with an error in the client's API shape. Transient upstream failures stay retryable. */
+  function sendError(flight: Flight, verdict: BlockVerdict, retryable: boolean): void {
+    const { res, ex } = flight;
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    const rendered = renderError(ex.dialect, verdict);
+    const headers: OutgoingHttpHeaders = { ...rendered.headers, ...ex.responseHeaders, 'x-request-id': ex.id };
+    if (retryable) delete headers['x-should-retry'];
+    headers['content-length'] = String(rendered.body.length);
+    res.writeHead(rendered.status, headers);
+    res.end(rendered.body);
+    ex.response = { status: rendered.status, headers, body: rendered.body };
+  }
+
+  function onClientClose(flight: Flight): void {
+    if (flight.done) return;
+    if (!flight.res.writableFinished) {
+      // The client went away: cancel the upstream request so the model stops generating.
+      flight.proxyRes?.destroy();
+      flight.proxyReq?.destroy();
+      if (flight.capture && !flight.ex.response) recordResponse(flight, flight.proxyRes?.statusCode ?? 499, {});
+      finish(flight, 'aborted');
+    }
+  }
+
+  function hookFailed(hook: ExchangeHooks, phase: string, err: unknown): void {
+    metrics.hookErrors.inc({ hook: hook.name, phase });
+    logger.error({ hook: hook.name, phase, err: errorSummary(err) }, 'hook failed; request continues');
+  }
+
+  function finish(flight: Flight, outcome: Outcome): void {
+    if (flight.done) return;
+    flight.done = true;
+    clearTimeout(flight.timer);
+    inFlight.delete(flight);
+    metrics.inFlight.dec();
+    const { ex } = flight;
+    ex.outcome = outcome;
+    const status = ex.response?.status ?? (outcome === 'aborted' ? 499 : 0);
+    const totalMs = Number(process.hrtime.bigint() - flight.started) / 1e6;
+    const bytesOut = flight.capture?.total ?? ex.response?.body?.length ?? 0;
+    for (const hook of hooks) {
+      if (!hook.onComplete) continue;
+      try {
+        hook.onComplete(ex);
+      } catch (err) {
+        hookFailed(hook, 'complete', err);
+      }
+    }
+    metrics.requests.inc({ api: ex.api, status: String(status), outcome });
+    metrics.duration.observe({ api: ex.api, stream: String(ex.stream) }, totalMs / 1000);
+    metrics.bytes.inc({ direction: 'in' }, flight.bytesIn);
+    metrics.bytes.inc({ direction: 'out' }, bytesOut);
+    const line = {
+      reqId: ex.id,
+      method: ex.method,
+      path: pathOnly(ex.path),
+      api: ex.api,
+      model: ex.model,
+      stream: ex.stream,
+      status,
+      outcome,
+      upstreamMs: ex.upstreamMs,
+      totalMs: Math.round(totalMs * 100) / 100,
+      bytesIn: flight.bytesIn,
+      bytesOut,
+      identity: ex.identity,
+      findings: ex.findings.length > 0 ? ex.findings.map((f) => `${f.ruleId}:${f.action}`) : undefined,
+    };
+    logger.info(line, 'request');
+    if (logger.isLevelEnabled('debug')) {
+      logger.debug(
+        {
+          reqId: ex.id,
+          headers: ex.requestHeaders,
+          requestBody: ex.requestBody.toString('utf8'),
+          response: ex.response && {
+            status: ex.response.status,
+            headers: ex.response.headers,
+            body: ex.response.streamText ?? ex.response.body?.toString('utf8'),
+          },
+        },
+        'request detail',
+      );
+    }
+  }
+
+  async function close(): Promise<void> {
+    draining = true;
+    for (const s of servers) s.close();
+    const deadline = Date.now() + config.drainTimeoutMs;
+    while (inFlight.size > 0 && Date.now() < deadline) await sleep(50);
+    for (const f of inFlight) f.res.destroy();
+    for (const s of sockets) s.destroy();
+    for (const r of routes) r.agent.destroy();
+    proxy.close();
+    await admin.close();
+  }
+
+  return { url: urls[0], urls, adminUrl: admin.url, close };
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function requestId(req: IncomingMessage): string {
+  const given = headerValue(req.headers, 'x-request-id');
+  return given !== undefined && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
+}
+
+function pathOnly(path: string): string {
+  const q = path.indexOf('?');
+  return q === -1 ? path : path.slice(0, q);
+}
+
+/** Logs show where traffic goes, never credentials embedded in the URL. */
+export function redactUrl(url: URL): string {
+  if (!url.username && !url.password) return url.href;
+  const copy = new URL(url.href);
+  copy.username = '';
+  copy.password = '';
+  return copy.href;
+}
+
+function errorSummary(err: unknown): { message: string; name?: string } {
+  if (err instanceof Error) return { name: err.name, message: err.message };
+  return { message: String(err) };
+}
+
+function loopbackHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

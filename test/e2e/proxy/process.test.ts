@@ -1,0 +1,83 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { startStubUpstream, type StubUpstream } from '../../fixtures/stub-upstream';
+
+/** These run the built entry point (`npm run build` first; `make test` does). */
+const MAIN = path.resolve(__dirname, '../../../dist/proxy/main.js');
+
+interface Run {
+  child: ChildProcess;
+  lines: Array<Record<string, unknown>>;
+  raw: () => string;
+  exit: Promise<number | null>;
+}
+
+function run(env: Record<string, string>): Run {
+  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const lines: Array<Record<string, unknown>> = [];
+  child.stdout!.on('data', (c: Buffer) => {
+    out += c.toString();
+    const parts = out.split('\n');
+    out = parts.pop()!;
+    for (const p of parts) if (p.trim()) lines.push(JSON.parse(p));
+  });
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, lines, raw: () => err, exit };
+}
+
+async function waitFor(cond: () => boolean, ms = 10000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('the proxy process', () => {
+  test.each([
+    [{}, 'APP_URL'],
+    [{ APP_URL: 'ftp://example' }, 'APP_URL'],
+    [{ APP_URL: 'not a url' }, 'APP_URL'],
+    [{ APP_URL: 'http://127.0.0.1:1', AKTO_PROXY_PORT: 'eighty' }, 'AKTO_PROXY_PORT'],
+    [{ APP_URL: 'http://127.0.0.1:1', LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [{ APP_URL: 'http://127.0.0.1:1', REQUEST_TIMEOUT: '-3' }, 'REQUEST_TIMEOUT'],
+  ])('a bad setting %j stops it with exit code 2 and one line naming %s', async (env, key) => {
+    const r = run(env as Record<string, string>);
+    expect(await r.exit).toBe(2);
+    expect(r.lines).toHaveLength(1);
+    expect(r.lines[0]).toMatchObject({ level: 'fatal', key });
+    expect(String(r.lines[0].msg)).toContain(key);
+    expect(JSON.stringify(r.lines[0])).not.toContain('stack');
+    expect(r.raw()).toBe('');
+  });
+
+  describe('running', () => {
+    let stub: StubUpstream;
+    beforeAll(async () => {
+      stub = await startStubUpstream();
+    });
+    afterAll(() => stub.close());
+
+    test('SIGTERM lets an in-flight request finish, then exits 0', async () => {
+      const r = run({ APP_URL: stub.url, AKTO_PROXY_PORT: '0', ADMIN_PORT: '0', LISTEN_HOST: '127.0.0.1', TRACE_FILE: '/dev/null' });
+      await waitFor(() => r.lines.some((l) => l.msg === 'akto-agent-proxy listening'));
+      const listening = r.lines.find((l) => l.msg === 'akto-agent-proxy listening') as { listeners: Array<{ url: string }> };
+      const url = listening.listeners[0].url;
+      const pending = fetch(`${url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-stub-delay-ms': '600' },
+        body: JSON.stringify({ model: 'tgi', messages: [{ role: 'user', content: 'slow one' }] }),
+      });
+      await waitFor(() => stub.requests.some((q) => q.json?.messages?.[0]?.content === 'slow one'));
+      r.child.kill('SIGTERM');
+      const res = await pending;
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as any).choices[0].message.content).toBe('Echo: slow one');
+      expect(await r.exit).toBe(0);
+      expect(r.lines.some((l) => l.msg === 'stopped')).toBe(true);
+    });
+  });
+});

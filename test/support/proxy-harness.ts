@@ -1,0 +1,43 @@
+import { Writable } from 'node:stream';
+import { loadProxyConfig } from '../../proxy/config';
+import type { ExchangeHooks } from '../../proxy/hooks';
+import { startProxy, type RunningProxy } from '../../proxy/server';
+import { createLogger } from '../../proxy/telemetry/logger';
+import { createRegistry } from '../../proxy/telemetry/metrics';
+import type { Registry } from 'prom-client';
+
+export interface TestProxy extends RunningProxy {
+  /** Every log line the proxy wrote, parsed. */
+  logs: Array<Record<string, unknown>>;
+  registry: Registry;
+}
+
+/** Collects pino's JSON lines in memory so tests can assert on what the proxy logged. */
+export function logSink(): { stream: Writable; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  let pending = '';
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      pending += chunk.toString('utf8');
+      let nl: number;
+      while ((nl = pending.indexOf('\n')) !== -1) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        if (line.trim()) lines.push(JSON.parse(line));
+      }
+      cb();
+    },
+  });
+  return { stream, lines };
+}
+
+/** Starts the data plane on loopback ports in front of `upstream`, with the given hooks. */
+export async function startTestProxy(upstream: string, env: Record<string, string> = {}, hooks: ExchangeHooks[] = []): Promise<TestProxy> {
+  const fullEnv = { APP_URL: upstream, AKTO_PROXY_PORT: '0', ADMIN_PORT: '0', LISTEN_HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env };
+  const config = loadProxyConfig(fullEnv);
+  const sink = logSink();
+  const logger = createLogger(config.logLevel, sink.stream);
+  const registry = createRegistry(false);
+  const proxy = await startProxy({ config, hooks, logger, registry, env: fullEnv });
+  return { ...proxy, logs: sink.lines, registry };
+}
