@@ -173,7 +173,12 @@ export interface ApiResponse<T = Record<string, unknown>> {
 }
 
 export class KubeApi {
-  constructor(readonly url: string, readonly ca: string, private readonly token: string) {}
+  constructor(readonly url: string, readonly ca: string, private readonly token: string, private readonly extraHeaders: Record<string, string> = {}) {}
+
+  /** The same client acting as another user (admin impersonation), e.g. a service account, to test its RBAC. */
+  as(user: string): KubeApi {
+    return new KubeApi(this.url, this.ca, this.token, { 'impersonate-user': user });
+  }
 
   request<T = Record<string, unknown>>(method: string, apiPath: string, body?: unknown, contentType = 'application/json'): Promise<ApiResponse<T>> {
     const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
@@ -184,6 +189,7 @@ export class KubeApi {
         headers: {
           authorization: `Bearer ${this.token}`,
           accept: 'application/json',
+          ...this.extraHeaders,
           ...(data === undefined ? {} : { 'content-type': contentType, 'content-length': Buffer.byteLength(data) }),
         },
         timeout: 60_000,
@@ -298,6 +304,11 @@ export class ControlPlane {
       f('sa.key', sa.privateKey);
       f('sa.pub', sa.publicKey);
       f('tokens.csv', `${token},admin,admin-uid,"system:masters"\n`);
+      // Audit pod creates: a webhook that failed open leaves its mark there (failed-open.mutation.webhook...).
+      f('audit-policy.yaml', [
+        'apiVersion: audit.k8s.io/v1', 'kind: Policy', 'omitStages: [RequestReceived]', 'rules:',
+        '- level: Metadata', '  verbs: [create]', '  resources: [{group: "", resources: [pods]}]', '- level: None', '',
+      ].join('\n'));
 
       const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
       const etcd = startProcess('etcd', tools.etcd, [
@@ -319,6 +330,7 @@ export class ControlPlane {
         `--service-account-signing-key-file=${path.join(dir, 'sa.key')}`,
         '--service-cluster-ip-range=10.0.0.0/24', '--authorization-mode=RBAC',
         '--disable-admission-plugins=ServiceAccount', '--allow-privileged=true', '--v=0',
+        `--audit-policy-file=${path.join(dir, 'audit-policy.yaml')}`, `--audit-log-path=${path.join(dir, 'audit.log')}`,
       ], dir, { ...process.env, NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost' });
       procs.push(apiserver);
 
@@ -341,6 +353,13 @@ export class ControlPlane {
     }
   }
 
+  /** Audit events (level Metadata) of pod creates so far. */
+  auditEvents(): Array<{ objectRef?: { namespace?: string; name?: string }; annotations?: Record<string, string>; responseStatus?: { code?: number } }> {
+    const file = path.join(this.dir, 'audit.log');
+    if (!existsSync(file)) return [];
+    return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  }
+
   /** The server's version, e.g. { major: '1', minor: '33', gitVersion: 'v1.33.13' }. */
   async version(): Promise<{ major: string; minor: string; gitVersion: string }> {
     return this.api.must('GET', '/version');
@@ -350,6 +369,67 @@ export class ControlPlane {
     for (const p of [...this.procs].reverse()) await stopProcess(p);
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+// ---------------------------------------------------------------- the webhook as a local process
+
+export const DIST_WEBHOOK = path.resolve(__dirname, '../../dist/webhook/main.js');
+
+export interface LocalWebhook {
+  port: number;
+  ca: TestCa;
+  url: string;
+  logFile: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs `node dist/webhook/main.js` (what the image runs) on 127.0.0.1 over TLS with certificates from a test CA, in
+ * the `provided` certificate mode, with settings from env. Resolves once /healthz answers.
+ */
+export async function startLocalWebhook(env: Record<string, string>, ca = new TestCa('akto-test-webhook-ca'), port?: number): Promise<LocalWebhook> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'akto-webhook-'));
+  const pem = ca.serving('webhook', ['localhost']);
+  writeFileSync(path.join(dir, 'tls.crt'), pem.cert);
+  writeFileSync(path.join(dir, 'tls.key'), pem.key, { mode: 0o600 });
+  const listen = port ?? (await freePort());
+  const proc = startProcess('webhook', process.execPath, [DIST_WEBHOOK], dir, {
+    ...process.env,
+    CERT_MODE: 'provided',
+    TLS_CERT_FILE: path.join(dir, 'tls.crt'),
+    TLS_KEY_FILE: path.join(dir, 'tls.key'),
+    WEBHOOK_PORT: String(listen),
+    WEBHOOK_DRAIN_SECONDS: '0',
+    LOG_LEVEL: 'warn',
+    ...env,
+  });
+  const health = (): Promise<number> => new Promise((resolve) => {
+    const req = https.get({ host: '127.0.0.1', port: listen, path: '/healthz', ca: ca.cert, timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => req.destroy());
+  });
+  try {
+    await eventually(async () => {
+      if (proc.child.exitCode !== null) throw new Error(`webhook exited:\n${logTail(proc.logFile)}`);
+      return (await health()) === 200;
+    }, 30_000, 'webhook /healthz');
+  } catch (err) {
+    await stopProcess(proc);
+    throw err;
+  }
+  return {
+    port: listen,
+    ca,
+    url: `https://127.0.0.1:${listen}/mutate`,
+    logFile: proc.logFile,
+    stop: async () => {
+      await stopProcess(proc);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** Runs helm against the control plane; returns its output, throws with stderr on failure. */
