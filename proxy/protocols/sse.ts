@@ -42,15 +42,20 @@ export class SseParser {
       if (chunk[0] === LF) start = 1;
       this.skipLf = false;
     }
-    for (let i = start; i < chunk.length; i++) {
-      const b = chunk[i];
-      if (b !== LF && b !== CR) continue;
+    // Native indexOf scans; \r is rare (most servers end lines with \n alone).
+    let lf = chunk.indexOf(LF, start);
+    let cr = chunk.indexOf(CR, start);
+    while (lf !== -1 || cr !== -1) {
+      const atCr = cr !== -1 && (lf === -1 || cr < lf);
+      const i = atCr ? cr : lf;
       this.line(chunk, start, i);
-      if (b === CR) {
-        if (i + 1 === chunk.length) this.skipLf = true;
-        else if (chunk[i + 1] === LF) i++;
-      }
       start = i + 1;
+      if (atCr) {
+        if (start === chunk.length) this.skipLf = true;
+        else if (chunk[start] === LF) start++;
+        cr = chunk.indexOf(CR, start);
+      }
+      if (lf !== -1 && lf < start) lf = chunk.indexOf(LF, start);
     }
     if (start < chunk.length) this.partial.push(chunk.subarray(start));
   }
