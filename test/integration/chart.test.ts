@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { loadSettings } from '../../webhook/settings';
 import { describeIf, findTools, helm } from './harness';
 
@@ -195,5 +195,23 @@ describeIf(!!tools.helm, 'helm')('Helm chart (helm template)', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test('docs/install.md documents every value in values.yaml, and only those', () => {
+    const values = parseYaml(readFileSync(path.join(CHART, 'values.yaml'), 'utf8'));
+    const wholeObjects = new Set(['resources', 'inline', 'issuerRef', 'podAnnotations', 'podLabels', 'nodeSelector', 'affinity', 'annotations']);
+    const leaves = (o: Record<string, unknown>, prefix = ''): string[] => Object.entries(o).flatMap(([k, v]) =>
+      v !== null && typeof v === 'object' && !Array.isArray(v) && !wholeObjects.has(k) ? leaves(v as Record<string, unknown>, `${prefix}${k}.`) : [`${prefix}${k}`]);
+    const documented = new Set<string>();
+    const doc = readFileSync(path.join(ROOT, 'docs/install.md'), 'utf8');
+    for (const row of doc.slice(doc.indexOf('## Values')).split('\n').filter((l) => l.startsWith('| `'))) {
+      let parent = '';
+      for (const [, key] of row.split('|')[1].matchAll(/`([^`]+)`/g)) {
+        const full = key.startsWith('.') ? parent + key : key;
+        parent = full.slice(0, full.lastIndexOf('.'));
+        documented.add(full);
+      }
+    }
+    expect([...documented].sort()).toEqual(leaves(values).sort());
   });
 });
