@@ -97,7 +97,9 @@ describeIf(!!tools.helm, 'helm')('Helm chart (helm template)', () => {
     const provided = render(['--set', 'certs.mode=provided', '--set', 'certs.provided.existingSecret=my-tls', '--set', 'webhook.caBundle=Zm9v']);
     expect(provided.filter((o) => /Role/.test(o.kind))).toEqual([]);
     const dep = one(provided, 'Deployment').spec.template.spec;
-    expect(dep.automountServiceAccountToken).toBe(false);
+    expect(dep.automountServiceAccountToken).toBe(true); // nativeSidecar auto asks the API server's version
+    const noApi = render(['--set', 'certs.mode=provided', '--set', 'certs.provided.existingSecret=my-tls', '--set', 'webhook.caBundle=Zm9v', '--set', 'sidecar.nativeSidecar=always']);
+    expect(one(noApi, 'Deployment').spec.template.spec.automountServiceAccountToken).toBe(false);
     expect(dep.volumes).toContainEqual({ name: 'tls', secret: { secretName: 'my-tls' } });
     expect(one(provided, 'MutatingWebhookConfiguration').webhooks[0].clientConfig.caBundle).toBe('Zm9v');
   });
