@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { ConfigError, Env, envEnum, envInt, envList, envString, envUrl } from '../config-env';
+import { ConfigError, Env, envBool, envEnum, envInt, envList, envString, envUrl } from '../config-env';
 import { SECRET_HEADERS } from '../telemetry/logger';
 
 const KiB = 1024;
@@ -47,6 +47,8 @@ export interface DeliverySettings {
   retryMaxMs: number;
   /** Pause between attempts while Akto answers 401/403. */
   authRetryMs: number;
+  /** Every record goes to the spool first and is sent from there (survives SIGKILL/OOM). */
+  writeAhead: boolean;
 }
 
 export interface SpoolSettings {
@@ -95,6 +97,7 @@ export function loadIngestConfig(env: Env): IngestConfig {
       retryBaseMs,
       retryMaxMs: Math.max(retryBaseMs, envInt(env, 'AKTO_RETRY_MAX_MS', 30_000, 1, 3_600_000)),
       authRetryMs: envInt(env, 'AKTO_AUTH_RETRY_MS', 60_000, 1, 3_600_000),
+      writeAhead: envBool(env, 'SPOOL_WRITE_AHEAD', false),
     },
     spool: {
       dir: path.resolve(envString(env, 'SPOOL_DIR', './.akto-spool')),

@@ -60,14 +60,18 @@ export class Delivery implements RecordSink {
     private readonly logger: Logger,
     private readonly metrics: IngestMetrics,
   ) {
-    if (!spool.isEmpty) this.enterSpoolMode('records left in the spool by a previous run');
+    if (settings.writeAhead) {
+      this.spoolMode = true;
+      if (!spool.isEmpty) this.startReplay();
+    } else if (!spool.isEmpty) this.enterSpoolMode('records left in the spool by a previous run');
   }
 
   enqueue(line: string): void {
     this.metrics.queued.inc();
     if (this.closing || this.spoolMode) {
       this.spool.append(line);
-      this.noteGrowth();
+      if (this.settings.writeAhead) this.startReplay();
+      else this.noteGrowth();
       return;
     }
     const bytes = Buffer.byteLength(line) + 1;
@@ -110,7 +114,8 @@ export class Delivery implements RecordSink {
   }
 
   private idle(): boolean {
-    return this.pending.length === 0 && this.queue.length === 0 && this.memoryTasks.size === 0 && !this.spoolMode;
+    const spoolDone = this.settings.writeAhead ? this.spool.isEmpty : !this.spoolMode;
+    return this.pending.length === 0 && this.queue.length === 0 && this.memoryTasks.size === 0 && spoolDone;
   }
 
   /** Turns pending records into a batch and sends what the in-flight bound allows. */
@@ -164,7 +169,17 @@ export class Delivery implements RecordSink {
       this.lastGrowthLog = Date.now();
     }
     this.spillQueue();
-    if (!this.replay && !this.closing) this.replay = this.replayLoop().finally(() => (this.replay = undefined));
+    this.startReplay();
+  }
+
+  private startReplay(): void {
+    if (this.replay || this.closing) return;
+    const run: Promise<void> = this.replayLoop().finally(() => {
+      if (this.replay === run) this.replay = undefined;
+      // Records may have arrived between the loop's last look and now.
+      if (!this.closing && this.spoolMode && !this.spool.isEmpty) this.startReplay();
+    });
+    this.replay = run;
   }
 
   /** Moves records not yet sent from memory to the spool, keeping their order. */
@@ -186,24 +201,30 @@ export class Delivery implements RecordSink {
   private async replayLoop(): Promise<void> {
     try {
       while (!this.stop.signal.aborted) {
+        // Write-ahead: let the active segment collect a batch's worth before taking it.
+        if (this.settings.writeAhead && !this.closing && this.spool.bytes < this.settings.maxBatchBytes && !this.spool.hasSealed) {
+          await this.pause(this.settings.batchIntervalMs);
+        }
         const seg = await this.spool.takeOldest();
         if (!seg) {
           if (this.spool.isEmpty) break;
+          // Only records still being written: give the write a moment.
+          await this.pause(10);
           continue;
         }
-        await this.replaySegment(seg);
+        try {
+          await this.replaySegment(seg);
+        } finally {
+          this.spool.release(seg);
+        }
       }
-      if (!this.stop.signal.aborted && this.spool.isEmpty) {
+      if (!this.stop.signal.aborted && this.spool.isEmpty && !this.settings.writeAhead) {
         this.spoolMode = false;
         this.logger.info('trace spool drained; delivering from memory again');
       }
     } catch (err) {
       this.logger.error({ err: errorText(err) }, 'trace spool replay failed; retrying');
-      if (!this.stop.signal.aborted) {
-        await this.pause(this.settings.retryMaxMs);
-        this.replay = undefined;
-        if (!this.stop.signal.aborted) this.enterSpoolMode('replay error');
-      }
+      await this.pause(this.settings.retryMaxMs);
     }
   }
 

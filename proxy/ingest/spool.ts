@@ -77,6 +77,11 @@ export class Spool {
     return this.sealed.length + (this.active ? 1 : 0);
   }
 
+  /** A closed segment is waiting for replay. */
+  get hasSealed(): boolean {
+    return this.sealed.some((s) => !this.reading.has(s.name));
+  }
+
   get isEmpty(): boolean {
     return this.bytes === 0;
   }

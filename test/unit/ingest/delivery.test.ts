@@ -162,6 +162,38 @@ describe('Delivery to a strict Akto receiver', () => {
     await r.delivery.close(1000);
   });
 
+  it('with SPOOL_WRITE_AHEAD every record is on disk before it is sent, and survives an abandoned process', async () => {
+    akto.behave({ delayMs: 3000 });
+    const first = await startPipeline(env({ SPOOL_WRITE_AHEAD: 'true', AKTO_BATCH_INTERVAL_MS: '20' }));
+    for (let i = 0; i < 40; i++) first.delivery.enqueue(recordLine(i));
+    await waitUntil(async () => (await fsp.readdir(tmp.dir)).some((n) => n.startsWith('seg-')));
+    await first.spool.flush();
+    expect(await metricValue(first.registry, 'akto_ingest_records_spooled_total')).toBe(40);
+    // A new pipeline on the same directory, as after SIGKILL: the records are replayed from disk.
+    akto.behave({});
+    const second = await startPipeline(env({ SPOOL_WRITE_AHEAD: 'true' }));
+    await waitUntil(() => new Set(markers(akto.records)).size === 40, 10_000);
+    await first.delivery.close(0);
+    await second.delivery.close(2000);
+    const extra = akto.records.length - 40;
+    expect(extra).toBeLessThanOrEqual(40);
+    expect(second.lines.some((l) => String(l.msg).includes('falling behind'))).toBe(false);
+  });
+
+  it('with SPOOL_WRITE_AHEAD delivers in batches and leaves the spool empty', async () => {
+    const p = await startPipeline(env({ SPOOL_WRITE_AHEAD: 'true', AKTO_BATCH_INTERVAL_MS: '30', AKTO_BATCH_SIZE: '50' }));
+    for (let round = 0; round < 5; round++) {
+      for (let i = 0; i < 20; i++) p.delivery.enqueue(recordLine(round * 20 + i));
+      await sleep(15);
+    }
+    await akto.waitForRecords(100);
+    expect(markers(akto.records).sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    expect(akto.stats.posts).toBeLessThan(20);
+    await waitUntil(() => p.spool.isEmpty);
+    await p.delivery.close(1000);
+    expect((await fsp.readdir(tmp.dir)).filter((n) => n.startsWith('seg-'))).toEqual([]);
+  });
+
   it('keeps memory bounded when Akto is slow: the overflow goes to the spool and is delivered later', async () => {
     akto.behave({ delayMs: 300 });
     const p = await startPipeline(env({ AKTO_BATCH_SIZE: '20', AKTO_MAX_IN_FLIGHT: '2', AKTO_MEMORY_QUEUE_BYTES: String(64 * 1024) }));
