@@ -123,4 +123,11 @@ describe('stub upstream', () => {
     await post('/generate', { inputs: 'x' }, { 'x-stub-delay-ms': '80' });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(75);
   });
+
+  test('record: false keeps no requests', async () => {
+    const quiet = await startStubUpstream({ record: false });
+    await fetch(`${quiet.url}/health`);
+    expect(quiet.requests).toEqual([]);
+    await quiet.close();
+  });
 });
