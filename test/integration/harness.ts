@@ -276,13 +276,26 @@ export class ControlPlane {
     private readonly procs: Managed[],
   ) {
     this.api = new KubeApi(url, ca.cert, token);
-    this.kubeconfig = path.join(dir, 'kubeconfig');
-    writeFileSync(this.kubeconfig, [
+    this.kubeconfig = this.writeKubeconfig('kubeconfig', token);
+  }
+
+  /** A kubeconfig file for this server with the given bearer token (e.g. a service account's). */
+  writeKubeconfig(fileName: string, token: string): string {
+    const file = path.join(this.dir, fileName);
+    writeFileSync(file, [
       'apiVersion: v1', 'kind: Config', 'current-context: test',
-      'clusters:', '- name: test', '  cluster:', `    server: ${url}`, `    certificate-authority-data: ${Buffer.from(ca.cert).toString('base64')}`,
-      'users:', '- name: admin', '  user:', `    token: ${token}`,
-      'contexts:', '- name: test', '  context: {cluster: test, user: admin}', '',
+      'clusters:', '- name: test', '  cluster:', `    server: ${this.url}`, `    certificate-authority-data: ${Buffer.from(this.ca.cert).toString('base64')}`,
+      'users:', '- name: user', '  user:', `    token: ${token}`,
+      'contexts:', '- name: test', '  context: {cluster: test, user: user}', '',
     ].join('\n'), { mode: 0o600 });
+    return file;
+  }
+
+  /** A short-lived token of a service account (TokenRequest API). */
+  async serviceAccountToken(namespace: string, name: string): Promise<string> {
+    const res = await this.api.must<{ status: { token: string } }>('POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
+      { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } });
+    return res.status.token;
   }
 
   static async start(tools: Required<Pick<K8sTools, 'apiserver' | 'etcd'>>): Promise<ControlPlane> {
@@ -384,8 +397,10 @@ export interface LocalWebhook {
 }
 
 /**
- * Runs `node dist/webhook/main.js` (what the image runs) on 127.0.0.1 over TLS with certificates from a test CA, in
- * the `provided` certificate mode, with settings from env. Resolves once /healthz answers.
+ * Runs `node dist/webhook/main.js` (what the image runs) on 127.0.0.1 over TLS, with settings from env (they win
+ * over WEBHOOK_SETTINGS_FILE). By default in the `provided` certificate mode with a serving certificate from `ca`;
+ * with CERT_MODE=selfManaged in env the webhook makes its own (then /healthz is polled without verification).
+ * Resolves once /healthz answers.
  */
 export async function startLocalWebhook(env: Record<string, string>, ca = new TestCa('akto-test-webhook-ca'), port?: number): Promise<LocalWebhook> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'akto-webhook-'));
@@ -393,6 +408,7 @@ export async function startLocalWebhook(env: Record<string, string>, ca = new Te
   writeFileSync(path.join(dir, 'tls.crt'), pem.cert);
   writeFileSync(path.join(dir, 'tls.key'), pem.key, { mode: 0o600 });
   const listen = port ?? (await freePort());
+  const ownCerts = env.CERT_MODE === 'selfManaged';
   const proc = startProcess('webhook', process.execPath, [DIST_WEBHOOK], dir, {
     ...process.env,
     CERT_MODE: 'provided',
@@ -404,7 +420,7 @@ export async function startLocalWebhook(env: Record<string, string>, ca = new Te
     ...env,
   });
   const health = (): Promise<number> => new Promise((resolve) => {
-    const req = https.get({ host: '127.0.0.1', port: listen, path: '/healthz', ca: ca.cert, timeout: 2000 }, (res) => {
+    const req = https.get({ host: '127.0.0.1', port: listen, path: '/healthz', ...(ownCerts ? { rejectUnauthorized: false } : { ca: ca.cert }), timeout: 2000 }, (res) => {
       res.resume();
       resolve(res.statusCode ?? 0);
     });

@@ -1,11 +1,13 @@
 /**
  * `helm install`, `helm upgrade` and `helm uninstall` of the chart (default values: selfManaged certificates)
- * against a real kube-apiserver, without --wait (no kubelet: the webhook pods are never started). The webhook's
- * runtime work (create its TLS Secret, patch the caBundle) is replayed through its own service account, which also
- * proves the RBAC is enough and no more; then an upgrade must leave that certificate alone.
+ * against a real kube-apiserver, without --wait (no kubelet: the webhook pods are never started). The webhook itself
+ * runs locally with the installed settings file and a token of the chart's service account: it creates its TLS
+ * Secret and patches the caBundle, which proves the chart's RBAC is enough (and checks show it is no more); then
+ * restarts and upgrades must leave that certificate alone.
  */
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ControlPlane, describeIf, findTools, helm } from './harness';
+import { ControlPlane, DIST_WEBHOOK, describeIf, eventually, findTools, helm, startLocalWebhook } from './harness';
 
 const tools = findTools();
 const CHART = path.resolve(__dirname, '../../charts/akto-agent-proxy');
@@ -19,7 +21,8 @@ jest.setTimeout(180_000);
 type Obj = { metadata: { resourceVersion: string; annotations?: Record<string, string> }; [k: string]: unknown };
 interface Mwc { metadata: { resourceVersion: string }; webhooks: Array<{ name: string; clientConfig: { caBundle?: string; service?: unknown } }> }
 
-describeIf(!!(tools.apiserver && tools.etcd && tools.helm), [!tools.apiserver && 'kube-apiserver', !tools.etcd && 'etcd', !tools.helm && 'helm'].filter(Boolean).join(', '))('helm lifecycle against a real kube-apiserver', () => {
+const haveDist = existsSync(DIST_WEBHOOK);
+describeIf(!!(tools.apiserver && tools.etcd && tools.helm) && haveDist, [!tools.apiserver && 'kube-apiserver', !tools.etcd && 'etcd', !tools.helm && 'helm', !haveDist && 'dist/webhook/main.js (npm run build)'].filter(Boolean).join(', '))('helm lifecycle against a real kube-apiserver', () => {
   let cp: ControlPlane;
   const run = (args: string[]): string => helm(tools.helm!, cp.kubeconfig, args);
 
@@ -45,18 +48,38 @@ describeIf(!!(tools.apiserver && tools.etcd && tools.helm), [!tools.apiserver &&
       expect((await cp.api.request('GET', p)).status).toBe(200);
     }
 
-    // What the self-managed webhook does at runtime, as its service account.
-    const sa = cp.api.as(SA);
-    const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: `${NAME}-tls` }, type: 'kubernetes.io/tls', data: { 'tls.crt': 'Y2VydA==', 'tls.key': 'a2V5', 'ca.crt': 'Y2E=' } };
-    expect((await sa.request('POST', `/api/v1/namespaces/${NS}/secrets`, secret)).status).toBe(201);
-    expect((await sa.request('GET', `/api/v1/namespaces/${NS}/secrets/${NAME}-tls`)).status).toBe(200);
-    const patch = mwc.webhooks.map((_, i) => ({ op: 'add', path: `/webhooks/${i}/clientConfig/caBundle`, value: 'Y2E=' }));
-    expect((await sa.request('PATCH', MWC_PATH, patch, 'application/json-patch+json')).status).toBe(200);
+    // The self-managed webhook at work, with exactly the chart's settings file and service account.
+    const settings = await cp.api.must<{ data: Record<string, string> }>('GET', `/api/v1/namespaces/${NS}/configmaps/${NAME}-settings`);
+    const settingsFile = path.join(cp.dir, 'settings.yaml');
+    writeFileSync(settingsFile, settings.data['settings.yaml']);
+    const env = {
+      WEBHOOK_SETTINGS_FILE: settingsFile, CERT_MODE: 'selfManaged', POD_NAMESPACE: NS,
+      KUBECONFIG: cp.writeKubeconfig('webhook-sa.kubeconfig', await cp.serviceAccountToken(NS, NAME)),
+    };
+    let webhook = await startLocalWebhook(env);
+    const bundles = async (): Promise<Array<string | undefined>> => (await cp.api.must<Mwc>('GET', MWC_PATH)).webhooks.map((w) => w.clientConfig.caBundle);
+    try {
+      await eventually(async () => (await bundles()).every(Boolean), 30_000, 'the webhook to patch the caBundle');
+      const secret = await cp.api.must<Obj & { data: Record<string, string> }>('GET', `/api/v1/namespaces/${NS}/secrets/${NAME}-tls`);
+      const caBundle = Buffer.from((await bundles())[0]!, 'base64').toString();
+      expect(caBundle).toContain('BEGIN CERTIFICATE');
+      // A restart (a new pod, a second replica) reuses the stored certificate instead of making a new one.
+      await webhook.stop();
+      webhook = await startLocalWebhook(env);
+      await new Promise((r) => setTimeout(r, 1500));
+      expect((await cp.api.must<Obj>('GET', `/api/v1/namespaces/${NS}/secrets/${NAME}-tls`)).metadata.resourceVersion).toBe(secret.metadata.resourceVersion);
+      expect(Buffer.from((await bundles())[0]!, 'base64').toString()).toBe(caBundle);
+    } finally {
+      await webhook.stop();
+    }
 
+    const sa = cp.api.as(SA);
+    const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'x' }, type: 'Opaque', data: { a: 'Yg==' } };
     // ...and nothing else.
     expect((await sa.request('GET', '/api/v1/namespaces/team-a/secrets/akto-agent-proxy')).status).toBe(403);
     expect((await sa.request('GET', `/api/v1/namespaces/${NS}/secrets`)).status).toBe(403);
-    expect((await sa.request('POST', '/api/v1/namespaces/team-a/secrets', { ...secret, metadata: { name: 'x' } })).status).toBe(403);
+    expect((await sa.request('POST', '/api/v1/namespaces/team-a/secrets', secret)).status).toBe(403);
+    expect((await sa.request('PUT', `/api/v1/namespaces/${NS}/secrets/${NAME}-settings`, secret)).status).toBe(403);
     expect((await sa.request('GET', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations')).status).toBe(403);
     expect((await sa.request('GET', '/api/v1/namespaces/team-a/pods')).status).toBe(403);
   });
@@ -69,7 +92,8 @@ describeIf(!!(tools.apiserver && tools.etcd && tools.helm), [!tools.apiserver &&
     run(['upgrade', 'akto-agent-proxy', CHART, '-n', NS, '--reuse-values', '--set', 'sidecar.logLevel=debug']);
 
     const after = await cp.api.must<Mwc>('GET', MWC_PATH);
-    expect(after.webhooks.map((w) => w.clientConfig.caBundle)).toEqual(['Y2E=', 'Y2E=']);
+    expect(after.webhooks.map((w) => w.clientConfig.caBundle)).toEqual(before.webhooks.map((w) => w.clientConfig.caBundle));
+    expect(after.webhooks[0].clientConfig.caBundle).toBeTruthy();
     expect(after.webhooks.map((w) => w.clientConfig.service)).toEqual(before.webhooks.map((w) => w.clientConfig.service));
     const secretAfter = await cp.api.must<Obj>('GET', `/api/v1/namespaces/${NS}/secrets/${NAME}-tls`);
     expect(secretAfter.metadata.resourceVersion).toBe(secretBefore.metadata.resourceVersion);
@@ -80,7 +104,7 @@ describeIf(!!(tools.apiserver && tools.etcd && tools.helm), [!tools.apiserver &&
 
     // An upgrade that changes nothing in the templates changes no certificate-related object either.
     run(['upgrade', 'akto-agent-proxy', CHART, '-n', NS, '--reuse-values']);
-    expect((await cp.api.must<Mwc>('GET', MWC_PATH)).webhooks.map((w) => w.clientConfig.caBundle)).toEqual(['Y2E=', 'Y2E=']);
+    expect((await cp.api.must<Mwc>('GET', MWC_PATH)).webhooks.map((w) => w.clientConfig.caBundle)).toEqual(before.webhooks.map((w) => w.clientConfig.caBundle));
   });
 
   test('uninstall (no --wait) removes the release objects, cluster-scoped ones included', async () => {
