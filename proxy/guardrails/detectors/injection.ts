@@ -1,7 +1,249 @@
-import type { Detector } from './types';
+/**
+ * Prompt injection and jailbreak: a scored heuristic. Signals (instruction override, role-play/DAN jailbreaks,
+ * system-prompt extraction, fake chat delimiters, encoded instructions, invisible characters, and — for
+ * untrusted content — instructions addressed to the assistant) are found in one pass of a combined pattern
+ * over a lower-cased, leetspeak-folded copy of the normalized text. Each signal counts once; the weights add
+ * up and map to a score with 1 - e^(-sum), so one strong signal or several weak ones cross the threshold.
+ */
+import type { NormalizedText } from '../normalize';
+import { wanted } from './context';
+import type { Detector, Match, ScanOptions } from './types';
 
 export const INJECTION_ENTITIES = ['PROMPT_INJECTION', 'JAILBREAK'] as const;
 
-export function createInjectionDetector(): Detector {
-  return { id: 'injection', entities: INJECTION_ENTITIES, scan: () => [], pendingTail: () => 0 };
+type Kind = 'override' | 'jailbreak' | 'extraction' | 'delimiter' | 'indirect';
+
+interface Signal {
+  id: string;
+  /** Words (lower-case) a match can start with: the pattern is tried only where one of them starts a word. */
+  anchors?: string;
+  /** Or: substrings whose presence lets the pattern run over the whole text (non-word starts, CJK). */
+  gates?: string;
+  kind: Kind;
+  weight: number;
+  /** Extra weight when the text is untrusted (tool results, retrieved documents). */
+  untrustedWeight?: number;
+  re: string;
+}
+
+// Building blocks (lower-case text).
+const W = "[a-z0-9'äöüßéèàç-]+"; // a word
+const FILL = `(?:\\s+${W}){0,4}?\\s+`; // up to four filler words
+const IGNORE = '(?:ignore|ignoring|disregard|disregarding|forget|forgetting|skip|override|overwrite|bypass|neglect|abandon|dismiss|discard|set aside|pay no attention to)';
+const RULES = '(?:instructions?|instructed|directions?|directives?|prompts?|rules|guidelines|guidance|commands?|orders|context|constraints|programming|restrictions|limitations|policies|polic(?:y|ies)|messages?|tasks?|assignments?|everything|text|training|filters?|safeguards?)';
+const AI = '(?:ai|assistant|chatbot|bot|model|language model|llm|gpt|chatgpt|claude|gemini|system)';
+
+const SIGNALS: Signal[] = [
+  // instruction override
+  { id: 'override', anchors: 'ignore ignoring disregard disregarding forget forgetting skip override overwrite bypass neglect abandon dismiss discard set pay', kind: 'override', weight: 1.4, re: `${IGNORE}(?:\\s+(?:all|any|of|the|your|my|every|each|these|those|what|whatever|everything|and))*\\s+(?:${W}\\s+){0,3}?${RULES}\\b` },
+  { id: 'override-follow', anchors: 'follow following', kind: 'override', weight: 1.2, re: `(?<=\\b(?:do\\s+not|don't|stop|no\\s+longer)\\s+)follow(?:ing)?(?:\\s+(?:all|any|the|your|these|those))*\\s+(?:${W}\\s+){0,2}?${RULES}\\b` },
+  { id: 'override-above', anchors: 'ignore ignoring disregard disregarding forget forgetting skip override overwrite bypass neglect abandon dismiss discard', kind: 'override', weight: 1.2, re: `${IGNORE}\\s+(?:all\\s+|everything\\s+|what\\s+(?:was|is|i)\\s+(?:said|wrote|written|told you)\\s+)?(?:the\\s+)?(?:above|before|previous(?:ly)?|prior|earlier)\\b` },
+  { id: 'forget-everything', anchors: 'forget ignore disregard', kind: 'override', weight: 1.2, re: `(?:forget|ignore|disregard)\\s+(?:about\\s+)?(?:everything|all of that|all that|it all|all)\\b` },
+  { id: 'new-instructions', anchors: 'instructions instruction tasks task rules directives directive orders', kind: 'override', weight: 0.9, re: `(?<=\\b(?:new|updated|revised|real|actual|true|secret|hidden|additional)\\s+)(?:instructions?|tasks?|rules|directives?|orders)\\s*(?::|are\\b|follow\\b|is\\b)` },
+  { id: 'instead-say', anchors: 'instead rather', kind: 'override', weight: 0.7, re: `(?:instead|rather)[,]?\\s+(?:just\\s+)?(?:say|print|output|write|reply|respond|answer|tell)\\b` },
+  { id: 'just-print', anchors: 'say print output write reply respond return', kind: 'override', weight: 0.7, re: `(?<=\\b(?:just|only|simply)\\s+)(?:say|print|output|write|reply with|respond with|return)\\s*(?::\\s*)?["'“]` },
+  { id: 'stop-everything', anchors: 'stop nevermind never scratch start reset', kind: 'override', weight: 1.0, re: `(?:stop everything|nevermind|never mind|scratch that|start over|reset your (?:instructions|memory|context))\\b` },
+  { id: 'do-not-look', anchors: 'look read use consult check refer', kind: 'override', weight: 1.0, re: `(?<=\\bdo not\\s+)(?:look|read|use|consult|check|refer)${FILL}?(?:documents?|context|sources?|instructions?|texts?)\\b` },
+  { id: 'no-longer-bound', anchors: 'bound restricted limited constrained', kind: 'override', weight: 1.0, re: `(?<=\\b(?:no longer|not)\\s+(?:be\\s+)?)(?:bound|restricted|limited|constrained)\\s+by\\b` },
+  { id: 'instructions-void', anchors: 'instruction instructions rules guidelines', kind: 'override', weight: 1.0, re: `(?:instructions?|rules|guidelines)${FILL}?(?:are|is)\\s+(?:now\\s+)?(?:void|invalid|cancelled|canceled|obsolete|null|revoked|lifted|suspended)\\b` },
+  { id: 'override-de', anchors: 'ignoriere ignorieren ignoriert ignorier vergiss vergessen missachte überspringe abweichend', kind: 'override', weight: 1.4, re: `(?:ignorier(?:e|en|t)?|vergiss|vergessen\\s+sie|missachte|überspringe|abweichend\\s+zu)\\b(?:\\s+${W}){0,4}?\\s+(?:anweisungen|instruktionen|befehle|aufgaben|vorgaben|regeln|alles|informationen|ausführungen|vorherigen|obigen|bisherigen)\\b` },
+  { id: 'override-de2', anchors: 'obigen vorherigen bisherigen vorangegangenen', kind: 'override', weight: 1.2, re: `(?:obigen|vorherigen|bisherigen|vorangegangenen)\\s+(?:ausführungen|anweisungen|instruktionen|befehle|informationen)\\s+(?:ignorieren|vergessen|missachten)\\b` },
+  { id: 'new-task-de', anchors: 'aufgabe anweisung instruktion bist sollst nun jetzt sofort', kind: 'override', weight: 0.9, re: `(?<=\\b(?:neue|folgende)\\s+)(?:aufgabe|anweisung|instruktion)\\s*:|(?<=\\bnun\\s+)(?:bist|sollst)\\s+du\\b|(?<=\\bvon\\s+)nun\\s+an\\b|(?<=\\bab\\s+)(?:jetzt|sofort)\\s+(?:bist|wirst|sollst)\\s+du\\b` },
+  { id: 'override-es-pt-it', anchors: 'ignora ignore olvida olvide esquece esqueça dimentica', kind: 'override', weight: 1.4, re: `(?:ignora|ignore|olvida|olvide|esquece|esqueça|dimentica)\\s+(?:todas?\\s+|tutte\\s+)?(?:las|los|as|os|le|gli)\\s+(?:instrucciones|instruções|istruzioni|reglas|regras|regole|indicaciones)\\b` },
+  { id: 'override-fr', anchors: 'ignore ignorer ignorez oublie oublier oubliez', kind: 'override', weight: 1.4, re: `(?:ignore[rz]?|oublie[rz]?)\\s+(?:toutes\\s+|tout\\s+)?(?:les|tes|vos)\\s+(?:instructions|consignes|règles|directives)\\b` },
+  { id: 'override-zh', gates: '忽略 无视 忘记 忽视', kind: 'override', weight: 1.4, re: '(?:忽略|无视|忘记|忽视)(?:之前|以上|上面|前面|所有|先前)' },
+  // jailbreak / role-play
+  { id: 'dan', anchors: 'anything dan', kind: 'jailbreak', weight: 1.4, re: `(?<=\\bdo\\s+)anything\\s+now\\b|dan\\s+(?:mode|prompt|jailbreak)\\b|(?<=\\b(?:as|like)\\s+(?:a\\s+)?)dan\\b` },
+  { id: 'developer-mode', anchors: 'mode', kind: 'jailbreak', weight: 1.2, re: `(?<=\\b(?:developer|dev|god|jailbreak|jailbroken|unrestricted|unfiltered|uncensored|evil|opposite|chaos|sudo|debug)\\s+)mode\\b` },
+  { id: 'jailbreak-word', anchors: 'jailbreak jailbroken jailbreaking', kind: 'jailbreak', weight: 0.8, re: `jailbr(?:eak|oken|eaking)\\b` },
+  { id: 'act-as', anchors: 'act pretend roleplay role behave respond answer play simulate imagine', kind: 'jailbreak', weight: 0.5, re: `(?<=\\byou\\s+(?:are|will|shall|must|should)\\s+(?:now\\s+)?(?:going\\s+to\\s+)?)(?:act|pretend|roleplay|role-play|behave|respond|answer|play|simulate)\\b|(?:pretend|imagine)\\s+(?:that\\s+)?(?:you\\s+are|you're|to\\s+be)\\b|act\\s+as\\s+(?:if\\s+you|an?\\s+(?:ai|unfiltered|evil|uncensored))\\b` },
+  { id: 'from-now-on', anchors: 'now moment point rest until', kind: 'jailbreak', weight: 0.5, re: `(?<=\\bfrom\\s+)now\\s+on\\b|(?<=\\bfrom\\s+this\\s+)(?:moment|point)\\b|(?<=\\bfor\\s+the\\s+)rest\\s+of\\s+(?:this|our|the)\\s+conversation\\b|until\\s+i\\s+say\\b` },
+  { id: 'stay-in-character', anchors: 'stay remain keep break breaking character', kind: 'jailbreak', weight: 0.8, re: `(?:stay|remain|keep)\\s+in\\s+character\\b|break(?:ing)?\\s+character\\b|character\\s+break\\b` },
+  { id: 'no-restrictions', anchors: 'restrictions limitations filters filtering censorship confines boundaries morals morality ethics ethical rules guidelines limits', kind: 'jailbreak', weight: 0.7, re: `(?<=\\b(?:no|without|free\\s+(?:from|of)|freed\\s+from|broken\\s+free\\s+of|beyond)\\s+(?:any\\s+|all\\s+)?(?:the\\s+)?(?:typical\\s+)?)(?:restrictions|limitations|filters|filtering|censorship|confines|boundaries|morals|morality|ethics|ethical\\s+(?:guidelines|constraints)|rules|guidelines|limits)\\b` },
+  { id: 'policy-evasion', anchors: 'openai content safety usage', kind: 'jailbreak', weight: 0.7, re: `(?:openai|content|safety|usage)\\s+(?:polic(?:y|ies)|guidelines|filters?|restrictions)\\b` },
+  { id: 'never-refuse', anchors: 'refuse decline deny reject say apologize apologise warn censor', kind: 'jailbreak', weight: 0.8, re: `(?<=\\b(?:never|not|won't|cannot|can't|don't|doesn't|must\\s+not|will\\s+not)\\s+(?:ever\\s+)?)(?:refuse|decline|deny|reject|say\\s+no|apologi[sz]e|warn|censor)\\b` },
+  { id: 'evil-ai', anchors: 'evil unfiltered uncensored amoral unrestricted unethical immoral rogue unbound unchained limitless', kind: 'jailbreak', weight: 0.8, re: `(?:evil|unfiltered|uncensored|amoral|unrestricted|unethical|immoral|rogue|unbound|unchained|limitless)\\s+(?:${AI}|version|persona|character|alter\\s+ego|entity)\\b` },
+  { id: 'two-responses', anchors: 'two 2', kind: 'jailbreak', weight: 0.7, re: `(?:two|2)\\s+(?:different\\s+|separate\\s+|distinct\\s+)*(?:ways|responses|answers|paragraphs|outputs)\\b` },
+  { id: 'persona-tags', gates: '[', kind: 'jailbreak', weight: 0.7, re: `\\[(?:gpt|classic|jailbreak|normal|developer|🔒|🔓|dan)[^\\]]{0,20}\\]` },
+  { id: 'can-do-anything', anchors: 'anything', kind: 'jailbreak', weight: 0.7, re: `(?<=\\b(?:can|could|will)\\s+(?:do|say|generate|answer)\\s+)anything\\b|anything\\s+(?:goes|now)\\b` },
+  { id: 'immerse', anchors: 'immerse alter hypothetical fictional', kind: 'jailbreak', weight: 0.5, re: `immerse\\s+yourself\\b|alter\\s+ego\\b|hypothetical\\s+(?:ai|language\\s+model|world|scenario)\\b|fictional\\s+(?:world|universe|ai|setting)\\b` },
+  { id: 'names-model', anchors: 'chatgpt gpt openai language ai llm', kind: 'jailbreak', weight: 0.3, re: `(?:chatgpt|gpt-?[34]|openai|language\\s+model|ai\\s+model|llm)\\b` },
+  { id: 'harm-words', anchors: 'illegal unethical immoral harmful offensive explicit dangerous malicious', kind: 'jailbreak', weight: 0.3, re: `(?:illegal|unethical|immoral|harmful|offensive|explicit|dangerous|malicious)\\b` },
+  { id: 'respond-format', anchors: 'respond reply answer start', kind: 'jailbreak', weight: 0.3, re: `(?:respond|reply|answer)\\s+(?:as|like|in\\s+the\\s+(?:style|voice)\\s+of)\\b|start\\s+(?:your|each|every)\\s+(?:response|reply|answer|message)\\s+with\\b` },
+  // system prompt extraction
+  { id: 'reveal-prompt', anchors: 'prompt instructions instruction message rules configuration guidelines', kind: 'extraction', weight: 1.2, re: `(?<=\\b(?:reveal|show|print|repeat|output|tell|display|leak|give|share|write\\s+out|spell\\s+out|what\\s+(?:is|are|was|were))(?:\\s+${W}){0,4}?\\s+(?:your|the)\\s+(?:(?:system|initial|original|hidden|secret|internal|full|exact|first)\\s+)+)(?:prompt|instructions?|message|rules|configuration|guidelines)\\b` },
+  { id: 'repeat-above', anchors: 'repeat print output copy echo beginning', kind: 'extraction', weight: 1.1, re: `(?:repeat|print|output|copy|echo)\\s+(?:all\\s+|everything\\s+|the\\s+)?(?:words|text|everything|lines?|content|sentences?)\\s+(?:above|before|preceding|prior)\\b|beginning\\s+with\\s+["'“]?you\\s+are\\b` },
+  { id: 'your-instructions', anchors: 'told instructed programmed instructions initial original system prompt', kind: 'extraction', weight: 0.8, re: `(?<=\\bwhat\\s+(?:were|are)\\s+(?:you|your)\\s+)(?:told|instructed|programmed|initial\\s+instructions|instructions|original\\s+instructions)\\b|system\\s+prompt\\b|prompt_text\\b` },
+  // fake chat delimiters
+  { id: 'chat-tokens', gates: '<| [inst [/inst <<sys <start_of_turn> <end_of_turn>', kind: 'delimiter', weight: 1.3, re: `<\\|(?:im_start|im_end|system|user|assistant|endoftext|end|eot_id|start_header_id|end_header_id)\\|>|\\[/?inst\\]|<</?sys>>|<start_of_turn>|<end_of_turn>` },
+  { id: 'fake-role-header', gates: 'system: system] system> system prompt: system message: developer: admin: </system> <system> ### instruction ### new task ### response', kind: 'delimiter', weight: 1.0, re: `(?:^|\\n)\\s*(?:#{2,}|\\*\\*|\\[|<)?\\s*(?:system|developer|admin|administrator|root)\\s*(?:prompt|message|instructions?|override|note)?\\s*(?:\\]|>|\\*\\*)?\\s*:|</?(?:system|instructions?|admin)>|(?:^|\\n)\\s*#{2,}\\s*(?:instructions?|new task|response)\\s*:?` },
+  { id: 'fake-turn', gates: 'human: user: assistant: ai:', kind: 'delimiter', weight: 0.8, re: `\\n\\s*(?:human|user|assistant|ai)\\s*:\\s*\\S[\\s\\S]{0,400}?\\n\\s*(?:human|user|assistant|ai)\\s*:` },
+  { id: 'end-of-context', anchors: 'end prompt context document input', kind: 'delimiter', weight: 1.0, re: `end\\s+of\\s+(?:the\\s+)?(?:prompt|context|document|input|instructions|system\\s+prompt)\\b|(?:prompt|context|document|input)\\s+ends?\\s+here\\b` },
+  // instructions aimed at the assistant inside content (indirect injection); strong only for untrusted text
+  { id: 'addressed-to-ai', anchors: 'dear attention note hey hello hi ai assistant language llm chatbot', kind: 'indirect', weight: 0.3, untrustedWeight: 1.2, re: `(?:dear|attention|note\\s+to(?:\\s+the)?|hey|hello|hi)\\s+${AI}\\b|(?<=\\b(?:the|any)\\s+)(?:ai|assistant|language\\s+model|llm|chatbot)\\s+(?:reading|processing|summari[sz]ing|should|must|will|is\\s+instructed)\\b` },
+  { id: 'in-your-response', anchors: 'response responses reply replies answer answers output summary code solution algorithm implementation codebase program script', kind: 'indirect', weight: 0.4, untrustedWeight: 1.2, re: `(?<=\\b(?:in|into|to|within|throughout|at\\s+the\\s+(?:end|start|beginning)\\s+of)\\s+(?:your|the)\\s+)(?:response|responses|reply|replies|answer|answers|output|summary|code|solution|algorithm|implementation|codebase|program|script)\\b` },
+  { id: 'modify-response', anchors: 'response reply answer output message text', kind: 'indirect', weight: 0.4, untrustedWeight: 1.2, re: `(?<=\\b(?:make|ensure|format|write|provide|modify|change|give|compose|craft|render|end|begin|start|phrase|deliver|present|express|convert|encode|translate|reverse)\\s+(?:your|the)\\s+)(?:response|reply|answer|output|message|text)\\b|(?<=\\byour\\s+)(?:response|reply|answer|output)\\s+(?:should|must|needs\\s+to|has\\s+to)\\b` },
+  { id: 'embed-code', anchors: 'code snippet script line block function excerpt section segment', kind: 'indirect', weight: 0.5, untrustedWeight: 1.2, re: `(?<=\\b(?:incorporat|embed|includ|insert|introduc|add|integrat|inject|append|assimilat|implant|weav|infus|blend|plac|merg)\\w*\\s+(?:the\\s+|this\\s+)?(?:following|below|subsequent|given|provided|attached)\\s+)(?:code|snippet|script|line|block|function|excerpt|section|segment)` },
+  { id: 'instead-of-task', anchors: 'answering responding summarizing summarising answer respond reply tell ask send email forward visit click include mention remind remember', kind: 'indirect', weight: 0.4, untrustedWeight: 1.0, re: `(?<=\\b(?:before|after)\\s+)(?:answering|responding|summari[sz]ing)\\b|(?<=\\b(?:before|after)\\s+you\\s+)(?:answer|respond|reply)\\b|(?<=\\b(?:also|additionally|first)\\s+)(?:tell|ask|send|email|forward|visit|click|include|mention|remind)\\b|remember\\s+to\\s+(?:include|mention|add|tell)\\b` },
+  { id: 'exfiltrate', anchors: 'send forward email post upload exfiltrate leak', kind: 'indirect', weight: 0.6, untrustedWeight: 1.2, re: `(?:send|forward|email|post|upload|exfiltrate|leak)\\s+(?:the\\s+|all\\s+|this\\s+|their\\s+|user'?s?\\s+)*(?:conversation|chat\\s+history|data|credentials|passwords?|emails?|contacts|files|personal\\s+information)\\s+to\\b` },
+  { id: 'exfiltrate-md', gates: '![', kind: 'indirect', weight: 0.6, untrustedWeight: 1.2, re: `!\\[[^\\]]{0,100}\\]\\(https?://[^)\\s]{1,300}[?&=]` },
+];
+
+/** Anchor word → the sticky patterns to try at that word. */
+const BY_ANCHOR = new Map<string, { signal: Signal; re: RegExp }[]>();
+/** Patterns that run over the whole text when one of their gate substrings occurs. */
+const GATED: { signal: Signal; gates: string[]; re: RegExp }[] = [];
+for (const signal of SIGNALS) {
+  if (signal.anchors) {
+    const re = new RegExp(signal.re, 'y');
+    for (const a of signal.anchors.split(' ')) {
+      const list = BY_ANCHOR.get(a) ?? [];
+      list.push({ signal, re });
+      BY_ANCHOR.set(a, list);
+    }
+  }
+  if (signal.gates) GATED.push({ signal, gates: signal.gates.split(' '), re: new RegExp(signal.re, 'g') });
+}
+/** All anchor words as one literal alternation: the engine's literal search finds them faster than a word loop. */
+const ANCHOR_WORDS = new RegExp(
+  `(?<![a-z0-9\u00c0-\u024f])(?:${[...BY_ANCHOR.keys()].sort((a, b) => b.length - a.length).join('|')})(?![a-z0-9\u00c0-\u024f])`,
+  'g',
+);
+
+/** Base64 runs at least this long can hide an instruction. */
+const MIN_BASE64 = 24;
+const BASE64_CHAR = new Uint8Array(128);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=') BASE64_CHAR[c.charCodeAt(0)] = 1;
+const DECODED_INSTRUCTION = /\b(?:ignore|instruction|system|prompt|disregard|pretend|jailbreak|you are|you must|say|print|reveal|password|secret)\b/i;
+const ENCODING_HINT = /\b(?:base64|decode|decoded|rot13|hex|cipher|encoded|reverse|backwards?)\b/;
+
+const LEET: Record<string, string> = { '0': 'o', '1': 'i', '3': 'e', '4': 'a', '5': 's', '7': 't', '@': 'a', $: 's', '|': 'l' };
+
+/**
+ * Lower-case copy with leetspeak undone inside words ("1gn0r3" → "ignore"); same length, so indexes line up
+ * with the normalized text. Digits standing alone keep their value.
+ */
+function foldForInjection(t: string): string {
+  const lower = t.toLowerCase();
+  if (!/[a-z][0134579@$|]|[0134579@$|][a-z]/.test(lower)) return lower;
+  let out = '';
+  for (let i = 0; i < lower.length; i++) {
+    const c = lower[i];
+    const sub = LEET[c];
+    if (sub !== undefined && (isLetter(lower.charCodeAt(i - 1)) || isLetter(lower.charCodeAt(i + 1)))) out += sub;
+    else out += c;
+  }
+  return out;
+}
+
+function isLetter(c: number): boolean {
+  return c >= 97 && c <= 122;
+}
+
+const DEFAULT_THRESHOLD = 0.5;
+
+interface Fired {
+  id: string;
+  kind: Kind;
+  weight: number;
+  start: number;
+  end: number;
+}
+
+/**
+ * One pass of the anchor alternation over the folded text: where an anchor word occurs, that signal's sticky
+ * pattern runs right there. Gated patterns run once over the text when their gate substring occurs.
+ */
+function collect(text: string, untrusted: boolean): Fired[] {
+  const fired = new Map<string, Fired>();
+  const fire = (s: Signal, start: number, end: number): void => {
+    if (fired.has(s.id)) return;
+    const weight = untrusted && s.untrustedWeight !== undefined ? s.untrustedWeight : s.weight;
+    fired.set(s.id, { id: s.id, kind: s.kind, weight, start, end });
+  };
+  ANCHOR_WORDS.lastIndex = 0;
+  let a: RegExpExecArray | null;
+  while ((a = ANCHOR_WORDS.exec(text)) !== null) {
+    const i = a.index;
+    for (const { signal, re } of BY_ANCHOR.get(a[0]) ?? []) {
+      if (fired.has(signal.id)) continue;
+      re.lastIndex = i;
+      const m = re.exec(text);
+      if (m) fire(signal, i, i + m[0].length);
+    }
+  }
+  for (const { signal, gates, re } of GATED) {
+    if (fired.has(signal.id) || !gates.some((g) => text.includes(g))) continue;
+    re.lastIndex = 0;
+    const m = re.exec(text);
+    if (m) fire(signal, m.index, m.index + m[0].length);
+  }
+  return [...fired.values()];
+}
+
+function encodedInstruction(t: string, lower: string): Fired | undefined {
+  const n = t.length;
+  let runStart = 0;
+  let blobs = 0;
+  for (let i = 0; i <= n && blobs < 16; i++) {
+    const c = i < n ? t.charCodeAt(i) : 32;
+    if (c < 128 && BASE64_CHAR[c] === 1) continue;
+    if (i - runStart >= MIN_BASE64) {
+      blobs++;
+      const blob = t.slice(runStart, i);
+      const decoded = Buffer.from(blob, 'base64').toString('latin1');
+      let printable = 0;
+      for (let k = 0; k < decoded.length; k++) {
+        const d = decoded.charCodeAt(k);
+        if ((d >= 32 && d < 127) || d === 10) printable++;
+      }
+      if (decoded.length > 0 && printable / decoded.length > 0.9 && DECODED_INSTRUCTION.test(decoded)) {
+        const hinted = ENCODING_HINT.test(lower);
+        return { id: 'base64-instruction', kind: 'override', weight: hinted ? 1.4 : 1.0, start: runStart, end: i };
+      }
+    }
+    runStart = i + 1;
+  }
+  return undefined;
+}
+
+export function createInjectionDetector(defaultThreshold = DEFAULT_THRESHOLD): Detector {
+  return {
+    id: 'injection',
+    entities: INJECTION_ENTITIES,
+    scan(nt: NormalizedText, opts?: ScanOptions): Match[] {
+      const t = nt.text;
+      const untrusted = opts?.untrusted === true;
+      const lower = foldForInjection(t);
+      const fired = collect(lower, untrusted);
+      const encoded = t.length >= 24 ? encodedInstruction(t, lower) : undefined;
+      if (encoded) fired.push(encoded);
+      if (nt.invisibleCount >= 3) {
+        fired.push({ id: 'invisible-chars', kind: 'override', weight: nt.invisibleCount >= 10 ? 1.0 : 0.4, start: 0, end: t.length });
+      }
+      if (fired.length === 0) return [];
+      let sum = 0;
+      let jailbreak = 0;
+      let start = t.length;
+      let end = 0;
+      for (const f of fired) {
+        sum += f.weight;
+        if (f.kind === 'jailbreak') jailbreak += f.weight;
+        if (f.start < start) start = f.start;
+        if (f.end > end) end = f.end;
+      }
+      const score = 1 - Math.exp(-sum);
+      if (score < (opts?.threshold ?? defaultThreshold)) return [];
+      const entity = jailbreak * 2 > sum ? 'JAILBREAK' : 'PROMPT_INJECTION';
+      if (!wanted(opts, entity)) return [];
+      const reason = fired
+        .sort((a, b) => b.weight - a.weight)
+        .map((f) => f.id)
+        .join(',');
+      return [{ detector: 'injection', entity, start: nt.toOriginal(start), end: nt.toOriginalEnd(end), score: Math.round(score * 1000) / 1000, reason }];
+    },
+    // The decision is over the whole text, not a span that a later token could complete: stream holdback
+    // does not wait for it (the policy engine rescans the accumulated text instead).
+    pendingTail: () => 0,
+  };
 }
