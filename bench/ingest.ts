@@ -24,6 +24,8 @@ export interface IngestBenchResult {
   buildUs: number;
   /** Microseconds per record for build + stringify + Delivery.enqueue (batches POSTed to a local receiver). */
   buildEnqueueUs: number;
+  /** The same with SPOOL_WRITE_AHEAD=true (every record through the disk spool). */
+  buildEnqueueWriteAheadUs: number;
   recordBytes: number;
   spool: Array<{ fsyncMs: number; records: number; mbPerSec: number; recordsPerSec: number }>;
 }
@@ -85,23 +87,27 @@ export async function runIngestBench(records = 20_000): Promise<IngestBenchResul
   const tmp = mkdtempSync(path.join(tmpdir(), 'ingest-bench-'));
   const sink = await startSink();
   try {
-    const env = { AKTO_API_BASE_URL: sink.url, SPOOL_DIR: path.join(tmp, 'delivery') };
-    const c = loadIngestConfig(env);
+    const enqueueCost = async (extra: Record<string, string>, dir: string): Promise<number> => {
+      const c = loadIngestConfig({ AKTO_API_BASE_URL: sink.url, SPOOL_DIR: path.join(tmp, dir), ...extra });
+      const metrics = new IngestMetrics(createRegistry(false));
+      const spool = await Spool.open(c.spool, logger, metrics);
+      const dead = await DeadLetterFile.open(c.spool.dir, c.spool.deadLetterMaxBytes, logger, metrics);
+      const delivery = new Delivery(createAktoSender(c.baseUrl as URL, undefined, 4, 10_000), spool, dead, c.delivery, logger, metrics);
+      // In slices, so the event loop can send batches as the proxy would between requests.
+      let busy = 0n;
+      for (let done = 0; done < records; ) {
+        const s = process.hrtime.bigint();
+        for (let k = 0; k < 100 && done < records; k++, done++) delivery.enqueue(JSON.stringify(buildAktoRecord(exchanges[done % 200], opts).record));
+        busy += process.hrtime.bigint() - s;
+        await new Promise((r) => setImmediate(r));
+      }
+      await delivery.close(10_000);
+      return Number(busy) / 1e3 / records;
+    };
+    const buildEnqueueUs = await enqueueCost({}, 'memory');
+    const buildEnqueueWriteAheadUs = await enqueueCost({ SPOOL_WRITE_AHEAD: 'true', AKTO_BATCH_INTERVAL_MS: '50' }, 'write-ahead');
+    const c = loadIngestConfig({ SPOOL_DIR: tmp });
     const metrics = new IngestMetrics(createRegistry(false));
-    const spool = await Spool.open(c.spool, logger, metrics);
-    const dead = await DeadLetterFile.open(c.spool.dir, c.spool.deadLetterMaxBytes, logger, metrics);
-    const delivery = new Delivery(createAktoSender(c.baseUrl as URL, undefined, 4, 10_000), spool, dead, c.delivery, logger, metrics);
-    // In slices, so the event loop can send batches as the proxy would between requests.
-    t0 = process.hrtime.bigint();
-    let busy = 0n;
-    for (let done = 0; done < records; ) {
-      const s = process.hrtime.bigint();
-      for (let k = 0; k < 100 && done < records; k++, done++) delivery.enqueue(JSON.stringify(buildAktoRecord(exchanges[done % 200], opts).record));
-      busy += process.hrtime.bigint() - s;
-      await new Promise((r) => setImmediate(r));
-    }
-    const buildEnqueueUs = Number(busy) / 1e3 / records;
-    await delivery.close(10_000);
 
     const spoolResults: IngestBenchResult['spool'] = [];
     const line = JSON.stringify(buildAktoRecord(exchanges[0], opts).record);
@@ -122,7 +128,13 @@ export async function runIngestBench(records = 20_000): Promise<IngestBenchResul
         recordsPerSec: Math.round(records / secs),
       });
     }
-    return { buildUs: round(buildUs), buildEnqueueUs: round(buildEnqueueUs), recordBytes, spool: spoolResults };
+    return {
+      buildUs: round(buildUs),
+      buildEnqueueUs: round(buildEnqueueUs),
+      buildEnqueueWriteAheadUs: round(buildEnqueueWriteAheadUs),
+      recordBytes,
+      spool: spoolResults,
+    };
   } finally {
     await sink.close();
     rmSync(tmp, { recursive: true, force: true });

@@ -60,6 +60,7 @@ export class Delivery implements RecordSink {
     private readonly logger: Logger,
     private readonly metrics: IngestMetrics,
   ) {
+    metrics.memorySource = () => this.memoryBytes;
     if (settings.writeAhead) {
       this.spoolMode = true;
       if (!spool.isEmpty) this.startReplay();
@@ -84,7 +85,6 @@ export class Delivery implements RecordSink {
     this.pending.push(line);
     this.pendingBytes += bytes;
     this.memoryBytes += bytes;
-    this.metrics.memoryBytes.set(this.memoryBytes);
     if (this.pending.length >= this.settings.batchSize) this.cut();
     else if (!this.timer) {
       this.timer = setTimeout(() => this.cut(), this.settings.batchIntervalMs);
@@ -152,7 +152,6 @@ export class Delivery implements RecordSink {
       result = await this.post(batch.lines);
     }
     this.memoryBytes -= batch.bytes;
-    this.metrics.memoryBytes.set(this.memoryBytes);
     if (result.kind === 'ok') return;
     if (result.kind === 'reject') return this.reject(batch.lines, result);
     // Retryable or auth: the batch and everything behind it go to the spool and the replay loop.
@@ -195,7 +194,6 @@ export class Delivery implements RecordSink {
       for (const line of batch.lines) this.spool.append(line);
       this.memoryBytes -= batch.bytes;
     }
-    this.metrics.memoryBytes.set(this.memoryBytes);
   }
 
   private async replayLoop(): Promise<void> {

@@ -17,6 +17,9 @@ export class IngestMetrics {
   readonly spoolBytes: Gauge;
   readonly memoryBytes: Gauge;
   readonly lastSuccess: Gauge;
+  /** Read at scrape time, so the hot path never touches a gauge. */
+  memorySource: () => number = () => 0;
+  spoolSource: () => number = () => 0;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -49,8 +52,24 @@ export class IngestMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
-    this.spoolBytes = new Gauge({ name: 'akto_ingest_spool_bytes', help: 'Bytes of trace records in the disk spool', registers });
-    this.memoryBytes = new Gauge({ name: 'akto_ingest_memory_queue_bytes', help: 'Bytes of trace records held in memory', registers });
+    const spool = (): number => this.spoolSource();
+    const memory = (): number => this.memorySource();
+    this.spoolBytes = new Gauge({
+      name: 'akto_ingest_spool_bytes',
+      help: 'Bytes of trace records in the disk spool',
+      registers,
+      collect() {
+        this.set(spool());
+      },
+    });
+    this.memoryBytes = new Gauge({
+      name: 'akto_ingest_memory_queue_bytes',
+      help: 'Bytes of trace records held in memory',
+      registers,
+      collect() {
+        this.set(memory());
+      },
+    });
     this.lastSuccess = new Gauge({
       name: 'akto_ingest_last_success_timestamp_seconds',
       help: 'Unix time of the last batch Akto accepted',

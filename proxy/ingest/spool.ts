@@ -48,6 +48,7 @@ export class Spool {
   /** Opens (creating) the spool directory and adopts the segments a previous run left behind. */
   static async open(settings: SpoolSettings, logger: Logger, metrics: IngestMetrics): Promise<Spool> {
     const spool = new Spool(settings, logger, metrics);
+    metrics.spoolSource = () => spool.bytes;
     await fsp.mkdir(settings.dir, { recursive: true });
     const names = (await fsp.readdir(settings.dir)).filter((n) => SEGMENT_RE.test(n)).sort();
     for (const name of names) {
@@ -61,7 +62,6 @@ export class Spool {
     }
     const last = names.at(-1);
     spool.seq = last ? Number(SEGMENT_RE.exec(last)?.[1]) + 1 : 1;
-    spool.updateGauge();
     if (spool.sealed.length > 0) {
       logger.info({ dir: settings.dir, segments: spool.sealed.length, bytes: spool.diskBytes }, 'trace spool holds records from a previous run; replaying them');
     }
@@ -172,8 +172,7 @@ export class Spool {
       if (i < 0) return;
       this.sealed.splice(i, 1);
       this.diskBytes -= seg.bytes;
-      this.updateGauge();
-      await fsp.rm(path.join(this.settings.dir, seg.name), { force: true });
+        await fsp.rm(path.join(this.settings.dir, seg.name), { force: true });
     });
   }
 
@@ -197,8 +196,7 @@ export class Spool {
       const bytes = Buffer.byteLength(text);
       this.diskBytes += bytes - seg.bytes;
       seg.bytes = bytes;
-      this.updateGauge();
-    });
+      });
   }
 
   /** Replay of the segment stopped; it may be taken again later. */
@@ -245,7 +243,6 @@ export class Spool {
       this.writingBytes -= bytes;
       if (active.seg.bytes >= this.settings.segmentBytes) await this.sealActive();
     }
-    this.updateGauge();
     if (!this.active) return;
     if (this.settings.fsyncIntervalMs === 0 || Date.now() - this.active.lastSync >= this.settings.fsyncIntervalMs) {
       await this.syncActive();
@@ -313,12 +310,8 @@ export class Spool {
         'trace spool is full (SPOOL_MAX_BYTES): dropped its oldest segment',
       );
     }
-    this.updateGauge();
   }
 
-  private updateGauge(): void {
-    this.metrics.spoolBytes.set(this.bytes);
-  }
 }
 
 async function countLines(file: string): Promise<number> {
