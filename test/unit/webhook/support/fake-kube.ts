@@ -1,0 +1,43 @@
+import type { KubeApi, SecretData } from '../../../../webhook/kube-api';
+
+/** In-memory API server for the few calls the webhook makes, with resourceVersion semantics. */
+export class FakeKube implements KubeApi {
+  secrets = new Map<string, { data: Record<string, string>; rv: number }>();
+  webhooks: Map<string, string[]> = new Map();
+  calls: string[] = [];
+  version = { major: '1', minor: '30', gitVersion: 'v1.30.2' };
+  private rv = 1;
+
+  async readSecret(namespace: string, name: string): Promise<SecretData | null> {
+    this.calls.push(`readSecret ${name}`);
+    const s = this.secrets.get(`${namespace}/${name}`);
+    return s ? { data: { ...s.data }, resourceVersion: String(s.rv) } : null;
+  }
+  async createSecret(namespace: string, name: string, data: Record<string, string>): Promise<'created' | 'exists'> {
+    this.calls.push(`createSecret ${name}`);
+    const key = `${namespace}/${name}`;
+    if (this.secrets.has(key)) return 'exists';
+    this.secrets.set(key, { data: { ...data }, rv: ++this.rv });
+    return 'created';
+  }
+  async replaceSecret(namespace: string, name: string, data: Record<string, string>, resourceVersion: string): Promise<'replaced' | 'conflict'> {
+    this.calls.push(`replaceSecret ${name}`);
+    const s = this.secrets.get(`${namespace}/${name}`);
+    if (!s || String(s.rv) !== resourceVersion) return 'conflict';
+    this.secrets.set(`${namespace}/${name}`, { data: { ...data }, rv: ++this.rv });
+    return 'replaced';
+  }
+  async readWebhookCaBundles(name: string): Promise<string[] | null> {
+    this.calls.push(`readWebhook ${name}`);
+    const w = this.webhooks.get(name);
+    return w ? [...w] : null;
+  }
+  async patchWebhookCaBundles(name: string, bundlePem: string, entries: number): Promise<void> {
+    this.calls.push(`patchWebhook ${name}`);
+    if (!this.webhooks.has(name)) throw new Error('404');
+    this.webhooks.set(name, Array.from({ length: entries }, () => bundlePem));
+  }
+  async serverVersion() {
+    return this.version;
+  }
+}

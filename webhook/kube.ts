@@ -1,0 +1,89 @@
+/**
+ * The production KubeApi over @kubernetes/client-node 1.4. That package is ESM-only, so it is
+ * loaded with a dynamic import() here and nowhere else (jest never loads this module).
+ * Credentials: in-cluster service account, else KUBECONFIG / ~/.kube/config (loadFromDefault).
+ */
+import type { KubeApi, SecretData } from './kube-api';
+
+type ClientNode = typeof import('@kubernetes/client-node', { with: { 'resolution-mode': 'import' } });
+
+function status(err: unknown): number | undefined {
+  const e = err as { code?: unknown; statusCode?: unknown };
+  return typeof e.code === 'number' ? e.code : typeof e.statusCode === 'number' ? e.statusCode : undefined;
+}
+
+function decode(data: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
+  return out;
+}
+
+export async function loadKube(): Promise<KubeApi> {
+  const k8s: ClientNode = await import('@kubernetes/client-node');
+  const kc = new k8s.KubeConfig();
+  kc.loadFromDefault();
+  if (!kc.getCurrentCluster()) throw new Error('no Kubernetes cluster configured (no in-cluster service account, no KUBECONFIG)');
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const admission = kc.makeApiClient(k8s.AdmissionregistrationV1Api);
+  const version = kc.makeApiClient(k8s.VersionApi);
+  const secretBody = (namespace: string, name: string, data: Record<string, string>, resourceVersion?: string) => ({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
+    metadata: { name, namespace, ...(resourceVersion ? { resourceVersion } : {}), labels: { 'app.kubernetes.io/managed-by': 'akto-agent-proxy-webhook' } },
+    stringData: data,
+  });
+
+  return {
+    async readSecret(namespace, name): Promise<SecretData | null> {
+      try {
+        const s = await core.readNamespacedSecret({ name, namespace });
+        return { data: decode(s.data), resourceVersion: s.metadata?.resourceVersion };
+      } catch (err) {
+        if (status(err) === 404) return null;
+        throw err;
+      }
+    },
+    async createSecret(namespace, name, data) {
+      try {
+        await core.createNamespacedSecret({ namespace, body: secretBody(namespace, name, data) });
+        return 'created';
+      } catch (err) {
+        if (status(err) === 409) return 'exists';
+        throw err;
+      }
+    },
+    async replaceSecret(namespace, name, data, resourceVersion) {
+      try {
+        await core.replaceNamespacedSecret({ name, namespace, body: secretBody(namespace, name, data, resourceVersion) });
+        return 'replaced';
+      } catch (err) {
+        if (status(err) === 409) return 'conflict';
+        throw err;
+      }
+    },
+    async readWebhookCaBundles(name) {
+      try {
+        const mwc = await admission.readMutatingWebhookConfiguration({ name });
+        return (mwc.webhooks ?? []).map((w) => {
+          const b = w.clientConfig?.caBundle as unknown;
+          if (typeof b === 'string') return Buffer.from(b, 'base64').toString('utf8');
+          if (b instanceof Uint8Array) return Buffer.from(b).toString('utf8');
+          return '';
+        });
+      } catch (err) {
+        if (status(err) === 404) return null;
+        throw err;
+      }
+    },
+    async patchWebhookCaBundles(name, bundlePem, entries) {
+      const value = Buffer.from(bundlePem).toString('base64');
+      const body = Array.from({ length: entries }, (_, i) => ({ op: 'add', path: `/webhooks/${i}/clientConfig/caBundle`, value }));
+      await admission.patchMutatingWebhookConfiguration({ name, body }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch));
+    },
+    async serverVersion() {
+      const v = await version.getCode();
+      return { major: v.major, minor: v.minor, gitVersion: v.gitVersion };
+    },
+  };
+}
