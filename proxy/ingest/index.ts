@@ -10,7 +10,7 @@ import { DeadLetterFile } from './dead-letter';
 import { Delivery, RecordSink } from './delivery';
 import { IngestMetrics } from './metrics';
 import { buildAktoRecord, RecordOptions } from './record';
-import { createAktoSender } from './sender';
+import { aktoRoute, createAktoSender } from './sender';
 import { errorText, Spool } from './spool';
 import { TraceFileSink } from './trace-file';
 
@@ -86,7 +86,7 @@ async function openSink(config: IngestConfig, log: Logger, metrics: IngestMetric
 
 /** One GET /api/auth-check at start, so a bad token shows in the log before the first batch. */
 function probeToken(baseUrl: URL, token: string | undefined, timeoutMs: number, log: Logger, onRefused: (status: number) => void): void {
-  const url = new URL(`${baseUrl.pathname.replace(/\/$/, '')}/api/auth-check`, baseUrl);
+  const url = aktoRoute(baseUrl, '/api/auth-check');
   const request = url.protocol === 'https:' ? https.request : http.request;
   const headers: http.OutgoingHttpHeaders = token === undefined ? {} : { authorization: token };
   const req = request(url, { method: 'GET', headers, timeout: timeoutMs }, (res) => {

@@ -26,7 +26,7 @@ export function batchBody(records: readonly string[]): string {
 
 /** POSTs batches to `{base}/api/ingestData` over a keep-alive agent with maxSockets = maxInFlight. */
 export function createAktoSender(baseUrl: URL, token: string | undefined, maxInFlight: number, timeoutMs: number): BatchSender {
-  const url = new URL(`${baseUrl.pathname.replace(/\/$/, '')}/api/ingestData`, baseUrl);
+  const url = aktoRoute(baseUrl, '/api/ingestData');
   const secure = url.protocol === 'https:';
   const agent = secure
     ? new https.Agent({ keepAlive: true, maxSockets: maxInFlight })
@@ -73,6 +73,12 @@ export function createAktoSender(baseUrl: URL, token: string | undefined, maxInF
       agent.destroy();
     },
   };
+}
+
+/** A route on the ingestion host; a base URL pasted with the route already on it still works. */
+export function aktoRoute(baseUrl: URL, route: string): URL {
+  const prefix = baseUrl.pathname.replace(/\/api\/(ingestData|auth-check)\/?$/, '').replace(/\/$/, '');
+  return new URL(`${prefix}${route}`, baseUrl);
 }
 
 export function classify(status: number, body: string, retryAfter?: string): PostResult {
