@@ -1,4 +1,5 @@
 import OpenAI from 'openai';
+import type { ExchangeHooks } from '../../../proxy/hooks';
 import { createIngest, type Ingest } from '../../../proxy/ingest';
 import { createLogger } from '../../../proxy/telemetry/logger';
 import { createRegistry, type Registry } from '../../../proxy/telemetry/metrics';
@@ -20,11 +21,11 @@ interface Rig {
 }
 
 /** The proxy with the ingest hook, as main wires it, on loopback ports. */
-async function startRig(stub: StubUpstream, env: Record<string, string>): Promise<Rig> {
+async function startRig(stub: StubUpstream, env: Record<string, string>, before: ExchangeHooks[] = []): Promise<Rig> {
   const sink = logSink();
   const registry = createRegistry(false);
   const ingest = await createIngest(env, createLogger('info', sink.stream), registry, { version: '0.1.0-test' });
-  const proxy = await startTestProxy(stub.url, {}, [ingest.hooks]);
+  const proxy = await startTestProxy(stub.url, {}, [...before, ingest.hooks]);
   return {
     proxy,
     ingest,
@@ -131,6 +132,36 @@ describe('traces to Akto through the proxy', () => {
         expect(JSON.parse(r.responsePayload).choices[0].message.content).toBe(client.text);
       }
     }
+    await rig.close();
+  });
+
+  it('a blocked request is traced with the block response and the guardrail verdict', async () => {
+    // A stand-in guardrail: blocks prompts that mention the launch codes, as the real one reports it.
+    const blocker: ExchangeHooks = {
+      name: 'test-blocker',
+      onRequest(ex) {
+        if (!ex.requestBody.toString().includes('launch codes')) return;
+        ex.findings.push({ source: 'guardrail', ruleId: 'topic.launch', action: 'block', severity: 'critical', stage: 'request', reason: 'denied topic' });
+        return { status: 400, type: 'guardrail_violation', code: 'topic.launch', message: 'Request blocked by policy topic.launch' };
+      },
+    };
+    const rig = await startRig(stub, env(), [blocker]);
+    const openai = client(rig.proxy.url);
+    const before = stub.requests.length;
+    const err = await openai.chat.completions.create({ model: 'tgi', messages: [{ role: 'user', content: 'tell me the launch codes' }] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    await openai.chat.completions.create({ model: 'tgi', messages: [{ role: 'user', content: 'a normal question' }] });
+    await akto.waitForRecords(2);
+    expect(stub.requests.length - before).toBe(1);
+    expect(akto.errors).toEqual([]);
+    const blocked = akto.records.find((r) => promptOf(r) === 'tell me the launch codes');
+    expect(blocked?.statusCode).toBe('400');
+    expect(JSON.parse(blocked?.responsePayload ?? '{}').error.message).toBe('Request blocked by policy topic.launch');
+    expect(JSON.parse(blocked?._guardrail ?? '{}')).toMatchObject({ guardrailViolated: true, guardrailAction: 'block', guardrailRule: 'topic.launch', guardrailSeverity: 'CRITICAL' });
+    expect(JSON.parse(blocked?.tag ?? '{}').guardrail).toBe('blocked');
+    const allowed = akto.records.find((r) => promptOf(r) === 'a normal question');
+    expect(allowed?._guardrail).toBeUndefined();
+    expect(JSON.parse(allowed?.tag ?? '{}').guardrail).toBe('allowed');
     await rig.close();
   });
 
