@@ -3,6 +3,7 @@ import net, { type AddressInfo } from 'node:net';
 import OpenAI from 'openai';
 import { startStubUpstream, type StubUpstream } from '../../fixtures/stub-upstream';
 import { startTestProxy } from '../../support/proxy-harness';
+import { waitFor } from '../../support/wait';
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -226,10 +227,3 @@ describe('client abort and streams', () => {
   });
 });
 
-async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { startStubUpstream, type StubUpstream } from '../../fixtures/stub-upstream';
+import { waitFor } from '../../support/wait';
 
 /** These run the built entry point (`npm run build` first; `make test` does). */
 const MAIN = path.resolve(__dirname, '../../../dist/proxy/main.js');
@@ -28,13 +29,6 @@ function run(env: Record<string, string>): Run {
   return { child, lines, raw: () => err, exit };
 }
 
-async function waitFor(cond: () => boolean, ms = 10000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe('the proxy process', () => {
   test.each([
