@@ -33,6 +33,7 @@ export interface Incident {
   lastLogged: number;
 }
 
+/** Distinct recent prompts remembered per identity for loop detection (the arrays below have this length). */
 const LOOP_SLOTS = 8;
 
 /** Baselines and windows of one identity (or of the whole workload). Fixed size: O(1) per request. */
@@ -46,9 +47,10 @@ export interface AnomalyState {
   tools: Ewma;
   hitRate: Ewma;
   errorRate: Ewma;
-  loopFp: Uint32Array;
-  loopCount: Uint32Array;
-  loopFirst: Float64Array;
+  // Plain arrays: typed arrays cost microseconds to allocate, and a state is made per new identity.
+  loopFp: number[];
+  loopCount: number[];
+  loopFirst: number[];
   loopNext: number;
   hitsStart: number;
   hitsCount: number;
@@ -77,9 +79,9 @@ export function newAnomalyState(now: number): AnomalyState {
     tools: newEwma(),
     hitRate: newEwma(),
     errorRate: newEwma(),
-    loopFp: new Uint32Array(LOOP_SLOTS),
-    loopCount: new Uint32Array(LOOP_SLOTS),
-    loopFirst: new Float64Array(LOOP_SLOTS),
+    loopFp: [0, 0, 0, 0, 0, 0, 0, 0],
+    loopCount: [0, 0, 0, 0, 0, 0, 0, 0],
+    loopFirst: [0, 0, 0, 0, 0, 0, 0, 0],
     loopNext: 0,
     hitsStart: now,
     hitsCount: 0,

@@ -259,13 +259,15 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
       if (!f) {
         // Blocked before limits ran (e.g. by a guardrail): still counts for probing detection.
         if (cfg.anomalies.enabled) completeSignals(ex, flightOf(ex));
+        flights.delete(ex);
         return;
       }
+      flights.delete(ex);
       const now = clock();
       if (f.admission) {
         const charged = limiter.complete(f.admission, ex, now);
-        const note = ex.notes.limits as LimitsNote;
-        if (f.admission.estimate > 0) note.tokens = { estimated: f.admission.estimate, charged };
+        const note = ex.notes.limits as LimitsNote | undefined;
+        if (note && f.admission.estimate > 0) note.tokens = { estimated: f.admission.estimate, charged };
       }
       if (cfg.anomalies.enabled) completeSignals(ex, f, now);
     },

@@ -100,6 +100,13 @@ describe('runaway loop', () => {
     expect(promptFingerprint('Retry job 17 at 10:31')).toBe(promptFingerprint('retry  job 2 at 9:05'));
     expect(promptFingerprint('delete the file')).not.toBe(promptFingerprint('delete the files'));
   });
+
+  test('long prompts are hashed by their first and last kilobyte only', () => {
+    const head = 'h'.repeat(1500);
+    const tail = 't'.repeat(1500);
+    expect(promptFingerprint(`${head}middle one${tail}`)).toBe(promptFingerprint(`${head}middle two${tail}`));
+    expect(promptFingerprint(`${head}${tail}end one`)).not.toBe(promptFingerprint(`${head}${tail}end two`));
+  });
 });
 
 describe('probing (repeated guardrail hits)', () => {
