@@ -11,6 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import forge from 'node-forge';
+import { parse as parseYaml } from 'yaml';
 
 export interface K8sTools {
   apiserver?: string;
@@ -446,6 +447,15 @@ export async function startLocalWebhook(env: Record<string, string>, ca = new Te
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The webhook settings file the chart renders for these helm args, written to dir; returns its path. */
+export function renderSettingsFile(helmBin: string, chart: string, namespace: string, args: string[], dir: string): string {
+  const out = helm(helmBin, undefined, ['template', 'akto', chart, '-n', namespace, ...args, '--show-only', 'templates/configmap-settings.yaml']);
+  const cm = parseYaml(out) as { data: Record<string, string> };
+  const file = path.join(dir, `settings-${randomBytes(4).toString('hex')}.yaml`);
+  writeFileSync(file, cm.data['settings.yaml']);
+  return file;
 }
 
 /** Runs helm against the control plane; returns its output, throws with stderr on failure. */

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import {
-  Container, ControlPlane, DIST_WEBHOOK, LocalWebhook, Pod, TestCa, describeIf, eventually, findTools, freePort, helm, startLocalWebhook,
+  Container, ControlPlane, DIST_WEBHOOK, LocalWebhook, Pod, TestCa, describeIf, eventually, findTools, freePort, helm, renderSettingsFile, startLocalWebhook,
 } from './harness';
 
 const tools = findTools();
@@ -49,16 +49,21 @@ describeIf(haveAll, missing)('webhook through a real kube-apiserver', () => {
   let cp: ControlPlane;
   let webhook: LocalWebhook;
   let webhookCa: TestCa;
+  let webhookUrl: string;
   const installArgs = (extra: string[] = []): string[] => [
-    '--set', `webhook.url=${webhook.url}`, '--set', 'certs.mode=provided', '--set', 'certs.provided.existingSecret=local-webhook-tls',
+    '--set', `webhook.url=${webhookUrl}`, '--set', 'certs.mode=provided', '--set', 'certs.provided.existingSecret=local-webhook-tls',
     '--set', `webhook.caBundle=${Buffer.from(webhookCa.cert).toString('base64')}`, ...extra,
   ];
-  const webhookEnv = (): Record<string, string> => ({ KUBECONFIG: cp.kubeconfig, WEBHOOK_NAMESPACE: RELEASE_NS });
+  let webhookEnv: Record<string, string>;
 
   beforeAll(async () => {
     cp = await ControlPlane.start({ apiserver: tools.apiserver!, etcd: tools.etcd! });
     webhookCa = new TestCa('akto-test-webhook-ca');
-    webhook = await startLocalWebhook(webhookEnv(), webhookCa);
+    const port = await freePort();
+    webhookUrl = `https://127.0.0.1:${port}/mutate`;
+    // The webhook reads the settings file the chart renders (as in the cluster); env only moves its TLS files and port.
+    webhookEnv = { KUBECONFIG: cp.kubeconfig, WEBHOOK_SETTINGS_FILE: renderSettingsFile(tools.helm!, CHART, RELEASE_NS, installArgs(), cp.dir) };
+    webhook = await startLocalWebhook(webhookEnv, webhookCa, port);
     helm(tools.helm!, cp.kubeconfig, ['install', 'akto', CHART, '-n', RELEASE_NS, '--create-namespace', ...installArgs()]);
     await cp.api.createNamespace('agents', { 'agent-proxy.akto.io/injection': 'enabled' });
     await cp.api.createNamespace('plain');
@@ -257,7 +262,7 @@ describeIf(haveAll, missing)('webhook through a real kube-apiserver', () => {
       // Unlabelled namespaces are not affected by the outage.
       expect((await cp.api.createPod('plain', agentPod('during-outage'))).status).toBe(201);
     } finally {
-      webhook = await startLocalWebhook(webhookEnv(), webhookCa, webhook.port);
+      webhook = await startLocalWebhook(webhookEnv, webhookCa, webhook.port);
     }
     await eventually(async () => sidecars((await cp.api.createPod('agents', agentPod('back'), true)).body).length === 1, 30_000, 'the webhook to be back');
   });

@@ -1,0 +1,211 @@
+/**
+ * End to end without a kubelet: the chart is installed, the webhook injects a pod through the real API server, and
+ * this test plays kubelet for the stored sidecar spec: it starts the sidecar's command as a local process with the
+ * env it declares (Secret, ConfigMap and downward-API values resolved from the API server, volume paths mapped to
+ * temp dirs). The agent side is the openai SDK calling the rewritten URL; the request must reach the stub upstream
+ * through the guardrails, and a trace must reach a local Akto ingestion receiver.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import OpenAI from 'openai';
+import {
+  Container, ControlPlane, DIST_WEBHOOK, LocalWebhook, Pod, TestCa, describeIf, eventually, findTools, freePort, helm, renderSettingsFile, startLocalWebhook,
+} from './harness';
+
+const ROOT = path.resolve(__dirname, '../..');
+const CHART = path.join(ROOT, 'charts/akto-agent-proxy');
+const DIST_PROXY = path.join(ROOT, 'dist/proxy/main.js');
+const tools = findTools();
+const ok = !!(tools.apiserver && tools.etcd && tools.helm) && existsSync(DIST_WEBHOOK) && existsSync(DIST_PROXY);
+const missing = [!tools.apiserver && 'kube-apiserver', !tools.etcd && 'etcd', !tools.helm && 'helm',
+  !existsSync(DIST_WEBHOOK) && 'dist/webhook/main.js', !existsSync(DIST_PROXY) && 'dist/proxy/main.js'].filter(Boolean).join(', ');
+
+jest.setTimeout(180_000);
+
+interface Recorded {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** A loopback HTTP server that records requests and answers with handler's JSON. */
+async function recordingServer(handler: (r: Recorded) => unknown): Promise<{ url: string; seen: Recorded[]; close(): Promise<void> }> {
+  const seen: Recorded[] = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      const r = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body };
+      seen.push(r);
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(handler(r)));
+    });
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${port}`,
+    seen,
+    close: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+type VolumeSpec = { name: string; configMap?: { name: string; items?: Array<{ key: string; path: string }> }; emptyDir?: object };
+
+/** What kubelet would do for one container, minus the image: resolve env, map volumes, run the command. */
+async function runLikeKubelet(cp: ControlPlane, pod: Pod, c: Container, dir: string): Promise<{ child: ChildProcess; logFile: string; env: Record<string, string> }> {
+  const ns = pod.metadata.namespace;
+  const mounts: Array<[string, string]> = [];
+  for (const m of (c.volumeMounts ?? []) as Array<{ name: string; mountPath: string }>) {
+    const vol = ((pod.spec.volumes ?? []) as VolumeSpec[]).find((v) => v.name === m.name);
+    const local = path.join(dir, 'volumes', m.name);
+    mkdirSync(local, { recursive: true });
+    if (vol?.configMap) {
+      const cm = await cp.api.must<{ data: Record<string, string> }>('GET', `/api/v1/namespaces/${ns}/configmaps/${vol.configMap.name}`);
+      for (const item of vol.configMap.items ?? Object.keys(cm.data).map((key) => ({ key, path: key }))) writeFileSync(path.join(local, item.path), cm.data[item.key]);
+    } else if (!vol?.emptyDir) {
+      throw new Error(`volume ${m.name}: only configMap and emptyDir are emulated`);
+    }
+    mounts.push([m.mountPath, local]);
+  }
+  const localPath = (v: string): string => {
+    for (const [mountPath, local] of mounts) if (v === mountPath || v.startsWith(`${mountPath}/`)) return local + v.slice(mountPath.length);
+    return v;
+  };
+  const fields: Record<string, string> = {
+    'metadata.name': pod.metadata.name, 'metadata.namespace': ns, 'status.podIP': '127.0.0.1',
+    'spec.serviceAccountName': String(pod.spec.serviceAccountName ?? 'default'),
+  };
+  const env: Record<string, string> = {};
+  for (const e of c.env ?? []) {
+    if (e.value !== undefined) {
+      env[e.name] = localPath(e.value);
+      continue;
+    }
+    const from = e.valueFrom ?? {};
+    const ref = (from.secretKeyRef ?? from.configMapKeyRef) as { name: string; key: string; optional?: boolean } | undefined;
+    if (ref) {
+      const kind = from.secretKeyRef ? 'secrets' : 'configmaps';
+      const res = await cp.api.request<{ data?: Record<string, string> }>('GET', `/api/v1/namespaces/${ns}/${kind}/${ref.name}`);
+      const raw = res.body.data?.[ref.key];
+      if (raw === undefined) {
+        if (ref.optional) continue;
+        throw new Error(`env ${e.name}: ${kind}/${ref.name} key ${ref.key} is missing`);
+      }
+      env[e.name] = kind === 'secrets' ? Buffer.from(raw, 'base64').toString() : raw;
+    } else if (from.fieldRef) {
+      env[e.name] = fields[String(from.fieldRef.fieldPath)];
+    }
+  }
+  const [cmd, ...args] = [...(c.command ?? []), ...(c.args ?? [])];
+  const logFile = path.join(dir, `${c.name}.log`);
+  const out = openSync(logFile, 'a');
+  // The image's WORKDIR /app holds dist/ like the repo root does; only PATH and HOME come from the host.
+  const child = spawn(cmd === 'node' ? process.execPath : cmd, args, { cwd: ROOT, env: { PATH: process.env.PATH, HOME: os.tmpdir(), ...env }, stdio: ['ignore', out, out] });
+  return { child, logFile, env };
+}
+
+describeIf(ok, missing)('end to end: the stored sidecar spec run as a local process', () => {
+  let cp: ControlPlane;
+  let webhook: LocalWebhook;
+  let upstream: Awaited<ReturnType<typeof recordingServer>>;
+  let akto: Awaited<ReturnType<typeof recordingServer>>;
+  let sidecar: ChildProcess | undefined;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'akto-e2e-'));
+    upstream = await recordingServer((r) => ({
+      id: 'chatcmpl-1', object: 'chat.completion', created: 1, model: 'stub-model',
+      choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: `stub saw ${r.body.length} bytes` } }],
+      usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 },
+    }));
+    akto = await recordingServer(() => ({}));
+    cp = await ControlPlane.start({ apiserver: tools.apiserver!, etcd: tools.etcd! });
+    await cp.api.createNamespace('agents', { 'agent-proxy.akto.io/injection': 'enabled' });
+
+    const port = await freePort();
+    const args = [
+      '--set', `webhook.url=https://127.0.0.1:${port}/mutate`, '--set', 'certs.mode=provided', '--set', 'certs.provided.existingSecret=unused',
+      '--set', 'agentNamespaces={agents}', '--set', `akto.apiBaseUrl=${akto.url}`, '--set', 'akto.apiToken=tok-e2e', '--set', 'policy.pack=default',
+      // Free loopback ports for the sidecar: it runs on this host, not in a pod network namespace.
+      '--set', `sidecar.proxyPort=${await freePort()}`, '--set', `sidecar.adminPort=${await freePort()}`,
+    ];
+    const ca = new TestCa('akto-e2e-webhook-ca');
+    webhook = await startLocalWebhook({ KUBECONFIG: cp.kubeconfig, WEBHOOK_SETTINGS_FILE: renderSettingsFile(tools.helm!, CHART, 'akto-system', args, dir) }, ca, port);
+    helm(tools.helm!, cp.kubeconfig, ['install', 'akto', CHART, '-n', 'akto-system', '--create-namespace', ...args,
+      '--set', `webhook.caBundle=${Buffer.from(ca.cert).toString('base64')}`]);
+  });
+
+  afterAll(async () => {
+    if (sidecar && sidecar.exitCode === null) {
+      const exited = new Promise((r) => sidecar!.once('exit', r));
+      sidecar.kill('SIGTERM');
+      const t = setTimeout(() => sidecar!.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(t);
+    }
+    await webhook?.stop();
+    await cp?.stop();
+    await upstream?.close();
+    await akto?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('an agent\'s openai call goes through the injected sidecar\'s guardrails to the upstream, and its trace reaches Akto', async () => {
+    const podSpec = {
+      apiVersion: 'v1', kind: 'Pod', metadata: { name: 'agent' },
+      spec: { containers: [{ name: 'agent', image: 'agent:1', env: [{ name: 'OPENAI_BASE_URL', value: `${upstream.url}/v1` }] }] },
+    };
+    const stored = await eventually(async () => {
+      const res = await cp.api.createPod('agents', podSpec);
+      return res.status === 201 ? res.body : undefined;
+    }, 30_000, 'the pod to be created');
+    const spec = [...(stored.spec.initContainers ?? []), ...stored.spec.containers].find((c) => c.name === 'akto-proxy');
+    expect(spec).toBeDefined();
+    const agentUrl = stored.spec.containers.find((c) => c.name === 'agent')!.env!.find((e) => e.name === 'OPENAI_BASE_URL')!.value!;
+    expect(agentUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+/);
+
+    const run = await runLikeKubelet(cp, stored, spec!, dir);
+    sidecar = run.child;
+    expect(run.env).toMatchObject({ AKTO_API_BASE_URL: akto.url, AKTO_API_TOKEN: 'tok-e2e', LISTEN_HOST: '127.0.0.1', POD_NAMESPACE: 'agents' });
+    expect(run.env.POLICY_FILE && readFileSync(run.env.POLICY_FILE, 'utf8')).toContain('extends: default');
+    // The startup probe, as kubelet would run it.
+    const probe = (spec!.startupProbe as { httpGet: { path: string; port: number } }).httpGet;
+    await eventually(async () => {
+      if (sidecar!.exitCode !== null) throw new Error(`sidecar exited ${sidecar!.exitCode}:\n${readFileSync(run.logFile, 'utf8').slice(-2000)}`);
+      const status = await new Promise<number>((resolve) => {
+        http.get({ host: '127.0.0.1', port: probe.port, path: probe.path, timeout: 1000 }, (r) => { r.resume(); resolve(r.statusCode ?? 0); }).on('error', () => resolve(0));
+      });
+      return status === 200;
+    }, 30_000, 'the sidecar startup probe');
+
+    const client = new OpenAI({ baseURL: agentUrl, apiKey: 'sk-agent-key', maxRetries: 0 });
+    const answer = await client.chat.completions.create({ model: 'stub-model', messages: [{ role: 'user', content: 'Email me at jane.doe@example.com please' }] });
+    expect(answer.choices[0].message.content).toMatch(/^stub saw \d+ bytes$/);
+
+    // The upstream got the call, with the e-mail address redacted by the default policy's guardrail.
+    const call = upstream.seen.find((r) => r.url === '/v1/chat/completions');
+    expect(call).toBeDefined();
+    expect(call!.body).not.toContain('jane.doe@example.com');
+    expect(call!.body).toContain('Email me at');
+
+    // A trace of it reaches the Akto ingestion receiver, with the token.
+    const batch = await eventually(async () => akto.seen.find((r) => r.url.startsWith('/api/ingestData')), 30_000, 'a trace at /api/ingestData');
+    expect(JSON.stringify(batch.headers)).toContain('tok-e2e');
+    expect(batch.body).toContain('/v1/chat/completions');
+    expect(batch.body).not.toContain('sk-agent-key');
+
+    // kubectl logs -c akto-proxy: JSON lines on stdout.
+    const lines = readFileSync(run.logFile, 'utf8').split('\n').filter(Boolean);
+    expect(lines.length).toBeGreaterThan(0);
+    expect(() => lines.map((l) => JSON.parse(l))).not.toThrow();
+  });
+});
