@@ -123,21 +123,26 @@ command -v go >/dev/null || have_go=0
 mkdir -p "$APISERVER_DIR" "$ETCD_DIR" "$HELM_DIR"
 
 apiserver_ok=0 etcd_ok=0 helm_ok=0
+# Rewritten after each tool, so tests that need only helm (or etcd) can run while kube-apiserver still builds.
+write_env() {
+  {
+    echo "# written by test/integration/k8s-tools.sh; read by test/integration/harness.ts"
+    [[ $apiserver_ok == 1 ]] && echo "KUBE_APISERVER_BIN=$APISERVER_DIR/kube-apiserver"
+    [[ $etcd_ok == 1 ]] && echo "ETCD_BIN=$ETCD_DIR/etcd"
+    [[ $helm_ok == 1 ]] && echo "HELM_BIN=$HELM_DIR/helm"
+    echo "K8S_VERSION=$K8S_VERSION"
+  } >"$ENV_FILE.tmp" && mv "$ENV_FILE.tmp" "$ENV_FILE"
+}
 fetch_helm && helm_ok=1
+write_env
 if [[ $have_go == 1 ]]; then
   build_etcd && etcd_ok=1
+  write_env
   build_kube_apiserver && apiserver_ok=1
+  write_env
 else
   loud "no Go toolchain on PATH, cannot build kube-apiserver and etcd"
 fi
-
-{
-  echo "# written by test/integration/k8s-tools.sh; read by test/integration/harness.ts"
-  [[ $apiserver_ok == 1 ]] && echo "KUBE_APISERVER_BIN=$APISERVER_DIR/kube-apiserver"
-  [[ $etcd_ok == 1 ]] && echo "ETCD_BIN=$ETCD_DIR/etcd"
-  [[ $helm_ok == 1 ]] && echo "HELM_BIN=$HELM_DIR/helm"
-  echo "K8S_VERSION=$K8S_VERSION"
-} >"$ENV_FILE.tmp" && mv "$ENV_FILE.tmp" "$ENV_FILE"
 
 if [[ $have_go == 1 && ($apiserver_ok == 0 || $etcd_ok == 0) ]]; then
   loud "kube-apiserver or etcd could not be built (see the lines above)"

@@ -6,7 +6,7 @@
  * through the guardrails, and a trace must reach a local Akto ingestion receiver.
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -109,6 +109,7 @@ async function runLikeKubelet(cp: ControlPlane, pod: Pod, c: Container, dir: str
   const out = openSync(logFile, 'a');
   // The image's WORKDIR /app holds dist/ like the repo root does; only PATH and HOME come from the host.
   const child = spawn(cmd === 'node' ? process.execPath : cmd, args, { cwd: ROOT, env: { PATH: process.env.PATH, HOME: os.tmpdir(), ...env }, stdio: ['ignore', out, out] });
+  closeSync(out);
   return { child, logFile, env };
 }
 
