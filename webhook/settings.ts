@@ -90,7 +90,7 @@ export const SETTINGS: readonly SettingDecl[] = [
   { key: 'sidecar.runAsUser', env: 'SIDECAR_RUN_AS_USER', kind: { t: 'int', min: 1, max: 2147483647, nullable: true }, default: 65532, doc: 'uid of the proxy; `null` (env: `none`) lets the platform choose (OpenShift).' },
   { key: 'sidecar.runAsGroup', env: 'SIDECAR_RUN_AS_GROUP', kind: { t: 'int', min: 1, max: 2147483647, nullable: true }, default: 65532, doc: 'gid of the proxy; `null` (env: `none`) lets the platform choose.' },
   { key: 'sidecar.logLevel', env: 'SIDECAR_LOG_LEVEL', kind: { t: 'enum', values: LOG_LEVELS }, default: 'info', doc: 'LOG_LEVEL of the proxy (per-pod annotation `log-level` overrides).' },
-  { key: 'sidecar.drainSeconds', env: 'SIDECAR_DRAIN_SECONDS', kind: { t: 'int', min: 0, max: 600 }, default: 10, doc: 'preStop wait so in-flight streams finish before the proxy gets SIGTERM.' },
+  { key: 'sidecar.drainSeconds', env: 'SIDECAR_DRAIN_SECONDS', kind: { t: 'int', min: 0, max: 600 }, default: 10, doc: 'Classic sidecars: preStop wait so the app\'s in-flight LLM calls finish before the proxy gets SIGTERM (native sidecars stop after the app anyway).' },
   { key: 'sidecar.spoolSizeLimit', env: 'SIDECAR_SPOOL_SIZE_LIMIT', kind: { t: 'quantity' }, default: '256Mi', doc: 'sizeLimit of the emptyDir the proxy spools undelivered traces to (SPOOL_DIR).' },
   { key: 'sidecar.resources.requests.cpu', env: 'SIDECAR_CPU_REQUEST', kind: { t: 'quantity', allowEmpty: true }, default: '50m', doc: 'CPU request of the proxy (empty = none).' },
   { key: 'sidecar.resources.requests.memory', env: 'SIDECAR_MEMORY_REQUEST', kind: { t: 'quantity', allowEmpty: true }, default: '64Mi', doc: 'Memory request of the proxy (empty = none).' },

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../../../proxy/config-env';
 import { defaultSettings, loadSettings, renderSettingsTable, WEBHOOK_VERSION } from '../../../webhook/settings';
@@ -64,8 +64,15 @@ describe('webhook settings', () => {
     expect(() => loadSettings({ WEBHOOK_SETTINGS_FILE: '/nope/settings.yaml' })).toThrow(/WEBHOOK_SETTINGS_FILE: cannot read \/nope\/settings.yaml: ENOENT/);
   });
 
-  it('docs/webhook.md carries the generated settings table', () => {
-    const doc = readFileSync(join(__dirname, '../../../docs/webhook.md'), 'utf8');
-    expect(doc).toContain(renderSettingsTable());
+  it('docs/webhook.md carries the generated settings table (UPDATE_GOLDEN=1 rewrites it)', () => {
+    const path = join(__dirname, '../../../docs/webhook.md');
+    const begin = '<!-- settings-table:begin (generated from webhook/settings.ts; a test checks it) -->\n';
+    const end = '\n<!-- settings-table:end -->';
+    const doc = readFileSync(path, 'utf8');
+    if (process.env.UPDATE_GOLDEN === '1') {
+      const [head, rest] = doc.split(begin);
+      writeFileSync(path, head + begin + renderSettingsTable() + end + rest.slice(rest.indexOf(end) + end.length));
+    }
+    expect(readFileSync(path, 'utf8')).toContain(begin + renderSettingsTable() + end);
   });
 });
