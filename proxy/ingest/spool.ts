@@ -14,6 +14,7 @@ export interface Segment {
 const SEGMENT_RE = /^seg-(\d{12})\.jsonl$/;
 /** Appends this large are written at once instead of waiting for the next tick. */
 const FLUSH_NOW_BYTES = 256 * 1024;
+const WRITE_ERROR_LOG_INTERVAL_MS = 10_000;
 
 /**
  * The disk spool: records that could not go to Akto from memory. Appends are buffered for one
@@ -38,6 +39,8 @@ export class Spool {
   private fsyncTimer?: NodeJS.Timeout;
   private readonly reading = new Set<string>();
   private closed = false;
+  private lastWriteErrorLog = -Infinity;
+  private lostSinceLog = 0;
 
   private constructor(
     private readonly settings: SpoolSettings,
@@ -114,7 +117,15 @@ export class Spool {
         this.writingBytes -= this.unwritten(lines);
         const lost = lines.length - this.writeProgress;
         this.metrics.dropped.inc({ reason: 'spool_write' }, lost);
-        this.logger.error({ err: errorText(err), dir: this.settings.dir, records: lost }, 'trace spool write failed; records lost');
+        this.lostSinceLog += lost;
+        const now = Date.now();
+        if (now - this.lastWriteErrorLog >= WRITE_ERROR_LOG_INTERVAL_MS) {
+          this.lastWriteErrorLog = now;
+          this.logger.error({ err: errorText(err), dir: this.settings.dir, records: this.lostSinceLog }, 'trace spool write failed (SPOOL_DIR); records lost');
+          this.lostSinceLog = 0;
+        }
+        // Start the next write in a fresh segment; a torn line stays at the end of this one.
+        await this.sealActive().catch(() => undefined);
       }
       await this.enforceBound();
     });
@@ -172,7 +183,7 @@ export class Spool {
       if (i < 0) return;
       this.sealed.splice(i, 1);
       this.diskBytes -= seg.bytes;
-        await fsp.rm(path.join(this.settings.dir, seg.name), { force: true });
+      await fsp.rm(path.join(this.settings.dir, seg.name), { force: true });
     });
   }
 
@@ -196,7 +207,7 @@ export class Spool {
       const bytes = Buffer.byteLength(text);
       this.diskBytes += bytes - seg.bytes;
       seg.bytes = bytes;
-      });
+    });
   }
 
   /** Replay of the segment stopped; it may be taken again later. */
@@ -281,13 +292,14 @@ export class Spool {
     const active = this.active;
     if (!active) return;
     this.active = undefined;
+    // The segment is tracked even if sync fails: its records are on disk and must be replayed.
+    if (active.seg.bytes > 0) this.sealed.push(active.seg);
     try {
       await active.fh.sync();
     } finally {
       await active.fh.close();
+      if (active.seg.bytes === 0) await fsp.rm(path.join(this.settings.dir, active.seg.name), { force: true });
     }
-    if (active.seg.bytes === 0) await fsp.rm(path.join(this.settings.dir, active.seg.name), { force: true });
-    else this.sealed.push(active.seg);
   }
 
   /** Past maxBytes, drop whole segments, oldest first, never the one being replayed. */
@@ -311,7 +323,6 @@ export class Spool {
       );
     }
   }
-
 }
 
 async function countLines(file: string): Promise<number> {
