@@ -211,7 +211,13 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
       type: 'rate_limit_exceeded',
       code: rule.id,
       message: `Rate limit exceeded: ${reason}. Retry after ${retryAfter}s.`,
-      headers: { ...headers, 'retry-after': String(retryAfter), 'retry-after-ms': String(Math.max(1, d.retryAfterMs)) },
+      headers: {
+        ...headers,
+        'retry-after': String(retryAfter),
+        'retry-after-ms': String(Math.max(1, d.retryAfterMs)),
+        // The OpenAI SDK sleeps for any Retry-After it gets; past a minute, failing fast is kinder than hanging.
+        ...(retryAfter > MAX_SDK_RETRY_WAIT_S ? { 'x-should-retry': 'false' } : {}),
+      },
     };
   }
 
@@ -309,6 +315,9 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
     },
   };
 }
+
+/** Longest Retry-After we let SDKs wait out on their own. */
+const MAX_SDK_RETRY_WAIT_S = 60;
 
 function round(x: number): number {
   return Math.round(x * 100) / 100;

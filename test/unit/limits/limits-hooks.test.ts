@@ -34,6 +34,14 @@ describe('examples/policies/limits.yaml', () => {
   test('loads through the policy loader, keeps the default pack and adds the limit', () => {
     expect(policy.guardrails.rules.map((r) => r.id)).toContain('prompt-injection');
     expect(policy.limits).toEqual([expect.objectContaining({ id: 'chat-per-user', requests: { limit: 5, window: '1m' } })]);
+    // The loader's store type (MemoryPolicyStore<ResolvedPolicy>) is what main passes in.
+    const limits = createLimits(new MemoryPolicyStore(policy), {}, captureLogger().logger, createRegistry(false));
+    limits.close();
+  });
+
+  test('checkLimitsPolicy turns limits problems into PolicyError lines', () => {
+    const dup = { ...policy, limits: [{ id: 'a', concurrent: 1 }, { id: 'a', concurrent: 2 }] };
+    expect(() => checkLimitsPolicy(dup, 'p.yaml')).toThrow('p.yaml: limits[1].id: "a" is used by two rules');
   });
 
   test('a 6th request from one user within the minute gets 429; another user is unaffected', () => {
@@ -73,6 +81,13 @@ describe('examples/policies/limits.yaml', () => {
     // After the Retry-After has passed, alice gets in again.
     clock.advance(7000);
     expect(request(limits, alice())).toBeUndefined();
+  });
+
+  test('a wait over a minute tells SDKs not to retry on their own', () => {
+    const { limits } = setup({ limits: [{ id: 'hourly', requests: { limit: 1, window: '1h' } }] });
+    request(limits, exchange(chat('one')));
+    const v = request(limits, exchange(chat('two')));
+    expect(v!.headers).toMatchObject({ 'retry-after': '3600', 'retry-after-ms': '3600000', 'x-should-retry': 'false' });
   });
 
   test('the header wins over the body user; other routes are not limited', () => {
