@@ -47,7 +47,6 @@ export interface Limits {
 interface Flight {
   state: AnomalyState;
   admission?: Admission;
-  requestSeen: boolean;
 }
 
 /** A PolicyCheck for openPolicyStore: limits problems fail the load (or the reload) like schema errors. */
@@ -80,6 +79,8 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
   let workloadState = newAnomalyState(clock());
   const incidents = new Incidents(cfg.anomalies.maxLogLinesPerMinute, `inc-${randomBytes(3).toString('hex')}`);
   const flights = new WeakMap<Exchange, Flight>();
+  /** Reused for each request's alerts (hooks run one at a time), so the common no-alert case allocates nothing. */
+  const scratch: Alert[] = [];
 
   const unsubscribe = store.subscribe((policy) => {
     try {
@@ -99,7 +100,7 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
     const id = resolveIdentity(ex, cfg.identity, workload);
     const now = clock();
     const state = identities.get(id.key) ?? identities.add(id.key, newAnomalyState(now));
-    f = { state, requestSeen: false };
+    f = { state };
     flights.set(ex, f);
     ex.identity = id.key;
     const note: LimitsNote = { identity: id.key, identitySource: id.source, workload: workload.name };
@@ -201,7 +202,8 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
       d.kind === 'concurrent'
         ? `${d.limit} concurrent requests`
         : `${d.limit} ${d.kind} per ${humanWindow(d.kind === 'requests' ? rule.requests!.windowMs : rule.tokens!.windowMs)}`;
-    const reason = `rule ${rule.id} allows ${what} per ${rule.per.replace('_', ' and ')}`;
+    const scope = rule.per === 'global' ? 'in total' : `per ${rule.per.replace('_', ' and ')}`;
+    const reason = `rule ${rule.id} allows ${what} ${scope}`;
     ex.findings.push({ source: 'limit', ruleId: rule.id, action: 'limit', severity: 'low', stage: 'request', reason });
     (ex.notes.limits as LimitsNote).limitedBy = rule.id;
     m.limited.inc({ rule: rule.id, kind: d.kind });
@@ -234,14 +236,14 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
     onRequest(ex) {
       const now = clock();
       const f = flightOf(ex);
-      f.requestSeen = true;
       const cool = coolDown(ex, f, now);
       if (cool) return cool;
 
       if (cfg.anomalies.enabled) {
         const last = ex.input.length > 0 ? ex.input[ex.input.length - 1].text : undefined;
         const chars = promptChars(ex);
-        const alerts: Alert[] = [];
+        const alerts = scratch;
+        alerts.length = 0;
         onRequestSignals(f.state, cfg.anomalies, now, { promptChars: chars, fingerprint: last ? promptFingerprint(last) : undefined }, alerts);
         const block = alerts.length > 0 && raise(ex, alerts, f.state, 'identity', ex.identity!, now, 'request');
         alerts.length = 0;
@@ -296,7 +298,8 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
       guardrailHit: hit,
       upstreamError,
     };
-    const alerts: Alert[] = [];
+    const alerts = scratch;
+    alerts.length = 0;
     onCompleteSignals(f.state, cfg.anomalies, now, sig, alerts);
     if (alerts.length > 0) raise(ex, alerts, f.state, 'identity', ex.identity ?? 'anonymous', now, 'response');
     alerts.length = 0;
