@@ -255,7 +255,8 @@ export function inject(podIn: unknown, namespace: NamespaceInfo, settings: Setti
   if (!native && isJobPod(pod)) {
     warnings.push(`${WARN}Job pod with a classic sidecar: the proxy keeps running after the job's containers finish (native sidecars need Kubernetes >= 1.29)`);
   }
-  if (jsonEqual(b.doc, pod)) return { status: 'unchanged', reason: 'already-injected', patch: [], warnings };
+  // Without a previous injection the status annotation alone differs: only a re-run can converge.
+  if (status && jsonEqual(b.doc, pod)) return { status: 'unchanged', reason: 'already-injected', patch: [], warnings };
   return { status: 'injected', reason: native ? 'native' : 'classic', patch: b.ops, warnings };
 }
 

@@ -11,6 +11,15 @@ export type PatchOp =
   | { op: 'replace'; path: string; value: JsonValue }
   | { op: 'remove'; path: string };
 
+/** Deep copy of a JSON value (several times faster than structuredClone on pod-sized objects). */
+export function cloneJson<T>(v: T): T {
+  if (v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) return v.map(cloneJson) as T;
+  const out: Record<string, unknown> = {};
+  for (const k in v) if (Object.prototype.hasOwnProperty.call(v, k)) out[k] = cloneJson((v as Record<string, unknown>)[k]);
+  return out as T;
+}
+
 /** RFC 6901: `~` becomes `~0` first, then `/` becomes `~1`. */
 export function escapePointer(segment: string | number): string {
   return String(segment).replace(/~/g, '~0').replace(/\//g, '~1');
@@ -29,7 +38,7 @@ export class PatchBuilder {
   readonly doc: JsonObject;
 
   constructor(original: JsonObject) {
-    this.doc = structuredClone(original);
+    this.doc = cloneJson(original);
   }
 
   add(path: string, value: JsonValue): void {
@@ -74,7 +83,7 @@ export class PatchBuilder {
 
   private apply(op: PatchOp): void {
     // The recorded op keeps its own copy: later edits of the working copy must not reach it.
-    applyOp(this.doc, op.op === 'remove' ? op : { ...op, value: structuredClone(op.value) });
+    applyOp(this.doc, op.op === 'remove' ? op : { ...op, value: cloneJson(op.value) });
     this.ops.push(op);
   }
 }

@@ -1,0 +1,134 @@
+/**
+ * Admission latency of the webhook: AdmissionReviews for a 20-container pod sent over HTTPS
+ * (keep-alive, like the API server) at a fixed rate, open loop. The same server first runs with an
+ * empty handler (baseline: TLS + express + JSON), then with the real injection.
+ *
+ *   npm run bench:webhook            (BENCH_SECONDS=10, BENCH_RATE=200)
+ *
+ * Target (issue 6): p99 <= 5 ms for the injected pod at 200 reviews/s.
+ */
+import { Agent, request } from 'node:https';
+import { createLogger } from '../proxy/telemetry/logger';
+import { createRegistry } from '../proxy/telemetry/metrics';
+import { InjectFn } from '../webhook/admission';
+import { generateCa, issueServingCert } from '../webhook/certs';
+import { inject } from '../webhook/inject';
+import { createWebhookServer } from '../webhook/server';
+import { loadSettings } from '../webhook/settings';
+
+const SECONDS = Math.min(Number(process.env.BENCH_SECONDS ?? 10), 60);
+const RATE = Math.min(Number(process.env.BENCH_RATE ?? 200), 2000);
+const TARGET_P99_MS = 5;
+
+function twentyContainerPod(): unknown {
+  const containers = Array.from({ length: 20 }, (_, i) => ({
+    name: `c${i}`,
+    image: `ghcr.io/example/agent-${i}:1.0.0`,
+    ports: [{ containerPort: 3000 + i, name: `http-${i}` }],
+    env: [
+      { name: 'LOG_FORMAT', value: 'json' },
+      { name: 'REGION', valueFrom: { configMapKeyRef: { name: 'cfg', key: 'region' } } },
+      ...(i % 4 === 0 ? [{ name: 'OPENAI_BASE_URL', value: `https://llm-${i % 8}.example.com/v1` }] : []),
+      ...(i % 5 === 0 ? [{ name: 'HF_INFERENCE_ENDPOINT', valueFrom: { secretKeyRef: { name: 'hf', key: 'url' } } }] : []),
+    ],
+    resources: { requests: { cpu: '100m', memory: '128Mi' } },
+    volumeMounts: [{ name: 'data', mountPath: '/data' }],
+  }));
+  return {
+    metadata: { generateName: 'agent-7d9f8c6b5-', namespace: 'agents', labels: { app: 'agent' }, annotations: { 'example.com/owner': 'team-a' } },
+    spec: { containers, volumes: [{ name: 'data', emptyDir: {} }], serviceAccountName: 'agent' },
+  };
+}
+
+function reviewBody(i: number, pod: unknown): string {
+  return JSON.stringify({
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: { uid: `bench-${i}`, kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' }, namespace: 'agents', operation: 'CREATE', object: pod },
+  });
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+async function phase(name: string, port: number, ca: string, body: (i: number) => string): Promise<{ name: string; p50: number; p90: number; p99: number; max: number; n: number; errors: number }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 16, ca, servername: 'localhost' });
+  const latencies: number[] = [];
+  let errors = 0;
+  const total = SECONDS * RATE;
+  const interval = 1000 / RATE;
+  const start = performance.now();
+  const inflight: Array<Promise<void>> = [];
+  for (let i = 0; i < total; i++) {
+    const due = start + i * interval;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const payload = body(i);
+    inflight.push(new Promise<void>((resolve) => {
+      const t0 = performance.now();
+      const req = request({ host: '127.0.0.1', port, path: '/mutate', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (res) => {
+        res.on('data', () => undefined);
+        res.on('end', () => {
+          if (res.statusCode === 200) latencies.push(performance.now() - t0);
+          else errors++;
+          resolve();
+        });
+      });
+      req.on('error', () => {
+        errors++;
+        resolve();
+      });
+      req.end(payload);
+    }));
+  }
+  await Promise.all(inflight);
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  return { name, n: latencies.length, errors, p50: percentile(latencies, 50), p90: percentile(latencies, 90), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] };
+}
+
+async function main(): Promise<void> {
+  const settings = loadSettings({});
+  const now = new Date();
+  const ca = generateCa(now, 1);
+  const leaf = issueServingCert(ca, ['localhost'], now, 1);
+  const baseline: InjectFn = () => ({ status: 'skipped', reason: 'bench-baseline', patch: [], warnings: [] });
+  let current: InjectFn = baseline;
+  const server = createWebhookServer({
+    settings,
+    logger: createLogger('silent'),
+    registry: createRegistry(false),
+    tls: { cert: leaf.certPem, key: leaf.keyPem },
+    cluster: () => ({ nativeSidecars: true }),
+    injectFn: (...args) => current(...args),
+  });
+  const port = await server.listen(0, '127.0.0.1');
+  const pod = twentyContainerPod();
+
+  // The pure function alone, for reference.
+  const reps = 500;
+  const t0 = performance.now();
+  let ops = 0;
+  for (let i = 0; i < reps; i++) ops = inject(pod, { name: 'agents' }, settings, { nativeSidecars: true }).patch.length;
+  const pureMs = (performance.now() - t0) / reps;
+
+  console.log(`webhook admission latency: 20-container pod, ${RATE} reviews/s for ${SECONDS} s per phase, HTTPS keep-alive, client and server in one process`);
+  const base = await phase('empty handler (baseline)', port, ca.certPem, (i) => reviewBody(i, pod));
+  current = inject;
+  const real = await phase('inject', port, ca.certPem, (i) => reviewBody(i, pod));
+  await server.close();
+
+  const row = (r: typeof base) => `${r.name.padEnd(26)} n=${String(r.n).padStart(5)} errors=${r.errors}  p50=${r.p50.toFixed(2)} ms  p90=${r.p90.toFixed(2)} ms  p99=${r.p99.toFixed(2)} ms  max=${r.max.toFixed(2)} ms`;
+  console.log(row(base));
+  console.log(row(real));
+  console.log(`inject() alone: ${pureMs.toFixed(3)} ms per call (${ops} patch ops)`);
+  const pass = real.p99 <= TARGET_P99_MS && real.errors === 0;
+  console.log(`target p99 <= ${TARGET_P99_MS} ms: ${pass ? 'PASS' : 'FAIL'} (added by injection at p99: ${(real.p99 - base.p99).toFixed(2)} ms)`);
+  if (!pass) process.exitCode = 1;
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
