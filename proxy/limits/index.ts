@@ -201,7 +201,7 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
     const what =
       d.kind === 'concurrent'
         ? `${d.limit} concurrent requests`
-        : `${d.limit} ${d.kind} per ${humanWindow(d.kind === 'requests' ? rule.requests!.windowMs : rule.tokens!.windowMs)}`;
+        : `${d.limit} ${d.limit === 1 ? d.kind.slice(0, -1) : d.kind} per ${humanWindow(d.kind === 'requests' ? rule.requests!.windowMs : rule.tokens!.windowMs)}`;
     const scope = rule.per === 'global' ? 'in total' : `per ${rule.per.replace('_', ' and ')}`;
     const reason = `rule ${rule.id} allows ${what} ${scope}`;
     ex.findings.push({ source: 'limit', ruleId: rule.id, action: 'limit', severity: 'low', stage: 'request', reason });

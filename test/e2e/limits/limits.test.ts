@@ -91,6 +91,47 @@ describe('limits end to end with the openai SDK', () => {
     }
   });
 
+  test.each([
+    ['with a usage event (include_usage)', { stream_options: { include_usage: true } }],
+    ['without one (output counted)', {}],
+  ])('a stream is charged its real usage %s, not the estimate', async (_label, extra) => {
+    const { proxy, limits } = await proxyWith(stub.url, { limits: [{ id: 'tpm', per: 'global', tokens: { limit: 1000, window: '1h' } }] });
+    try {
+      const client = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: 'k', maxRetries: 0 });
+      // Estimate: 18 prompt chars / 4 -> 5, + max_tokens 500 = 505 of the 1000.
+      const stream = await client.chat.completions.create({ ...ask('hello there friend'), max_tokens: 500, stream: true, ...extra });
+      let text = '';
+      for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+      expect(text).toBe('Echo: hello there friend');
+      await new Promise((r) => setTimeout(r, 50));
+      // Had the 505 stayed charged, this second 505 would not fit (495 left): it does, because the
+      // stream was re-charged at its real size (a few tokens).
+      const { response } = await client.chat.completions.create({ ...ask('hello there friend'), max_tokens: 500 }).withResponse();
+      const remaining = Number(response.headers.get('x-ratelimit-remaining-tokens'));
+      expect(remaining).toBeGreaterThan(470);
+      expect(remaining).toBeLessThan(495);
+    } finally {
+      await proxy.close();
+      limits.close();
+    }
+  });
+
+  test('TGI routes get the 429 in TGI shape', async () => {
+    const { proxy, limits } = await proxyWith(stub.url, { limits: [{ id: 'tgi-one', match: { paths: ['/generate'] }, requests: { limit: 1, window: '10s' } }] });
+    try {
+      const post = () => fetch(`${proxy.url}/generate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ inputs: 'Hi', parameters: { max_new_tokens: 8 } }) });
+      expect((await post()).status).toBe(200);
+      const res = await post();
+      expect(res.status).toBe(429);
+      expect(res.headers.get('retry-after')).toBe('10');
+      expect(res.headers.get('x-ratelimit-limit-requests')).toBe('1');
+      expect(await res.json()).toEqual({ error: expect.stringContaining('rule tgi-one allows 1 request per 10s'), error_type: 'rate_limit_exceeded' });
+    } finally {
+      await proxy.close();
+      limits.close();
+    }
+  });
+
   test('a concurrency slot is released when the client aborts and when the upstream is unreachable', async () => {
     const policy: Policy = { limits: [{ id: 'one-at-a-time', per: 'global', concurrent: 1 }] };
     const { proxy, limits } = await proxyWith(stub.url, policy);
