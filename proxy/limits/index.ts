@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { envInt, type Env } from '../config-env';
+import { ConfigError, envInt, type Env } from '../config-env';
 import type { ExchangeHooks } from '../hooks';
-import { PolicyError, type PolicyCheck } from '../policy/load';
 import type { Policy, PolicyStore } from '../policy/store';
 import type { BlockVerdict, Exchange, Finding } from '../protocols/exchange';
 import type { Logger } from '../telemetry/logger';
@@ -14,6 +13,8 @@ import { Incidents } from './incidents';
 import { Limiter, type Admission, type Denial } from './limiter';
 import { Lru } from './lru';
 import { compileLimitsPolicy, LimitsPolicyError, type LimitsConfig } from './policy';
+
+export { checkLimitsPolicy } from './policy';
 import { completionTokens, promptChars } from './usage';
 
 export type { Clock } from './clock';
@@ -49,16 +50,6 @@ interface Flight {
   admission?: Admission;
 }
 
-/** A PolicyCheck for openPolicyStore: limits problems fail the load (or the reload) like schema errors. */
-export const checkLimitsPolicy: PolicyCheck = (policy, source) => {
-  try {
-    compileLimitsPolicy(policy);
-  } catch (err) {
-    if (err instanceof LimitsPolicyError) throw new PolicyError(source, [err.message.replace(/^policy /, '')]);
-    throw err;
-  }
-};
-
 /**
  * Rate limits and anomaly detection for the proxy.
  *
@@ -72,7 +63,14 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
   const workload = workloadFromEnv(env);
   const log = logger.child({ component: 'limits' });
 
-  let cfg: LimitsConfig = compileLimitsPolicy(store.current());
+  let cfg: LimitsConfig;
+  try {
+    cfg = compileLimitsPolicy(store.current());
+  } catch (err) {
+    // Packs carry no limits sections, so a problem here comes from the policy file.
+    if (err instanceof LimitsPolicyError) throw new ConfigError('POLICY_FILE', err.message);
+    throw err;
+  }
   const limiter = new Limiter(maxIdentities * 4, defaultCompletion);
   limiter.setRules(cfg.rules);
   const identities = new Lru<AnomalyState>(maxIdentities);

@@ -1,4 +1,5 @@
 import type { ApiKind, Severity } from '../protocols/exchange';
+import { PolicyError, type PolicyCheck } from '../policy/load';
 import type { Policy } from '../policy/store';
 
 /**
@@ -129,7 +130,7 @@ export interface LimitsConfig {
 
 /** A policy value compile() cannot use; `path` says where (e.g. "limits[2].tokens.window"). */
 export class LimitsPolicyError extends Error {
-  constructor(readonly path: string, problem: string) {
+  constructor(readonly path: string, readonly problem: string) {
     super(`policy ${path}: ${problem}`);
     this.name = 'LimitsPolicyError';
   }
@@ -257,3 +258,16 @@ export function compileLimitsPolicy(policy: Policy): LimitsConfig {
     anomalies: compileAnomalies(policy.anomalies as AnomaliesSection | undefined),
   };
 }
+
+/**
+ * A PolicyCheck for openPolicyStore: limits problems the schema cannot express (duplicate rule ids)
+ * fail the load, or the reload, like schema errors.
+ */
+export const checkLimitsPolicy: PolicyCheck = (policy, source) => {
+  try {
+    compileLimitsPolicy(policy);
+  } catch (err) {
+    if (err instanceof LimitsPolicyError) throw new PolicyError(source, [`${err.path}: ${err.problem}`]);
+    throw err;
+  }
+};

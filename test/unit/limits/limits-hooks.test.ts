@@ -44,6 +44,13 @@ describe('examples/policies/limits.yaml', () => {
     expect(() => checkLimitsPolicy(dup, 'p.yaml')).toThrow('p.yaml: limits[1].id: "a" is used by two rules');
   });
 
+  test('a bad limits section at start is a ConfigError naming POLICY_FILE', () => {
+    const bad = { limits: [{ id: 'a', concurrent: 1 }, { id: 'a', concurrent: 2 }] };
+    expect(() => createLimits(new MemoryPolicyStore<Policy>(bad), {}, captureLogger().logger, createRegistry(false))).toThrow(
+      expect.objectContaining({ name: 'ConfigError', key: 'POLICY_FILE', message: expect.stringContaining('limits[1].id') }),
+    );
+  });
+
   test('a 6th request from one user within the minute gets 429; another user is unaffected', () => {
     const { limits, clock } = setup(policy);
     let n = 0;
