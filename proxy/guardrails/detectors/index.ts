@@ -7,7 +7,7 @@ export type { Detector, Match, ScanOptions } from './types';
 export { createPiiDetector, PII_ENTITIES } from './pii';
 export { createSecretsDetector, SECRET_ENTITIES } from './secrets';
 export { createInjectionDetector, INJECTION_ENTITIES } from './injection';
-export { createRegexDetector, type RegexPattern } from './regex';
+export { createRegexDetector, isLinearEngine, type RegexPattern } from './regex';
 export { createKeywordDetector, type KeywordList } from './keywords';
 export { createSizeDetector, estimateTokens, type SizeLimits } from './size';
 

@@ -1,13 +1,76 @@
-import type { Detector } from './types';
+/**
+ * Keyword and banned-phrase lists: case-insensitive, on word boundaries, matched on the normalized text (so
+ * homoglyph and zero-width tricks do not hide a word). One pass over the words of the text: each word is
+ * looked up in a map of first words; multi-word phrases then check the following words in place.
+ */
+import type { NormalizedText } from '../normalize';
+import { escapeRegex, finish, wanted } from './context';
+import type { Detector, Match, ScanOptions } from './types';
 
 export interface KeywordList {
   /** Becomes the match's entity (e.g. a banned topic name). */
   id: string;
   /** Words or phrases, matched case-insensitively on word boundaries. */
   words: readonly string[];
+  /** Score of a hit (default 1). */
+  score?: number;
 }
 
-/** Keyword and phrase lists matched in one automaton pass. */
+interface Phrase {
+  list: KeywordList;
+  /** Sticky check for the words after the first (undefined for one-word entries). */
+  rest?: RegExp;
+}
+
+const WORD = /[\p{L}\p{N}_]+/gu;
+const SEP = '[^\\p{L}\\p{N}_]{1,3}';
+
 export function createKeywordDetector(lists: readonly KeywordList[], id = 'keywords'): Detector {
-  return { id, entities: lists.map((l) => l.id), scan: () => [], pendingTail: () => 0 };
+  const byFirst = new Map<string, Phrase[]>();
+  let longest = 0;
+  for (const list of lists) {
+    for (const raw of list.words) {
+      const words = raw.toLowerCase().match(WORD);
+      if (!words) throw new Error(`keyword list "${list.id}": entry "${raw}" has no word characters`);
+      longest = Math.max(longest, raw.length);
+      const rest = words.length > 1 ? new RegExp(words.slice(1).map((w) => SEP + escapeRegex(w)).join('') + '(?![\\p{L}\\p{N}_])', 'yiu') : undefined;
+      const entry = byFirst.get(words[0]) ?? [];
+      entry.push({ list, rest });
+      byFirst.set(words[0], entry);
+    }
+  }
+  return {
+    id,
+    entities: lists.map((l) => l.id),
+    scan(nt: NormalizedText, opts?: ScanOptions): Match[] {
+      const t = nt.text;
+      const out: Match[] = [];
+      const re = new RegExp(WORD.source, 'gu');
+      let m: RegExpExecArray | null;
+      while ((m = re.exec(t)) !== null) {
+        const phrases = byFirst.get(m[0].toLowerCase());
+        if (!phrases) continue;
+        const wordEnd = m.index + m[0].length;
+        for (const { list, rest } of phrases) {
+          if (!wanted(opts, list.id)) continue;
+          let end = wordEnd;
+          if (rest) {
+            rest.lastIndex = wordEnd;
+            const r = rest.exec(t);
+            if (!r) continue;
+            end = wordEnd + r[0].length;
+          }
+          out.push({ detector: id, entity: list.id, start: nt.toOriginal(m.index), end: nt.toOriginalEnd(end), score: list.score ?? 1 });
+        }
+      }
+      return finish(out, opts?.threshold ?? 0);
+    },
+    /** A trailing word could still be (the start of) a listed phrase: hold the last words up to the longest entry. */
+    pendingTail(text: string): number {
+      if (longest === 0) return 0;
+      let k = text.length;
+      while (k > 0 && text.length - k < longest && /[\p{L}\p{N}_ ]/u.test(text[k - 1])) k--;
+      return text.length - k;
+    },
+  };
 }
