@@ -83,10 +83,10 @@ interface Result {
   tracked: number;
 }
 
-function run(name: string, requests: number, identities: number, chars: number, cap: number): Result {
+function run(name: string, requests: number, identities: number, chars: number, cap: number, policy: Policy = POLICY): Result {
   const silent = new Writable({ write: (_c, _e, cb) => cb() });
   const registry = createRegistry(false);
-  const limits = createLimits(new MemoryPolicyStore(POLICY), { LIMITS_MAX_IDENTITIES: String(cap) }, createLogger('warn', silent), registry);
+  const limits = createLimits(new MemoryPolicyStore(policy), { LIMITS_MAX_IDENTITIES: String(cap) }, createLogger('warn', silent), registry);
   const pool: Exchange[] = [];
   const poolSize = Math.min(2048, requests);
   for (let i = 0; i < poolSize; i++) pool.push(exchange(i, 'u0', chars));
@@ -150,11 +150,12 @@ function main(): void {
     run(`200k identities (LRU cap ${cap}, evicting), 1 KB prompt`, n, 200_000, 1000, cap),
     run('1k identities, 100 B prompt', n, 1000, 100, cap),
     run('1k identities, 32 KB prompt', Math.min(n, 50_000), 1000, 32_000, cap),
+    run('identity = SHA-256 of the API key, 1 KB prompt', n, 1, 1000, cap, { ...POLICY, identity: { sources: [{ from: 'api_key' }] } }),
   ];
   console.log(`limits hooks, per request (identity + limits + completion), ${n} requests, node ${process.version}`);
-  console.log('scenario'.padEnd(52) + 'p50 ms'.padStart(10) + 'p99 ms'.padStart(10) + 'mean ms'.padStart(10) + 'tracked'.padStart(10));
+  console.log('scenario'.padEnd(56) + 'p50 ms'.padStart(10) + 'p99 ms'.padStart(10) + 'mean ms'.padStart(10) + 'tracked'.padStart(10));
   for (const r of results) {
-    console.log(r.name.padEnd(52) + r.p50.toFixed(4).padStart(10) + r.p99.toFixed(4).padStart(10) + r.mean.toFixed(4).padStart(10) + String(r.tracked).padStart(10));
+    console.log(r.name.padEnd(56) + r.p50.toFixed(4).padStart(10) + r.p99.toFixed(4).padStart(10) + r.mean.toFixed(4).padStart(10) + String(r.tracked).padStart(10));
   }
   const per = heapPerIdentity(cap);
   console.log(per === undefined ? 'heap per identity: run with node --expose-gc to measure' : `heap per tracked identity (baselines + 2 rule counters): ${Math.round(per)} bytes; ${cap} identities ≈ ${((per * cap) / 1e6).toFixed(1)} MB`);
