@@ -3,7 +3,7 @@
  * previous call injected (per the status annotation), injects again, and returns targeted JSON
  * Patch ops, or no ops when the pod is already in the wanted state.
  */
-import { INJECT_LABEL, NAMESPACE_LABEL, PodOverrides, STATUS_ANNOTATION, parseAnnotations, AnnotationProblem } from './annotations';
+import { INJECT_LABEL, NAMESPACE_LABEL, PREFIX, PodOverrides, STATUS_ANNOTATION, parseAnnotations, AnnotationProblem } from './annotations';
 import { JsonObject, JsonValue, PatchBuilder, PatchOp, jsonEqual, pointer } from './patch';
 import { Listener, SIDECAR_NAME, VOLUME_POLICY, VOLUME_SPOOL, VOLUME_TMP, buildSidecar, buildVolumes } from './sidecar';
 import { Settings, WEBHOOK_VERSION } from './settings';
@@ -143,8 +143,9 @@ export function inject(podIn: unknown, namespace: NamespaceInfo, settings: Setti
   let adminPort = settings.sidecar.adminPort;
   if (overrides.port !== undefined) {
     const owner = used.get(overrides.port);
-    if (overrides.port === adminPort) errors.push({ annotation: 'agent-proxy.akto.io/port', message: `must not be the proxy admin port ${adminPort}` });
-    else if (owner !== undefined) errors.push({ annotation: 'agent-proxy.akto.io/port', message: `port ${overrides.port} is already used by container "${owner}"` });
+    const annotation = `${PREFIX}port`;
+    if (overrides.port === adminPort) errors.push({ annotation, message: `must not be the proxy admin port ${adminPort}` });
+    else if (owner !== undefined) errors.push({ annotation, message: `port ${overrides.port} is already used by container "${owner}"` });
     if (overrides.port === adminPort || owner !== undefined) delete overrides.port;
   }
   if (errors.length > 0) {
@@ -189,7 +190,7 @@ export function inject(podIn: unknown, namespace: NamespaceInfo, settings: Setti
     const hasEnvFrom = [...containersOf(stripped, 'containers'), ...containersOf(stripped, 'initContainers')].some((c) => Array.isArray(c.envFrom) && c.envFrom.length > 0);
     const hint = hasEnvFrom ? ' (if an envFrom source provides one, name it in annotation agent-proxy.akto.io/env-vars)' : '';
     const text = `no container sets ${urlVars.join(', ')}${hint}; no sidecar injected`;
-    return { ...skip('no-url-env', text, true, warnings, status ? b.ops : []) };
+    return skip('no-url-env', text, true, warnings, status ? b.ops : []); // strip ops undo a previous injection
   }
 
   // Ports: the admin port and one listener per distinct upstream, avoiding ports the pod declares.

@@ -1,0 +1,46 @@
+import { inject } from '../../../webhook/inject';
+import { loadSettings } from '../../../webhook/settings';
+
+const settings = loadSettings({});
+const pod = (labels: Record<string, string> = {}, extra: Record<string, unknown> = {}) => ({
+  metadata: { labels, ...extra },
+  spec: { containers: [{ name: 'agent', image: 'a', env: [{ name: 'OPENAI_BASE_URL', value: 'https://llm.example.com/v1' }] }] },
+});
+
+describe('inject opt-in decisions', () => {
+  it('checks the namespace label when the caller knows it', () => {
+    expect(inject(pod(), { name: 'a', labels: {} }, settings).reason).toBe('not-opted-in');
+    expect(inject(pod(), { name: 'a', labels: { 'agent-proxy.akto.io/injection': 'enabled' } }, settings).status).toBe('injected');
+    expect(inject(pod({ 'agent-proxy.akto.io/inject': 'true' }), { name: 'a', labels: {} }, settings).status).toBe('injected');
+    expect(inject(pod({ 'agent-proxy.akto.io/inject': 'false' }), { name: 'a', labels: { 'agent-proxy.akto.io/injection': 'enabled' } }, settings).reason).toBe('opted-out');
+  });
+
+  it('trusts the webhook selectors when namespace labels are unknown', () => {
+    expect(inject(pod(), { name: 'a' }, settings).status).toBe('injected');
+  });
+
+  it('never injects the webhook\'s own namespace', () => {
+    const s = loadSettings({ POD_NAMESPACE: 'guard' });
+    expect(inject(pod({ 'agent-proxy.akto.io/inject': 'true' }), { name: 'guard' }, s).reason).toBe('excluded-namespace');
+  });
+
+  it('skips, with a warning, a pod carrying a foreign akto-proxy container or a status it did not write', () => {
+    const foreign = pod();
+    foreign.spec.containers.push({ name: 'akto-proxy', image: 'x', env: [] });
+    const r = inject(foreign, { name: 'a' }, settings);
+    expect(r.reason).toBe('sidecar-present');
+    expect(r.warnings[0]).toMatch(/akto-proxy/);
+    const forged = inject(pod({}, { annotations: { 'agent-proxy.akto.io/status': '{"sidecar":"app"}' } }), { name: 'a' }, settings);
+    expect(forged.reason).toBe('invalid-status');
+    expect(forged.patch).toEqual([]);
+  });
+
+  it('leaves the input untouched and returns targeted ops only', () => {
+    const p = pod();
+    const before = JSON.stringify(p);
+    const r = inject(p, { name: 'a' }, settings);
+    expect(JSON.stringify(p)).toBe(before);
+    expect(r.patch.map((o) => o.op)).not.toContain('remove');
+    expect(r.patch.every((o) => o.path !== '' && o.path !== '/spec' && o.path !== '/spec/containers')).toBe(true);
+  });
+});
