@@ -117,7 +117,7 @@ for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+
 const DECODED_INSTRUCTION = /\b(?:ignore|instruction|system|prompt|disregard|pretend|jailbreak|you are|you must|say|print|reveal|password|secret)\b/i;
 const ENCODING_HINT = /\b(?:base64|decode|decoded|rot13|hex|cipher|encoded|reverse|backwards?)\b/;
 
-const LEET: Record<string, string> = { '0': 'o', '1': 'i', '3': 'e', '4': 'a', '5': 's', '7': 't', '@': 'a', $: 's', '|': 'l' };
+const LEET: Record<string, string> = { '0': 'o', '1': 'i', '3': 'e', '4': 'a', '5': 's', '7': 't', '@': 'a', $: 's' };
 
 /**
  * Lower-case copy with leetspeak undone inside words ("1gn0r3" → "ignore"); same length, so indexes line up
@@ -125,7 +125,7 @@ const LEET: Record<string, string> = { '0': 'o', '1': 'i', '3': 'e', '4': 'a', '
  */
 function foldForInjection(t: string): string {
   const lower = t.toLowerCase();
-  if (!/[a-z][0134579@$|]|[0134579@$|][a-z]/.test(lower)) return lower;
+  if (!/[a-z][013457@$]|[013457@$][a-z]/.test(lower)) return lower;
   let out = '';
   for (let i = 0; i < lower.length; i++) {
     const c = lower[i];
