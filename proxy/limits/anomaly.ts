@@ -95,8 +95,6 @@ export function newAnomalyState(now: number): AnomalyState {
   };
 }
 
-/** Empty intervals fed as zeros after an idle gap; beyond this the baseline is already near 0. */
-const MAX_IDLE_INTERVALS = 8;
 // Absolute standard-deviation floors, in each metric's unit.
 const FLOOR_RATE = 1;
 const FLOOR_PROMPT_CHARS = 100;
@@ -115,14 +113,14 @@ export interface RequestSignals {
 export function onRequestSignals(s: AnomalyState, cfg: AnomalyConfig, now: number, sig: RequestSignals, out: Alert[]): void {
   const { spike, loop, alpha, warmup } = cfg;
 
-  // Request rate: requests counted per interval; the baseline learns each closed interval.
+  // Request rate: requests counted per interval; the baseline learns each closed interval that had
+  // requests. Idle intervals are left out on purpose: agents work in sessions, and the first busy
+  // interval after an idle hour is their normal pace, not a spike.
   const interval = spike.rateIntervalMs;
   const elapsed = now - s.rateStart;
   if (elapsed >= interval) {
-    const steps = Math.floor(elapsed / interval);
-    observe(s.rate, s.rateCount, alpha);
-    for (let i = Math.min(steps - 1, MAX_IDLE_INTERVALS); i > 0; i--) observe(s.rate, 0, alpha);
-    s.rateStart += steps * interval;
+    if (s.rateCount > 0) observe(s.rate, s.rateCount, alpha);
+    s.rateStart += Math.floor(elapsed / interval) * interval;
     s.rateCount = 0;
     s.rateFired = false;
   }

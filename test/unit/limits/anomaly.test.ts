@@ -46,6 +46,19 @@ describe('request-rate spike', () => {
     expect(burst).toEqual(['anomaly.spike.request_rate']); // once per interval, not once per request
   });
 
+  test('sessions after idle hours are not spikes; a runaway burst within a session is', () => {
+    const s = newAnomalyState(T0);
+    const fired: string[] = [];
+    let t = T0;
+    for (let h = 0; h < 48; h++) {
+      t = T0 + h * 3_600_000;
+      for (let i = 0; i < 15; i++, t += 700) fired.push(...step(s, t, { chars: 500, text: fresh() }, ok()));
+    }
+    expect(fired).toEqual([]);
+    for (let i = 0; i < 200; i++, t += 40) fired.push(...step(s, t, { chars: 500, text: fresh() }, ok()));
+    expect(fired).toContain('anomaly.spike.request_rate');
+  });
+
   test('not before the warm-up', () => {
     const s = newAnomalyState(T0);
     let t = T0;
