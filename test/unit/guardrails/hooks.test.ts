@@ -37,6 +37,32 @@ describe('createGuardrails', () => {
     g.close();
   });
 
+  it('records a stream decision as it happens and reports each finding once', async () => {
+    const registry = createRegistry(false);
+    const g = await createGuardrails({}, quiet(), registry);
+    const ex = exchange([segment('hi')], { stream: true });
+    const filter = g.hooks.openStream!(ex)!.channel('0', 'content');
+    expect(filter.push('Mail jane@example.org or ').text).toBe('Mail <EMAIL_1> or ');
+    expect(filter.push('jane@example.org, key AKIAZ7Q3LMN4').text).toMatch(/^<EMAIL_1>, (key )?$/); // "key " may be held as a possible assignment
+    const cut = filter.push('PRS5TUVW now');
+    expect(cut).toEqual({ text: '', block: expect.objectContaining({ code: 'secrets-response-block', status: 400 }) });
+    g.hooks.onComplete!(ex);
+    const record = (ex.notes.guardrails as GuardrailDecision).response!;
+    expect(record).toMatchObject({ streamed: true, action: 'block', blockedBy: 'secrets-response-block' });
+    expect(record.rules.find((r) => r.id === 'pii-redact')).toMatchObject({ status: 'hit', hits: 2, action: 'redact' });
+    expect(record.hits.map((h) => [h.entity, h.segment])).toEqual([
+      ['EMAIL', '0'],
+      ['EMAIL', '0'],
+      ['AWS_ACCESS_KEY', '0'],
+    ]);
+    expect(ex.findings.map((f) => [f.ruleId, f.entity])).toEqual([
+      ['pii-redact', 'EMAIL'],
+      ['secrets-response-block', 'AWS_ACCESS_KEY'],
+    ]);
+    expect(await registry.metrics()).toMatch(/guardrail_evaluation_seconds_count\{stage="response"\} 1/);
+    g.close();
+  });
+
   it('uses the pack limits escalated this exchange to', async () => {
     const g = await createGuardrails({}, quiet(), createRegistry(false));
     const ex = exchange([segment(`mail ${EMAIL}`)], { notes: { limits: { escalatedPack: 'strict' } } });
