@@ -80,15 +80,22 @@ export async function createGuardrails(env: Env, logger: Logger, registry: Regis
   const log = logger.child({ component: 'guardrails' });
   log.info({ policy: opened.store.current().name, source: opened.source, rules: opened.store.current().guardrails.rules.length }, 'guardrail policy loaded');
 
+  // One policy per exchange: a reload between the request and its response does not mix two policies.
+  const pinned = new WeakMap<Exchange, CompiledPolicy>();
   const policyFor = (ex: Exchange): CompiledPolicy => {
+    let c = pinned.get(ex);
+    if (c) return c;
     const pack = escalatedPack(ex);
-    if (pack && isPackName(pack)) return packs.get(pack)!;
-    const current = opened.store.current();
-    let c = compiled.get(current);
-    if (!c) {
-      c = compilePolicy(current, builtins);
-      compiled.set(current, c);
+    if (pack && isPackName(pack)) c = packs.get(pack)!;
+    else {
+      const current = opened.store.current();
+      c = compiled.get(current);
+      if (!c) {
+        c = compilePolicy(current, builtins);
+        compiled.set(current, c);
+      }
     }
+    pinned.set(ex, c);
     return c;
   };
   const ctxFor = (ex: Exchange): RedactionContext => {

@@ -101,6 +101,10 @@ describe('createGuardrails', () => {
       expect(first.input[0].text).toBe(`mail ${EMAIL}`);
       writeFileSync(file, 'guardrails:\n  rules:\n    - {id: x, detector: pii, action: redact, redaction: mask}\n');
       expect((g.store as WatchedPolicyStore).reload()).toBe(true);
+      // an exchange already under way keeps the policy it started with
+      first.output = [segment(`reply to ${EMAIL}`, 'assistant')];
+      await g.hooks.onResponse!(first);
+      expect(first.output[0].text).toBe(`reply to ${EMAIL}`);
       const second = exchange([segment(`mail ${EMAIL}`)]);
       await g.hooks.onRequest!(second);
       expect(second.input[0].text).toBe('mail alic*.*****@******e.com');
