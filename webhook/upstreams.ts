@@ -3,7 +3,7 @@
  * value: a literal, the same valueFrom, a keyRef into the same envFrom source, and `$(VAR)`
  * references carried over under names of our own so they resolve in the sidecar too.
  */
-import { JsonObject, JsonValue, cloneJson } from './patch';
+import { JsonObject, JsonValue } from './patch';
 
 export interface EnvEntry extends JsonObject {
   name: string;
@@ -150,7 +150,7 @@ export function discover(container: JsonObject, name: string, allowEnvFrom: bool
     return { kind: 'found', source: { refs: [], entry, key: canonical(entry), app: { kind: 'insert' } }, warning };
   }
   const e = env[i] as JsonObject;
-  const original = cloneJson(e);
+  const original = e; // never mutated: the patch builder copies on write
   if (typeof e.value === 'string') {
     const value = e.value.trim();
     if (value === '') return { kind: 'ignored', warning: `container "${cname}": ${name} is empty; not rewritten` };
