@@ -30,12 +30,20 @@ interface Signal {
 const W = "[a-z0-9'äöüßéèàç-]+"; // a word
 const FILL = `(?:\\s+${W}){0,4}?\\s+`; // up to four filler words
 const IGNORE = '(?:ignore|ignoring|disregard|disregarding|forget|forgetting|skip|override|overwrite|bypass|neglect|abandon|dismiss|discard|set aside|pay no attention to)';
-const RULES = '(?:instructions?|instructed|directions?|directives?|prompts?|rules|guidelines|guidance|commands?|orders|context|constraints|programming|restrictions|limitations|policies|polic(?:y|ies)|messages?|tasks?|assignments?|everything|text|training|filters?|safeguards?)';
+const RULES = '(?:instructions?|instrucciones|instruktionen|instrukcije|instructed|directions?|directives?|prompts?|rules|guidelines|guidance|commands?|orders|context|constraints|programming|restrictions|limitations|policies|polic(?:y|ies)|messages?|tasks?|assignments?|everything|text|training|filters?|safeguards?|articles|documents)';
+/** Words that point back at earlier instructions; a filler between the verb and RULES must contain one. */
+const PRIOR = '(?:previous|prior|preceding|above|earlier|foregoing|initial|original|former|old|existing|system|developer|safety|following|current)';
 const AI = '(?:ai|assistant|chatbot|bot|model|language model|llm|gpt|chatgpt|claude|gemini|system)';
 
 const SIGNALS: Signal[] = [
   // instruction override
-  { id: 'override', anchors: 'ignore ignoring disregard disregarding forget forgetting skip override overwrite bypass neglect abandon dismiss discard set pay', kind: 'override', weight: 1.4, re: `${IGNORE}(?:\\s+(?:all|any|of|the|your|my|every|each|these|those|what|whatever|everything|and))*\\s+(?:${W}\\s+){0,3}?${RULES}\\b` },
+  { id: 'override', anchors: 'ignore ignoring disregard disregarding forget forgetting skip override overwrite bypass neglect abandon dismiss discard set pay', kind: 'override', weight: 1.4, re: `${IGNORE}(?:\\s+(?:all|any|of|the|your|my|every|each|these|those|what|whatever|everything|and))*\\s+(?:(?:${W}\\s+){0,2}?${PRIOR}\\s+(?:${W}\\s+){0,2}?)?${RULES}\\b` },
+  { id: 'drop-previous', anchors: 'drop leave remove erase delete clear abandon forget ignore disregard', kind: 'override', weight: 1.2, re: `(?:drop|leave|remove|erase|delete|clear|abandon|forget|ignore|disregard)(?:\\s+(?:all|any|of|the|your|my|these|those))*\\s+(?:${PRIOR}\\s+)(?:${W}\\s+){0,1}?(?:information|tasks?|thoughts|knowledge|conversation|instructions?|prompts?|context|data)\\b|drop\\s+(?:all\\s+)?your\\s+(?:instructions|rules|programming)\\b` },
+  { id: 'despite-told', anchors: 'despite regardless not', kind: 'override', weight: 1.0, re: `(?:despite|regardless\\s+of)\\s+what\\s+(?:you(?:'ve|\\s+have)?\\s+been|you\\s+were|i)\\s+(?:told|instructed|said)\\b|not\\s+(?:by|from|based\\s+on)\\s+the\\s+(?:articles|documents|context|sources)\\b` },
+  { id: 'change-instructions', anchors: 'change update modify replace set your', kind: 'override', weight: 1.2, re: `(?:change|update|modify|replace|set)\\s+your\\s+(?:instructions|rules|programming|prompt|guidelines)\\b|your\\s+(?:new\\s+)?instructions\\s+are\\s+(?:now|to)\\b` },
+  { id: 'task-switch', anchors: 'now nun jetzt', kind: 'override', weight: 0.7, re: `(?<=\\b(?:well done|good|great|excellent|enough|done|perfect|congratulations|gut|genügt|erledigt|leistung|gemacht)[^.!?\\n]{0,40}[.!?]\\s{0,3}(?:\\w+\\s+){0,3}?)(?:now|nun|jetzt)\\b` },
+  { id: 'new-task', anchors: 'task tasks aufgabe aufgaben', kind: 'override', weight: 0.5, re: `(?<=\\b(?:new|next|another|further|neue|weitere|neuen)\\s+)(?:task|tasks|aufgabe|aufgaben)\\b` },
+  { id: 'repeat-after-me', anchors: 'repeat pwned', kind: 'override', weight: 0.9, re: `repeat\\s+after\\s+me\\b|pwned\\b` },
   { id: 'override-follow', anchors: 'follow following', kind: 'override', weight: 1.2, re: `(?<=\\b(?:do\\s+not|don't|stop|no\\s+longer)\\s+)follow(?:ing)?(?:\\s+(?:all|any|the|your|these|those))*\\s+(?:${W}\\s+){0,2}?${RULES}\\b` },
   { id: 'override-above', anchors: 'ignore ignoring disregard disregarding forget forgetting skip override overwrite bypass neglect abandon dismiss discard', kind: 'override', weight: 1.2, re: `${IGNORE}\\s+(?:all\\s+|everything\\s+|what\\s+(?:was|is|i)\\s+(?:said|wrote|written|told you)\\s+)?(?:the\\s+)?(?:above|before|previous(?:ly)?|prior|earlier)\\b` },
   { id: 'forget-everything', anchors: 'forget ignore disregard', kind: 'override', weight: 1.2, re: `(?:forget|ignore|disregard)\\s+(?:about\\s+)?(?:everything|all of that|all that|it all|all)\\b` },
@@ -47,22 +55,26 @@ const SIGNALS: Signal[] = [
   { id: 'no-longer-bound', anchors: 'bound restricted limited constrained', kind: 'override', weight: 1.0, re: `(?<=\\b(?:no longer|not)\\s+(?:be\\s+)?)(?:bound|restricted|limited|constrained)\\s+by\\b` },
   { id: 'instructions-void', anchors: 'instruction instructions rules guidelines', kind: 'override', weight: 1.0, re: `(?:instructions?|rules|guidelines)${FILL}?(?:are|is)\\s+(?:now\\s+)?(?:void|invalid|cancelled|canceled|obsolete|null|revoked|lifted|suspended)\\b` },
   { id: 'override-de', anchors: 'ignoriere ignorieren ignoriert ignorier vergiss vergessen missachte überspringe abweichend', kind: 'override', weight: 1.4, re: `(?:ignorier(?:e|en|t)?|vergiss|vergessen\\s+sie|missachte|überspringe|abweichend\\s+zu)\\b(?:\\s+${W}){0,4}?\\s+(?:anweisungen|instruktionen|befehle|aufgaben|vorgaben|regeln|alles|informationen|ausführungen|vorherigen|obigen|bisherigen)\\b` },
-  { id: 'override-de2', anchors: 'obigen vorherigen bisherigen vorangegangenen', kind: 'override', weight: 1.2, re: `(?:obigen|vorherigen|bisherigen|vorangegangenen)\\s+(?:ausführungen|anweisungen|instruktionen|befehle|informationen)\\s+(?:ignorieren|vergessen|missachten)\\b` },
+  { id: 'override-de2', anchors: 'obigen vorherigen bisherigen vorangegangenen', kind: 'override', weight: 1.2, re: `(?:obigen|vorherigen|bisherigen|vorangegangenen)\\s+(?:ausführungen|anweisungen|instruktionen|befehle|informationen|aufgaben)\\b(?:\\s+\\S+){0,6}?\\s+(?:ignorieren|vergessen|missachten|streichen|hinter\\s+sich)\\b|(?<=\\b(?:alle|sämtliche)\\s+)(?:obigen|vorherigen|bisherigen|vorangegangenen)\\s+(?:informationen|aufgaben|anweisungen|instruktionen)\\b` },
   { id: 'new-task-de', anchors: 'aufgabe anweisung instruktion bist sollst nun jetzt sofort', kind: 'override', weight: 0.9, re: `(?<=\\b(?:neue|folgende)\\s+)(?:aufgabe|anweisung|instruktion)\\s*:|(?<=\\bnun\\s+)(?:bist|sollst)\\s+du\\b|(?<=\\bvon\\s+)nun\\s+an\\b|(?<=\\bab\\s+)(?:jetzt|sofort)\\s+(?:bist|wirst|sollst)\\s+du\\b` },
+  { id: 'override-hr', anchors: 'zaboravi zaboravite', kind: 'override', weight: 1.4, re: `zaboravi(?:te)?\\s+(?:sve\\s+)?(?:instrukcije|upute|pravila|prethodne)\\b` },
   { id: 'override-es-pt-it', anchors: 'ignora ignore olvida olvide esquece esqueça dimentica', kind: 'override', weight: 1.4, re: `(?:ignora|ignore|olvida|olvide|esquece|esqueça|dimentica)\\s+(?:todas?\\s+|tutte\\s+)?(?:las|los|as|os|le|gli)\\s+(?:instrucciones|instruções|istruzioni|reglas|regras|regole|indicaciones)\\b` },
   { id: 'override-fr', anchors: 'ignore ignorer ignorez oublie oublier oubliez', kind: 'override', weight: 1.4, re: `(?:ignore[rz]?|oublie[rz]?)\\s+(?:toutes\\s+|tout\\s+)?(?:les|tes|vos)\\s+(?:instructions|consignes|règles|directives)\\b` },
   { id: 'override-zh', gates: '忽略 无视 忘记 忽视', kind: 'override', weight: 1.4, re: '(?:忽略|无视|忘记|忽视)(?:之前|以上|上面|前面|所有|先前)' },
   // jailbreak / role-play
   { id: 'dan', anchors: 'anything dan', kind: 'jailbreak', weight: 1.4, re: `(?<=\\bdo\\s+)anything\\s+now\\b|dan\\s+(?:mode|prompt|jailbreak)\\b|(?<=\\b(?:as|like)\\s+(?:a\\s+)?)dan\\b` },
   { id: 'developer-mode', anchors: 'mode', kind: 'jailbreak', weight: 1.2, re: `(?<=\\b(?:developer|dev|god|jailbreak|jailbroken|unrestricted|unfiltered|uncensored|evil|opposite|chaos|sudo|debug)\\s+)mode\\b` },
-  { id: 'jailbreak-word', anchors: 'jailbreak jailbroken jailbreaking', kind: 'jailbreak', weight: 0.8, re: `jailbr(?:eak|oken|eaking)\\b` },
-  { id: 'act-as', anchors: 'act pretend roleplay role behave respond answer play simulate imagine', kind: 'jailbreak', weight: 0.5, re: `(?<=\\byou\\s+(?:are|will|shall|must|should)\\s+(?:now\\s+)?(?:going\\s+to\\s+)?)(?:act|pretend|roleplay|role-play|behave|respond|answer|play|simulate)\\b|(?:pretend|imagine)\\s+(?:that\\s+)?(?:you\\s+are|you're|to\\s+be)\\b|act\\s+as\\s+(?:if\\s+you|an?\\s+(?:ai|unfiltered|evil|uncensored))\\b` },
+  { id: 'jailbreak-word', anchors: 'jailbreak jailbroken jailbreaking', kind: 'jailbreak', weight: 0.5, re: `jailbr(?:eak|oken|eaking)\\b` },
+  { id: 'act-as', anchors: 'act pretend roleplay role behave respond answer play simulate imagine', kind: 'jailbreak', weight: 0.4, re: `(?<=\\byou\\s+(?:are|will|shall|must|should)\\s+(?:now\\s+)?(?:going\\s+to\\s+)?)(?:act|pretend|roleplay|role-play|behave|respond|answer|play|simulate)\\b|(?:pretend|imagine)\\s+(?:that\\s+)?(?:you\\s+are|you're|to\\s+be)\\b|act\\s+as\\s+(?:if\\s+you|an?\\s+(?:ai|unfiltered|evil|uncensored))\\b` },
+  { id: 'persona-hijack', anchors: 'act acting pretend roleplay roleplaying role personify longer now', kind: 'jailbreak', weight: 0.9, re: `(?<=\\b(?:i\\s+want|i'd\\s+like|i\\s+would\\s+like|i\\s+need)\\s+you\\s+to\\s+)(?:act|pretend|roleplay|role-play|personify)\\b|(?<=\\byou\\s+are\\s+)(?:no\\s+longer\\s+(?:chatgpt|an?\\s+ai|a\\s+language\\s+model|an\\s+assistant|bound)|now\\s+(?:a|an|in|my|the)?\\s*\\w+)|(?<=\\byou\\s+are\\s+)role-?playing\\b|personify\\s+(?:a|an|the)\\b|roleplaying\\s+game\\b` },
+  { id: 'act-like', anchors: 'act acting', kind: 'jailbreak', weight: 0.4, re: `act(?:ing)?\\s+(?:as|like)\\s+(?:a|an|the|if|my)\\b` },
+  { id: 'persona-de', anchors: 'bist fungieren', kind: 'jailbreak', weight: 0.8, re: `(?<=\\b(?:jetzt|nun|ab\\s+sofort)\\s+)bist\\s+du\\b|(?<=\\bdu\\s+)bist\\s+(?:jetzt|nun|ab\\s+sofort)\\b|fungieren\\b` },
   { id: 'from-now-on', anchors: 'now moment point rest until', kind: 'jailbreak', weight: 0.5, re: `(?<=\\bfrom\\s+)now\\s+on\\b|(?<=\\bfrom\\s+this\\s+)(?:moment|point)\\b|(?<=\\bfor\\s+the\\s+)rest\\s+of\\s+(?:this|our|the)\\s+conversation\\b|until\\s+i\\s+say\\b` },
   { id: 'stay-in-character', anchors: 'stay remain keep break breaking character', kind: 'jailbreak', weight: 0.8, re: `(?:stay|remain|keep)\\s+in\\s+character\\b|break(?:ing)?\\s+character\\b|character\\s+break\\b` },
-  { id: 'no-restrictions', anchors: 'restrictions limitations filters filtering censorship confines boundaries morals morality ethics ethical rules guidelines limits', kind: 'jailbreak', weight: 0.7, re: `(?<=\\b(?:no|without|free\\s+(?:from|of)|freed\\s+from|broken\\s+free\\s+of|beyond)\\s+(?:any\\s+|all\\s+)?(?:the\\s+)?(?:typical\\s+)?)(?:restrictions|limitations|filters|filtering|censorship|confines|boundaries|morals|morality|ethics|ethical\\s+(?:guidelines|constraints)|rules|guidelines|limits)\\b` },
+  { id: 'no-restrictions', anchors: 'restrictions limitations filters filtering censorship confines boundaries morals morality ethics ethical rules guidelines limits laws', kind: 'jailbreak', weight: 0.7, re: `(?<=\\b(?:no|without|free\\s+(?:from|of)|freed\\s+from|broken\\s+free\\s+of|beyond)\\s+(?:any\\s+|all\\s+)?(?:the\\s+)?(?:typical\\s+)?)(?:restrictions|limitations|filters|filtering|censorship|confines|boundaries|morals|morality|ethics|ethical\\s+(?:guidelines|constraints)|rules|guidelines|limits|laws)\\b` },
   { id: 'policy-evasion', anchors: 'openai content safety usage', kind: 'jailbreak', weight: 0.7, re: `(?:openai|content|safety|usage)\\s+(?:polic(?:y|ies)|guidelines|filters?|restrictions)\\b` },
-  { id: 'never-refuse', anchors: 'refuse decline deny reject say apologize apologise warn censor', kind: 'jailbreak', weight: 0.8, re: `(?<=\\b(?:never|not|won't|cannot|can't|don't|doesn't|must\\s+not|will\\s+not)\\s+(?:ever\\s+)?)(?:refuse|decline|deny|reject|say\\s+no|apologi[sz]e|warn|censor)\\b` },
-  { id: 'evil-ai', anchors: 'evil unfiltered uncensored amoral unrestricted unethical immoral rogue unbound unchained limitless', kind: 'jailbreak', weight: 0.8, re: `(?:evil|unfiltered|uncensored|amoral|unrestricted|unethical|immoral|rogue|unbound|unchained|limitless)\\s+(?:${AI}|version|persona|character|alter\\s+ego|entity)\\b` },
+  { id: 'never-refuse', anchors: 'refuse decline deny reject say apologize apologise warn censor refusal refusals refusing disclaimer disclaimers warning warnings censorship moralizing concern care give', kind: 'jailbreak', weight: 0.8, re: `(?<=\\b(?:never|not|won't|cannot|can't|don't|doesn't|must\\s+not|will\\s+not)\\s+(?:ever\\s+)?)(?:refuse|decline|deny|reject|say\\s+no|apologi[sz]e|warn|censor)\\b|(?<=\\bwithout\\s+(?:any\\s+)?)(?:refusals?|refusing|disclaimers?|warnings?|censorship|moralizing)\\b|(?<=\\bdoes\\s+not\\s+)(?:concern|care|give\\s+a)\\b` },
+  { id: 'evil-ai', anchors: 'evil unfiltered uncensored amoral unrestricted unethical immoral rogue unbound unchained limitless', kind: 'jailbreak', weight: 0.6, re: `(?:evil|unfiltered|uncensored|amoral|unrestricted|unethical|immoral|rogue|unbound|unchained|limitless)\\s+(?:${AI}|version|persona|character|alter\\s+ego|entity)\\b` },
   { id: 'two-responses', anchors: 'two 2', kind: 'jailbreak', weight: 0.7, re: `(?:two|2)\\s+(?:different\\s+|separate\\s+|distinct\\s+)*(?:ways|responses|answers|paragraphs|outputs)\\b` },
   { id: 'persona-tags', gates: '[', kind: 'jailbreak', weight: 0.7, re: `\\[(?:gpt|classic|jailbreak|normal|developer|🔒|🔓|dan)[^\\]]{0,20}\\]` },
   { id: 'can-do-anything', anchors: 'anything', kind: 'jailbreak', weight: 0.7, re: `(?<=\\b(?:can|could|will)\\s+(?:do|say|generate|answer)\\s+)anything\\b|anything\\s+(?:goes|now)\\b` },
@@ -73,7 +85,9 @@ const SIGNALS: Signal[] = [
   // system prompt extraction
   { id: 'reveal-prompt', anchors: 'prompt instructions instruction message rules configuration guidelines', kind: 'extraction', weight: 1.2, re: `(?<=\\b(?:reveal|show|print|repeat|output|tell|display|leak|give|share|write\\s+out|spell\\s+out|what\\s+(?:is|are|was|were))(?:\\s+${W}){0,4}?\\s+(?:your|the)\\s+(?:(?:system|initial|original|hidden|secret|internal|full|exact|first)\\s+)+)(?:prompt|instructions?|message|rules|configuration|guidelines)\\b` },
   { id: 'repeat-above', anchors: 'repeat print output copy echo beginning', kind: 'extraction', weight: 1.1, re: `(?:repeat|print|output|copy|echo)\\s+(?:all\\s+|everything\\s+|the\\s+)?(?:words|text|everything|lines?|content|sentences?)\\s+(?:above|before|preceding|prior)\\b|beginning\\s+with\\s+["'“]?you\\s+are\\b` },
-  { id: 'your-instructions', anchors: 'told instructed programmed instructions initial original system prompt', kind: 'extraction', weight: 0.8, re: `(?<=\\bwhat\\s+(?:were|are)\\s+(?:you|your)\\s+)(?:told|instructed|programmed|initial\\s+instructions|instructions|original\\s+instructions)\\b|system\\s+prompt\\b|prompt_text\\b` },
+  { id: 'your-instructions', anchors: 'told instructed programmed instructions initial original', kind: 'extraction', weight: 0.8, re: `(?<=\\bwhat\\s+(?:were|are)\\s+(?:you|your)\\s+)(?:told|instructed|programmed|initial\\s+instructions|instructions|original\\s+instructions)\\b` },
+  { id: 'mentions-prompt', anchors: 'system prompt', kind: 'extraction', weight: 0.5, re: `system\\s+prompt\\b|prompt[\\s_-]?(?:texts?|texte)\\b` },
+  { id: 'written-above', anchors: 'written', kind: 'extraction', weight: 1.1, re: `(?<=\\b(?:what|which)\\s+(?:is|was|are|were)\\s+)written\\s+(?:above|before|at\\s+the\\s+(?:beginning|start|top))\\b` },
   // fake chat delimiters
   { id: 'chat-tokens', gates: '<| [inst [/inst <<sys <start_of_turn> <end_of_turn>', kind: 'delimiter', weight: 1.3, re: `<\\|(?:im_start|im_end|system|user|assistant|endoftext|end|eot_id|start_header_id|end_header_id)\\|>|\\[/?inst\\]|<</?sys>>|<start_of_turn>|<end_of_turn>` },
   { id: 'fake-role-header', gates: 'system: system] system> system prompt: system message: developer: admin: </system> <system> ### instruction ### new task ### response', kind: 'delimiter', weight: 1.0, re: `(?:^|\\n)\\s*(?:#{2,}|\\*\\*|\\[|<)?\\s*(?:system|developer|admin|administrator|root)\\s*(?:prompt|message|instructions?|override|note)?\\s*(?:\\]|>|\\*\\*)?\\s*:|</?(?:system|instructions?|admin)>|(?:^|\\n)\\s*#{2,}\\s*(?:instructions?|new task|response)\\s*:?` },
@@ -82,7 +96,9 @@ const SIGNALS: Signal[] = [
   // instructions aimed at the assistant inside content (indirect injection); strong only for untrusted text
   { id: 'addressed-to-ai', anchors: 'dear attention note hey hello hi ai assistant language llm chatbot', kind: 'indirect', weight: 0.3, untrustedWeight: 1.2, re: `(?:dear|attention|note\\s+to(?:\\s+the)?|hey|hello|hi)\\s+${AI}\\b|(?<=\\b(?:the|any)\\s+)(?:ai|assistant|language\\s+model|llm|chatbot)\\s+(?:reading|processing|summari[sz]ing|should|must|will|is\\s+instructed)\\b` },
   { id: 'in-your-response', anchors: 'response responses reply replies answer answers output summary code solution algorithm implementation codebase program script', kind: 'indirect', weight: 0.4, untrustedWeight: 1.2, re: `(?<=\\b(?:in|into|to|within|throughout|at\\s+the\\s+(?:end|start|beginning)\\s+of)\\s+(?:your|the)\\s+)(?:response|responses|reply|replies|answer|answers|output|summary|code|solution|algorithm|implementation|codebase|program|script)\\b` },
-  { id: 'modify-response', anchors: 'response reply answer output message text', kind: 'indirect', weight: 0.4, untrustedWeight: 1.2, re: `(?<=\\b(?:make|ensure|format|write|provide|modify|change|give|compose|craft|render|end|begin|start|phrase|deliver|present|express|convert|encode|translate|reverse)\\s+(?:your|the)\\s+)(?:response|reply|answer|output|message|text)\\b|(?<=\\byour\\s+)(?:response|reply|answer|output)\\s+(?:should|must|needs\\s+to|has\\s+to)\\b` },
+  { id: 'modify-response', anchors: 'response reply answer output message text', kind: 'indirect', weight: 0.4, untrustedWeight: 1.2, re: `(?<=\\b(?:make|ensure|format|write|provide|modify|change|give|compose|craft|render|end|begin|start|phrase|deliver|present|express|convert|encode|encrypt|translate|reverse|invert|enhance|improve|enrich|augment|embellish|boost|elevate|strengthen|complement|supplement|conclude|finish|close|wrap|spice\\s+up)\\s+(?:your|the)\\s+)(?:response|reply|answer|output|message|text)\\b|(?<=\\byour\\s+)(?:response|reply|answer|output)\\s+(?:should|must|needs\\s+to|has\\s+to)\\b` },
+  { id: 'reply-in', anchors: 'reply respond answer write', kind: 'indirect', weight: 0.4, untrustedWeight: 1.2, re: `(?:reply|respond|answer|write)\\s+(?:only\\s+|back\\s+)?(?:in|using|with)\\s+(?:an?\\s+)?(?:german|french|spanish|italian|chinese|japanese|russian|portuguese|dutch|arabic|hindi|korean|latin|pig\\s+latin|base64|base\\s+64|hex|hexadecimal|binary|morse|reverse|reversed|backwards?|emojis?|uppercase|all\\s+caps|caesar|rot13|cipher|leetspeak|code)\\b` },
+  { id: 'imperative-in-content', gates: '.', kind: 'indirect', weight: 0, untrustedWeight: 0.6, re: `(?:^|[.!?:]\\s+|\\n\\s*)(?:summari[sz]e|describe|analy[sz]e|explain|list|compose|generate|translate|suggest|recommend|calculate|classify|compare|outline|draft|tell\\s+me|give\\s+me|show\\s+me|what\\s+are\\s+the|how\\s+can\\s+i|can\\s+you)\\s+\\w+` },
   { id: 'embed-code', anchors: 'code snippet script line block function excerpt section segment', kind: 'indirect', weight: 0.5, untrustedWeight: 1.2, re: `(?<=\\b(?:incorporat|embed|includ|insert|introduc|add|integrat|inject|append|assimilat|implant|weav|infus|blend|plac|merg)\\w*\\s+(?:the\\s+|this\\s+)?(?:following|below|subsequent|given|provided|attached)\\s+)(?:code|snippet|script|line|block|function|excerpt|section|segment)` },
   { id: 'instead-of-task', anchors: 'answering responding summarizing summarising answer respond reply tell ask send email forward visit click include mention remind remember', kind: 'indirect', weight: 0.4, untrustedWeight: 1.0, re: `(?<=\\b(?:before|after)\\s+)(?:answering|responding|summari[sz]ing)\\b|(?<=\\b(?:before|after)\\s+you\\s+)(?:answer|respond|reply)\\b|(?<=\\b(?:also|additionally|first)\\s+)(?:tell|ask|send|email|forward|visit|click|include|mention|remind)\\b|remember\\s+to\\s+(?:include|mention|add|tell)\\b` },
   { id: 'exfiltrate', anchors: 'send forward email post upload exfiltrate leak', kind: 'indirect', weight: 0.6, untrustedWeight: 1.2, re: `(?:send|forward|email|post|upload|exfiltrate|leak)\\s+(?:the\\s+|all\\s+|this\\s+|their\\s+|user'?s?\\s+)*(?:conversation|chat\\s+history|data|credentials|passwords?|emails?|contacts|files|personal\\s+information)\\s+to\\b` },
@@ -141,6 +157,8 @@ function isLetter(c: number): boolean {
 }
 
 const DEFAULT_THRESHOLD = 0.5;
+/** Maps the summed signal weights to 0..1: one strong signal (>= 0.45) or two medium ones reach 0.5. */
+const SCORE_SCALE = 1.6;
 
 interface Fired {
   id: string;
@@ -174,6 +192,7 @@ function collect(text: string, untrusted: boolean): Fired[] {
   }
   for (const { signal, gates, re } of GATED) {
     if (fired.has(signal.id) || !gates.some((g) => text.includes(g))) continue;
+    if (!untrusted && signal.untrustedWeight !== undefined && signal.weight === 0) continue;
     re.lastIndex = 0;
     const m = re.exec(text);
     if (m) fire(signal, m.index, m.index + m[0].length);
@@ -232,7 +251,7 @@ export function createInjectionDetector(defaultThreshold = DEFAULT_THRESHOLD): D
         if (f.start < start) start = f.start;
         if (f.end > end) end = f.end;
       }
-      const score = 1 - Math.exp(-sum);
+      const score = Math.round((1 - Math.exp(-SCORE_SCALE * sum)) * 1000) / 1000;
       if (score < (opts?.threshold ?? defaultThreshold)) return [];
       const entity = jailbreak * 2 > sum ? 'JAILBREAK' : 'PROMPT_INJECTION';
       if (!wanted(opts, entity)) return [];
@@ -240,7 +259,7 @@ export function createInjectionDetector(defaultThreshold = DEFAULT_THRESHOLD): D
         .sort((a, b) => b.weight - a.weight)
         .map((f) => f.id)
         .join(',');
-      return [{ detector: 'injection', entity, start: nt.toOriginal(start), end: nt.toOriginalEnd(end), score: Math.round(score * 1000) / 1000, reason }];
+      return [{ detector: 'injection', entity, start: nt.toOriginal(start), end: nt.toOriginalEnd(end), score, reason }];
     },
     // The decision is over the whole text, not a span that a later token could complete: stream holdback
     // does not wait for it (the policy engine rescans the accumulated text instead).
