@@ -5,9 +5,10 @@
  */
 import { createServer, Server } from 'node:https';
 import { createSecureContext } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import express, { NextFunction, Request, Response } from 'express';
-import { Counter, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from '../proxy/telemetry/logger';
 import { BadReviewError, InjectFn, review } from './admission';
 import { ClusterInfo, inject } from './inject';
@@ -63,6 +64,20 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
     labelNames: ['outcome'],
     registers: [registry],
   });
+
+  const expiry = new Gauge({
+    name: 'akto_webhook_certificate_expiry_timestamp_seconds',
+    help: 'notAfter of the serving certificate being served (alert well before it)',
+    registers: [registry],
+  });
+  const recordExpiry = (pem: string) => {
+    try {
+      expiry.set(Date.parse(new X509Certificate(pem).validTo) / 1000);
+    } catch {
+      expiry.set(0);
+    }
+  };
+  recordExpiry(opts.tls.cert);
 
   const app = express();
   app.disable('x-powered-by');
@@ -148,6 +163,7 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
         createSecureContext({ cert: material.cert, key: material.key }); // throws on a mismatched or broken pair
         server.setSecureContext({ cert: material.cert, key: material.key, minVersion: 'TLSv1.2' });
         reloads.inc({ outcome: 'ok' });
+        recordExpiry(material.cert);
         logger.info('serving certificate reloaded');
       } catch (err) {
         reloads.inc({ outcome: 'rejected' });

@@ -113,6 +113,8 @@ describe('webhook HTTPS server', () => {
     expect(m.body).toMatch(/akto_webhook_admissions_total\{result="denied",reason="invalid-annotation"\} 1/);
     expect(m.body).toMatch(/akto_webhook_admissions_total\{result="error",reason="body-too-large"\} 1/);
     expect(m.body).toMatch(/akto_webhook_admission_duration_seconds_bucket/);
+    const expiry = Number(/akto_webhook_certificate_expiry_timestamp_seconds (\d+)/.exec(m.body)?.[1]);
+    expect(Math.abs(expiry * 1000 - (now.getTime() + 24 * 3600 * 1000))).toBeLessThan(5000);
   });
 });
 
