@@ -74,7 +74,7 @@ const STEPS: Step[] = [
         return ['not blocked', lastUpstream(stub, since)];
       } catch (err) {
         const e = err as { status?: number; message: string };
-        return [`blocked: HTTP ${e.status} ${e.message}`, lastUpstream(stub, since)];
+        return [`blocked: ${e.message}`, lastUpstream(stub, since)];
       }
     },
   },

@@ -63,16 +63,18 @@ function escalatedPack(ex: Exchange): string | undefined {
 /**
  * Guardrails as proxy hooks: the decision engine on requests and complete responses, the holdback filter on
  * streams. Reads POLICY_FILE / POLICY_PACK (ConfigError on a bad value or an invalid policy) and
- * GUARDRAILS_HASH_KEY (key of `redaction: hash`; random per process when unset).
+ * GUARDRAILS_HASH_KEY (key of `redaction: hash`; random per process when unset). `sectionChecks` validate the
+ * policy sections other features own.
  */
-export async function createGuardrails(env: Env, logger: Logger, registry: Registry): Promise<Guardrails> {
+export async function createGuardrails(env: Env, logger: Logger, registry: Registry, sectionChecks: readonly PolicyCheck[] = []): Promise<Guardrails> {
   const builtins = builtinDetectors();
   const compiled = new WeakMap<ResolvedPolicy, CompiledPolicy>();
   // Compiling is part of validation: a policy whose regex RE2 rejects never replaces a working one.
   const compileCheck: PolicyCheck = (policy, source) => {
     compiled.set(policy, compilePolicy(policy, builtins, source));
   };
-  const opened = openPolicyStore(env, logger, registry, [compileCheck]);
+  // Other owners of policy sections (limits) validate theirs in the same pass, so a reload is all or nothing.
+  const opened = openPolicyStore(env, logger, registry, [compileCheck, ...sectionChecks]);
   const packs = new Map(Object.entries(PACKS).map(([name, p]) => [name, compilePolicy(p, builtins, `pack:${name}`)]));
   const hashKey = hashKeyFrom(envString(env, 'GUARDRAILS_HASH_KEY'));
   const m = metrics(registry);
