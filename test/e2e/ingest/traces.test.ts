@@ -1,3 +1,4 @@
+import { InferenceClient } from '@huggingface/inference';
 import OpenAI from 'openai';
 import type { ExchangeHooks } from '../../../proxy/hooks';
 import { createIngest, type Ingest } from '../../../proxy/ingest';
@@ -130,6 +131,26 @@ describe('traces to Akto through the proxy', () => {
         expect(JSON.parse(r.responsePayload)).toEqual(client.body);
       }
     }
+    await rig.close();
+  });
+
+  it('@huggingface/inference text generation, plain and streamed, is traced as the client saw it', async () => {
+    const rig = await startRig(stub, env());
+    const hf = new InferenceClient(HF_TOKEN, { endpointUrl: rig.proxy.url });
+    const plain = await hf.textGeneration({ inputs: 'hf plain prompt', parameters: { max_new_tokens: 8 } });
+    // With an endpoint URL the client streams through the OpenAI-compatible /v1/completions.
+    const events: unknown[] = [];
+    for await (const ev of hf.textGenerationStream({ inputs: 'hf streamed prompt', parameters: { max_new_tokens: 8 } })) events.push(ev);
+    await akto.waitForRecords(2);
+    expect(akto.errors).toEqual([]);
+    const find = (text: string): ReceivedRecord | undefined => akto.records.find((r) => r.requestPayload.includes(text));
+    const p = find('hf plain prompt');
+    const s = find('hf streamed prompt');
+    expect(p && s).toBeTruthy();
+    expect(JSON.parse(p?.responsePayload ?? '{}').choices[0].text).toBe(plain.generated_text);
+    expect(s?.path).toBe('/v1/completions');
+    expect(sseEvents(s?.responsePayload ?? '')).toEqual(events);
+    expect(JSON.parse(s?.requestHeaders ?? '{}').authorization).toBe('<redacted>');
     await rig.close();
   });
 
