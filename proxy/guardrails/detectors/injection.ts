@@ -6,7 +6,7 @@
  * up and map to a score with 1 - e^(-sum), so one strong signal or several weak ones cross the threshold.
  */
 import type { NormalizedText } from '../normalize';
-import { wanted } from './context';
+import { escapeRegex, wanted } from './context';
 import type { Detector, Match, ScanOptions } from './types';
 
 export const INJECTION_ENTITIES = ['PROMPT_INJECTION', 'JAILBREAK'] as const;
@@ -60,7 +60,7 @@ const SIGNALS: Signal[] = [
   { id: 'override-hr', anchors: 'zaboravi zaboravite', kind: 'override', weight: 1.4, re: `zaboravi(?:te)?\\s+(?:sve\\s+)?(?:instrukcije|upute|pravila|prethodne)\\b` },
   { id: 'override-es-pt-it', anchors: 'ignora ignore olvida olvide esquece esqueça dimentica', kind: 'override', weight: 1.4, re: `(?:ignora|ignore|olvida|olvide|esquece|esqueça|dimentica)\\s+(?:todas?\\s+|tutte\\s+)?(?:las|los|as|os|le|gli)\\s+(?:instrucciones|instruções|istruzioni|reglas|regras|regole|indicaciones)\\b` },
   { id: 'override-fr', anchors: 'ignore ignorer ignorez oublie oublier oubliez', kind: 'override', weight: 1.4, re: `(?:ignore[rz]?|oublie[rz]?)\\s+(?:toutes\\s+|tout\\s+)?(?:les|tes|vos)\\s+(?:instructions|consignes|règles|directives)\\b` },
-  { id: 'override-zh', gates: '忽略 无视 忘记 忽视', kind: 'override', weight: 1.4, re: '(?:忽略|无视|忘记|忽视)(?:之前|以上|上面|前面|所有|先前)' },
+  { id: 'override-zh', gates: '忽 无视 忘记', kind: 'override', weight: 1.4, re: '(?:忽略|无视|忘记|忽视)(?:之前|以上|上面|前面|所有|先前)' },
   // jailbreak / role-play
   { id: 'dan', anchors: 'anything dan', kind: 'jailbreak', weight: 1.4, re: `(?<=\\bdo\\s+)anything\\s+now\\b|dan\\s+(?:mode|prompt|jailbreak)\\b|(?<=\\b(?:as|like)\\s+(?:a\\s+)?)dan\\b` },
   { id: 'developer-mode', anchors: 'mode', kind: 'jailbreak', weight: 1.2, re: `(?<=\\b(?:developer|dev|god|jailbreak|jailbroken|unrestricted|unfiltered|uncensored|evil|opposite|chaos|sudo|debug)\\s+)mode\\b` },
@@ -89,9 +89,9 @@ const SIGNALS: Signal[] = [
   { id: 'mentions-prompt', anchors: 'system prompt', kind: 'extraction', weight: 0.5, re: `system\\s+prompt\\b|prompt[\\s_-]?(?:texts?|texte)\\b` },
   { id: 'written-above', anchors: 'written', kind: 'extraction', weight: 1.1, re: `(?<=\\b(?:what|which)\\s+(?:is|was|are|were)\\s+)written\\s+(?:above|before|at\\s+the\\s+(?:beginning|start|top))\\b` },
   // fake chat delimiters
-  { id: 'chat-tokens', gates: '<| [inst [/inst <<sys <start_of_turn> <end_of_turn>', kind: 'delimiter', weight: 1.3, re: `<\\|(?:im_start|im_end|system|user|assistant|endoftext|end|eot_id|start_header_id|end_header_id)\\|>|\\[/?inst\\]|<</?sys>>|<start_of_turn>|<end_of_turn>` },
-  { id: 'fake-role-header', gates: 'system: system] system> system prompt: system message: developer: admin: </system> <system> ### instruction ### new task ### response', kind: 'delimiter', weight: 1.0, re: `(?:^|\\n)\\s*(?:#{2,}|\\*\\*|\\[|<)?\\s*(?:system|developer|admin|administrator|root)\\s*(?:prompt|message|instructions?|override|note)?\\s*(?:\\]|>|\\*\\*)?\\s*:|</?(?:system|instructions?|admin)>|(?:^|\\n)\\s*#{2,}\\s*(?:instructions?|new task|response)\\s*:?` },
-  { id: 'fake-turn', gates: 'human: user: assistant: ai:', kind: 'delimiter', weight: 0.8, re: `\\n\\s*(?:human|user|assistant|ai)\\s*:\\s*\\S[\\s\\S]{0,400}?\\n\\s*(?:human|user|assistant|ai)\\s*:` },
+  { id: 'chat-tokens', gates: '<| [inst [/inst <<sys _of_turn>', kind: 'delimiter', weight: 1.3, re: `<\\|(?:im_start|im_end|system|user|assistant|endoftext|end|eot_id|start_header_id|end_header_id)\\|>|\\[/?inst\\]|<</?sys>>|<start_of_turn>|<end_of_turn>` },
+  { id: 'fake-role-header', anchors: 'system developer admin administrator root instruction instructions new response', kind: 'delimiter', weight: 1.0, re: `(?<=(?:^|\\n)[ \\t]*(?:#{2,}|\\*\\*|\\[|<)?[ \\t]*)(?:system|developer|admin|administrator|root)[ \\t]*(?:prompt|message|instructions?|override|note)?[ \\t]*(?:\\]|>|\\*\\*)?[ \\t]*:|(?<=</?)(?:system|instructions?|admin)>|(?<=(?:^|\\n)[ \\t]*#{2,}[ \\t]*)(?:instructions?|new task|response)\\b` },
+  { id: 'fake-turn', anchors: 'human user assistant ai', kind: 'delimiter', weight: 0.8, re: `(?<=(?:^|\\n)[ \\t]*)(?:human|user|assistant|ai)[ \\t]*:[ \\t]*\\S[\\s\\S]{0,400}?\\n[ \\t]*(?:human|user|assistant|ai)[ \\t]*:` },
   { id: 'end-of-context', anchors: 'end prompt context document input', kind: 'delimiter', weight: 1.0, re: `end\\s+of\\s+(?:the\\s+)?(?:prompt|context|document|input|instructions|system\\s+prompt)\\b|(?:prompt|context|document|input)\\s+ends?\\s+here\\b` },
   // instructions aimed at the assistant inside content (indirect injection); strong only for untrusted text
   { id: 'addressed-to-ai', anchors: 'dear attention note hey hello hi ai assistant language llm chatbot', kind: 'indirect', weight: 0.3, untrustedWeight: 1.2, re: `(?:dear|attention|note\\s+to(?:\\s+the)?|hey|hello|hi)\\s+${AI}\\b|(?<=\\b(?:the|any)\\s+)(?:ai|assistant|language\\s+model|llm|chatbot)\\s+(?:reading|processing|summari[sz]ing|should|must|will|is\\s+instructed)\\b` },
@@ -120,40 +120,57 @@ for (const signal of SIGNALS) {
   }
   if (signal.gates) GATED.push({ signal, gates: signal.gates.split(' '), re: new RegExp(signal.re, 'g') });
 }
-/** All anchor words as one literal alternation: the engine's literal search finds them faster than a word loop. */
-const ANCHOR_WORDS = new RegExp(
-  `(?<![a-z0-9\u00c0-\u024f])(?:${[...BY_ANCHOR.keys()].sort((a, b) => b.length - a.length).join('|')})(?![a-z0-9\u00c0-\u024f])`,
-  'g',
-);
+/** Any gate substring at all: one pass that lets ordinary text skip every gated pattern. */
+const ANY_GATE = new RegExp([...new Set(GATED.flatMap((g) => g.gates))].map(escapeRegex).join('|'));
+/** Hashes of the anchor words: the word loop rejects almost every word with one integer set lookup. */
+const ANCHOR_HASHES = new Set<number>([...BY_ANCHOR.keys()].map((w) => wordHash(w, 0, w.length)));
+
+function wordHash(s: string, start: number, end: number): number {
+  let h = 0;
+  for (let i = start; i < end; i++) h = (Math.imul(h, 31) + s.charCodeAt(i)) | 0;
+  return h;
+}
 
 /** Base64 runs at least this long can hide an instruction. */
 const MIN_BASE64 = 24;
-const BASE64_CHAR = new Uint8Array(128);
-for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=') BASE64_CHAR[c.charCodeAt(0)] = 1;
 const DECODED_INSTRUCTION = /\b(?:ignore|instruction|system|prompt|disregard|pretend|jailbreak|you are|you must|say|print|reveal|password|secret)\b/i;
 const ENCODING_HINT = /\b(?:base64|decode|decoded|rot13|hex|cipher|encoded|reverse|backwards?)\b/;
 
 const LEET: Record<string, string> = { '0': 'o', '1': 'i', '3': 'e', '4': 'a', '5': 's', '7': 't', '@': 'a', $: 's' };
 
-/**
- * Lower-case copy with leetspeak undone inside words ("1gn0r3" → "ignore"); same length, so indexes line up
- * with the normalized text. Digits standing alone keep their value.
- */
-function foldForInjection(t: string): string {
-  const lower = t.toLowerCase();
-  if (!/[a-z][013457@$]|[013457@$][a-z]/.test(lower)) return lower;
+/** Leetspeak undone inside words ("1gn0r3" → "ignore"); same length, so indexes line up. */
+function foldLeet(lower: string): string {
   let out = '';
   for (let i = 0; i < lower.length; i++) {
     const c = lower[i];
     const sub = LEET[c];
-    if (sub !== undefined && (isLetter(lower.charCodeAt(i - 1)) || isLetter(lower.charCodeAt(i + 1)))) out += sub;
-    else out += c;
+    out += sub !== undefined && (isLetter(lower.charCodeAt(i - 1)) || isLetter(lower.charCodeAt(i + 1))) ? sub : c;
+  }
+  return out;
+}
+
+/** Lower case with the same length as the input (a few characters, e.g. U+0130, lower-case to two units), so indexes stay valid. */
+function lowerSameLength(t: string): string {
+  const lower = t.toLowerCase();
+  if (lower.length === t.length) return lower;
+  let out = '';
+  for (const ch of t) {
+    const l = ch.toLowerCase();
+    out += l.length === ch.length ? l : ch;
   }
   return out;
 }
 
 function isLetter(c: number): boolean {
   return c >= 97 && c <= 122;
+}
+
+function isWordCode(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || (c >= 0xc0 && c <= 0x24f);
+}
+
+function isLeetDigit(c: number): boolean {
+  return c === 48 || c === 49 || c === 51 || c === 52 || c === 53 || c === 55;
 }
 
 const DEFAULT_THRESHOLD = 0.5;
@@ -168,60 +185,90 @@ interface Fired {
   end: number;
 }
 
-/**
- * One pass of the anchor alternation over the folded text: where an anchor word occurs, that signal's sticky
- * pattern runs right there. Gated patterns run once over the text when their gate substring occurs.
- */
-function collect(text: string, untrusted: boolean): Fired[] {
-  const fired = new Map<string, Fired>();
-  const fire = (s: Signal, start: number, end: number): void => {
-    if (fired.has(s.id)) return;
-    const weight = untrusted && s.untrustedWeight !== undefined ? s.untrustedWeight : s.weight;
-    fired.set(s.id, { id: s.id, kind: s.kind, weight, start, end });
-  };
-  ANCHOR_WORDS.lastIndex = 0;
-  let a: RegExpExecArray | null;
-  while ((a = ANCHOR_WORDS.exec(text)) !== null) {
-    const i = a.index;
-    for (const { signal, re } of BY_ANCHOR.get(a[0]) ?? []) {
-      if (fired.has(signal.id)) continue;
-      re.lastIndex = i;
-      const m = re.exec(text);
-      if (m) fire(signal, i, i + m[0].length);
-    }
-  }
-  for (const { signal, gates, re } of GATED) {
-    if (fired.has(signal.id) || !gates.some((g) => text.includes(g))) continue;
-    if (!untrusted && signal.untrustedWeight !== undefined && signal.weight === 0) continue;
-    re.lastIndex = 0;
-    const m = re.exec(text);
-    if (m) fire(signal, m.index, m.index + m[0].length);
-  }
-  return [...fired.values()];
+type FiredMap = Map<string, Fired>;
+
+function fire(fired: FiredMap, s: Signal, untrusted: boolean, start: number, end: number): void {
+  if (fired.has(s.id)) return;
+  const weight = untrusted && s.untrustedWeight !== undefined ? s.untrustedWeight : s.weight;
+  fired.set(s.id, { id: s.id, kind: s.kind, weight, start, end });
 }
 
-function encodedInstruction(t: string, lower: string): Fired | undefined {
-  const n = t.length;
-  let runStart = 0;
-  let blobs = 0;
-  for (let i = 0; i <= n && blobs < 16; i++) {
-    const c = i < n ? t.charCodeAt(i) : 32;
-    if (c < 128 && BASE64_CHAR[c] === 1) continue;
-    if (i - runStart >= MIN_BASE64) {
-      blobs++;
-      const blob = t.slice(runStart, i);
-      const decoded = Buffer.from(blob, 'base64').toString('latin1');
-      let printable = 0;
-      for (let k = 0; k < decoded.length; k++) {
-        const d = decoded.charCodeAt(k);
-        if ((d >= 32 && d < 127) || d === 10) printable++;
+/**
+ * One loop over the lower-cased text does three jobs: anchor words (integer hash, then the map) run their
+ * sticky patterns in place; runs of the base64 alphabet long enough to hide an instruction are collected;
+ * and words mixing letters with leet digits are noticed. Returns whether such a word was seen.
+ */
+function scanWords(text: string, untrusted: boolean, fired: FiredMap, blobs: number[] | undefined): boolean {
+  const n = text.length;
+  let leet = false;
+  let runStart = -1;
+  let i = 0;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (!isWordCode(c)) {
+      if (c === 43 || c === 47 || c === 61) {
+        if (runStart < 0) runStart = i; // + / = continue a base64 run
+      } else if (runStart >= 0) {
+        if (blobs && i - runStart >= MIN_BASE64) blobs.push(runStart, i);
+        runStart = -1;
       }
-      if (decoded.length > 0 && printable / decoded.length > 0.9 && DECODED_INSTRUCTION.test(decoded)) {
-        const hinted = ENCODING_HINT.test(lower);
-        return { id: 'base64-instruction', kind: 'override', weight: hinted ? 1.4 : 1.0, start: runStart, end: i };
+      i++;
+      continue;
+    }
+    if (runStart < 0) runStart = i;
+    let h = 0;
+    let j = i;
+    let letters = false;
+    let digits = false;
+    while (j < n) {
+      const d = text.charCodeAt(j);
+      if (!isWordCode(d)) break;
+      if (d >= 97) letters = true;
+      else if (isLeetDigit(d)) digits = true;
+      h = (Math.imul(h, 31) + d) | 0;
+      j++;
+    }
+    if (letters && digits) leet = true;
+    if (j - i <= 16 && ANCHOR_HASHES.has(h)) {
+      for (const { signal, re } of BY_ANCHOR.get(text.slice(i, j)) ?? []) {
+        if (fired.has(signal.id)) continue;
+        re.lastIndex = i;
+        const m = re.exec(text);
+        if (m) fire(fired, signal, untrusted, i, i + m[0].length);
       }
     }
-    runStart = i + 1;
+    i = j;
+  }
+  if (blobs && runStart >= 0 && n - runStart >= MIN_BASE64) blobs.push(runStart, n);
+  return leet;
+}
+
+function scanGated(text: string, untrusted: boolean, fired: FiredMap): void {
+  if (!ANY_GATE.test(text)) return;
+  for (const { signal, gates, re } of GATED) {
+    if (fired.has(signal.id)) continue;
+    if (!untrusted && signal.untrustedWeight !== undefined && signal.weight === 0) continue;
+    if (!gates.some((g) => text.includes(g))) continue;
+    re.lastIndex = 0;
+    const m = re.exec(text);
+    if (m) fire(fired, signal, untrusted, m.index, m.index + m[0].length);
+  }
+}
+
+/** A base64 run (positions from scanWords, on the case-preserving text) that decodes to an instruction. */
+function encodedInstruction(t: string, lower: string, blobs: number[]): Fired | undefined {
+  for (let k = 0; k < blobs.length && k < 32; k += 2) {
+    const start = blobs[k];
+    const end = blobs[k + 1];
+    const decoded = Buffer.from(t.slice(start, end), 'base64').toString('latin1');
+    let printable = 0;
+    for (let i = 0; i < decoded.length; i++) {
+      const d = decoded.charCodeAt(i);
+      if ((d >= 32 && d < 127) || d === 10) printable++;
+    }
+    if (decoded.length > 0 && printable / decoded.length > 0.9 && DECODED_INSTRUCTION.test(decoded)) {
+      return { id: 'base64-instruction', kind: 'override', weight: ENCODING_HINT.test(lower) ? 1.4 : 1.0, start, end };
+    }
   }
   return undefined;
 }
@@ -233,9 +280,16 @@ export function createInjectionDetector(defaultThreshold = DEFAULT_THRESHOLD): D
     scan(nt: NormalizedText, opts?: ScanOptions): Match[] {
       const t = nt.text;
       const untrusted = opts?.untrusted === true;
-      const lower = foldForInjection(t);
-      const fired = collect(lower, untrusted);
-      const encoded = t.length >= 24 ? encodedInstruction(t, lower) : undefined;
+      const lower = lowerSameLength(t);
+      const firedMap: FiredMap = new Map();
+      const blobs: number[] = [];
+      if (scanWords(lower, untrusted, firedMap, blobs)) {
+        const folded = foldLeet(lower);
+        scanWords(folded, untrusted, firedMap, undefined);
+        scanGated(folded, untrusted, firedMap);
+      } else scanGated(lower, untrusted, firedMap);
+      const fired = [...firedMap.values()];
+      const encoded = blobs.length > 0 ? encodedInstruction(t, lower, blobs) : undefined;
       if (encoded) fired.push(encoded);
       if (nt.invisibleCount >= 3) {
         fired.push({ id: 'invisible-chars', kind: 'override', weight: nt.invisibleCount >= 10 ? 1.0 : 0.4, start: 0, end: t.length });

@@ -106,11 +106,11 @@ const CREDENTIAL_URL = /(?<![A-Za-z0-9+.-])([a-z][a-z0-9+.-]{1,20}):\/\/([^\s:@/
 const AUTH_HEADER = /\b(?:authorization|proxy-authorization)["']?\s*[:=]\s*["']?(?:bearer|basic|token|bot)\s+([A-Za-z0-9._~+/=-]{8,2000})/gi;
 const CURL_USER = /(?:^|\s)(?:-u|--user)\s+["']?([^\s:"']{1,128})["']?:["']?([^\s"']{1,128})/g;
 /** Passwords passed positionally or as flags: psexec-style `-u X -p Y`, .netrc lines, .NET NetworkCredential, XML app settings. */
-const OTHER_PASSWORD_FORMS = [
-  /(?:^|\s)-u\s+\S{1,64}\s+-p\s+([^\s"'$%]{3,128})/g,
-  /\bmachine\s+\S{1,253}\s+login\s+\S{1,128}\s+password\s+(\S{3,128})/g,
-  /NetworkCredential\(\s*"[^"\n]{0,128}"\s*,\s*"([^"\n]{4,128})"/g,
-  /<add\s+key="[^"\n]{0,64}(?:password|secret|token|apikey)[^"\n]{0,32}"\s+value="([^"\n]{4,256})"/gi,
+const OTHER_PASSWORD_FORMS: { gate: string; re: RegExp }[] = [
+  { gate: ' -p', re: /(?:^|\s)-u\s+\S{1,64}\s+-p\s+([^\s"'$%]{3,128})/g },
+  { gate: 'machine', re: /\bmachine\s+\S{1,253}\s+login\s+\S{1,128}\s+password\s+(\S{3,128})/g },
+  { gate: 'NetworkCredential', re: /NetworkCredential\(\s*"[^"\n]{0,128}"\s*,\s*"([^"\n]{4,128})"/g },
+  { gate: '<add', re: /<add\s+key="[^"\n]{0,64}(?:password|secret|token|apikey)[^"\n]{0,32}"\s+value="([^"\n]{4,256})"/gi },
 ];
 
 /** Names in an assignment that say the value is a credential. */
@@ -273,16 +273,10 @@ function scanCredentialUrls(t: string, emit: Emit): void {
 }
 
 function scanAuthHeaders(t: string, emit: Emit): void {
-  AUTH_HEADER.lastIndex = 0;
-  let m: RegExpExecArray | null;
-  while ((m = AUTH_HEADER.exec(t)) !== null) {
-    const token = m[1];
-    if (isPlaceholder(token) || token.startsWith('$')) continue;
-    const start = m.index + m[0].length - token.length;
-    emit('AUTH_HEADER', start, start + token.length, 0.8, 'credential in an Authorization header');
-  }
+  if (t.indexOf('uthorization') !== -1 || t.indexOf('UTHORIZATION') !== -1) scanAuthorization(t, emit);
   if (t.indexOf('-u') === -1) return;
   CURL_USER.lastIndex = 0;
+  let m: RegExpExecArray | null;
   while ((m = CURL_USER.exec(t)) !== null) {
     const password = m[2];
     if (isPlaceholder(password) || /^[$%[{<]/.test(password)) continue;
@@ -291,8 +285,20 @@ function scanAuthHeaders(t: string, emit: Emit): void {
   }
 }
 
+function scanAuthorization(t: string, emit: Emit): void {
+  AUTH_HEADER.lastIndex = 0;
+  let m: RegExpExecArray | null;
+  while ((m = AUTH_HEADER.exec(t)) !== null) {
+    const token = m[1];
+    if (isPlaceholder(token) || token.startsWith('$')) continue;
+    const start = m.index + m[0].length - token.length;
+    emit('AUTH_HEADER', start, start + token.length, 0.8, 'credential in an Authorization header');
+  }
+}
+
 function scanOtherPasswordForms(t: string, emit: Emit): void {
-  for (const re of OTHER_PASSWORD_FORMS) {
+  for (const { gate, re } of OTHER_PASSWORD_FORMS) {
+    if (t.indexOf(gate) === -1) continue;
     re.lastIndex = 0;
     let m: RegExpExecArray | null;
     while ((m = re.exec(t)) !== null) {
