@@ -122,7 +122,7 @@ export function matchSpans(gold: { entity: string; start: number; end: number }[
   });
 }
 
-function runSuite(dir: string, file: string, detector: Detector, opts?: ScanOptions): FileReport | undefined {
+export function runSuite(dir: string, file: string, detector: Detector, opts?: ScanOptions): FileReport | undefined {
   const full = path.join(dir, file);
   if (!existsSync(full)) return undefined;
   const rows: Row[] = readFileSync(full, 'utf8')
@@ -168,7 +168,7 @@ function runSuite(dir: string, file: string, detector: Detector, opts?: ScanOpti
     holdout: score(holdout),
     categories: Object.fromEntries(Object.entries(categories).sort().map(([k, v]) => [k, score(v)])),
   };
-  if (file === 'pii.jsonl') report.entities = Object.fromEntries(Object.entries(entities).sort().map(([k, v]) => [k, score(v)]));
+  if (file === 'pii.jsonl') report.entities = Object.fromEntries(Object.entries(entities).sort().map(([k, v]) => [k, { ...score(v), fpr: null }]));
   return report;
 }
 
@@ -182,11 +182,12 @@ function findRepoRoot(from: string): string {
   return dir;
 }
 
-function parseArgs(argv: string[]): { data?: string; format: 'json' | 'table' } {
+export function parseArgs(argv: string[]): { data?: string; format: 'json' | 'table' } {
   let data: string | undefined;
   let format: 'json' | 'table' = 'table';
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
+    if (a === '--') continue;
     if (a === '--data') data = argv[++i];
     else if (a === '--format') {
       const f = argv[++i];
@@ -207,19 +208,31 @@ function line(name: string, s: Scored, extra = ''): string {
   return `  ${name.padEnd(58).slice(0, 58)} ${String(s.tp).padStart(5)} ${String(s.fp).padStart(5)} ${String(s.tn).padStart(5)} ${String(s.fn).padStart(5)}  ${fmt(s.precision)}  ${fmt(s.recall)}  ${fmt(s.fpr)}${extra}`;
 }
 
-function printTable(reports: FileReport[]): void {
+export function formatTable(reports: FileReport[]): string {
+  const out: string[] = [];
   for (const r of reports) {
-    console.log(`\n${r.file}  (detector ${r.detector}, ${r.rows} rows, ${r.msPerMB} ms/MB)`);
-    console.log(`  ${'slice'.padEnd(58)} ${'tp'.padStart(5)} ${'fp'.padStart(5)} ${'tn'.padStart(5)} ${'fn'.padStart(5)}  prec   recall  fpr`);
-    console.log(line('ALL', r.overall));
-    console.log(line('tune half', r.tune));
-    console.log(line('holdout half', r.holdout));
-    for (const [k, v] of Object.entries(r.categories)) console.log(line(k, v));
+    out.push(`\n${r.file}  (detector ${r.detector}, ${r.rows} rows, ${r.msPerMB} ms CPU per MB)`);
+    out.push(`  ${'slice'.padEnd(58)} ${'tp'.padStart(5)} ${'fp'.padStart(5)} ${'tn'.padStart(5)} ${'fn'.padStart(5)}  prec   recall  fpr`);
+    out.push(line('ALL', r.overall), line('tune half', r.tune), line('holdout half', r.holdout));
+    for (const [k, v] of Object.entries(r.categories)) out.push(line(k, v));
     if (r.entities) {
-      console.log('  span-level per entity (overlap >= half of the gold span):');
-      for (const [k, v] of Object.entries(r.entities)) console.log(line(k, v, `  f1 ${fmt(v.f1)}`));
+      out.push('  span-level per entity (overlap >= half of the gold span):');
+      for (const [k, v] of Object.entries(r.entities)) out.push(line(k, v, `  f1 ${fmt(v.f1)}`));
     }
   }
+  return out.join('\n');
+}
+
+/** Every labelled file found in `dir`, scanned by its detector with default thresholds. */
+export function evaluate(dir: string): FileReport[] {
+  const detectors = builtinDetectors();
+  const reports: FileReport[] = [];
+  for (const s of SUITES) {
+    const r = runSuite(dir, s.file, detectors[s.detector], s.opts);
+    if (r) reports.push(r);
+  }
+  if (reports.length === 0) throw new Error(`no labelled files (${SUITES.map((s) => s.file).join(', ')}) in ${dir}`);
+  return reports;
 }
 
 function main(): void {
@@ -229,15 +242,9 @@ function main(): void {
   if (!existsSync(dir)) {
     throw new Error(`evaluation data not found at ${dir}; point --data at a directory holding injection.jsonl, pii.jsonl, secrets.jsonl, ...`);
   }
-  const detectors = builtinDetectors();
-  const reports: FileReport[] = [];
-  for (const s of SUITES) {
-    const r = runSuite(dir, s.file, detectors[s.detector], s.opts);
-    if (r) reports.push(r);
-  }
-  if (reports.length === 0) throw new Error(`no labelled files (${SUITES.map((s) => s.file).join(', ')}) in ${dir}`);
+  const reports = evaluate(dir);
   if (args.format === 'json') console.log(JSON.stringify({ data: dir, reports }, null, 2));
-  else printTable(reports);
+  else console.log(formatTable(reports));
 }
 
 if (require.main === module) {
