@@ -157,16 +157,17 @@ export class Spool {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
+    // Lines are written whole, so only a crash can leave a torn line, and only at a segment's
+    // end: the last line is parsed, the others get a cheap shape check (catches zero-filled tails).
+    const parts = text.split('\n');
+    while (parts.length > 0 && parts[parts.length - 1] === '') parts.pop();
     const lines: string[] = [];
     let corrupt = 0;
-    for (const line of text.split('\n')) {
+    for (let i = 0; i < parts.length; i++) {
+      const line = parts[i];
       if (line === '') continue;
-      try {
-        JSON.parse(line);
-        lines.push(line);
-      } catch {
-        corrupt++;
-      }
+      if (line.charCodeAt(0) === 0x7b && line.charCodeAt(line.length - 1) === 0x7d && (i < parts.length - 1 || parsesAsJson(line))) lines.push(line);
+      else corrupt++;
     }
     if (corrupt > 0) {
       this.metrics.dropped.inc({ reason: 'corrupt' }, corrupt);
@@ -322,6 +323,15 @@ export class Spool {
         'trace spool is full (SPOOL_MAX_BYTES): dropped its oldest segment',
       );
     }
+  }
+}
+
+function parsesAsJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
   }
 }
 
