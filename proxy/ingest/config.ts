@@ -100,7 +100,7 @@ export function loadIngestConfig(env: Env): IngestConfig {
       writeAhead: envBool(env, 'SPOOL_WRITE_AHEAD', false),
     },
     spool: {
-      dir: path.resolve(envString(env, 'SPOOL_DIR', './.akto-spool')),
+      dir: path.resolve(envString(env, 'SPOOL_DIR', './.spool')),
       maxBytes: spoolMax,
       segmentBytes: envInt(env, 'SPOOL_SEGMENT_BYTES', Math.min(4 * MiB, Math.max(16 * KiB, Math.floor(spoolMax / 16))), 4 * KiB, spoolMax),
       fsyncIntervalMs: envInt(env, 'SPOOL_FSYNC_MS', 1000, 0, 60_000),

@@ -33,7 +33,7 @@ describe('loadIngestConfig', () => {
     const c = loadIngestConfig({});
     expect(c.baseUrl).toBeUndefined();
     expect(c.traceFile).toBe(path.resolve('traces.jsonl'));
-    expect(c.spool.dir).toBe(path.resolve('.akto-spool'));
+    expect(c.spool.dir).toBe(path.resolve('.spool'));
     expect(c.record.timeUnit).toBe('s');
     expect(c.record.maxPayloadBytes).toBe(1024 * 1024);
     expect(c.delivery).toMatchObject({ batchSize: 100, batchIntervalMs: 1000, maxInFlight: 4 });
