@@ -317,6 +317,8 @@ const VALUE_STOP = /[\s"'`,;)}\]<>]/;
  * with one literal alternation; the surrounding name and the value are then read a bounded distance.
  */
 function scanAssignments(t: string, emit: Emit): void {
+  // Every assignment form needs one of these operators (or a command-line flag's dash).
+  if (t.indexOf('=') === -1 && t.indexOf(':') === -1 && t.indexOf('-') === -1) return;
   KEYWORD.lastIndex = 0;
   let m: RegExpExecArray | null;
   while ((m = KEYWORD.exec(t)) !== null) {
