@@ -19,4 +19,6 @@ export interface KubeApi {
   /** Sets the caBundle of every webhook entry (JSON patch, RBAC-limited to this name). */
   patchWebhookCaBundles(name: string, bundlePem: string, entries: number): Promise<void>;
   serverVersion(): Promise<{ major: string; minor: string; gitVersion?: string }>;
+  /** status.nodeInfo.kubeletVersion of every node (e.g. "v1.30.2"); throws when not allowed. */
+  kubeletVersions(): Promise<string[]>;
 }

@@ -81,6 +81,10 @@ export async function loadKube(): Promise<KubeApi> {
       const body = Array.from({ length: entries }, (_, i) => ({ op: 'add', path: `/webhooks/${i}/clientConfig/caBundle`, value }));
       await admission.patchMutatingWebhookConfiguration({ name, body }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch));
     },
+    async kubeletVersions() {
+      const nodes = await core.listNode({});
+      return nodes.items.map((n) => n.status?.nodeInfo?.kubeletVersion ?? '');
+    },
     async serverVersion() {
       const v = await version.getCode();
       return { major: v.major, minor: v.minor, gitVersion: v.gitVersion };

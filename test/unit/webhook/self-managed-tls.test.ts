@@ -1,6 +1,5 @@
 import { createLogger } from '../../../proxy/telemetry/logger';
 import { certInfo, splitPem, verifiedBy } from '../../../webhook/certs';
-import { detectNativeSidecars, supportsNativeSidecars } from '../../../webhook/cluster';
 import { SECRET_KEYS, SelfManagedTls } from '../../../webhook/self-managed-tls';
 import { loadSettings } from '../../../webhook/settings';
 import { FakeKube } from './support/fake-kube';
@@ -111,29 +110,5 @@ describe('self-managed certificates', () => {
     const r = await a.sync();
     expect(r.wrote).toBe('repaired');
     expect(r.ready).toBe(true);
-  });
-});
-
-describe('native sidecar detection', () => {
-  it.each([
-    [{ major: '1', minor: '28' }, false],
-    [{ major: '1', minor: '29' }, true],
-    [{ major: '1', minor: '31+' }, true],
-    [{ major: '2', minor: '0' }, true],
-    [{ major: '', minor: '' }, false],
-  ])('%j → %s', (v, expected) => {
-    expect(supportsNativeSidecars(v)).toBe(expected);
-  });
-
-  it('falls back to classic without API access or when /version fails', async () => {
-    expect((await detectNativeSidecars(undefined)).native).toBe(false);
-    const kube = new FakeKube();
-    expect((await detectNativeSidecars(kube)).native).toBe(true);
-    kube.serverVersion = async () => {
-      throw new Error('forbidden');
-    };
-    const d = await detectNativeSidecars(kube);
-    expect(d.native).toBe(false);
-    expect(d.source).toMatch(/forbidden/);
   });
 });

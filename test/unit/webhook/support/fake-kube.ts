@@ -6,6 +6,7 @@ export class FakeKube implements KubeApi {
   webhooks: Map<string, string[]> = new Map();
   calls: string[] = [];
   version = { major: '1', minor: '30', gitVersion: 'v1.30.2' };
+  nodes: string[] | Error = ['v1.30.2', 'v1.29.9-eks-1'];
   private rv = 1;
 
   async readSecret(namespace: string, name: string): Promise<SecretData | null> {
@@ -39,5 +40,9 @@ export class FakeKube implements KubeApi {
   }
   async serverVersion() {
     return this.version;
+  }
+  async kubeletVersions() {
+    if (this.nodes instanceof Error) throw this.nodes;
+    return this.nodes;
   }
 }
