@@ -136,6 +136,33 @@ describe('the proxy process and its spool', () => {
     expect(await spooledLines(tmp.dir)).toBe(0);
   });
 
+  it('with SPOOL_WRITE_AHEAD, a SIGKILL while Akto is stalled loses nothing (duplicates counted)', async () => {
+    akto.behave({ delayMs: 20_000 });
+    const first = await startChild({ ...env(), SPOOL_WRITE_AHEAD: 'true', AKTO_TIMEOUT_MS: '30000' });
+    children.push(first);
+    for (let i = 0; i < 15; i++) await chat(first.url(), `write-ahead ${i}`);
+    const deadline = Date.now() + 10_000;
+    while ((await spooledLines(tmp.dir)) < 15) {
+      if (Date.now() > deadline) throw new Error(`only ${await spooledLines(tmp.dir)} records reached the spool`);
+      await sleep(25);
+    }
+    first.proc.kill('SIGKILL');
+    await first.exit;
+
+    // The stalled POSTs of the dead process must not count: a fresh receiver stands in for Akto.
+    await akto.close();
+    akto = await startAktoReceiver({ token: TOKEN, forbidden: ['hf_childSecret'] });
+    const second = await startChild({ ...env(), SPOOL_WRITE_AHEAD: 'true' });
+    children.push(second);
+    await akto.waitForRecords(15, 15_000);
+    await sleep(200);
+    const prompts = akto.records.map(promptOf);
+    expect(new Set(prompts).size).toBe(15);
+    expect(prompts.length - 15).toBe(0);
+    second.proc.kill('SIGTERM');
+    expect(await second.exit).toBe(0);
+  });
+
   it('SIGTERM delivers what is queued before exiting 0, and spools it when Akto is down', async () => {
     const up = await startChild({ ...env(), AKTO_BATCH_INTERVAL_MS: '60000' });
     children.push(up);
