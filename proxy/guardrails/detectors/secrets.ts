@@ -62,7 +62,7 @@ const PROVIDER_RULES: ProviderRule[] = [
   { entity: 'API_TOKEN', provider: 'perplexity', re: `${B}pplx-[A-Za-z0-9]{48,56}${E}` },
   { entity: 'API_TOKEN', provider: 'tavily', re: `${B}tvly-(?:dev-|prod-)?[A-Za-z0-9]{32}${E}` },
   { entity: 'API_TOKEN', provider: 'replicate', re: `${B}r8_[A-Za-z0-9]{37}${E}` },
-  { entity: 'API_TOKEN', provider: 'jina', re: `${B}jina_[a-f0-9]{32}[A-Za-z0-9_-]{30,40}${E}` },
+  { entity: 'API_TOKEN', provider: 'jina', re: `${B}jina_[a-f0-9]{32}[A-Za-z0-9_-]{20,40}${E}` },
   { entity: 'API_TOKEN', provider: 'figma', re: `${B}fig[dpu]_[A-Za-z0-9_-]{38,45}${E}` },
   { entity: 'API_TOKEN', provider: 'firecrawl', re: `${B}fc-[a-f0-9]{32}${E}` },
   { entity: 'API_TOKEN', provider: 'dockerhub', re: `${B}dckr_pat_[A-Za-z0-9_-]{27}${E}` },
@@ -83,7 +83,7 @@ const PROVIDER_RULES: ProviderRule[] = [
   { entity: 'API_TOKEN', provider: 'dependency-track', re: `${B}odt_[A-Za-z0-9]{32}${E}` },
   { entity: 'API_TOKEN', provider: 'adafruit', re: `${B}aio_[A-Za-z0-9]{28}${E}` },
   { entity: 'API_TOKEN', provider: 'crates.io', re: `${B}cio[A-Za-z0-9]{32}${E}` },
-  { entity: 'API_TOKEN', provider: 'newrelic', re: `${B}(?:NRAK-[A-Z0-9]{27}|NRII-[A-Za-z0-9_-]{32}|NRIQ-[A-Za-z0-9_-]{32}|[a-f0-9]{36}NRAL|NRJS-[a-f0-9]{19})${E}` },
+  { entity: 'API_TOKEN', provider: 'newrelic', re: `${B}(?:NRAK-[A-Z0-9]{27}|NRII-[A-Za-z0-9_-]{32}|NRIQ-[A-Za-z0-9_-]{32}|(?:eu01xx[a-f0-9]{30}|[a-f0-9]{36})NRAL|NRJS-[a-f0-9]{19})${E}` },
   { entity: 'API_TOKEN', provider: 'cloudflare-origin-ca', re: `${B}v1\\.0-[a-f0-9]{24}-[a-f0-9]{146}${E}` },
   { entity: 'API_TOKEN', provider: 'hashicorp-vault-legacy', re: `${B}[sb]\\.[A-Za-z0-9]{24}${E}`, score: 0.6 },
   { entity: 'API_TOKEN', provider: 'salesforce', re: `${B}00D[A-Za-z0-9]{12,15}![A-Za-z0-9._]{80,120}${E}` },
@@ -117,7 +117,7 @@ const OTHER_PASSWORD_FORMS: { gate: string; re: RegExp }[] = [
 const KEYWORD = /api[_.-]?key|apikey|secret|token|passw(?:or)?d|pwd|passphrase|credential|private[_.-]?key|access[_.-]?key|account[_.-]?key|license[_.-]?key|auth[_.-]?key|client[_.-]?secret|_pw\b|\bpass\b|_pass\b|_pat\b/gi;
 const PASSWORD_KEY = /passw(?:or)?d|pwd|passphrase|_pw$|(?:^|_)pass$/i;
 
-const TEMPLATE = /xxxx|\*\*\*|\.\.\.|[<>]|\{\{|\$\{|%\(|\$\(|#\{/i;
+const TEMPLATE = /xxxx|\*\*\*|\.\.\.|<[^>]*>|\{\{|\$\{|%\(|\$\(|#\{/i;
 const PLACEHOLDER_WORDS = /example|sample|dummy|placeholder|your[_-]?|changeme|change[_-]me|changeit|redacted|insert|replace|fake|foobar|here$|not[_-]?a[_-]?real/i;
 /** A value that names a credential instead of being one ("NEXUS-API-KEY", "notapassword", "sumologic_secret"). */
 const CREDENTIAL_WORD = /passw(?:or)?d|secret|token|api[_-]?key/i;
@@ -134,7 +134,7 @@ const COMBINED = new RegExp(PROVIDER_RULES.map((r, i) => `(?<r${i}>${r.re})`).jo
  * runs: prose (short words) is skipped by one cheap character-class pass.
  */
 const TOKEN_CHAR = new Uint8Array(128);
-for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-./+=~!$:') TOKEN_CHAR[c.charCodeAt(0)] = 1;
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-./+=~!$:@') TOKEN_CHAR[c.charCodeAt(0)] = 1;
 const MIN_TOKEN = 16;
 /** Bundler credentials for private gem sources: BUNDLE_<HOST>=user:password. */
 const BUNDLER = /\bBUNDLE_[A-Z0-9_]{1,80}__[A-Z]{2,10}[ \t]{0,4}[=:][ \t]{0,4}"?([A-Za-z0-9_-]{4,64}:[A-Za-z0-9_-]{4,64})/g;
@@ -220,8 +220,14 @@ function scanToken(token: string, offset: number, emit: Emit): void {
     const rule = matchedRule(m);
     const value = m[0];
     if (!rule || isPlaceholder(tokenBody(value)) || KNOWN_EXAMPLES.has(value)) continue;
+    // Formats without a distinctive prefix must look random: digits among the letters, no long runs of one class.
+    if ((rule.score ?? 0.9) < 0.9 && !looksRandom(tokenBody(value))) continue;
     emit(rule.entity, offset + m.index, offset + m.index + value.length, rule.score ?? 0.9, `${rule.provider} token format`);
   }
+}
+
+function looksRandom(body: string): boolean {
+  return /\d/.test(body) && /[A-Za-z]/.test(body) && !/[A-Za-z]{12}|\d{12}/.test(body) && shannonEntropy(body) >= 3;
 }
 
 function matchedRule(m: RegExpExecArray): ProviderRule | undefined {
@@ -279,7 +285,7 @@ function scanAuthHeaders(t: string, emit: Emit): void {
   let m: RegExpExecArray | null;
   while ((m = CURL_USER.exec(t)) !== null) {
     const password = m[2];
-    if (isPlaceholder(password) || /^[$%[{<]/.test(password)) continue;
+    if (isPlaceholder(password) || /^[$%[{<]|>$/.test(password)) continue;
     const start = m.index + m[0].length - password.length;
     emit('AUTH_HEADER', start, start + password.length, 0.7, 'password in a curl --user argument');
   }
@@ -331,7 +337,7 @@ function scanAssignments(t: string, emit: Emit): void {
     const opStart = i;
     while (i < t.length && i - opStart < 8 && /["'\]\s]/.test(t[i]) && t[i] !== '\n') i++;
     // `--password value` / `-Password value`: a command-line flag takes the next word.
-    const flag = nameStart > 0 && t[nameStart - 1] === '-' && i > opStart && /\s/.test(t[i - 1]);
+    const flag = (t[nameStart] === '-' || (nameStart > 0 && t[nameStart - 1] === '-')) && i > opStart && /\s/.test(t[i - 1]);
     const op = flag ? [''] : /^(?:::?=|:=|===?|!==?|=>|\?=|=|:)/.exec(t.slice(i, i + 3));
     if (!op) {
       KEYWORD.lastIndex = Math.max(KEYWORD.lastIndex, i);
