@@ -2,7 +2,7 @@ import type { Logger } from '../telemetry/logger';
 import type { DeliverySettings } from './config';
 import type { DeadLetterFile } from './dead-letter';
 import type { IngestMetrics } from './metrics';
-import type { BatchSender, PostResult } from './sender';
+import { batchBody, type BatchSender, type PostResult } from './sender';
 import type { Segment, Spool } from './spool';
 import { errorText } from './spool';
 
@@ -23,6 +23,7 @@ const ENVELOPE_BYTES = 16;
 const AUTH_LOG_INTERVAL_MS = 5 * 60_000;
 const GROWTH_LOG_INTERVAL_MS = 60_000;
 const REJECT_LOG_INTERVAL_MS = 10_000;
+const MIN_BATCH_BYTES = 16 * 1024;
 
 /**
  * Delivers records to Akto. Normally records wait in memory, are cut into batches by count, bytes
@@ -51,6 +52,8 @@ export class Delivery implements RecordSink {
   private lastRejectLog = -Infinity;
   private rejectsSuppressed = 0;
   private readonly memoryTasks = new Set<Promise<void>>();
+  /** AKTO_MAX_BATCH_BYTES, lowered when something in front of Akto answers 413. */
+  private batchBytes: number;
 
   constructor(
     private readonly sender: BatchSender,
@@ -60,6 +63,7 @@ export class Delivery implements RecordSink {
     private readonly logger: Logger,
     private readonly metrics: IngestMetrics,
   ) {
+    this.batchBytes = settings.maxBatchBytes;
     metrics.memorySource = () => this.memoryBytes;
     if (settings.writeAhead) {
       this.spoolMode = true;
@@ -81,7 +85,7 @@ export class Delivery implements RecordSink {
       this.enterSpoolMode(`memory queue passed AKTO_MEMORY_QUEUE_BYTES (${this.settings.memoryQueueBytes} bytes)`);
       return;
     }
-    if (this.pending.length > 0 && this.pendingBytes + bytes + ENVELOPE_BYTES > this.settings.maxBatchBytes) this.cut();
+    if (this.pending.length > 0 && this.pendingBytes + bytes + ENVELOPE_BYTES > this.batchBytes) this.cut();
     this.pending.push(line);
     this.pendingBytes += bytes;
     this.memoryBytes += bytes;
@@ -151,8 +155,18 @@ export class Delivery implements RecordSink {
       this.metrics.retried.inc(batch.lines.length);
       result = await this.post(batch.lines);
     }
+    if (result.kind === 'ok') {
+      this.memoryBytes -= batch.bytes;
+      return;
+    }
+    if (result.kind === 'reject' && result.status === 413 && batch.lines.length > 1) {
+      // Too large for Akto (or a proxy in front of it): send the halves instead, first in line.
+      this.shrinkBatches(batch.bytes);
+      const mid = batch.lines.length >> 1;
+      this.queue.unshift(...[batch.lines.slice(0, mid), batch.lines.slice(mid)].map(toBatch));
+      return;
+    }
     this.memoryBytes -= batch.bytes;
-    if (result.kind === 'ok') return;
     if (result.kind === 'reject') return this.reject(batch.lines, result);
     // Retryable or auth: the batch and everything behind it go to the spool and the replay loop.
     this.metrics.retried.inc(batch.lines.length);
@@ -229,7 +243,7 @@ export class Delivery implements RecordSink {
   /** Sends one segment with up to maxInFlight POSTs; deletes it, or keeps what was not delivered. */
   private async replaySegment(seg: Segment): Promise<void> {
     const lines = await this.spool.read(seg);
-    const batches = splitBatches(lines, this.settings.batchSize, this.settings.maxBatchBytes);
+    const batches = splitBatches(lines, this.settings.batchSize, this.batchBytes);
     const delivered = new Array<boolean>(batches.length).fill(false);
     let next = 0;
     const worker = async (): Promise<void> => {
@@ -257,6 +271,11 @@ export class Delivery implements RecordSink {
         this.releaseSlot();
       }
       if (result.kind === 'ok') return true;
+      if (result.kind === 'reject' && result.status === 413 && lines.length > 1) {
+        this.shrinkBatches(Buffer.byteLength(batchBody(lines)));
+        const mid = lines.length >> 1;
+        return (await this.sendWithRetry(lines.slice(0, mid))) && this.sendWithRetry(lines.slice(mid));
+      }
       if (result.kind === 'reject') {
         await this.reject(lines, result);
         return true;
@@ -315,6 +334,16 @@ export class Delivery implements RecordSink {
     );
   }
 
+  private shrinkBatches(refusedBytes: number): void {
+    const next = Math.max(MIN_BATCH_BYTES, Math.floor(refusedBytes / 2));
+    if (next >= this.batchBytes) return;
+    this.batchBytes = next;
+    this.logger.warn(
+      { refusedBytes, batchBytes: next },
+      'Akto answered 413 to a trace batch: sending smaller batches (lower AKTO_MAX_BATCH_BYTES to match the limit in front of Akto)',
+    );
+  }
+
   private async reject(lines: string[], result: Extract<PostResult, { kind: 'reject' }>): Promise<void> {
     const now = Date.now();
     if (now - this.lastRejectLog >= REJECT_LOG_INTERVAL_MS) {
@@ -367,6 +396,12 @@ export class Delivery implements RecordSink {
       this.stop.signal.addEventListener('abort', onAbort, { once: true });
     });
   }
+}
+
+function toBatch(lines: string[]): Batch {
+  let bytes = 0;
+  for (const l of lines) bytes += Buffer.byteLength(l) + 1;
+  return { lines, bytes };
 }
 
 /** Groups records by count and bytes so each POST stays under the body limit. */

@@ -211,3 +211,20 @@ describe('Delivery to a strict Akto receiver', () => {
     await p.delivery.close(1000);
   });
 });
+
+describe('Delivery behind a smaller body limit', () => {
+  it('splits batches refused with 413 and sends smaller ones from then on, losing nothing', async () => {
+    const akto = await startAktoReceiver({ token: TOKEN, bodyLimit: 40_000 });
+    const tmp = tempDir();
+    const p = await startPipeline({ AKTO_API_BASE_URL: akto.url, AKTO_API_TOKEN: TOKEN, SPOOL_DIR: tmp.dir, AKTO_BATCH_SIZE: '50', AKTO_BATCH_INTERVAL_MS: '20' });
+    for (let i = 0; i < 100; i++) p.delivery.enqueue(recordLine(i, 2000));
+    await akto.waitForRecords(100);
+    expect(markers(akto.records).sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    expect(akto.stats.maxBodyBytes).toBeLessThanOrEqual(40_000);
+    expect(p.lines.filter((l) => String(l.msg).includes('413')).length).toBeGreaterThan(0);
+    expect(await metricValue(p.registry, 'akto_ingest_records_dead_lettered_total')).toBe(0);
+    await p.delivery.close(1000);
+    await akto.close();
+    tmp.cleanup();
+  });
+});
