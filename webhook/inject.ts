@@ -95,15 +95,10 @@ interface Target {
   source: UpstreamSource;
 }
 
-export function inject(podIn: unknown, namespace: NamespaceInfo, settings: Settings, cluster: ClusterInfo = { nativeSidecars: false }): InjectResult {
-  if (!isObject(podIn) || !isObject(podIn.spec) || !Array.isArray(podIn.spec.containers) || podIn.spec.containers.length === 0) {
-    return skip('invalid-pod', 'the object is not a pod with containers', false);
-  }
-  const pod = podIn;
-  const spec = podIn.spec;
+/** Opt-in and exclusion rules that need nothing but the pod and its namespace. */
+function gate(pod: JsonObject, namespace: NamespaceInfo, settings: Settings): InjectResult | undefined {
   const meta = isObject(pod.metadata) ? pod.metadata : {};
-  const labels = stringMap(meta.labels);
-  const podLabel = labels[INJECT_LABEL];
+  const podLabel = stringMap(meta.labels)[INJECT_LABEL];
   if (podLabel === 'false') return skip('opted-out', `pod label ${INJECT_LABEL}="false"`, false);
   if (settings.excludedNamespaces.includes(namespace.name)) {
     return skip('excluded-namespace', `namespace "${namespace.name}" is excluded from injection`, true);
@@ -111,22 +106,14 @@ export function inject(podIn: unknown, namespace: NamespaceInfo, settings: Setti
   if (namespace.labels && namespace.labels[NAMESPACE_LABEL] !== 'enabled' && podLabel !== 'true') {
     return skip('not-opted-in', `neither namespace label ${NAMESPACE_LABEL}=enabled nor pod label ${INJECT_LABEL}="true"`, false);
   }
-  if (spec.hostNetwork === true) {
+  if (isObject(pod.spec) && pod.spec.hostNetwork === true) {
     return skip('host-network', 'hostNetwork pods are not injected (the proxy\'s localhost ports would be shared with the node)', true);
   }
+  return undefined;
+}
 
-  const warnings: string[] = [];
-  const parsed = parseAnnotations(meta.annotations);
-  for (const key of parsed.unknown) warnings.push(`${WARN}unknown annotation ${key} ignored`);
-
-  const b = new PatchBuilder(pod);
-  const status = readStatus(pod);
-  if (status === 'invalid') {
-    return skip('invalid-status', `annotation ${STATUS_ANNOTATION} is not one this webhook wrote; remove it to inject again`, true, warnings);
-  }
-  if (status) strip(b, status);
-  const stripped = b.doc; // the working copy: read what the pod has before our additions below
-  const firstAppName = containersOf(stripped, 'containers')[0]?.name;
+/** What blocks injection into the pod as it is once our previous parts are stripped. */
+function conflict(stripped: JsonObject, warnings: string[]): InjectResult | undefined {
   for (const field of ['containers', 'initContainers'] as const) {
     if (containersOf(stripped, field).some((c) => c.name === SIDECAR_NAME)) {
       return skip('sidecar-present', `the pod already has a container named ${SIDECAR_NAME} the webhook did not inject`, true, warnings);
@@ -135,40 +122,32 @@ export function inject(podIn: unknown, namespace: NamespaceInfo, settings: Setti
   const volumes = isObject(stripped.spec) && Array.isArray(stripped.spec.volumes) ? stripped.spec.volumes.filter(isObject) : [];
   const clash = volumes.find((v) => OUR_VOLUMES.includes(String(v.name)));
   if (clash) return skip('volume-conflict', `the pod already has a volume named ${String(clash.name)}`, true, warnings);
+  return undefined;
+}
 
-  // Overrides: invalid ones deny the pod, or are dropped with a warning, per settings.
-  const overrides: PodOverrides = { ...parsed.overrides };
-  const errors: AnnotationProblem[] = [...parsed.errors];
-  const used = usedPorts(stripped);
-  let adminPort = settings.sidecar.adminPort;
-  if (overrides.port !== undefined) {
-    const owner = used.get(overrides.port);
-    const annotation = `${PREFIX}port`;
-    if (overrides.port === adminPort) errors.push({ annotation, message: `must not be the proxy admin port ${adminPort}` });
-    else if (owner !== undefined) errors.push({ annotation, message: `port ${overrides.port} is already used by container "${owner}"` });
-    if (overrides.port === adminPort || owner !== undefined) delete overrides.port;
-  }
-  if (errors.length > 0) {
-    const text = errors.map((e) => `${e.annotation}: ${e.message}`).join('; ');
-    if (settings.annotationErrors === 'deny') {
-      return { status: 'denied', reason: 'invalid-annotation', patch: [], warnings, message: `${WARN}invalid annotation(s): ${text}` };
-    }
-    warnings.push(`${WARN}invalid annotation(s) ignored: ${text}`);
-  }
+/** Cross-checks the port annotation against the pod; returns all annotation problems. */
+function checkPortOverride(overrides: PodOverrides, used: Map<number, string>, adminPort: number): AnnotationProblem[] {
+  if (overrides.port === undefined) return [];
+  const owner = used.get(overrides.port);
+  const annotation = `${PREFIX}port`;
+  let problem: AnnotationProblem | undefined;
+  if (overrides.port === adminPort) problem = { annotation, message: `must not be the proxy admin port ${adminPort}` };
+  else if (owner !== undefined) problem = { annotation, message: `port ${overrides.port} is already used by container "${owner}"` };
+  if (!problem) return [];
+  delete overrides.port;
+  return [problem];
+}
 
-  const native = overrides.nativeSidecar ?? (settings.nativeSidecar === 'always' || (settings.nativeSidecar === 'auto' && cluster.nativeSidecars));
-  const urlVars = overrides.envVars ?? settings.urlEnvVars;
-
-  // Which containers set which URL vars, and where the sidecar gets each value.
+/** Every (container, URL var) to rewrite, with warnings for what is left alone. */
+function findTargets(stripped: JsonObject, urlVars: string[], named: string[] | undefined, native: boolean, warnings: string[], loopbackPorts: number[]): Target[] {
   const targets: Target[] = [];
-  const loopbackPorts: number[] = [];
-  const scan = (field: 'containers' | 'initContainers') => {
+  for (const field of ['initContainers', 'containers'] as const) {
     const list = isObject(stripped.spec) && Array.isArray(stripped.spec[field]) ? (stripped.spec[field] as JsonValue[]) : [];
     list.forEach((c, index) => {
       if (!isObject(c)) return;
       const cname = typeof c.name === 'string' ? c.name : String(index);
       for (const varName of urlVars) {
-        const d = discover(c, varName, overrides.envVars?.includes(varName) ?? false);
+        const d = discover(c, varName, named?.includes(varName) ?? false);
         if (d.kind === 'none') continue;
         if (d.kind === 'ignored') {
           warnings.push(WARN + d.warning);
@@ -183,28 +162,68 @@ export function inject(podIn: unknown, namespace: NamespaceInfo, settings: Setti
         targets.push({ field, index, container: cname, varName, source: d.source });
       }
     });
-  };
-  scan('initContainers');
-  scan('containers');
+  }
+  return targets;
+}
+
+export function inject(podIn: unknown, namespace: NamespaceInfo, settings: Settings, cluster: ClusterInfo = { nativeSidecars: false }): InjectResult {
+  if (!isObject(podIn) || !isObject(podIn.spec) || !Array.isArray(podIn.spec.containers) || podIn.spec.containers.length === 0) {
+    return skip('invalid-pod', 'the object is not a pod with containers', false);
+  }
+  const pod = podIn;
+  const gated = gate(pod, namespace, settings);
+  if (gated) return gated;
+
+  const warnings: string[] = [];
+  const parsed = parseAnnotations(isObject(pod.metadata) ? pod.metadata.annotations : undefined);
+  for (const key of parsed.unknown) warnings.push(`${WARN}unknown annotation ${key} ignored`);
+
+  const b = new PatchBuilder(pod);
+  const status = readStatus(pod);
+  if (status === 'invalid') {
+    return skip('invalid-status', `annotation ${STATUS_ANNOTATION} is not one this webhook wrote; remove it to inject again`, true, warnings);
+  }
+  if (status) strip(b, status);
+  const stripped = b.doc; // a snapshot: later ops produce new documents
+  const blocked = conflict(stripped, warnings);
+  if (blocked) return blocked;
+
+  // Overrides: invalid ones deny the pod, or are dropped with a warning, per settings.
+  const overrides: PodOverrides = { ...parsed.overrides };
+  const used = usedPorts(stripped);
+  const errors = [...parsed.errors, ...checkPortOverride(overrides, used, settings.sidecar.adminPort)];
+  if (errors.length > 0) {
+    const text = errors.map((e) => `${e.annotation}: ${e.message}`).join('; ');
+    if (settings.annotationErrors === 'deny') {
+      return { status: 'denied', reason: 'invalid-annotation', patch: [], warnings, message: `${WARN}invalid annotation(s): ${text}` };
+    }
+    warnings.push(`${WARN}invalid annotation(s) ignored: ${text}`);
+  }
+
+  const native = overrides.nativeSidecar ?? (settings.nativeSidecar === 'always' || (settings.nativeSidecar === 'auto' && cluster.nativeSidecars));
+  const urlVars = overrides.envVars ?? settings.urlEnvVars;
+  const loopbackPorts: number[] = [];
+  const targets = findTargets(stripped, urlVars, overrides.envVars, native, warnings, loopbackPorts);
   if (targets.length === 0) {
     const hasEnvFrom = [...containersOf(stripped, 'containers'), ...containersOf(stripped, 'initContainers')].some((c) => Array.isArray(c.envFrom) && c.envFrom.length > 0);
-    const hint = hasEnvFrom ? ' (if an envFrom source provides one, name it in annotation agent-proxy.akto.io/env-vars)' : '';
+    const hint = hasEnvFrom ? ` (if an envFrom source provides one, name it in annotation ${PREFIX}env-vars)` : '';
     const text = `no container sets ${urlVars.join(', ')}${hint}; no sidecar injected`;
     return skip('no-url-env', text, true, warnings, status ? b.ops : []); // strip ops undo a previous injection
   }
 
-  // Ports: the admin port and one listener per distinct upstream, avoiding ports the pod declares.
-  const busyPort = (p: number) => used.has(p) || loopbackPorts.includes(p);
-  if (busyPort(adminPort)) {
-    const busy = adminPort;
-    while (busyPort(adminPort)) adminPort++;
-    warnings.push(`${WARN}port ${busy} is in use in the pod; the proxy admin port is ${adminPort}`);
+  // Ports: the admin port and one listener per distinct upstream, avoiding ports the pod uses.
+  const busy = new Set<number>([...used.keys(), ...loopbackPorts]);
+  let adminPort = settings.sidecar.adminPort;
+  if (busy.has(adminPort)) {
+    const wanted = adminPort;
+    while (busy.has(adminPort)) adminPort++;
+    warnings.push(`${WARN}port ${wanted} is in use in the pod; the proxy admin port is ${adminPort}`);
   }
-  const taken = new Set<number>([...used.keys(), ...loopbackPorts, adminPort]);
+  busy.add(adminPort);
   let nextPort = overrides.port ?? settings.sidecar.proxyPort;
   const allocate = (): number => {
-    while (taken.has(nextPort)) nextPort++;
-    taken.add(nextPort);
+    while (busy.has(nextPort)) nextPort++;
+    busy.add(nextPort);
     return nextPort;
   };
   const listeners: Listener[] = [];
@@ -220,23 +239,25 @@ export function inject(podIn: unknown, namespace: NamespaceInfo, settings: Setti
       byKey.set(t.source.key, l);
     }
     const rewritten: JsonObject = { name: t.varName, value: `http://127.0.0.1:${l.port}` };
+    const init = t.field === 'initContainers';
     if (t.source.app.kind === 'replace') {
       b.replace(pointer('spec', t.field, t.index, 'env', t.source.app.index), rewritten);
-      edits.push({ container: t.container, index: t.index, init: t.field === 'initContainers', name: t.varName, original: t.source.app.original, rewritten });
+      edits.push({ container: t.container, index: t.index, init, name: t.varName, original: t.source.app.original, rewritten });
     } else {
-      b.insert(['spec', t.field, t.index, 'env'], 0, rewritten);
-      edits.push({ container: t.container, index: t.index, init: t.field === 'initContainers', name: t.varName, original: null, rewritten });
+      b.insert(['spec', t.field, t.index, 'env'], 0, rewritten); // first, so later $(VAR) references see the rewrite
+      edits.push({ container: t.container, index: t.index, init, name: t.varName, original: null, rewritten });
     }
   }
-
   if (nextPort > 65535 || adminPort > 65535) return skip('no-free-port', 'no free port left for the proxy', true, warnings);
-  const names = portNames(stripped);
-  const sidecar = buildSidecar(settings, { native, adminPort, listeners, overrides, adminPortName: names.has('akto-admin') ? undefined : 'akto-admin' });
+
+  const sidecar = buildSidecar(settings, { native, adminPort, listeners, overrides, adminPortName: portNames(stripped).has('akto-admin') ? undefined : 'akto-admin' });
   if (native) b.insert(['spec', 'initContainers'], 0, sidecar);
   else b.insert(['spec', 'containers'], 0, sidecar);
   const vols = buildVolumes(settings, overrides);
   for (const v of vols) b.insert(['spec', 'volumes'], '-', v);
 
+  // kubectl logs/exec default to the first container: keep that the app when the proxy goes first.
+  const firstAppName = containersOf(stripped, 'containers')[0]?.name;
   const annotations = stringMap(isObject(b.doc.metadata) ? b.doc.metadata.annotations : undefined);
   const setDefault = !native && !(DEFAULT_CONTAINER_ANNOTATION in annotations) && typeof firstAppName === 'string';
   if (!isObject(b.doc.metadata)) b.add('/metadata', {});
@@ -260,4 +281,3 @@ export function inject(podIn: unknown, namespace: NamespaceInfo, settings: Setti
   if (status && jsonEqual(b.doc, pod)) return { status: 'unchanged', reason: 'already-injected', patch: [], warnings };
   return { status: 'injected', reason: native ? 'native' : 'classic', patch: b.ops, warnings };
 }
-
