@@ -196,13 +196,15 @@ export function jwtHeaderValid(token: string): boolean {
 type Emit = (entity: string, start: number, end: number, score: number, reason: string) => void;
 
 function scanProviders(t: string, emit: Emit): void {
+  // Spaces end every token, and indexOf finds them far faster than a character loop: only space-free
+  // stretches of at least MIN_TOKEN characters are walked character by character.
   const n = t.length;
-  let runStart = 0;
-  for (let i = 0; i <= n; i++) {
-    const c = i < n ? t.charCodeAt(i) : 32;
-    if (c < 128 && TOKEN_CHAR[c] === 1) continue;
-    if (i - runStart >= MIN_TOKEN) scanToken(t.slice(runStart, i), runStart, emit);
-    runStart = i + 1;
+  let from = 0;
+  while (from < n) {
+    let space = t.indexOf(' ', from);
+    if (space === -1) space = n;
+    if (space - from >= MIN_TOKEN) scanStretch(t, from, space, emit);
+    from = space + 1;
   }
   if (t.indexOf('BUNDLE_') === -1) return;
   BUNDLER.lastIndex = 0;
@@ -210,6 +212,16 @@ function scanProviders(t: string, emit: Emit): void {
   while ((m = BUNDLER.exec(t)) !== null) {
     const start = m.index + m[0].length - m[1].length;
     emit('CONNECTION_STRING', start, start + m[1].length, 0.85, 'bundler source credentials');
+  }
+}
+
+function scanStretch(t: string, from: number, to: number, emit: Emit): void {
+  let runStart = from;
+  for (let i = from; i <= to; i++) {
+    const c = i < to ? t.charCodeAt(i) : 32;
+    if (c < 128 && TOKEN_CHAR[c] === 1) continue;
+    if (i - runStart >= MIN_TOKEN) scanToken(t.slice(runStart, i), runStart, emit);
+    runStart = i + 1;
   }
 }
 
