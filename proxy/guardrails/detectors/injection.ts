@@ -165,13 +165,12 @@ function isLetter(c: number): boolean {
   return c >= 97 && c <= 122;
 }
 
-function isWordCode(c: number): boolean {
-  return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || (c >= 0xc0 && c <= 0x24f);
-}
-
-function isLeetDigit(c: number): boolean {
-  return c === 48 || c === 49 || c === 51 || c === 52 || c === 53 || c === 55;
-}
+/** Word characters of the lower-cased text by UTF-16 unit: 1 letter, 2 digit, 3 digit used as a leet letter, 0 not a word character. */
+const WORD_CODE = new Uint8Array(65536);
+for (let c = 97; c <= 122; c++) WORD_CODE[c] = 1;
+for (let c = 0xc0; c <= 0x24f; c++) WORD_CODE[c] = 1;
+for (let c = 48; c <= 57; c++) WORD_CODE[c] = 2;
+for (const d of '013457') WORD_CODE[d.charCodeAt(0)] = 3;
 
 const DEFAULT_THRESHOLD = 0.5;
 /** Maps the summed signal weights to 0..1: one strong signal (>= 0.45) or two medium ones reach 0.5. */
@@ -205,7 +204,7 @@ function scanWords(text: string, untrusted: boolean, fired: FiredMap, blobs: num
   let i = 0;
   while (i < n) {
     const c = text.charCodeAt(i);
-    if (!isWordCode(c)) {
+    if (WORD_CODE[c] === 0) {
       if (c === 43 || c === 47 || c === 61) {
         if (runStart < 0) runStart = i; // + / = continue a base64 run
       } else if (runStart >= 0) {
@@ -222,9 +221,10 @@ function scanWords(text: string, untrusted: boolean, fired: FiredMap, blobs: num
     let digits = false;
     while (j < n) {
       const d = text.charCodeAt(j);
-      if (!isWordCode(d)) break;
-      if (d >= 97) letters = true;
-      else if (isLeetDigit(d)) digits = true;
+      const kind = WORD_CODE[d];
+      if (kind === 0) break;
+      if (kind === 1) letters = true;
+      else if (kind === 3) digits = true;
       h = (Math.imul(h, 31) + d) | 0;
       j++;
     }
