@@ -114,7 +114,7 @@ const OTHER_PASSWORD_FORMS: { gate: string; re: RegExp }[] = [
 ];
 
 /** Names in an assignment that say the value is a credential. */
-const KEYWORD = /api[_.-]?key|apikey|secret|token|passw(?:or)?d|pwd|passphrase|credential|private[_.-]?key|access[_.-]?key|account[_.-]?key|license[_.-]?key|auth[_.-]?key|client[_.-]?secret|_pw\b|\bpass\b|_pass\b|_pat\b/gi;
+const KEYWORD = /api[_.-]?key|apikey|secret|token|passw(?:or)?d|pwd|passphrase|credential|private[_.-]?key|access[_.-]?key|account[_.-]?key|license[_.-]?key|auth[_.-]?key|client[_.-]?secret|_pw\b|\bpass\b|_pass\b|_pat\b|[_.-]key\b/gi;
 const PASSWORD_KEY = /passw(?:or)?d|pwd|passphrase|_pw$|(?:^|_)pass$/i;
 
 const TEMPLATE = /xxxx|\*\*\*|\.\.\.|<[^>]*>|\{\{|\$\{|%\(|\$\(|#\{/i;
@@ -376,6 +376,8 @@ function isNameChar(c: number): boolean {
 export function assignmentScore(name: string, value: string, quoted: boolean): number {
   if (value.length < 6 || value.length > 256 || isPlaceholder(value) || CREDENTIAL_WORD.test(value)) return 0;
   if (/csrf|xsrf|^no[t_-]|(?:^|[_.-])id$|Id$/i.test(name)) return 0;
+  // "…_key" names that are not credentials: database, cache and lookup keys, public keys.
+  if (/(?:public|primary|foreign|sort|cache|partition|lookup|hash|idempot|unique|composite|row|map|dict|object|s3|bucket|field|column|index|group|message|i18n|translation)[_.-]?key$/i.test(name)) return 0;
   // References, not literals: variables, calls, lookups, dotted names, paths, selectors, host names, spaces.
   if (/^[$%@&*/#]|^(?:env|process|os|config|settings|self|this|params|args|request)\b|:\/\/|\s/.test(value)) return 0;
   if (!quoted && /[()[\]{}]/.test(value)) return 0;

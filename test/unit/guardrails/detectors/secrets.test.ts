@@ -58,6 +58,12 @@ describe('secrets: generic assignments', () => {
     expect(found(secrets, `{"client_secret": "${v}"}`)).toEqual([['GENERIC_SECRET', v]]);
     expect(found(secrets, `password: Tr0ub4dor&3`)).toEqual([['GENERIC_SECRET', 'Tr0ub4dor&3']]);
   });
+  it('treats "<service>_key" names as credentials, but not database or cache keys', () => {
+    const v = token(40, 'abcdef0123456789', 5);
+    expect(found(secrets, `softlayer_key: "${v}"`)).toEqual([['GENERIC_SECRET', v]]);
+    expect(found(secrets, `cache_key = "${v}"`)).toEqual([]);
+    expect(found(secrets, `primary-key: ${v}`)).toEqual([]);
+  });
   it('ignores placeholders, references and low entropy', () => {
     for (const text of [
       'api_key = "your-api-key"',
