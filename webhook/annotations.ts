@@ -46,7 +46,7 @@ function quantity(kind: 'cpu' | 'memory') {
 export const ANNOTATIONS: readonly AnnotationDecl[] = [
   {
     name: 'env-vars', field: 'envVars', type: 'comma-separated env var names', example: 'OPENAI_BASE_URL,MY_LLM_URL',
-    doc: 'Env vars holding inference URLs to rewrite in this pod; replaces the webhook\'s `urlEnvVars` list.',
+    doc: 'Env vars holding inference URLs to rewrite in this pod; replaces the webhook\'s `urlEnvVars` list. A var named here may come from `envFrom`: the app gets an explicit entry and the proxy reads the same key of the same source.',
     parse: (v) => {
       const names = v.split(',').map((s) => s.trim()).filter(Boolean);
       if (names.length === 0) throw new Error('must list at least one env var name');
