@@ -62,6 +62,8 @@ interface Flight {
   /** performance.now() when the request went upstream. */
   sentAt: number;
   bytesIn: number;
+  /** Uninspected request bodies stream through; this keeps a bounded copy for the trace. */
+  requestCapture?: Capture;
   capture?: Capture;
   done: boolean;
 }
@@ -221,6 +223,10 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     if (flight.inspect) {
       headers['content-length'] = String(ex.requestBody.length);
       if (config.forceIdentityEncoding) headers['accept-encoding'] = 'identity';
+    } else {
+      const capture = new Capture(config.maxRequestBytes);
+      flight.requestCapture = capture;
+      req.on('data', (chunk: Buffer) => capture.add(chunk));
     }
     if (config.upstreamAuthorization !== undefined) headers.authorization = config.upstreamAuthorization;
     headers['x-request-id'] = ex.id;
@@ -274,6 +280,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     const { ex, res } = flight;
     flight.proxyRes = proxyRes;
     ex.upstreamMs = Math.round((performance.now() - flight.sentAt) * 100) / 100;
+    ex.upstreamAddress = proxyRes.socket?.remoteAddress;
     metrics.upstreamDuration.observe({ api: ex.api }, ex.upstreamMs / 1000);
     if (flight.done) {
       proxyRes.destroy();
@@ -486,6 +493,10 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     metrics.inFlight.dec();
     const { ex } = flight;
     ex.outcome = outcome;
+    if (flight.requestCapture) {
+      ex.requestBody = flight.requestCapture.bytes;
+      flight.bytesIn = flight.requestCapture.total;
+    }
     const status = ex.response?.status ?? (outcome === 'aborted' ? 499 : 0);
     const totalMs = Number(process.hrtime.bigint() - flight.started) / 1e6;
     const bytesOut = flight.capture?.total ?? ex.response?.body?.length ?? 0;

@@ -98,7 +98,8 @@ export function buildAktoRecord(ex: Exchange, opts: RecordOptions): BuiltRecord 
     tag: JSON.stringify(tagObject(ex, opts)),
   };
   const upstreamHost = ex.upstream.hostname.replace(/^\[|\]$/g, '');
-  if (isIP(upstreamHost)) record.destIp = upstreamHost;
+  const destIp = ex.upstreamAddress ?? (isIP(upstreamHost) ? upstreamHost : undefined);
+  if (destIp) record.destIp = destIp;
   if (ex.findings.length > 0) record._guardrail = JSON.stringify(guardrailObject(ex.findings));
   return { record, truncated };
 }

@@ -133,6 +133,8 @@ export interface Exchange {
   outcome?: Outcome;
   /** Milliseconds from sending upstream to the response head. */
   upstreamMs?: number;
+  /** IP address of the upstream connection that answered (the resolved endpoint). */
+  upstreamAddress?: string;
   findings: Finding[];
   /** Who the request belongs to (set by limits); recorded in logs and traces. */
   identity?: string;

@@ -134,6 +134,20 @@ describe('traces to Akto through the proxy', () => {
     await rig.close();
   });
 
+  it('an uninspected (binary) request is streamed through yet traced with its body and the upstream address', async () => {
+    const rig = await startRig(stub, env());
+    const audio = Buffer.from('RIFF....WAVEfmt fake audio bytes');
+    const res = await fetch(`${rig.proxy.url}/custom/asr`, { method: 'POST', headers: { 'content-type': 'audio/wav' }, body: audio });
+    await res.arrayBuffer();
+    await akto.waitForRecords(1);
+    const [r] = akto.records;
+    expect(r.path).toBe('/custom/asr');
+    expect(r.requestPayload).toBe(audio.toString());
+    expect(r.destIp).toBe('127.0.0.1');
+    expect(stub.requests[stub.requests.length - 1].body.equals(audio)).toBe(true);
+    await rig.close();
+  });
+
   it('@huggingface/inference text generation, plain and streamed, is traced as the client saw it', async () => {
     const rig = await startRig(stub, env());
     const hf = new InferenceClient(HF_TOKEN, { endpointUrl: rig.proxy.url });
