@@ -75,7 +75,8 @@ export function loadIngestConfig(env: Env): IngestConfig {
   return {
     baseUrl,
     token,
-    traceFile: path.resolve(envString(env, 'TRACE_FILE', './traces.jsonl')),
+    // Beside the spool by default: in a pod that is the writable emptyDir (the root filesystem is read-only).
+    traceFile: path.resolve(envString(env, 'TRACE_FILE') ?? path.join(envString(env, 'SPOOL_DIR') ?? '.', 'traces.jsonl')),
     record: {
       serverName,
       podIp: envString(env, 'POD_IP'),
