@@ -4,6 +4,7 @@
  * looked up in a map of first words; multi-word phrases then check the following words in place.
  */
 import type { NormalizedText } from '../normalize';
+import { normalizeText } from '../normalize';
 import { escapeRegex, finish, wanted } from './context';
 import type { Detector, Match, ScanOptions } from './types';
 
@@ -23,16 +24,23 @@ interface Phrase {
 }
 
 const WORD = /[\p{L}\p{N}_]+/gu;
+const WORD_CHAR = /[\p{L}\p{N}_]/u;
+const NON_WORD_RUN = /[^\p{L}\p{N}_]+/gu;
 const SEP = '[^\\p{L}\\p{N}_]{1,3}';
 
 export function createKeywordDetector(lists: readonly KeywordList[], id = 'keywords'): Detector {
   const byFirst = new Map<string, Phrase[]>();
+  /** Every prefix of every entry, lower-cased with separators collapsed to one space: what a stream tail may still complete. */
+  const prefixes = new Set<string>();
   let longest = 0;
   for (const list of lists) {
     for (const raw of list.words) {
       const words = raw.toLowerCase().match(WORD);
       if (!words) throw new Error(`keyword list "${list.id}": entry "${raw}" has no word characters`);
       longest = Math.max(longest, raw.length);
+      const joined = words.join(' ');
+      for (let k = 1; k <= joined.length; k++) prefixes.add(joined.slice(0, k));
+      prefixes.add(joined + ' ');
       const rest = words.length > 1 ? new RegExp(words.slice(1).map((w) => SEP + escapeRegex(w)).join('') + '(?![\\p{L}\\p{N}_])', 'yiu') : undefined;
       const entry = byFirst.get(words[0]) ?? [];
       entry.push({ list, rest });
@@ -65,12 +73,18 @@ export function createKeywordDetector(lists: readonly KeywordList[], id = 'keywo
       }
       return finish(out, opts?.threshold ?? 0);
     },
-    /** A trailing word could still be (the start of) a listed phrase: hold the last words up to the longest entry. */
+    /** Hold the trailing words only while they are the start of some listed entry ("insider tr" for "insider trading"). */
     pendingTail(text: string): number {
-      if (longest === 0) return 0;
-      let k = text.length;
-      while (k > 0 && text.length - k < longest && /[\p{L}\p{N}_ ]/u.test(text[k - 1])) k--;
-      return text.length - k;
+      if (longest === 0 || text.length === 0) return 0;
+      const from = Math.max(0, text.length - 2 * longest - 8);
+      const tail = normalizeText(text.slice(from));
+      const t = tail.text;
+      for (let k = 0; k < t.length; k++) {
+        if (!WORD_CHAR.test(t[k]) || (k > 0 && WORD_CHAR.test(t[k - 1]))) continue;
+        const candidate = t.slice(k).toLowerCase().replace(NON_WORD_RUN, ' ');
+        if (prefixes.has(candidate)) return text.length - from - tail.toOriginal(k);
+      }
+      return 0;
     },
   };
 }

@@ -53,8 +53,13 @@ describe('createKeywordDetector', () => {
       ['COMPETITOR', 'Ac\u200bme'],
     ]);
   });
-  it('holds a trailing word that could still be a listed phrase', () => {
-    expect(d.pendingTail('talking about insider')).toBeGreaterThanOrEqual('insider'.length);
+  it('holds trailing words only while they can still become a listed phrase', () => {
+    expect(d.pendingTail('talking about insider')).toBe('insider'.length);
+    expect(d.pendingTail('talking about insider tr')).toBe('insider tr'.length);
+    expect(d.pendingTail('we met Glo')).toBe('Glo'.length);
+    expect(d.pendingTail('talking about the weather ')).toBe(0);
+    expect(d.pendingTail('insider information ')).toBe(0);
+    expect(d.pendingTail('see \u0410c')).toBe(2); // a homoglyph does not hide the start of "acme"
   });
   it('rejects entries without word characters', () => {
     expect(() => createKeywordDetector([{ id: 'X', words: ['!!!'] }])).toThrow(/no word characters/);
