@@ -4,10 +4,20 @@
  * (fs.watch misses symlink swaps); a half-updated pair is skipped until both halves match.
  */
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { ConfigError } from '../proxy/config-env';
 import type { Logger } from '../proxy/telemetry/logger';
-import { keyPairMatches } from './tls-pair';
 import type { TlsMaterial } from './server';
+
+/** Whether cert and key parse and belong together (OpenSSL checks the pair). */
+export function keyPairMatches(m: TlsMaterial): boolean {
+  try {
+    createSecureContext({ cert: m.cert, key: m.key });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export function readTlsFiles(certFile: string, keyFile: string): TlsMaterial {
   const read = (path: string, env: string) => {
