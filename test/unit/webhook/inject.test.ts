@@ -44,3 +44,39 @@ describe('inject opt-in decisions', () => {
     expect(r.patch.every((o) => o.path !== '' && o.path !== '/spec' && o.path !== '/spec/containers')).toBe(true);
   });
 });
+
+describe('the injected sidecar', () => {
+  type Container = { name: string; securityContext: Record<string, unknown>; ports?: Array<Record<string, unknown>>; restartPolicy?: string; startupProbe?: unknown; lifecycle?: Record<string, unknown> };
+  function injected(native: boolean) {
+    const r = inject(pod(), { name: 'a' }, loadSettings({ POLICY_CONFIGMAP_NAME: 'p' }), { nativeSidecars: native });
+    const sidecar = r.patch.find((o) => o.op === 'add' && (o.path === '/spec/containers/0' || o.path === '/spec/initContainers'));
+    const value = sidecar && 'value' in sidecar ? sidecar.value : undefined;
+    const container = (Array.isArray(value) ? value[0] : value) as unknown as Container;
+    const volumes = r.patch.filter((o) => o.path.startsWith('/spec/volumes')).flatMap((o) => ('value' in o ? (Array.isArray(o.value) ? o.value : [o.value]) : [])) as Array<Record<string, unknown>>;
+    return { container, volumes };
+  }
+
+  it.each([true, false])('passes Pod Security "restricted" (native=%s)', (native) => {
+    const { container, volumes } = injected(native);
+    const sc = container.securityContext;
+    expect(sc.allowPrivilegeEscalation).toBe(false);
+    expect(sc.privileged).toBe(false);
+    expect(sc.runAsNonRoot).toBe(true);
+    expect(sc.capabilities).toEqual({ drop: ['ALL'] });
+    expect(sc.seccompProfile).toEqual({ type: 'RuntimeDefault' });
+    expect(sc.readOnlyRootFilesystem).toBe(true);
+    expect(sc.runAsUser).not.toBe(0);
+    expect(container.ports?.every((p) => p.hostPort === undefined)).toBe(true);
+    expect(volumes.map((v) => v.name)).toEqual(['akto-proxy-spool', 'akto-proxy-tmp', 'akto-proxy-policy']);
+    for (const v of volumes) expect(Object.keys(v).filter((k) => k !== 'name').every((k) => ['emptyDir', 'configMap', 'secret', 'projected', 'downwardAPI'].includes(k))).toBe(true);
+  });
+
+  it('native: restartPolicy Always with a startupProbe; classic: postStart wait and preStop drain', () => {
+    const n = injected(true).container;
+    expect(n.restartPolicy).toBe('Always');
+    expect(n.startupProbe).toBeDefined();
+    const c = injected(false).container;
+    expect(c.restartPolicy).toBeUndefined();
+    expect(Object.keys(c.lifecycle ?? {})).toEqual(['postStart', 'preStop']);
+  });
+});
