@@ -16,6 +16,8 @@ export interface AdmissionOutcome {
   reason: string;
   pod?: string;
   namespace?: string;
+  /** request.uid, to match the API server's audit log. */
+  uid?: string;
 }
 
 export class BadReviewError extends Error {}
@@ -44,7 +46,7 @@ export function review(body: unknown, settings: Settings, cluster: ClusterInfo, 
     ? req.namespace
     : isObject(req.object.metadata) && typeof req.object.metadata.namespace === 'string' ? req.object.metadata.namespace : 'default';
   const r = injectFn(req.object, { name: namespace }, settings, cluster);
-  const base = { result: r.status, reason: r.reason, pod: podName(req.object as JsonObject), namespace };
+  const base = { result: r.status, reason: r.reason, pod: podName(req.object as JsonObject), namespace, uid: req.uid };
   const warnings = r.warnings.length > 0 ? { warnings: r.warnings } : {};
   if (r.status === 'denied') {
     return { ...base, review: answer({ allowed: false, status: { code: 400, reason: 'BadRequest', message: r.message ?? 'invalid annotations' }, ...warnings }) };

@@ -114,7 +114,7 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
       const out = review(body, settings, opts.cluster(), opts.injectFn ?? inject);
       done(out.result, out.reason);
       if (out.result !== 'allowed') {
-        logger.info({ result: out.result, reason: out.reason, pod: out.pod, namespace: out.namespace }, 'admission');
+        logger.info({ result: out.result, reason: out.reason, pod: out.pod, namespace: out.namespace, uid: out.uid }, 'admission');
       }
       res.json(out.review);
     } catch (err) {
