@@ -61,7 +61,7 @@ export async function startProxyProcess(upstream: string, env: Record<string, st
   const c = await startNode(
     path.join(DIST, 'proxy/main.js'),
     [],
-    { APP_URL: upstream, AKTO_PROXY_PORT: '0', ADMIN_PORT: '0', LISTEN_HOST: '127.0.0.1', ...env },
+    { APP_URL: upstream, AKTO_PROXY_PORT: '0', ADMIN_PORT: '0', ADMIN_HOST: '127.0.0.1', LISTEN_HOST: '127.0.0.1', ...env },
     (line) => {
       try {
         const j = JSON.parse(line) as { msg?: string; listeners?: Array<{ url: string }> };

@@ -13,6 +13,8 @@ export interface ProxyConfig {
   listeners: Listener[];
   listenHost: string;
   adminPort: number;
+  /** Separate from LISTEN_HOST: the kubelet probes the admin port from outside the pod. */
+  adminHost: string;
   logLevel: LogLevel;
   /** Milliseconds to wait for the upstream's response head, and between stream chunks. */
   requestTimeoutMs: number;
@@ -43,6 +45,7 @@ export function loadProxyConfig(env: Env): ProxyConfig {
     listeners,
     listenHost: envString(env, 'LISTEN_HOST', '0.0.0.0'),
     adminPort,
+    adminHost: envString(env, 'ADMIN_HOST', '0.0.0.0'),
     logLevel: envEnum(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
     requestTimeoutMs: envInt(env, 'REQUEST_TIMEOUT', 120, 1, 3600) * 1000,
     maxRequestBytes: envInt(env, 'MAX_REQUEST_SIZE', 10 * MiB, 1024),

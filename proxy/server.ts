@@ -128,7 +128,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
 
   const admin = await createAdminServer({
     port: config.adminPort,
-    host: config.listenHost,
+    host: config.adminHost,
     registry,
     ready: () => !draining,
   });
@@ -147,7 +147,8 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   async function handle(route: Route, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint();
     const method = req.method ?? 'GET';
-    const path = req.url ?? '/';
+    // The webhook points apps at the bare listener, so APP_URL may carry "/v1": classify what the endpoint serves.
+    const path = upstreamPath(route.listener.upstream, req.url ?? '/');
     const { api, dialect } = classifyRoute(method, path);
     const contentType = headerValue(req.headers, 'content-type');
     const inspect = api !== 'passthrough' && isJsonLike(contentType);
@@ -566,6 +567,12 @@ const EMPTY = Buffer.alloc(0);
 function requestId(req: IncomingMessage): string {
   const given = headerValue(req.headers, 'x-request-id');
   return given !== undefined && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
+}
+
+/** APP_URL's path is a prefix of every request path, as http-proxy joins them. */
+function upstreamPath(upstream: URL, requestPath: string): string {
+  const base = upstream.pathname.endsWith('/') ? upstream.pathname.slice(0, -1) : upstream.pathname;
+  return base + (requestPath.startsWith('/') ? requestPath : `/${requestPath}`);
 }
 
 function pathOnly(path: string): string {

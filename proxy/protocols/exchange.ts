@@ -106,7 +106,7 @@ export interface Exchange {
   /** Epoch milliseconds when the request arrived. */
   readonly startedAt: number;
   readonly method: string;
-  /** Path as the client sent it, with the query string. */
+  /** Path the endpoint serves (APP_URL's path + the request path), with the query string. */
   readonly path: string;
   readonly api: ApiKind;
   readonly dialect: ErrorDialect;

@@ -26,6 +26,7 @@ describe('the whole sidecar (startApp) with the example limits policy', () => {
         APP_URL: stub.url,
         AKTO_PROXY_PORT: '0',
         ADMIN_PORT: '0',
+        ADMIN_HOST: '127.0.0.1',
         LISTEN_HOST: '127.0.0.1',
         POLICY_FILE: path.resolve(__dirname, '../../examples/policies/limits.yaml'),
         AKTO_API_BASE_URL: akto.url,

@@ -33,7 +33,7 @@ export function logSink(): { stream: Writable; lines: Array<Record<string, unkno
 
 /** Starts the data plane on loopback ports in front of `upstream`, with the given hooks. */
 export async function startTestProxy(upstream: string, env: Record<string, string> = {}, hooks: ExchangeHooks[] = []): Promise<TestProxy> {
-  const fullEnv = { APP_URL: upstream, AKTO_PROXY_PORT: '0', ADMIN_PORT: '0', LISTEN_HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env };
+  const fullEnv = { APP_URL: upstream, AKTO_PROXY_PORT: '0', ADMIN_PORT: '0', ADMIN_HOST: '127.0.0.1', LISTEN_HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env };
   const config = loadProxyConfig(fullEnv);
   const sink = logSink();
   const logger = createLogger(config.logLevel, sink.stream);

@@ -20,7 +20,7 @@ interface GuardedProxy {
 
 /** The proxy as main wires it: guardrails first, on the same logger and registry, plus a probe that keeps finished exchanges. */
 async function startGuarded(upstream: string, env: Record<string, string>): Promise<GuardedProxy> {
-  const fullEnv = { APP_URL: upstream, AKTO_PROXY_PORT: '0', ADMIN_PORT: '0', LISTEN_HOST: '127.0.0.1', ...env };
+  const fullEnv = { APP_URL: upstream, AKTO_PROXY_PORT: '0', ADMIN_PORT: '0', ADMIN_HOST: '127.0.0.1', LISTEN_HOST: '127.0.0.1', ...env };
   const config = loadProxyConfig(fullEnv);
   const sink = logSink();
   const logger = createLogger('info', sink.stream);

@@ -86,6 +86,7 @@ describe('the proxy process and its spool', () => {
     APP_URL: stub.url,
     AKTO_PROXY_PORT: '0',
     ADMIN_PORT: '0',
+    ADMIN_HOST: '127.0.0.1',
     LISTEN_HOST: '127.0.0.1',
     AKTO_API_BASE_URL: akto.url,
     AKTO_API_TOKEN: TOKEN,

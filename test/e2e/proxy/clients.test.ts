@@ -105,6 +105,19 @@ describe('real clients through the proxy', () => {
     }
   });
 
+  test('an APP_URL ending in /v1 with a bare local base URL (as the webhook rewrites it) is still recognised', async () => {
+    const v1 = await startTestProxy(`${stub.url}/v1/`);
+    try {
+      const sdk = new OpenAI({ baseURL: v1.url, apiKey: 'k', maxRetries: 0 });
+      const r = await sdk.chat.completions.create({ model: 'tgi', messages: [{ role: 'user', content: 'via the bare URL' }] });
+      expect(r.choices[0].message.content).toBe('Echo: via the bare URL');
+      expect(stub.requests[stub.requests.length - 1].path).toBe('/v1/chat/completions');
+      expect(v1.logs.find((l) => l.msg === 'request')).toMatchObject({ api: 'openai.chat', path: '/v1/chat/completions', model: 'tgi' });
+    } finally {
+      await v1.close();
+    }
+  });
+
   test('each request is logged once at info without prompt text or secrets', () => {
     const requestLines = proxy.logs.filter((l) => l.msg === 'request');
     expect(requestLines.length).toBeGreaterThan(5);

@@ -56,7 +56,7 @@ describe('the proxy process', () => {
     afterAll(() => stub.close());
 
     test('SIGTERM lets an in-flight request finish, then exits 0', async () => {
-      const r = run({ APP_URL: stub.url, AKTO_PROXY_PORT: '0', ADMIN_PORT: '0', LISTEN_HOST: '127.0.0.1', TRACE_FILE: '/dev/null' });
+      const r = run({ APP_URL: stub.url, AKTO_PROXY_PORT: '0', ADMIN_PORT: '0', ADMIN_HOST: '127.0.0.1', LISTEN_HOST: '127.0.0.1', TRACE_FILE: '/dev/null' });
       await waitFor(() => r.lines.some((l) => l.msg === 'akto-agent-proxy listening'));
       const listening = r.lines.find((l) => l.msg === 'akto-agent-proxy listening') as { listeners: Array<{ url: string }> };
       const url = listening.listeners[0].url;
