@@ -133,16 +133,16 @@ describeIf(ok, missing)('end to end: the stored sidecar spec run as a local proc
     await cp.api.createNamespace('agents', { 'agent-proxy.akto.io/injection': 'enabled' });
 
     const port = await freePort();
+    const ca = new TestCa('akto-e2e-webhook-ca');
     const args = [
+      '--set', `webhook.caBundle=${Buffer.from(ca.cert).toString('base64')}`,
       '--set', `webhook.url=https://127.0.0.1:${port}/mutate`, '--set', 'certs.mode=provided', '--set', 'certs.provided.existingSecret=unused',
       '--set', 'agentNamespaces={agents}', '--set', `akto.apiBaseUrl=${akto.url}`, '--set', 'akto.apiToken=tok-e2e', '--set', 'policy.pack=default',
       // Free loopback ports for the sidecar: it runs on this host, not in a pod network namespace.
       '--set', `sidecar.proxyPort=${await freePort()}`, '--set', `sidecar.adminPort=${await freePort()}`,
     ];
-    const ca = new TestCa('akto-e2e-webhook-ca');
     webhook = await startLocalWebhook({ KUBECONFIG: cp.kubeconfig, WEBHOOK_SETTINGS_FILE: renderSettingsFile(tools.helm!, CHART, 'akto-system', args, dir) }, ca, port);
-    helm(tools.helm!, cp.kubeconfig, ['install', 'akto', CHART, '-n', 'akto-system', '--create-namespace', ...args,
-      '--set', `webhook.caBundle=${Buffer.from(ca.cert).toString('base64')}`]);
+    helm(tools.helm!, cp.kubeconfig, ['install', 'akto', CHART, '-n', 'akto-system', '--create-namespace', ...args]);
   });
 
   afterAll(async () => {
@@ -161,14 +161,22 @@ describeIf(ok, missing)('end to end: the stored sidecar spec run as a local proc
   });
 
   test('an agent\'s openai call goes through the injected sidecar\'s guardrails to the upstream, and its trace reaches Akto', async () => {
+    // The endpoint URL comes from a ConfigMap, as it often does in real deployments. (A literal loopback URL would be
+    // taken for an already rewritten one and left alone: the stub upstream can only listen on loopback here.)
+    await cp.api.must('POST', '/api/v1/namespaces/agents/configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'llm' }, data: { url: `${upstream.url}/v1` } });
     const podSpec = {
       apiVersion: 'v1', kind: 'Pod', metadata: { name: 'agent' },
-      spec: { containers: [{ name: 'agent', image: 'agent:1', env: [{ name: 'OPENAI_BASE_URL', value: `${upstream.url}/v1` }] }] },
+      spec: { containers: [{ name: 'agent', image: 'agent:1', env: [{ name: 'OPENAI_BASE_URL', valueFrom: { configMapKeyRef: { name: 'llm', key: 'url' } } }] }] },
     };
-    const stored = await eventually(async () => {
-      const res = await cp.api.createPod('agents', podSpec);
-      return res.status === 201 ? res.body : undefined;
-    }, 30_000, 'the pod to be created');
+    // The API server picks up the new webhook configuration through an informer: dry-run until it injects.
+    await eventually(async () => {
+      const res = await cp.api.createPod('agents', podSpec, true);
+      if (res.status === 201 && res.body.spec.initContainers?.some((c) => c.name === 'akto-proxy')) return true;
+      throw new Error(`${res.status} ${res.warnings.join('; ')} ${res.status === 201 ? '' : res.text}`);
+    }, 30_000, 'the webhook to inject');
+    const created = await cp.api.createPod('agents', podSpec);
+    expect(created.status).toBe(201);
+    const stored = await cp.api.must<Pod>('GET', '/api/v1/namespaces/agents/pods/agent');
     const spec = [...(stored.spec.initContainers ?? []), ...stored.spec.containers].find((c) => c.name === 'akto-proxy');
     expect(spec).toBeDefined();
     const agentUrl = stored.spec.containers.find((c) => c.name === 'agent')!.env!.find((e) => e.name === 'OPENAI_BASE_URL')!.value!;
@@ -188,7 +196,7 @@ describeIf(ok, missing)('end to end: the stored sidecar spec run as a local proc
       return status === 200;
     }, 30_000, 'the sidecar startup probe');
 
-    const client = new OpenAI({ baseURL: agentUrl, apiKey: 'sk-agent-key', maxRetries: 0 });
+    const client = new OpenAI({ baseURL: agentUrl, apiKey: 'sk-agent-key', maxRetries: 0, timeout: 15_000 });
     const answer = await client.chat.completions.create({ model: 'stub-model', messages: [{ role: 'user', content: 'Email me at jane.doe@example.com please' }] });
     expect(answer.choices[0].message.content).toMatch(/^stub saw \d+ bytes$/);
 
