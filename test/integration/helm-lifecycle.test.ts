@@ -7,6 +7,7 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { parseAllDocuments } from 'yaml';
 import { ControlPlane, DIST_WEBHOOK, describeIf, eventually, findTools, helm, startLocalWebhook } from './harness';
 
 const tools = findTools();
@@ -82,6 +83,25 @@ describeIf(!!(tools.apiserver && tools.etcd && tools.helm) && haveDist, [!tools.
     expect((await sa.request('PUT', `/api/v1/namespaces/${NS}/secrets/${NAME}-settings`, secret)).status).toBe(403);
     expect((await sa.request('GET', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations')).status).toBe(403);
     expect((await sa.request('GET', '/api/v1/namespaces/team-a/pods')).status).toBe(403);
+  });
+
+  test('the webhook pod and the helm test pod pass Pod Security "restricted" (checked by the API server)', async () => {
+    await cp.api.createNamespace('restricted', { 'pod-security.kubernetes.io/enforce': 'restricted' });
+    const dep = await cp.api.must<{ spec: { template: { metadata: object; spec: object } } }>('GET', `/apis/apps/v1/namespaces/${NS}/deployments/${NAME}`);
+    const webhookPod = await cp.api.createPod('restricted', { apiVersion: 'v1', kind: 'Pod', metadata: { ...dep.spec.template.metadata, name: 'webhook' }, spec: dep.spec.template.spec }, true);
+    expect(webhookPod.text).not.toContain('violates PodSecurity');
+    expect(webhookPod.status).toBe(201);
+
+    const rendered = run(['template', 'akto-agent-proxy', CHART, '-n', NS, '--show-only', 'templates/tests/test-injection.yaml']);
+    const testPod = parseAllDocuments(rendered).map((d) => d.toJSON()).find((d) => d?.kind === 'Pod');
+    const res = await cp.api.createPod('restricted', { ...testPod, metadata: { ...testPod.metadata, namespace: 'restricted' } }, true);
+    expect(res.text).not.toContain('violates PodSecurity');
+    expect(res.status).toBe(201);
+
+    // The check has teeth: the same pod without its security context is refused.
+    const loose = await cp.api.createPod('restricted', { ...testPod, metadata: { name: 'loose' }, spec: { ...testPod.spec, securityContext: {} } }, true);
+    expect(loose.status).toBe(403);
+    expect((loose.body as unknown as { message: string }).message).toContain('violates PodSecurity "restricted');
   });
 
   test('upgrade keeps the runtime certificate and caBundle (no churn) and rolls the webhook when its settings change', async () => {
