@@ -36,6 +36,9 @@ describeIf(!!(tools.apiserver && tools.etcd && tools.helm) && haveDist, [!tools.
   });
 
   test('install creates every object; the webhook service account may touch only its own Secret and webhook configuration', async () => {
+    // The API server validates every rendered object first (schema, defaulting, admission) without storing it.
+    expect(run(['install', 'akto-agent-proxy', CHART, '-n', 'default', '--dry-run=server', '--set', 'agentNamespaces={team-a}'])).toContain('kind: MutatingWebhookConfiguration');
+    expect((await cp.api.request('GET', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations')).text).not.toContain(NAME);
     expect(run(['install', 'akto-agent-proxy', CHART, '-n', NS, '--create-namespace', '--set', 'agentNamespaces={team-a}',
       '--set', 'akto.apiBaseUrl=https://akto.example', '--set', 'akto.apiToken=tok-1'])).toContain('agent-proxy.akto.io/injection=enabled');
 
