@@ -18,11 +18,13 @@ lint: install
 demo: build
 	node dist/scripts/demo.js
 
-# Installs, builds, lints, then runs every jest suite once and prints one totals line.
+# Installs, builds, lints, builds or reuses kube-apiserver/etcd/helm (cached outside the repo; skipped
+# loudly without Go), then runs every jest suite once and prints one totals line.
 test:
 	npm ci --no-audit --no-fund
 	npm run build
 	npm run lint
+	bash test/integration/k8s-tools.sh
 	bash scripts/test-all.sh
 
 bench: build
@@ -30,6 +32,19 @@ bench: build
 
 eval: build
 	npm run eval
+
+# The chart rendered with default values, checked in; a test fails when it is stale.
+manifests:
+	bash test/integration/k8s-tools.sh helm
+	bash scripts/render-manifests.sh
+
+# Needs a container engine (none on the CI machine).
+image:
+	docker build -t akto-agent-proxy:$$(node -p 'require("./package.json").version') .
+
+# Needs Docker and kind: a real cluster, the image loaded, helm install, a labelled namespace, a sample agent.
+e2e-kind:
+	bash scripts/e2e-kind.sh
 
 clean:
 	rm -rf dist coverage .cache
