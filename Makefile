@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: demo test install build lint unit bench bench-webhook eval manifests image e2e-kind clean
+.PHONY: demo test install build lint bench eval manifests image e2e-kind clean
 
 $(NPM_STAMP): package-lock.json
 	npm ci --no-audit --no-fund
