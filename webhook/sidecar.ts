@@ -62,7 +62,7 @@ function resources(settings: Settings, o: PodOverrides): JsonObject {
 }
 
 function fieldRef(path: string): JsonObject {
-  return { valueFrom: { fieldRef: { fieldPath: path } } };
+  return { valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: path } } };
 }
 
 function secretRef(name: string, key: string): JsonObject {
@@ -103,9 +103,10 @@ export function buildSidecar(settings: Settings, plan: SidecarPlan): JsonObject 
   if (usesPolicyVolume(settings, o)) mounts.push({ name: VOLUME_POLICY, mountPath: POLICY_DIR, readOnly: true });
 
   const probe = (path: string, period: number, failures: number): JsonObject => ({
-    httpGet: { path, port: plan.adminPort },
+    httpGet: { path, port: plan.adminPort, scheme: 'HTTP' },
     periodSeconds: period,
     timeoutSeconds: 1,
+    successThreshold: 1,
     failureThreshold: failures,
   });
 
@@ -145,6 +146,8 @@ export function buildSidecar(settings: Settings, plan: SidecarPlan): JsonObject 
   container.resources = resources(settings, o);
   container.securityContext = securityContext;
   container.volumeMounts = mounts;
+  // Fields the API server would default are spelled out, so a reinvocation finds the sidecar unchanged.
+  container.terminationMessagePath = '/dev/termination-log';
   container.terminationMessagePolicy = 'FallbackToLogsOnError';
   return container;
 }
