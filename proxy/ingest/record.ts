@@ -80,7 +80,7 @@ export function buildAktoRecord(ex: Exchange, opts: RecordOptions): BuiltRecord 
   if (res?.truncated) responsePayload += '\n[cut at the proxy capture bound MAX_RESPONSE_SIZE]';
 
   const record: AktoRecord = {
-    path: upstreamPath(ex.upstream, ex.path),
+    path: ex.path,
     requestHeaders: JSON.stringify(requestHeaderObject(ex.requestHeaders, host, ex.requestBody.length, opts.secretHeaders)),
     responseHeaders: JSON.stringify(responseHeaderObject(res?.headers, ex.responseHeaders, opts.secretHeaders)),
     method: ex.method.toUpperCase(),
@@ -102,13 +102,6 @@ export function buildAktoRecord(ex: Exchange, opts: RecordOptions): BuiltRecord 
   if (destIp) record.destIp = destIp;
   if (ex.findings.length > 0) record._guardrail = JSON.stringify(guardrailObject(ex.findings));
   return { record, truncated };
-}
-
-/** The path on the upstream: APP_URL's path prefix joined with the client's path and query. */
-function upstreamPath(upstream: URL, clientPath: string): string {
-  const prefix = upstream.pathname.endsWith('/') ? upstream.pathname.slice(0, -1) : upstream.pathname;
-  if (prefix === '') return clientPath;
-  return clientPath.startsWith('/') ? prefix + clientPath : `${prefix}/${clientPath}`;
 }
 
 function requestHeaderObject(

@@ -11,6 +11,8 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
+import { startAktoReceiver, type AktoReceiver } from '../fixtures/akto-receiver';
+import { startStubUpstream, type StubUpstream } from '../fixtures/stub-upstream';
 import {
   Container, ControlPlane, DIST_WEBHOOK, LocalWebhook, Pod, TestCa, describeIf, eventually, findTools, freePort, helm, renderSettingsFile, startLocalWebhook,
 } from './harness';
@@ -24,38 +26,6 @@ const missing = [!tools.apiserver && 'kube-apiserver', !tools.etcd && 'etcd', !t
   !existsSync(DIST_WEBHOOK) && 'dist/webhook/main.js', !existsSync(DIST_PROXY) && 'dist/proxy/main.js'].filter(Boolean).join(', ');
 
 jest.setTimeout(180_000);
-
-interface Recorded {
-  method: string;
-  url: string;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-/** A loopback HTTP server that records requests and answers with handler's JSON. */
-async function recordingServer(handler: (r: Recorded) => unknown): Promise<{ url: string; seen: Recorded[]; close(): Promise<void> }> {
-  const seen: Recorded[] = [];
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      const r = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body };
-      seen.push(r);
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify(handler(r)));
-    });
-  });
-  const port = await freePort();
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${port}`,
-    seen,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
-  };
-}
 
 type VolumeSpec = { name: string; configMap?: { name: string; items?: Array<{ key: string; path: string }> }; emptyDir?: object };
 
@@ -108,7 +78,8 @@ async function runLikeKubelet(cp: ControlPlane, pod: Pod, c: Container, dir: str
   const logFile = path.join(dir, `${c.name}.log`);
   const out = openSync(logFile, 'a');
   // The image's WORKDIR /app holds dist/ like the repo root does; only PATH and HOME come from the host.
-  const child = spawn(cmd === 'node' ? process.execPath : cmd, args, { cwd: ROOT, env: { PATH: process.env.PATH, HOME: os.tmpdir(), ...env }, stdio: ['ignore', out, out] });
+  // ADMIN_HOST: in a pod the admin port faces the kubelet; on this host, tests listen on loopback only.
+  const child = spawn(cmd === 'node' ? process.execPath : cmd, args, { cwd: ROOT, env: { PATH: process.env.PATH, HOME: os.tmpdir(), ...env, ADMIN_HOST: '127.0.0.1' }, stdio: ['ignore', out, out] });
   closeSync(out);
   return { child, logFile, env };
 }
@@ -116,19 +87,16 @@ async function runLikeKubelet(cp: ControlPlane, pod: Pod, c: Container, dir: str
 describeIf(ok, missing)('end to end: the stored sidecar spec run as a local process', () => {
   let cp: ControlPlane;
   let webhook: LocalWebhook;
-  let upstream: Awaited<ReturnType<typeof recordingServer>>;
-  let akto: Awaited<ReturnType<typeof recordingServer>>;
+  let upstream: StubUpstream;
+  let akto: AktoReceiver;
   let sidecar: ChildProcess | undefined;
   let dir: string;
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'akto-e2e-'));
-    upstream = await recordingServer((r) => ({
-      id: 'chatcmpl-1', object: 'chat.completion', created: 1, model: 'stub-model',
-      choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: `stub saw ${r.body.length} bytes` } }],
-      usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 },
-    }));
-    akto = await recordingServer(() => ({}));
+    upstream = await startStubUpstream();
+    // Strict: every record is checked against Akto's contract, and anything but the raw token gets 401.
+    akto = await startAktoReceiver({ token: 'tok-e2e', forbidden: ['sk-agent-key', 'tok-e2e'] });
     cp = await ControlPlane.start({ apiserver: tools.apiserver!, etcd: tools.etcd! });
     await cp.api.createNamespace('agents', { 'agent-proxy.akto.io/injection': 'enabled' });
 
@@ -198,19 +166,18 @@ describeIf(ok, missing)('end to end: the stored sidecar spec run as a local proc
 
     const client = new OpenAI({ baseURL: agentUrl, apiKey: 'sk-agent-key', maxRetries: 0, timeout: 15_000 });
     const answer = await client.chat.completions.create({ model: 'stub-model', messages: [{ role: 'user', content: 'Email me at jane.doe@example.com please' }] });
-    expect(answer.choices[0].message.content).toMatch(/^stub saw \d+ bytes$/);
+    expect(answer.choices[0].message.content).toBe('Echo: Email me at <EMAIL_1> please');
 
     // The upstream got the call, with the e-mail address redacted by the default policy's guardrail.
-    const call = upstream.seen.find((r) => r.url === '/v1/chat/completions');
+    const call = upstream.requests.find((r) => r.path === '/v1/chat/completions');
     expect(call).toBeDefined();
-    expect(call!.body).not.toContain('jane.doe@example.com');
-    expect(call!.body).toContain('Email me at');
+    expect(call!.json.messages[0].content).toBe('Email me at <EMAIL_1> please');
 
-    // A trace of it reaches the Akto ingestion receiver, with the token.
-    const batch = await eventually(async () => akto.seen.find((r) => r.url.startsWith('/api/ingestData')), 30_000, 'a trace at /api/ingestData');
-    expect(JSON.stringify(batch.headers)).toContain('tok-e2e');
-    expect(batch.body).toContain('/v1/chat/completions');
-    expect(batch.body).not.toContain('sk-agent-key');
+    // A trace of it reaches the Akto ingestion receiver, authenticated with the token from the chart's Secret.
+    await akto.waitForRecords(1, 30_000);
+    expect(akto.errors).toEqual([]);
+    expect(akto.records[0]).toMatchObject({ path: '/v1/chat/completions', statusCode: '200' });
+    expect(akto.records[0].requestPayload).not.toContain('jane.doe@example.com');
 
     // kubectl logs -c akto-proxy: JSON lines on stdout.
     const lines = readFileSync(run.logFile, 'utf8').split('\n').filter(Boolean);

@@ -50,8 +50,8 @@ describe('buildAktoRecord', () => {
     expect(tag).toMatchObject({ 'gen-ai': 'Gen AI', 'ai-agent': 'agent-7d9', 'agent-proxy': '9.9.9', guardrail: 'allowed', pod: 'agent-7d9', namespace: 'ai', identity: 'key:abcd', model: 'tgi' });
   });
 
-  it('joins the APP_URL path prefix and reports an IP upstream as destIp', () => {
-    const ex = makeExchange({ upstream: new URL('http://10.0.0.40:8000/models/x/'), path: '/generate' });
+  it('records the endpoint path (APP_URL prefix included by the server) and an IP upstream as destIp', () => {
+    const ex = makeExchange({ upstream: new URL('http://10.0.0.40:8000/models/x/'), path: '/models/x/generate' });
     const { record } = buildAktoRecord(ex, opts());
     expect(record.path).toBe('/models/x/generate');
     expect(record.destIp).toBe('10.0.0.40');
