@@ -6,115 +6,49 @@
  */
 import type { NormalizedText } from '../normalize';
 import { finish, isAlnum, isWordChar, wanted } from './context';
+import { literalPrefix, PROVIDER_RULES, type ProviderRule, VENDOR_SHAPES, VENDOR_WORDS } from './secret-formats';
 import type { Detector, Match, ScanOptions } from './types';
-
-interface ProviderRule {
-  entity: string;
-  provider: string;
-  /** JS regex source, no capture groups; must start with a fixed literal prefix. */
-  re: string;
-  score?: number;
-}
-
-const B = '(?<![A-Za-z0-9_])'; // token start
-const E = '(?![A-Za-z0-9_])'; // token end
-
-const PROVIDER_RULES: ProviderRule[] = [
-  { entity: 'AWS_ACCESS_KEY', provider: 'aws', re: `${B}(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA|ASCA)[A-Z2-7]{16}${E}` },
-  { entity: 'HF_TOKEN', provider: 'huggingface', re: `${B}hf_[A-Za-z0-9]{30,40}${E}` },
-  { entity: 'HF_TOKEN', provider: 'huggingface-org', re: `${B}api_org_[A-Za-z0-9]{30,40}${E}` },
-  { entity: 'ANTHROPIC_KEY', provider: 'anthropic', re: `${B}sk-ant-(?:api|admin|sid)\\d{2}-[A-Za-z0-9_-]{80,120}${E}` },
-  { entity: 'OPENAI_KEY', provider: 'openai', re: `${B}sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,200}T3BlbkFJ[A-Za-z0-9_-]{20,200}${E}` },
-  { entity: 'OPENAI_KEY', provider: 'openai', re: `${B}sk-(?:proj-|svcacct-|admin-)[A-Za-z0-9_-]{40,200}${E}`, score: 0.85 },
-  { entity: 'OPENAI_KEY', provider: 'openai-compatible', re: `${B}sk-[A-Za-z0-9]{32,64}${E}`, score: 0.75 },
-  { entity: 'GITHUB_TOKEN', provider: 'github', re: `${B}(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}${E}` },
-  { entity: 'GITHUB_TOKEN', provider: 'github', re: `${B}github_pat_[A-Za-z0-9_]{60,255}${E}` },
-  {
-    entity: 'GITLAB_TOKEN',
-    provider: 'gitlab',
-    re: `${B}(?:gl(?:pat|rt|dt|soat|ffct|ft)-[A-Za-z0-9_-]{20}|glpat-[A-Za-z0-9_-]{27,300}\\.[0-9a-z]{2}\\.[0-9a-z]{7,9}|glptt-[0-9a-f]{40}|glimt-[A-Za-z0-9_-]{25}|glagent-[A-Za-z0-9_-]{50}|gloas-[A-Za-z0-9_-]{64}|glcbt-[0-9a-fA-F]{1,5}_[A-Za-z0-9_-]{20}|GR1348941[A-Za-z0-9_-]{20})${E}`,
-  },
-  { entity: 'SLACK_TOKEN', provider: 'slack', re: `${B}xox(?:[abposre]|e\\.xox[bp])-\\d{1,15}-[A-Za-z0-9-]{8,250}${E}` },
-  { entity: 'SLACK_TOKEN', provider: 'slack-app', re: `${B}xapp-\\d-[A-Z0-9]{9,12}-\\d{10,14}-[a-f0-9]{60,70}${E}` },
-  { entity: 'SLACK_WEBHOOK', provider: 'slack', re: `https?://hooks\\.slack\\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_+-]{20,120}` },
-  { entity: 'TEAMS_WEBHOOK', provider: 'microsoft-teams', re: `https://[a-z0-9-]+\\.(?:webhook\\.)?office(?:365)?\\.com/webhook(?:b2)?/[A-Za-z0-9@/_-]{40,300}` },
-  { entity: 'STRIPE_KEY', provider: 'stripe', re: `${B}(?:sk|rk)_live_[A-Za-z0-9]{16,255}${E}` },
-  { entity: 'STRIPE_KEY', provider: 'stripe-test', re: `${B}(?:sk|rk)_test_[A-Za-z0-9]{16,255}${E}`, score: 0.7 },
-  { entity: 'GOOGLE_API_KEY', provider: 'google', re: `${B}AIza[0-9A-Za-z_-]{35}${E}` },
-  { entity: 'GOOGLE_OAUTH', provider: 'google', re: `${B}(?:GOCSPX-[A-Za-z0-9_-]{28}|ya29\\.[A-Za-z0-9_-]{30,300})${E}` },
-  { entity: 'NPM_TOKEN', provider: 'npm', re: `${B}npm_[A-Za-z0-9]{36}${E}` },
-  { entity: 'PYPI_TOKEN', provider: 'pypi', re: `${B}pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,300}${E}` },
-  { entity: 'API_TOKEN', provider: 'sendgrid', re: `${B}SG\\.[A-Za-z0-9_-]{22}\\.[A-Za-z0-9_-]{43}${E}` },
-  { entity: 'API_TOKEN', provider: 'digitalocean', re: `${B}do[opr]_v1_[a-f0-9]{64}${E}` },
-  { entity: 'API_TOKEN', provider: 'shopify', re: `${B}shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}${E}` },
-  { entity: 'API_TOKEN', provider: 'hashicorp-vault', re: `${B}hv[sbr]\\.[A-Za-z0-9_-]{24,200}${E}` },
-  { entity: 'API_TOKEN', provider: 'terraform-cloud', re: `${B}[A-Za-z0-9]{14}\\.atlasv1\\.[A-Za-z0-9_=-]{60,100}${E}` },
-  { entity: 'API_TOKEN', provider: 'doppler', re: `${B}dp\\.(?:pt|st|sa|ct|scim|audit)\\.[A-Za-z0-9]{20,60}${E}` },
-  { entity: 'API_TOKEN', provider: 'square', re: `${B}(?:sq0atp-[A-Za-z0-9_-]{22}|sq0csp-[A-Za-z0-9_-]{43}|EAAA[A-Za-z0-9_-]{60})${E}` },
-  { entity: 'API_TOKEN', provider: 'atlassian', re: `${B}AT(?:ATT|CTT)3xFfGF0[A-Za-z0-9_=-]{100,300}${E}` },
-  { entity: 'API_TOKEN', provider: 'artifactory', re: `${B}AKC[p][A-Za-z0-9]{69,80}${E}` },
-  { entity: 'API_TOKEN', provider: 'databricks', re: `${B}dapi[a-f0-9]{32}(?:-\\d)?${E}` },
-  { entity: 'API_TOKEN', provider: 'notion', re: `${B}(?:ntn_[A-Za-z0-9]{40,50}|secret_[A-Za-z0-9]{43})${E}` },
-  { entity: 'API_TOKEN', provider: 'grafana', re: `${B}(?:glsa_[A-Za-z0-9]{32}_[a-fA-F0-9]{8}|glc_[A-Za-z0-9+/]{32,400}={0,2})${E}` },
-  { entity: 'API_TOKEN', provider: 'sentry', re: `${B}sntry[su]_[A-Za-z0-9+/=_-]{40,300}${E}` },
-  { entity: 'API_TOKEN', provider: 'linear', re: `${B}lin_api_[A-Za-z0-9]{40}${E}` },
-  { entity: 'API_TOKEN', provider: 'groq', re: `${B}gsk_[A-Za-z0-9]{48,56}${E}` },
-  { entity: 'API_TOKEN', provider: 'perplexity', re: `${B}pplx-[A-Za-z0-9]{48,56}${E}` },
-  { entity: 'API_TOKEN', provider: 'tavily', re: `${B}tvly-(?:dev-|prod-)?[A-Za-z0-9]{32}${E}` },
-  { entity: 'API_TOKEN', provider: 'replicate', re: `${B}r8_[A-Za-z0-9]{37}${E}` },
-  { entity: 'API_TOKEN', provider: 'jina', re: `${B}jina_[a-f0-9]{32}[A-Za-z0-9_-]{20,40}${E}` },
-  { entity: 'API_TOKEN', provider: 'figma', re: `${B}fig[dpu]_[A-Za-z0-9_-]{38,45}${E}` },
-  { entity: 'API_TOKEN', provider: 'firecrawl', re: `${B}fc-[a-f0-9]{32}${E}` },
-  { entity: 'API_TOKEN', provider: 'dockerhub', re: `${B}dckr_pat_[A-Za-z0-9_-]{27}${E}` },
-  { entity: 'API_TOKEN', provider: 'rubygems', re: `${B}rubygems_[a-f0-9]{48}${E}` },
-  { entity: 'API_TOKEN', provider: 'nuget', re: `${B}oy2[a-z0-9]{43}${E}` },
-  { entity: 'API_TOKEN', provider: 'postman', re: `${B}PMAK-[a-f0-9]{24}-[a-f0-9]{34}${E}` },
-  { entity: 'API_TOKEN', provider: 'mailgun', re: `${B}key-[a-z0-9]{32}${E}` },
-  { entity: 'API_TOKEN', provider: 'mailchimp', re: `${B}[a-f0-9]{32}-us\\d{1,2}${E}` },
-  { entity: 'API_TOKEN', provider: 'twilio', re: `${B}(?:SK|AC)[a-f0-9]{32}${E}` },
-  { entity: 'API_TOKEN', provider: 'facebook', re: `${B}EAA[A-Za-z0-9]{90,400}${E}` },
-  { entity: 'API_TOKEN', provider: 'sourcegraph', re: `${B}sgp_(?:[a-fA-F0-9]{16}|local)_[a-fA-F0-9]{40}${E}` },
-  { entity: 'API_TOKEN', provider: 'fly.io', re: `${B}(?:FlyV1 )?fm[12][ar]?_[A-Za-z0-9+/=_-]{100,}` },
-  { entity: 'API_TOKEN', provider: 'pulumi', re: `${B}pul-[a-f0-9]{40}${E}` },
-  { entity: 'API_TOKEN', provider: 'heroku', re: `${B}HRKU-AA[A-Za-z0-9_-]{58}${E}` },
-  { entity: 'API_TOKEN', provider: 'telegram', re: `${B}\\d{8,10}:AA[A-Za-z0-9_-]{33}${E}` },
-  { entity: 'API_TOKEN', provider: 'discord', re: `${B}[MNO][A-Za-z0-9_-]{23,25}\\.[A-Za-z0-9_-]{6}\\.[A-Za-z0-9_-]{27,38}${E}`, score: 0.7 },
-  { entity: 'API_TOKEN', provider: 'twitch', re: `${B}live_\\d{6,12}_[A-Za-z0-9]{30}${E}` },
-  { entity: 'API_TOKEN', provider: 'dependency-track', re: `${B}odt_[A-Za-z0-9]{32}${E}` },
-  { entity: 'API_TOKEN', provider: 'adafruit', re: `${B}aio_[A-Za-z0-9]{28}${E}` },
-  { entity: 'API_TOKEN', provider: 'crates.io', re: `${B}cio[A-Za-z0-9]{32}${E}` },
-  { entity: 'API_TOKEN', provider: 'newrelic', re: `${B}(?:NRAK-[A-Z0-9]{27}|NRII-[A-Za-z0-9_-]{32}|NRIQ-[A-Za-z0-9_-]{32}|(?:eu01xx[a-f0-9]{30}|[a-f0-9]{36})NRAL|NRJS-[a-f0-9]{19})${E}` },
-  { entity: 'API_TOKEN', provider: 'cloudflare-origin-ca', re: `${B}v1\\.0-[a-f0-9]{24}-[a-f0-9]{146}${E}` },
-  { entity: 'API_TOKEN', provider: 'hashicorp-vault-legacy', re: `${B}[sb]\\.[A-Za-z0-9]{24}${E}`, score: 0.6 },
-  { entity: 'API_TOKEN', provider: 'salesforce', re: `${B}00D[A-Za-z0-9]{12,15}![A-Za-z0-9._]{80,120}${E}` },
-  { entity: 'API_TOKEN', provider: 'mapbox', re: `${B}[pst]k\\.eyJ[A-Za-z0-9_-]{20,}\\.[A-Za-z0-9_-]{20,}${E}` },
-  { entity: 'API_TOKEN', provider: 'fly.io', re: `${B}fo1_[A-Za-z0-9_-]{43}${E}` },
-  { entity: 'API_TOKEN', provider: 'intra42', re: `${B}s-s4t2(?:ud|af)-[a-f0-9]{64}${E}` },
-  { entity: 'API_TOKEN', provider: 'sourcegraph', re: `${B}sgp_[a-fA-F0-9]{40}${E}` },
-  { entity: 'API_TOKEN', provider: '1password', re: `${B}ops_eyJ[A-Za-z0-9+/=_-]{100,}` },
-  { entity: 'API_TOKEN', provider: 'azure-ad', re: `${B}[A-Za-z0-9_~.-]{3}\\dQ~[A-Za-z0-9_~.-]{31,34}${E}`, score: 0.8 },
-  { entity: 'PASSWORD_HASH', provider: 'crypt', re: `(?:\\$2[abxy]?\\$\\d{2}\\$[./A-Za-z0-9]{53}|\\$[156]\\$(?:rounds=\\d{1,7}\\$)?[./A-Za-z0-9]{1,16}\\$[./A-Za-z0-9]{22,86}|\\$argon2(?:id|i|d)\\$[^\\s$]{1,40}\\$[^\\s$]{1,40}\\$[A-Za-z0-9+/]{16,}\\$[A-Za-z0-9+/]{16,})` },
-  { entity: 'PASSWORD_HASH', provider: 'kerberos', re: `\\$krb5(?:asrep|tgs)\\$\\d{2}\\$[^\\s]{20,4000}` },
-  { entity: 'PRIVATE_KEY', provider: 'age', re: `${B}AGE-SECRET-KEY-1[0-9A-Z]{58}${E}` },
-  { entity: 'PRIVATE_KEY', provider: 'putty', re: `PuTTY-User-Key-File-\\d: ` },
-];
 
 const PRIVATE_KEY_BEGIN = /-----BEGIN[ A-Z0-9]{0,40} PRIVATE KEY(?: BLOCK)?-----/g;
 const JWT = /(?<![A-Za-z0-9_.-])eyJ[A-Za-z0-9_-]{8,2000}\.eyJ[A-Za-z0-9_-]{4,8000}(?:\.[A-Za-z0-9_-]{0,2000})?(?![A-Za-z0-9_-])|(?<![A-Za-z0-9_.-])eyJ[A-Za-z0-9_-]{8,2000}\.[A-Za-z0-9_-]{4,8000}\.[A-Za-z0-9_-]{0,2000}(?![A-Za-z0-9_-])/g;
 /** scheme://user:password@host — databases, brokers, and plain http(s) basic credentials. */
 const CREDENTIAL_URL = /(?<![A-Za-z0-9+.-])([a-z][a-z0-9+.-]{1,20}):\/\/([^\s:@/'"`]{1,128}):([^\s@/'"`]{1,128})@[A-Za-z0-9_.-]{1,253}/gi;
 const AUTH_HEADER = /\b(?:authorization|proxy-authorization)["']?\s*[:=]\s*["']?(?:bearer|basic|token|bot)\s+([A-Za-z0-9._~+/=-]{8,2000})/gi;
-const CURL_USER = /(?:^|\s)(?:-u|--user)\s+["']?([^\s:"']{1,128})["']?:["']?([^\s"']{1,128})/g;
-/** Passwords passed positionally or as flags: psexec-style `-u X -p Y`, .netrc lines, .NET NetworkCredential, XML app settings. */
+/** `curl -u user:password`; an empty password leaves the user part as the credential (`-u "<api key>:"`). */
+const CURL_USER = /(?:^|\s)(?:-u|--user)\s+["']?([^\s:"']{1,128})["']?:["']?([^\s"']{0,128})/dg;
+/** `-H "X-Api-Key: value"`: a request header whose name says credential. */
+const CURL_HEADER = /(?:^|\s)(?:-H|--header)\s+["']([A-Za-z0-9-]{0,40}(?:token|key|secret|auth|passw)[A-Za-z0-9-]{0,40}):\s*([^\s"']{8,512})["']/gi;
+/**
+ * Passwords passed positionally or in fixed phrases: psexec-style `-u X -p Y`, .netrc lines, credential
+ * constructors (.NET NetworkCredential / DirectoryEntry, Java PasswordAuthentication and friends), XML app
+ * settings, `vault operator unseal <key>`, and prose such as `the default password is "…"`.
+ */
 const OTHER_PASSWORD_FORMS: { gate: string; re: RegExp }[] = [
-  { gate: ' -p', re: /(?:^|\s)-u\s+\S{1,64}\s+-p\s+([^\s"'$%]{3,128})/g },
-  { gate: 'machine', re: /\bmachine\s+\S{1,253}\s+login\s+\S{1,128}\s+password\s+(\S{3,128})/g },
-  { gate: 'NetworkCredential', re: /NetworkCredential\(\s*"[^"\n]{0,128}"\s*,\s*"([^"\n]{4,128})"/g },
-  { gate: '<add', re: /<add\s+key="[^"\n]{0,64}(?:password|secret|token|apikey)[^"\n]{0,32}"\s+value="([^"\n]{4,256})"/gi },
+  { gate: ' -p', re: /(?:^|\s)-u\s+\S{1,64}\s+-p\s+([^\s"'$%]{3,128})/dg },
+  { gate: 'machine', re: /\bmachine\s+\S{1,253}\s+login\s+\S{1,128}\s+password\s+(\S{3,128})/dg },
+  {
+    gate: '(',
+    re: /\b(?:NetworkCredential|DirectoryEntry|PasswordAuthentication|UsernamePasswordCredentials|UsernamePasswordAuthenticationToken|BasicAWSCredentials|PasswordCredential)\(\s*(?:"[^"\n]{0,256}"\s*,\s*){1,2}"([^"\n]{4,128})"/dg,
+  },
+  { gate: '<add', re: /<add\s+key="[^"\n]{0,64}(?:password|secret|token|apikey)[^"\n]{0,32}"\s+value="([^"\n]{4,256})"/dgi },
+  { gate: 'unseal', re: /\bunseal\s+(?:-{1,2}[a-z-]{1,20}\s+){0,3}([A-Za-z0-9+/]{43,44}={0,1})(?![A-Za-z0-9+/=])/dg },
+  // ThingsBoard device API: the device access token is a path segment.
+  { gate: '/api/v1/', re: /\/api\/v1\/([A-Za-z0-9]{20})\/(?:telemetry|attributes|rpc|claim)\b/dg },
+  { gate: 'assword', re: /\bpassword\b[^.\n]{0,48}?\bis\s+["'`]([^"'`\s]{3,64})["'`]/dgi },
 ];
 
 /** Names in an assignment that say the value is a credential. */
-const KEYWORD = /api[_.-]?key|apikey|secret|token|passw(?:or)?d|pwd|passphrase|credential|private[_.-]?key|access[_.-]?key|account[_.-]?key|license[_.-]?key|auth[_.-]?key|client[_.-]?secret|_pw\b|\bpass\b|_pass\b|_pat\b|[_.-]key\b/gi;
+const CREDENTIAL_WORDS =
+  'api[_.-]?key|apikey|secret|token|passw(?:or)?d|pwd|passphrase|credential|private[_.-]?key|access[_.-]?key|account[_.-]?key|license[_.-]?key|auth[_.-]?key|client[_.-]?secret|_pw\\b|\\bpass\\b|_pass\\b|_pat\\b|[_.-]key\\b';
+const CREDENTIAL_NAME = new RegExp(CREDENTIAL_WORDS, 'i');
+/** Credential names and service names: one alternation finds every candidate assignment. */
+const KEYWORD = new RegExp(CREDENTIAL_WORDS, 'gi');
+const OPERATOR_CHAR = /[:=]/g;
+/** camelCase `…Key` (`hubspotKey`, `licenseKey`), case-sensitive so `monkey` and `turkey` stay words. */
+const CAMEL_KEY = /[a-z0-9]Key$/;
+const VENDOR_NAME = new RegExp(VENDOR_WORDS, 'i');
+/** Names that carry a service's identifiers and addresses, not its credentials. */
+const NOT_CREDENTIAL_SUFFIX = /(?:id|ids|url|uri|host|hostname|endpoint|region|zone|name|user|username|login_name|email|version|sha|hash|digest|checksum|integrity|path|dir|file|domain|port|org|project|image|tag|ref|commit|release|build|revision|rev|app|site|channel|env|mode|plan|type)$/i;
 const PASSWORD_KEY = /passw(?:or)?d|pwd|passphrase|_pw$|(?:^|_)pass$/i;
 
 const TEMPLATE = /xxxx|\*\*\*|\.\.\.|<[^>]*>|\{\{|\$\{|%\(|\$\(|#\{/i;
@@ -128,6 +62,7 @@ export const SECRET_ENTITIES = [
   ...new Set([...PROVIDER_RULES.map((r) => r.entity), 'AWS_SECRET_KEY', 'JWT', 'PRIVATE_KEY', 'CONNECTION_STRING', 'AUTH_HEADER', 'GENERIC_SECRET', 'PASSWORD_HASH']),
 ] as readonly string[];
 
+const PREFIXES = new Map(PROVIDER_RULES.map((r) => [r, literalPrefix(r.re)]));
 const COMBINED = new RegExp(PROVIDER_RULES.map((r, i) => `(?<r${i}>${r.re})`).join('|'), 'g');
 /**
  * Every provider token is at least 16 characters of this alphabet, so the combined pattern only runs on such
@@ -164,10 +99,37 @@ export function isPlaceholder(value: string): boolean {
     distinct++;
   }
   if (distinct <= 3) return true; // "xxxxxxxx", "00000000", "aaaaend"-style filler
-  return /0123456789|123456789012|abcdefghij/i.test(value) && distinct <= 16;
+  if (/0123456789|123456789012|abcdefghij/i.test(value) && distinct <= 16) return true;
+  return hasInterleavedRun(value);
 }
 
-function tokenBody(match: string): string {
+/**
+ * Two counting runs interleaved ("a1b2c3d4e5", "Z9y8X7w6"): the hand-made look of a filler value. Random tokens
+ * essentially never contain five steps of one in a row at every second character (odds about 1 in 36^4 per position).
+ */
+export function hasInterleavedRun(value: string): boolean {
+  const s = value.toLowerCase();
+  for (const dir of [1, -1]) {
+    let runA = 1; // progression ending at an even offset
+    let runB = 1; // ... at an odd offset
+    for (let i = 2; i < s.length; i++) {
+      const step = isAlnum(s.charCodeAt(i)) && s.charCodeAt(i) - s.charCodeAt(i - 2) === dir;
+      if (i % 2 === 0) runA = step ? runA + 1 : 1;
+      else runB = step ? runB + 1 : 1;
+      if (runA >= 5 || runB >= 5) return true;
+    }
+  }
+  return false;
+}
+
+/** The random part of a token ends in filler ("GR1348941" + "1231231231…"): 16 characters drawn from four or fewer. */
+function isFillerTail(body: string): boolean {
+  return body.length >= 16 && new Set(body.slice(-16)).size <= 4;
+}
+
+function tokenBody(match: string, rule: ProviderRule): string {
+  const prefix = PREFIXES.get(rule) ?? '';
+  if (prefix.length >= 2 && match.startsWith(prefix)) return match.slice(prefix.length);
   const sep = match.search(/[_.-]/);
   return sep > 0 && sep < 12 ? match.slice(sep + 1) : match;
 }
@@ -189,7 +151,8 @@ export function jwtHeaderValid(token: string): boolean {
     return typeof h === 'object' && h !== null && typeof (h as Record<string, unknown>).alg === 'string';
   } catch {
     // A header with a damaged byte still reads as a JWT header when its "alg" member survives.
-    return /"alg"\s*:\s*"/.test(header);
+    // A truncated header (no closing brace) is not.
+    return /"alg"\s*:\s*"/.test(header) && /\}\s*$/.test(header);
   }
 }
 
@@ -231,15 +194,20 @@ function scanToken(token: string, offset: number, emit: Emit): void {
   while ((m = COMBINED.exec(token)) !== null) {
     const rule = matchedRule(m);
     const value = m[0];
-    if (!rule || isPlaceholder(tokenBody(value)) || KNOWN_EXAMPLES.has(value)) continue;
+    if (!rule || KNOWN_EXAMPLES.has(value)) continue;
+    const body = tokenBody(value, rule);
+    if (isPlaceholder(body) || isFillerTail(body)) continue;
     // Formats without a distinctive prefix must look random: digits among the letters, no long runs of one class.
-    if ((rule.score ?? 0.9) < 0.9 && !looksRandom(tokenBody(value))) continue;
+    if (rule.loose && !looksRandom(body)) continue;
     emit(rule.entity, offset + m.index, offset + m.index + value.length, rule.score ?? 0.9, `${rule.provider} token format`);
   }
 }
 
 function looksRandom(body: string): boolean {
-  return /\d/.test(body) && /[A-Za-z]/.test(body) && !/[A-Za-z]{12}|\d{12}/.test(body) && shannonEntropy(body) >= 3;
+  if (!/\d/.test(body) || !/[A-Za-z]/.test(body) || /\d{12}/.test(body)) return false;
+  // A long random token has long letter runs by chance; there the character spread alone tells it from words.
+  if (body.length >= 40) return shannonEntropy(body) >= 4.2;
+  return !/[A-Za-z]{12}/.test(body) && shannonEntropy(body) >= 3;
 }
 
 function matchedRule(m: RegExpExecArray): ProviderRule | undefined {
@@ -259,9 +227,11 @@ function scanPrivateKeys(t: string, emit: Emit): void {
       const close = t.indexOf('-----', endMarker + 8);
       end = close === -1 ? t.length : close + 5;
     }
-    const body = t.slice(m.index + m[0].length, endMarker === -1 ? end : endMarker).replace(/\s|\\n/g, '');
-    // A header with no key material (documentation, code that builds the marker) is not a key.
-    const score = body.length >= 40 && !isPlaceholder(body.slice(0, 64)) ? 0.95 : 0.3;
+    const body = t.slice(m.index + m[0].length, endMarker === -1 ? end : endMarker).replace(/\s|\\[nr]/g, '');
+    // A header with no key material (documentation, code that builds the marker) is not a key; a header that
+    // opens a block (a line break follows) with some material is a key even when cut short.
+    const opensBlock = /^(?:\r?\n|\\r?\\n)/.test(t.slice(m.index + m[0].length, m.index + m[0].length + 4));
+    const score = body.length >= 40 && !isPlaceholder(body.slice(0, 64)) ? 0.95 : opensBlock && body.length >= 8 ? 0.6 : 0.3;
     emit('PRIVATE_KEY', m.index, end, score, 'PEM private key block');
     PRIVATE_KEY_BEGIN.lastIndex = end;
   }
@@ -292,13 +262,41 @@ function scanCredentialUrls(t: string, emit: Emit): void {
 
 function scanAuthHeaders(t: string, emit: Emit): void {
   if (t.indexOf('uthorization') !== -1 || t.indexOf('UTHORIZATION') !== -1) scanAuthorization(t, emit);
-  if (t.indexOf('-u') === -1) return;
+  if (t.indexOf('-u') !== -1) scanCurlUser(t, emit);
+  if (t.indexOf('-H') === -1 && t.indexOf('--header') === -1) return;
+  CURL_HEADER.lastIndex = 0;
+  let m: RegExpExecArray | null;
+  while ((m = CURL_HEADER.exec(t)) !== null) {
+    const value = m[2];
+    if (/^authorization$/i.test(m[1]) || isPlaceholder(value) || /^[$%[{<]|>$/.test(value) || !/\d/.test(value)) continue;
+    const start = m.index + m[0].length - value.length - 1;
+    emit('AUTH_HEADER', start, start + value.length, 0.75, `credential in a "${m[1].slice(0, 40)}" header`);
+  }
+}
+
+function scanCurlUser(t: string, emit: Emit): void {
   CURL_USER.lastIndex = 0;
   let m: RegExpExecArray | null;
   while ((m = CURL_USER.exec(t)) !== null) {
-    const password = m[2];
+    const userSpan = m.indices?.[1];
+    const passwordSpan = m.indices?.[2];
+    if (!userSpan || !passwordSpan) continue;
+    if (m[2] === '') {
+      // `-u KEY:` — services that take an API key as the user name; only a random-looking user counts.
+      const user = m[1];
+      if (user.length < 10 || isPlaceholder(user) || !looksRandom(user)) continue;
+      emit('AUTH_HEADER', userSpan[0], userSpan[1], 0.7, 'API key as a curl --user name');
+      continue;
+    }
+    let password = m[2];
+    let start = passwordSpan[0];
+    // `"{value}"` wraps a literal in braces; `{password}` / `{{ .Values.x }}` stay templates.
+    const braced = /^\{([^{}]+)\}$/.exec(password);
+    if (braced && /\d/.test(braced[1]) && /[A-Za-z]/.test(braced[1])) {
+      password = braced[1];
+      start++;
+    }
     if (isPlaceholder(password) || /^[$%[{<]|>$/.test(password)) continue;
-    const start = m.index + m[0].length - password.length;
     emit('AUTH_HEADER', start, start + password.length, 0.7, 'password in a curl --user argument');
   }
 }
@@ -321,51 +319,84 @@ function scanOtherPasswordForms(t: string, emit: Emit): void {
     let m: RegExpExecArray | null;
     while ((m = re.exec(t)) !== null) {
       const password = m[1];
-      if (isPlaceholder(password)) continue;
-      const start = m.index + m[0].length - password.length - (m[0].endsWith('"') ? 1 : 0);
-      emit('GENERIC_SECRET', start, start + password.length, 0.7, 'password in a login command or config');
+      const span = m.indices?.[1];
+      if (!span || isPlaceholder(password)) continue;
+      emit('GENERIC_SECRET', span[0], span[1], 0.7, 'password in a login command, constructor or config');
     }
   }
 }
 
 const VALUE_STOP = /[\s"'`,;)}\]<>]/;
+const OPERATOR = /^(?::{1,3}=|===?|!==?|=>|\?=|=|:)/;
+/** Terraform / HCL: `variable "db_password" { default = "…" }` assigns through the block's default. */
+const HCL_DEFAULT = /^\{\s{0,40}default\s{0,8}=/;
 
 /**
  * `name = value` / `name: value` / `"name": "value"` where the name says credential. Keyword hits are found
- * with one literal alternation; the surrounding name and the value are then read a bounded distance.
+ * with one literal alternation; the surrounding name and the value are then read a bounded distance. Names
+ * that only name a service (`cloudflare: …`) or end in camelCase `…Key` are found from the operators instead,
+ * which prose rarely has.
  */
 function scanAssignments(t: string, emit: Emit): void {
-  // Every assignment form needs one of these operators (or a command-line flag's dash).
-  if (t.indexOf('=') === -1 && t.indexOf(':') === -1 && t.indexOf('-') === -1) return;
+  // Every assignment form needs one of these operators (or a command-line flag's dash, or a pair's comma).
+  if (t.indexOf('=') === -1 && t.indexOf(':') === -1 && t.indexOf('-') === -1 && t.indexOf(',') === -1) return;
   KEYWORD.lastIndex = 0;
   let m: RegExpExecArray | null;
   while ((m = KEYWORD.exec(t)) !== null) {
     let nameStart = m.index;
     while (nameStart > 0 && m.index - nameStart < 64 && isNameChar(t.charCodeAt(nameStart - 1))) nameStart--;
-    let i = m.index + m[0].length;
-    while (i < t.length && i - m.index < 64 && isNameChar(t.charCodeAt(i))) i++;
-    const name = t.slice(nameStart, i);
-    // quotes and spaces, then an assignment operator, then spaces and an opening quote
-    const opStart = i;
-    while (i < t.length && i - opStart < 8 && /["'\]\s]/.test(t[i]) && t[i] !== '\n') i++;
-    // `--password value` / `-Password value`: a command-line flag takes the next word.
-    const flag = (t[nameStart] === '-' || (nameStart > 0 && t[nameStart - 1] === '-')) && i > opStart && /\s/.test(t[i - 1]);
-    const op = flag ? [''] : /^(?:::?=|:=|===?|!==?|=>|\?=|=|:)/.exec(t.slice(i, i + 3));
-    if (!op) {
-      KEYWORD.lastIndex = Math.max(KEYWORD.lastIndex, i);
-      continue;
-    }
-    i += op[0].length;
-    while (i < t.length && (t[i] === ' ' || t[i] === '\t')) i++;
-    let quote = '';
-    if (t[i] === '"' || t[i] === "'" || t[i] === '`') quote = t[i++];
-    const valueStart = i;
-    while (i < t.length && i - valueStart < 256 && (quote ? t[i] !== quote && t[i] !== '\n' : !VALUE_STOP.test(t[i]))) i++;
-    const value = t.slice(valueStart, i);
-    KEYWORD.lastIndex = Math.max(KEYWORD.lastIndex, i);
-    const score = assignmentScore(name, value, quote !== '');
-    if (score > 0) emit(/aws/i.test(name) && /^[A-Za-z0-9/+]{40}$/.test(value) ? 'AWS_SECRET_KEY' : 'GENERIC_SECRET', valueStart, i, score, `credential assigned to "${name.slice(0, 40)}"`);
+    let nameEnd = m.index + m[0].length;
+    while (nameEnd < t.length && nameEnd - m.index < 64 && isNameChar(t.charCodeAt(nameEnd))) nameEnd++;
+    KEYWORD.lastIndex = Math.max(KEYWORD.lastIndex, readAssignment(t, nameStart, nameEnd, emit));
   }
+  scanVendorAssignments(t, emit);
+}
+
+function scanVendorAssignments(t: string, emit: Emit): void {
+  OPERATOR_CHAR.lastIndex = 0;
+  let m: RegExpExecArray | null;
+  while ((m = OPERATOR_CHAR.exec(t)) !== null) {
+    let nameEnd = m.index;
+    while (nameEnd > 0 && m.index - nameEnd < 4 && /["'\]\s]/.test(t[nameEnd - 1])) nameEnd--;
+    let nameStart = nameEnd;
+    while (nameStart > 0 && nameEnd - nameStart < 64 && isNameChar(t.charCodeAt(nameStart - 1))) nameStart--;
+    if (nameStart === nameEnd) continue;
+    const name = t.slice(nameStart, nameEnd);
+    // Names with a credential word were read by the keyword pass.
+    if (CREDENTIAL_NAME.test(name) || (!VENDOR_NAME.test(name) && !CAMEL_KEY.test(name))) continue;
+    OPERATOR_CHAR.lastIndex = Math.max(OPERATOR_CHAR.lastIndex, readAssignment(t, nameStart, nameEnd, emit));
+  }
+}
+
+/** Reads `<op> value` after the name at [nameStart, nameEnd), scores it and emits; returns where to resume. */
+function readAssignment(t: string, nameStart: number, nameEnd: number, emit: Emit): number {
+  const name = t.slice(nameStart, nameEnd);
+  const nameQuoted = nameStart > 0 && /["'`]/.test(t[nameStart - 1]);
+  let i = nameEnd;
+  // quotes (also backslash-escaped ones) and spaces, then an assignment operator, then spaces and an opening quote
+  while (i < t.length && i - nameEnd < 8 && /["'\]\s\\]/.test(t[i]) && t[i] !== '\n') i++;
+  // `--password value` / `-Password value`: a command-line flag takes the next word.
+  const flag = (t[nameStart] === '-' || (nameStart > 0 && t[nameStart - 1] === '-')) && i > nameEnd && /\s/.test(t[i - 1]);
+  const ahead = t.slice(i, i + 48);
+  // ("API_KEY", "value"): a quoted name, a comma, a quoted value, as in setters and build-config calls.
+  const pair = nameQuoted && /^,\s{0,8}["'`]/.test(ahead);
+  const op = flag ? [''] : pair ? [','] : (OPERATOR.exec(ahead) ?? HCL_DEFAULT.exec(ahead));
+  if (!op) return i;
+  i += op[0].length;
+  while (i < t.length && (t[i] === ' ' || t[i] === '\t')) i++;
+  if (t[i] === '\\' && /["']/.test(t[i + 1] ?? '')) i++; // \"value\" inside a string literal
+  let quote = '';
+  if (t[i] === '"' || t[i] === "'" || t[i] === '`') quote = t[i++];
+  // A double-quoted literal inside single quotes ('"value"'), as Gradle's buildConfigField takes it.
+  if (quote === "'" && t[i] === '"') i++;
+  const valueStart = i;
+  while (i < t.length && i - valueStart < 256 && (quote ? t[i] !== quote && t[i] !== '\n' : !VALUE_STOP.test(t[i]))) i++;
+  let valueEnd = i;
+  while (valueEnd > valueStart && (t[valueEnd - 1] === '\\' || (quote === "'" && t[valueEnd - 1] === '"'))) valueEnd--;
+  const value = t.slice(valueStart, valueEnd);
+  const score = assignmentScore(name, value, quote !== '');
+  if (score > 0) emit(/aws/i.test(name) && /^[A-Za-z0-9/+]{40}$/.test(value) ? 'AWS_SECRET_KEY' : 'GENERIC_SECRET', valueStart, valueEnd, score, `credential assigned to "${name.slice(0, 40)}"`);
+  return i;
 }
 
 function isNameChar(c: number): boolean {
@@ -375,13 +406,14 @@ function isNameChar(c: number): boolean {
 /** How likely `value` is a real credential given the name it is assigned to; 0 when it clearly is not. */
 export function assignmentScore(name: string, value: string, quoted: boolean): number {
   if (value.length < 6 || value.length > 256 || isPlaceholder(value) || CREDENTIAL_WORD.test(value)) return 0;
+  const vendor = vendorShape(name, value);
+  if (vendor > 0) return vendor;
+  if (!CREDENTIAL_NAME.test(name) && !CAMEL_KEY.test(name)) return vendorOnlyScore(name, value);
+  if (isTimeBasedUuid(value)) return 0;
   if (/csrf|xsrf|^no[t_-]|(?:^|[_.-])id$|Id$/i.test(name)) return 0;
   // "…_key" names that are not credentials: database, cache and lookup keys, public keys.
   if (/(?:public|primary|foreign|sort|cache|partition|lookup|hash|idempot|unique|composite|row|map|dict|object|s3|bucket|field|column|index|group|message|i18n|translation)[_.-]?key$/i.test(name)) return 0;
-  // References, not literals: variables, calls, lookups, dotted names, paths, selectors, host names, spaces.
-  if (/^[$%@&*/#]|^(?:env|process|os|config|settings|self|this|params|args|request)\b|:\/\/|\s/.test(value)) return 0;
-  if (!quoted && /[()[\]{}]/.test(value)) return 0;
-  if (/^[A-Za-z_]+\d{0,2}(?:\.[A-Za-z_]+\d{0,2})+$/.test(value) || /^[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}(?::\d+)?$/i.test(value)) return 0;
+  if (isReference(value, quoted)) return 0;
   if (/^\d+$/.test(value) && value.length < 12) return 0;
   const entropy = shannonEntropy(value);
   const classes = Number(/[a-z]/.test(value)) + Number(/[A-Z]/.test(value)) + Number(/\d/.test(value)) + Number(/[^A-Za-z0-9]/.test(value));
@@ -390,10 +422,43 @@ export function assignmentScore(name: string, value: string, quoted: boolean): n
     if (!quoted && /^[A-Z][A-Z0-9_]+$/.test(value)) return 0;
     return entropy >= 2.5 ? 0.7 : 0.5;
   }
+  // A bare "secret" (shared secrets, JWT signing secrets) can be a short phrase, as a password can.
+  if (/(?:^|[_.-])secret$|[a-z]Secret$/i.test(name) && quoted && value.length >= 8 && entropy >= 2.5) return 0.6;
   if (value.length < 12) return 0;
+  // Words run together ("SomeOtherValue", "defaultClientSecret") name something; a key has digits or symbols.
+  if (/^[A-Za-z]+$/.test(value) && !/[A-Z]{2}/.test(value)) return 0;
   if (entropy >= 3.5 && classes >= 2) return 0.8;
   if (entropy >= 3.0) return 0.6;
   return 0;
+}
+
+/** References, not literals: variables, calls, lookups, dotted names, paths, selectors, host names, spaces. */
+function isReference(value: string, quoted: boolean): boolean {
+  if (/^[$%@&*/#]|^(?:env|process|os|config|settings|self|this|params|args|request)\b|:\/\/|\s/.test(value)) return true;
+  if (!quoted && /[()[\]{}]/.test(value)) return true;
+  return /^[A-Za-z_]+\d{0,2}(?:\.[A-Za-z_]+\d{0,2})+$/.test(value) || /^[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}(?::\d+)?$/i.test(value);
+}
+
+/** A value in the documented shape of the vendor named in the assignment (`sumologic_access_id = "su…"`). */
+function vendorShape(name: string, value: string): number {
+  for (const { vendor, shape } of VENDOR_SHAPES) if (vendor.test(name) && shape.test(value) && looksRandom(value)) return 0.8;
+  return 0;
+}
+
+/**
+ * A name that only names a service (`cloudflare:`, `postmark_server:`) is a credential when the value is a
+ * random-looking token: hex, base64 or a UUID, at least 16 characters, never an id, host, hash or version.
+ */
+function vendorOnlyScore(name: string, value: string): number {
+  if (!VENDOR_NAME.test(name) || NOT_CREDENTIAL_SUFFIX.test(name)) return 0;
+  if (!/^[A-Za-z0-9_+/=-]{16,256}$/.test(value) || !/\d/.test(value) || !/[A-Za-z]/.test(value)) return 0;
+  if (isTimeBasedUuid(value)) return 0;
+  return shannonEntropy(value) >= 3.2 ? 0.7 : 0;
+}
+
+/** Version-1 UUIDs encode a timestamp and a node id: identifiers, never generated as secrets. */
+function isTimeBasedUuid(value: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-1[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
 }
 
 export function createSecretsDetector(defaultThreshold = DEFAULT_THRESHOLD): Detector {
@@ -432,11 +497,17 @@ function dropContained(ms: Match[]): Match[] {
   return kept;
 }
 
-/** Literal prefixes a token can start with; a trailing fragment that is a prefix of one of them is held. */
+/**
+ * Literal prefixes a token can start with; a trailing fragment that is a prefix of one of them is held. Every
+ * provider rule's own fixed prefix is included, plus the alternatives of rules that start with a choice.
+ */
 const TOKEN_PREFIXES = [
-  'AKIA', 'ASIA', 'hf_', 'api_org_', 'sk-', 'sk_live_', 'rk_live_', 'sk_test_', 'ghp_', 'gho_', 'ghu_', 'ghs_', 'ghr_', 'github_pat_',
-  'glpat-', 'xox', 'xapp-', 'AIza', 'GOCSPX-', 'ya29.', 'npm_', 'pypi-', 'SG.', 'dop_v1_', 'shpat_', 'hvs.', 'dp.', 'eyJ', 'AGE-SECRET-KEY-',
-  'https://hooks.slack.com/', '-----BEGIN',
+  ...new Set([
+    'AKIA', 'ASIA', 'ghp_', 'gho_', 'ghu_', 'ghs_', 'ghr_', 'glpat-', 'glrt-', 'gldt-', 'glsoat-', 'glptt-', 'glcbt-', 'GR1348941',
+    'xoxb-', 'xoxp-', 'xoxe.', 'sk_live_', 'rk_live_', 'sk_test_', 'GOCSPX-', 'ya29.', 'hvs.', 'sq0atp-', 'sq0csp-', 'https://hooks.slack.com/',
+    '-----BEGIN', 'eyJ', 'AGE-SECRET-KEY-',
+    ...PROVIDER_RULES.map((r) => PREFIXES.get(r) ?? '').filter((p) => p.length >= 2),
+  ]),
 ];
 const TAIL_MAX = 512;
 const PEM_HOLD_MAX = 16384;

@@ -1,4 +1,6 @@
-import { assignmentScore, createSecretsDetector, isPlaceholder, jwtHeaderValid, shannonEntropy } from '../../../../proxy/guardrails/detectors/secrets';
+import { assignmentScore, createSecretsDetector, hasInterleavedRun, isPlaceholder, jwtHeaderValid, shannonEntropy } from '../../../../proxy/guardrails/detectors/secrets';
+import { literalPrefix } from '../../../../proxy/guardrails/detectors/secret-formats';
+import { createHash } from 'node:crypto';
 import { found, token } from './helpers';
 
 const secrets = createSecretsDetector();
@@ -24,6 +26,124 @@ describe('secrets: provider formats', () => {
     expect(found(secrets, 'ghp_' + 'x'.repeat(36))).toEqual([]);
     expect(found(secrets, 'hf_' + token(10))).toEqual([]);
     expect(found(secrets, 'the task-force met in the desk room')).toEqual([]);
+  });
+});
+
+/** Deterministic hex (the LCG token() repeats itself over a 16-letter alphabet). */
+const hex = (n: number, seed: number): string => createHash('sha256').update(String(seed)).digest('hex').repeat(2).slice(0, n);
+const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+const UPPER_ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
+
+describe('secrets: added provider formats', () => {
+  // [entity, valid token, near-miss (wrong length / alphabet / boundary), placeholder of the right shape]
+  const cases: [string, string, string, string][] = [
+    ['API_TOKEN', token(76, ALNUM, 3) + 'AZDO' + token(4, ALNUM, 4), token(75, ALNUM, 3) + 'AZDO' + token(4, ALNUM, 4), 'a1b2c3d4e5'.repeat(7) + 'a1b2c3' + 'AZDO' + 'abcd'],
+    ['API_TOKEN', 'squ_' + hex(40, 5), 'squ_' + hex(39, 5), 'squ_' + 'x'.repeat(40)],
+    ['API_TOKEN', 'pscale_tkn_' + token(43, ALNUM, 6), 'pscale_tkn_' + token(20, ALNUM, 6), 'pscale_tkn_' + 'x'.repeat(43)],
+    ['API_TOKEN', 'shippo_live_' + hex(40, 7), 'shippo_live_' + hex(30, 7), 'shippo_live_' + '0'.repeat(40)],
+    ['API_TOKEN', 'pnu_' + token(36, ALNUM, 8), 'pnu_' + token(35, ALNUM, 8), 'pnu_' + 'a'.repeat(36)],
+    ['API_TOKEN', 'rdme_' + token(70, 'abcdefghijklmnopqrstuvwxyz0123456789', 9), 'rdme_' + hex(60, 9), 'rdme_' + 'x'.repeat(70)],
+    ['API_TOKEN', 'ico-' + token(32, ALNUM, 10), 'ico-' + token(31, ALNUM, 10), 'ico-' + 'x'.repeat(32)],
+    ['API_TOKEN', 'API-' + token(26, UPPER_ALNUM, 11), 'API-' + token(25, UPPER_ALNUM, 11), 'API-' + 'X'.repeat(26)],
+    ['API_TOKEN', 'sha256~' + token(43, ALNUM, 12), 'sha256~' + token(30, ALNUM, 12), 'sha256~' + 'x'.repeat(43)],
+    ['API_TOKEN', 'EZAK' + token(54, ALNUM, 13), 'EZAK' + token(50, ALNUM, 13), 'EZAK' + 'x'.repeat(54)],
+    ['API_TOKEN', 'sbp_' + hex(40, 14), 'sbp_' + hex(20, 14), 'sbp_' + '0'.repeat(40)],
+    ['API_TOKEN', '00' + token(40, ALNUM + '-_', 15), '00' + token(38, ALNUM, 15), '00' + 'a'.repeat(40)],
+    ['API_TOKEN', '1-' + token(64, ALNUM, 16), '1-' + token(60, ALNUM, 16), '1-' + 'x'.repeat(64)],
+    ['GITLAB_TOKEN', 'glsoat-' + token(30, ALNUM, 17), 'glsoat-' + token(19, ALNUM, 17), 'glsoat-' + 'x'.repeat(30)],
+    ['GITLAB_TOKEN', 'GR1348941' + token(24, ALNUM, 18), 'GR1348941' + token(19, ALNUM, 18), 'GR1348941' + '123'.repeat(8)],
+    ['GITLAB_TOKEN', 'glptt-' + token(40, ALNUM, 19), 'glptt-' + token(42, ALNUM, 19), 'glptt-' + 'x'.repeat(40)],
+  ];
+  it.each(cases)('finds %s %s, not its near miss or placeholder', (entity, valid, nearMiss, placeholder) => {
+    expect(found(secrets, `value ${valid} end`)).toEqual([[entity, valid]]);
+    expect(found(secrets, `value ${nearMiss} end`)).toEqual([]);
+    expect(found(secrets, `value ${placeholder} end`)).toEqual([]);
+  });
+  it('does not take a short-prefix format out of a file name', () => {
+    expect(found(secrets, `assets/video.ico-${hex(32, 20)}.png`)).toEqual([]);
+    expect(found(secrets, `see https://docs.example/page/API-${token(26, UPPER_ALNUM, 21)}`)).toEqual([['API_TOKEN', 'API-' + token(26, UPPER_ALNUM, 21)]]);
+  });
+  it('derives the fixed prefix of a rule for placeholder checks', () => {
+    expect(literalPrefix('(?<![A-Za-z0-9_])ghp_[A-Za-z0-9]{36}')).toBe('ghp_');
+    expect(literalPrefix('(?<![A-Za-z0-9_])hv[sbr]\\.[A-Za-z0-9_-]{24,200}')).toBe('hv');
+    expect(literalPrefix('(?<![A-Za-z0-9_])(?:AKIA|ASIA)[A-Z2-7]{16}')).toBe('');
+    expect(literalPrefix('(?<![A-Za-z0-9_])sk-?[a-z]{4}')).toBe('sk');
+  });
+});
+
+describe('secrets: credentials by context', () => {
+  it('reads a service name as a credential name when the value is a random token', () => {
+    const hex37 = hex(37, 22);
+    expect(found(secrets, `cloudflare: "${hex37}"`)).toEqual([['GENERIC_SECRET', hex37]]);
+    const sumoId = 'su' + token(12, ALNUM, 23);
+    expect(found(secrets, `sumologic.accessId = "${sumoId}"`)).toEqual([['GENERIC_SECRET', sumoId]]);
+    // ids, hashes, versions and words next to a service name are not credentials
+    expect(found(secrets, `cloudflare_zone_id = "${hex(32, 24)}"`)).toEqual([]);
+    expect(found(secrets, `stripe_commit_sha: ${hex(40, 25)}`)).toEqual([]);
+    expect(found(secrets, 'heroku: "my-app-production"')).toEqual([]);
+    expect(found(secrets, 'sumologic.accessId = "summaryReport"')).toEqual([]);
+  });
+  it('treats camelCase …Key names as credential names, not words ending in "key"', () => {
+    const v = token(32, ALNUM, 26);
+    expect(found(secrets, `const hubspotKey = "${v}"`)).toEqual([['GENERIC_SECRET', v]]);
+    expect(found(secrets, `monkey = "${v}"`)).toEqual([]);
+    expect(found(secrets, 'sortKey = "SomeOtherValue"')).toEqual([]);
+  });
+  it('finds (name, value) pairs, HCL defaults and escaped quotes', () => {
+    const v = hex(32, 27);
+    expect(found(secrets, `buildConfigField 'String', 'API_KEY', '"${v}"'`)).toEqual([['GENERIC_SECRET', v]]);
+    expect(found(secrets, `headers.put("X-Api-Key", "${v}");`)).toEqual([['GENERIC_SECRET', v]]);
+    const t = token(40, ALNUM, 28);
+    expect(found(secrets, `variable "okta_api_token" {\n  default = "${t}"\n}`)).toEqual([['GENERIC_SECRET', t]]);
+    expect(found(secrets, `$password = \\"Gq7${'w'}Lm2x\\";`)).toEqual([['GENERIC_SECRET', 'Gq7wLm2x']]);
+    expect(found(secrets, 'setLabel("password", "Enter your password")')).toEqual([]);
+  });
+  it('drops time-based UUIDs (identifiers) but keeps random ones', () => {
+    expect(found(secrets, '_authToken=743b294a-cd03-11ec-9d64-0242ac120002')).toEqual([]);
+    expect(found(secrets, '_authToken=346a14f2-a672-4668-a892-956a462ab56e')).toEqual([['GENERIC_SECRET', '346a14f2-a672-4668-a892-956a462ab56e']]);
+  });
+  it('finds passwords in constructors, prose, unseal commands and device URLs', () => {
+    expect(found(secrets, 'new DirectoryEntry("LDAP://corp", "svc@corp", "Wq8rTz41");')).toEqual([['GENERIC_SECRET', 'Wq8rTz41']]);
+    expect(found(secrets, 'new PasswordAuthentication("svc", "Wq8rTz41".toCharArray())')).toEqual([['GENERIC_SECRET', 'Wq8rTz41']]);
+    expect(found(secrets, "The default password is 'hunter42'.")).toEqual([['GENERIC_SECRET', 'hunter42']]);
+    expect(found(secrets, "The password is 'changeme'.")).toEqual([]);
+    expect(found(secrets, 'The password field is required.')).toEqual([]);
+    const unseal = token(44, ALNUM + '+/', 29);
+    expect(found(secrets, `vault operator unseal ${unseal}`)).toEqual([['GENERIC_SECRET', unseal]]);
+    const device = token(20, 'abcdefghijklmnopqrstuvwxyz0123456789', 30);
+    expect(found(secrets, `http://iot.example.org/api/v1/${device}/telemetry`)).toEqual([['GENERIC_SECRET', device]]);
+    expect(found(secrets, 'http://iot.example.org/api/v1/devices/telemetry')).toEqual([]);
+  });
+  it('finds curl header credentials, API keys as curl user names and braced passwords', () => {
+    expect(found(secrets, 'curl -X POST --header "Api-Token: Sk94HG7f6KB"')).toEqual([['AUTH_HEADER', 'Sk94HG7f6KB']]);
+    expect(found(secrets, 'curl -H "X-Api-Key: $API_KEY"')).toEqual([]);
+    const key = token(24, 'abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789', 42);
+    expect(found(secrets, `curl -u "${key}:" https://api.example.com`)).toEqual([['AUTH_HEADER', key]]);
+    expect(found(secrets, 'curl -u "username:" https://api.example.com')).toEqual([]);
+    expect(found(secrets, 'curl --user "svc-{team}":"{Zq5kVrX1n8tA2}" https://api.example.com')).toEqual([['AUTH_HEADER', 'Zq5kVrX1n8tA2']]);
+    expect(found(secrets, 'curl --user "{user}":"{password}" https://api.example.com')).toEqual([]);
+  });
+  it('scores a PEM header that opens a cut-short block as a key', () => {
+    expect(found(secrets, 'key:\n-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkq')).toEqual([['PRIVATE_KEY', '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkq']]);
+    expect(found(secrets, '-----BEGIN OPENSSH PRIVATE KEY----------END OPENSSH PRIVATE KEY-----')).toEqual([]);
+  });
+  it('rejects a JWT whose header is cut before its closing brace', () => {
+    const cut = b64url('{"alg":"HS256","typ":"JWT"').replace(/=+$/, '');
+    expect(jwtHeaderValid(`${cut}.${b64url('{"sub":"1"}')}.sig`)).toBe(false);
+  });
+});
+
+describe('secrets: filler values', () => {
+  it('treats interleaved counting runs as filler', () => {
+    expect(hasInterleavedRun('a1b2c3d4e5f6')).toBe(true);
+    expect(hasInterleavedRun('Z9y8X7w6V5')).toBe(true);
+    expect(hasInterleavedRun(token(64))).toBe(false);
+    expect(found(secrets, 'licenseKey=a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6')).toEqual([]);
+  });
+  it('stays linear on values that look like words run together', () => {
+    const start = process.hrtime.bigint();
+    assignmentScore('license_key', 'a'.repeat(200) + 'NRAL', false);
+    expect(Number(process.hrtime.bigint() - start) / 1e6).toBeLessThan(50);
   });
 });
 
@@ -97,6 +217,8 @@ describe('secrets: pendingTail', () => {
     expect(secrets.pendingTail('your key is AKIA12')).toBe('AKIA12'.length);
     expect(secrets.pendingTail('token: gh')).toBeGreaterThanOrEqual(2);
     expect(secrets.pendingTail('use sk-')).toBe(3);
+    expect(secrets.pendingTail('token squ_')).toBe(4);
+    expect(secrets.pendingTail('runner GR134')).toBe(5);
     const pem = '-----BEGIN PRIVATE KEY-----\nMIIEv';
     expect(secrets.pendingTail(`key:\n${pem}`)).toBe(pem.length);
     expect(secrets.pendingTail(`key:\n${pem}\n-----END PRIVATE KEY-----\nok. `)).toBe(0);
