@@ -231,7 +231,8 @@ function scanPrivateKeys(t: string, emit: Emit): void {
     // A header with no key material (documentation, code that builds the marker) is not a key; a header that
     // opens a block (a line break follows) with some material is a key even when cut short.
     const opensBlock = /^(?:\r?\n|\\r?\\n)/.test(t.slice(m.index + m[0].length, m.index + m[0].length + 4));
-    const score = body.length >= 40 && !isPlaceholder(body.slice(0, 64)) ? 0.95 : opensBlock && body.length >= 8 ? 0.6 : 0.3;
+    const material = body.length >= 8 && !isPlaceholder(body.slice(0, 64));
+    const score = material && body.length >= 40 ? 0.95 : material && opensBlock ? 0.6 : 0.3;
     emit('PRIVATE_KEY', m.index, end, score, 'PEM private key block');
     PRIVATE_KEY_BEGIN.lastIndex = end;
   }
@@ -406,10 +407,11 @@ function isNameChar(c: number): boolean {
 /** How likely `value` is a real credential given the name it is assigned to; 0 when it clearly is not. */
 export function assignmentScore(name: string, value: string, quoted: boolean): number {
   if (value.length < 6 || value.length > 256 || isPlaceholder(value) || CREDENTIAL_WORD.test(value)) return 0;
+  // Version-1 UUIDs are a timestamp and a node id: predictable, so no service issues one as a secret.
+  if (isTimeBasedUuid(value)) return 0;
   const vendor = vendorShape(name, value);
   if (vendor > 0) return vendor;
   if (!CREDENTIAL_NAME.test(name) && !CAMEL_KEY.test(name)) return vendorOnlyScore(name, value);
-  if (isTimeBasedUuid(value)) return 0;
   if (/csrf|xsrf|^no[t_-]|(?:^|[_.-])id$|Id$/i.test(name)) return 0;
   // "…_key" names that are not credentials: database, cache and lookup keys, public keys.
   if (/(?:public|primary|foreign|sort|cache|partition|lookup|hash|idempot|unique|composite|row|map|dict|object|s3|bucket|field|column|index|group|message|i18n|translation)[_.-]?key$/i.test(name)) return 0;
@@ -452,7 +454,6 @@ function vendorShape(name: string, value: string): number {
 function vendorOnlyScore(name: string, value: string): number {
   if (!VENDOR_NAME.test(name) || NOT_CREDENTIAL_SUFFIX.test(name)) return 0;
   if (!/^[A-Za-z0-9_+/=-]{16,256}$/.test(value) || !/\d/.test(value) || !/[A-Za-z]/.test(value)) return 0;
-  if (isTimeBasedUuid(value)) return 0;
   return shannonEntropy(value) >= 3.2 ? 0.7 : 0;
 }
 

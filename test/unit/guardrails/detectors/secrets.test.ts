@@ -98,7 +98,9 @@ describe('secrets: credentials by context', () => {
     expect(found(secrets, `$password = \\"Gq7${'w'}Lm2x\\";`)).toEqual([['GENERIC_SECRET', 'Gq7wLm2x']]);
     expect(found(secrets, 'setLabel("password", "Enter your password")')).toEqual([]);
   });
-  it('drops time-based UUIDs (identifiers) but keeps random ones', () => {
+  it('drops time-based UUIDs (predictable identifiers) but keeps random ones', () => {
+    expect(found(secrets, 'postmark_server: "743b294a-cd03-11ec-9d64-0242ac120002"')).toEqual([]);
+    expect(found(secrets, 'postmark_server: "346a14f2-a672-4668-a892-956a462ab56e"')).toEqual([['GENERIC_SECRET', '346a14f2-a672-4668-a892-956a462ab56e']]);
     expect(found(secrets, '_authToken=743b294a-cd03-11ec-9d64-0242ac120002')).toEqual([]);
     expect(found(secrets, '_authToken=346a14f2-a672-4668-a892-956a462ab56e')).toEqual([['GENERIC_SECRET', '346a14f2-a672-4668-a892-956a462ab56e']]);
   });
@@ -126,6 +128,7 @@ describe('secrets: credentials by context', () => {
   it('scores a PEM header that opens a cut-short block as a key', () => {
     expect(found(secrets, 'key:\n-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkq')).toEqual([['PRIVATE_KEY', '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkq']]);
     expect(found(secrets, '-----BEGIN OPENSSH PRIVATE KEY----------END OPENSSH PRIVATE KEY-----')).toEqual([]);
+    expect(found(secrets, '-----BEGIN PRIVATE KEY-----\n<your key here>\n-----END PRIVATE KEY-----')).toEqual([]);
   });
   it('rejects a JWT whose header is cut before its closing brace', () => {
     const cut = b64url('{"alg":"HS256","typ":"JWT"').replace(/=+$/, '');
