@@ -24,7 +24,7 @@ const CURL_HEADER = /(?:^|\s)(?:-H|--header)\s+["']([A-Za-z0-9-]{0,40}(?:token|k
  * settings, `vault operator unseal <key>`, and prose such as `the default password is "…"`.
  */
 const OTHER_PASSWORD_FORMS: { gate: string; re: RegExp }[] = [
-  { gate: ' -p', re: /(?:^|\s)-u\s+\S{1,64}\s+-p\s+([^\s"'$%]{3,128})/dg },
+  { gate: '-p', re: /(?:^|\s)-u\s+\S{1,64}\s+-p\s+([^\s"'$%]{3,128})/dg },
   { gate: 'machine', re: /\bmachine\s+\S{1,253}\s+login\s+\S{1,128}\s+password\s+(\S{3,128})/dg },
   {
     gate: '(',
@@ -377,7 +377,7 @@ function readAssignment(t: string, nameStart: number, nameEnd: number, emit: Emi
   // quotes (also backslash-escaped ones) and spaces, then an assignment operator, then spaces and an opening quote
   while (i < t.length && i - nameEnd < 8 && /["'\]\s\\]/.test(t[i]) && t[i] !== '\n') i++;
   // `--password value` / `-Password value`: a command-line flag takes the next word.
-  const flag = (t[nameStart] === '-' || (nameStart > 0 && t[nameStart - 1] === '-')) && i > nameEnd && /\s/.test(t[i - 1]);
+  const flag = (t[nameStart] === '-' || (nameStart > 0 && t[nameStart - 1] === '-')) && /\s/.test(t.slice(nameEnd, i));
   const ahead = t.slice(i, i + 48);
   // ("API_KEY", "value"): a quoted name, a comma, a quoted value, as in setters and build-config calls.
   const pair = nameQuoted && /^,\s{0,8}["'`]/.test(ahead);

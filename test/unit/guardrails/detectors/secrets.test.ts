@@ -53,6 +53,10 @@ describe('secrets: added provider formats', () => {
     ['GITLAB_TOKEN', 'glsoat-' + token(30, ALNUM, 17), 'glsoat-' + token(19, ALNUM, 17), 'glsoat-' + 'x'.repeat(30)],
     ['GITLAB_TOKEN', 'GR1348941' + token(24, ALNUM, 18), 'GR1348941' + token(19, ALNUM, 18), 'GR1348941' + '123'.repeat(8)],
     ['GITLAB_TOKEN', 'glptt-' + token(40, ALNUM, 19), 'glptt-' + token(42, ALNUM, 19), 'glptt-' + 'x'.repeat(40)],
+    ['API_TOKEN', 'whsec_' + token(32, ALNUM, 32), 'whsec_' + token(20, ALNUM, 32), 'whsec_' + 'x'.repeat(32)],
+    ['PRIVATE_KEY', ['A3', token(6, UPPER_ALNUM, 33), token(6, UPPER_ALNUM, 34), token(5, UPPER_ALNUM, 35), token(5, UPPER_ALNUM, 36), token(5, UPPER_ALNUM, 37), token(5, UPPER_ALNUM, 38)].join('-'), 'A3-' + token(6, UPPER_ALNUM, 33) + '-' + token(6, UPPER_ALNUM, 34), 'A3-XXXXXX-XXXXXX-XXXXX-XXXXX-XXXXX-XXXXX'],
+    ['PASSWORD_HASH', '$apr1$' + token(8, ALNUM, 39) + '$' + token(22, ALNUM, 40), '$apr1$' + token(8, ALNUM, 39) + '$' + token(12, ALNUM, 40), '$apr1$xxxxxxxx$' + 'x'.repeat(22)],
+    ['PASSWORD_HASH', 'pbkdf2_sha256$600000$' + token(22, ALNUM, 41) + '$' + token(43, ALNUM, 42) + '=', 'pbkdf2_sha256$600000$' + token(22, ALNUM, 41) + '$' + token(20, ALNUM, 42), 'pbkdf2_sha256$600000$salt$' + 'x'.repeat(44)],
   ];
   it.each(cases)('finds %s %s, not its near miss or placeholder', (entity, valid, nearMiss, placeholder) => {
     expect(found(secrets, `value ${valid} end`)).toEqual([[entity, valid]]);
@@ -97,6 +101,7 @@ describe('secrets: credentials by context', () => {
     expect(found(secrets, `variable "okta_api_token" {\n  default = "${t}"\n}`)).toEqual([['GENERIC_SECRET', t]]);
     expect(found(secrets, `$password = \\"Gq7${'w'}Lm2x\\";`)).toEqual([['GENERIC_SECRET', 'Gq7wLm2x']]);
     expect(found(secrets, 'setLabel("password", "Enter your password")')).toEqual([]);
+    expect(found(secrets, `deploy --api-key "${t}"`)).toEqual([['GENERIC_SECRET', t]]);
   });
   it('drops time-based UUIDs (predictable identifiers) but keeps random ones', () => {
     expect(found(secrets, 'postmark_server: "743b294a-cd03-11ec-9d64-0242ac120002"')).toEqual([]);
