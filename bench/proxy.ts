@@ -12,12 +12,15 @@ import http from 'node:http';
 import autocannon from 'autocannon';
 import { fmt, printTable, startProxyProcess, startStub, stats, stopChild, type Child, type LatencyStats } from './support';
 import { startAktoSink, type AktoSink } from './akto-sink';
+import { pacedLoad } from './load';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const RATE = Number(process.env.BENCH_RATE ?? 500);
 
-/** Proxy setups. Each is the same binary with a different environment. */
+/** Proxy setups: the product with different environments, and bare http-proxy as the floor. */
+const PEERS: Record<string, string> = { 'http-proxy-only': 'bench/peer-http-proxy.js' };
 const VARIANTS: Record<string, (sink: AktoSink) => Record<string, string>> = {
+  'http-proxy-only': () => ({}),
   plain: () => ({ POLICY_PACK: 'off', TRACE_FILE: '/dev/null' }),
   guardrails: () => ({ POLICY_PACK: 'default', TRACE_FILE: '/dev/null' }),
   tracing: (sink) => ({ POLICY_PACK: 'off', AKTO_API_BASE_URL: sink.url, AKTO_API_TOKEN: 'bench-token', SPOOL_DIR: sink.spoolDir }),
@@ -26,26 +29,15 @@ const VARIANTS: Record<string, (sink: AktoSink) => Record<string, string>> = {
 
 /** A 4 KB prompt of ordinary prose. */
 const PROMPT = Array.from({ length: 64 }, (_, i) => `Sentence ${i} of the benchmark prompt talks about weather, maps and trains.`).join(' ').slice(0, 4096);
-const CHAT_BODY = JSON.stringify({ model: 'tgi', max_tokens: 32, messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: PROMPT }] });
-const STREAM_BODY = JSON.stringify({ model: 'tgi', max_tokens: 32, stream: true, messages: [{ role: 'user', content: PROMPT }] });
 const HEADERS = { 'content-type': 'application/json', authorization: 'Bearer hf_bench_token' };
+const CHAT_BODY = JSON.stringify({ model: 'tgi', max_tokens: 32, messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: PROMPT }] });
+/** Streams like a model: the 4 KB prompt as system context, a short answer, one token every 2 ms. */
+const STREAM_BODY = JSON.stringify({ model: 'tgi', max_tokens: 32, stream: true, messages: [{ role: 'system', content: PROMPT }, { role: 'user', content: 'Summarise the weather for the train trip in one line.' }] });
+const STREAM_HEADERS = { ...HEADERS, 'x-stub-chunk-delay-ms': '2' };
 
 async function fixedRate(base: string): Promise<LatencyStats & { errors: number }> {
-  const samples: number[] = [];
-  let errors = 0;
-  const result = await new Promise<autocannon.Result>((resolve, reject) => {
-    const instance = autocannon(
-      { url: `${base}/v1/chat/completions`, method: 'POST', headers: HEADERS, body: CHAT_BODY, connections: 20, overallRate: RATE, duration: SECONDS },
-      (err, res) => (err ? reject(err) : resolve(res)),
-    );
-    // autocannon's own histogram keeps whole milliseconds; the per-response times are exact.
-    instance.on('response', (_client, status, _bytes, responseTime) => {
-      if (status === 200) samples.push(responseTime);
-      else errors++;
-    });
-  });
-  errors += result.errors + result.timeouts;
-  return { ...stats(samples, SECONDS), errors };
+  const r = await pacedLoad({ url: `${base}/v1/chat/completions`, body: CHAT_BODY, headers: HEADERS, rate: RATE, seconds: SECONDS });
+  return { ...stats(r.latencies, SECONDS), errors: r.errors };
 }
 
 async function maxThroughput(base: string): Promise<number> {
@@ -64,7 +56,7 @@ async function streamTtfb(base: string): Promise<LatencyStats> {
       await new Promise<number>((resolve, reject) => {
         const t0 = process.hrtime.bigint();
         let first = 0;
-        const req = http.request(url, { method: 'POST', headers: HEADERS, agent }, (res) => {
+        const req = http.request(url, { method: 'POST', headers: STREAM_HEADERS, agent }, (res) => {
           res.once('data', () => (first = Number(process.hrtime.bigint() - t0) / 1e6));
           res.on('end', () => resolve(first));
           res.resume();
@@ -81,18 +73,22 @@ async function streamTtfb(base: string): Promise<LatencyStats> {
 
 interface Row {
   target: string;
+  /** CPU microseconds per request of the process answering the load (the stub for direct, else the proxy). */
+  cpuPerRequest: number;
   chat: LatencyStats & { errors: number };
   ttfb: LatencyStats;
   throughput: number;
 }
 
-async function measure(target: string, base: string): Promise<Row> {
+async function measure(target: string, base: string, pid: number): Promise<Row> {
   // Warm up connections and JIT before measuring.
   await autocannon({ url: `${base}/v1/chat/completions`, method: 'POST', headers: HEADERS, body: CHAT_BODY, connections: 4, amount: 300 });
+  const cpu0 = cpuMs(pid);
   const chat = await fixedRate(base);
+  const cpuPerRequest = ((cpuMs(pid) - cpu0) * 1000) / Math.max(1, chat.n + chat.errors);
   const ttfb = await streamTtfb(base);
   const throughput = await maxThroughput(base);
-  return { target, chat, ttfb, throughput };
+  return { target, cpuPerRequest, chat, ttfb, throughput };
 }
 
 async function main(): Promise<void> {
@@ -103,11 +99,11 @@ async function main(): Promise<void> {
   const children: Child[] = [stub];
   const rows: Row[] = [];
   try {
-    rows.push(await measure('direct', stub.url));
+    rows.push(await measure('direct', stub.url, stub.proc.pid!));
     for (const name of wanted) {
-      const proxy = await startProxyProcess(stub.url, VARIANTS[name](sink));
+      const proxy = await startProxyProcess(stub.url, VARIANTS[name](sink), PEERS[name]);
       children.push(proxy);
-      rows.push(await measure(`proxy:${name}`, proxy.url));
+      rows.push(await measure(PEERS[name] ? `peer:${name}` : `proxy:${name}`, proxy.url, proxy.proc.pid!));
       await stopChild(proxy.proc);
     }
   } finally {
@@ -126,6 +122,11 @@ function report(rows: Row[], sink: AktoSink): void {
     rows.map((r) => [r.target, fmt(r.chat.p50), fmt(r.chat.p99), fmt(r.chat.p50 - direct.chat.p50), fmt(r.chat.p99 - direct.chat.p99), fmt(r.chat.p50 / direct.chat.p50), r.chat.n, r.chat.errors]),
   );
   printTable(
+    'CPU per request during the fixed-rate run (µs; robust to a noisy machine, unlike tail latency)',
+    ['target', 'CPU µs/request', 'ratio to the upstream stub'],
+    rows.map((r) => [r.target, fmt(r.cpuPerRequest, 0), fmt(r.cpuPerRequest / direct.cpuPerRequest)]),
+  );
+  printTable(
     'Streaming chat, time to first byte (ms)',
     ['target', 'p50', 'p99', 'added p50', 'added p99'],
     rows.map((r) => [r.target, fmt(r.ttfb.p50), fmt(r.ttfb.p99), fmt(r.ttfb.p50 - direct.ttfb.p50), fmt(r.ttfb.p99 - direct.ttfb.p99)]),
@@ -138,6 +139,17 @@ function report(rows: Row[], sink: AktoSink): void {
   console.log(`\nAkto sink received ${sink.records()} records in ${sink.posts()} POSTs.`);
   if (process.env.BENCH_JSON) fs.writeFileSync(process.env.BENCH_JSON, JSON.stringify({ seconds: SECONDS, rate: RATE, rows }, null, 2));
 }
+
+/** User + system CPU time of a process, in milliseconds, from /proc (Linux). */
+function cpuMs(pid: number): number {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+const CLOCK_TICKS = 100;
 
 main().catch((err: Error) => {
   console.error(err);

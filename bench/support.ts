@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import path from 'node:path';
 
 /** Shared plumbing for the benchmarks: child processes for the stub upstream and the proxy, and stats. */
@@ -56,23 +57,38 @@ export async function startStub(): Promise<Child & { url: string }> {
   return { ...c, url: c.value };
 }
 
-/** Starts dist/proxy/main.js in front of `upstream` with extra env; resolves with its URL. */
-export async function startProxyProcess(upstream: string, env: Record<string, string> = {}): Promise<Child & { url: string }> {
-  const c = await startNode(
-    path.join(DIST, 'proxy/main.js'),
-    [],
-    { APP_URL: upstream, AKTO_PROXY_PORT: '0', ADMIN_PORT: '0', ADMIN_HOST: '127.0.0.1', LISTEN_HOST: '127.0.0.1', ...env },
-    (line) => {
-      try {
-        const j = JSON.parse(line) as { msg?: string; listeners?: Array<{ url: string }> };
-        return j.msg === 'akto-agent-proxy listening' ? j.listeners![0].url : undefined;
-      } catch {
-        return undefined;
-      }
-    },
-  );
-  c.proc.stdout!.resume(); // keep draining its log lines
-  return { ...c, url: c.value };
+/**
+ * Starts dist/proxy/main.js in front of `upstream` with extra env; resolves once /readyz answers.
+ * Its log lines go to /dev/null, not through a pipe: reading them would load the load generator.
+ */
+export async function startProxyProcess(upstream: string, env: Record<string, string> = {}, script = 'proxy/main.js'): Promise<Child & { url: string }> {
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const proc = spawn(process.execPath, [path.join(DIST, script)], {
+    env: { PATH: process.env.PATH ?? '', APP_URL: upstream, AKTO_PROXY_PORT: String(port), ADMIN_PORT: String(adminPort), ADMIN_HOST: '127.0.0.1', LISTEN_HOST: '127.0.0.1', ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const deadline = Date.now() + 15000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`the proxy exited with ${proc.exitCode} before it was ready`);
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error('the proxy did not become ready within 15 s');
+    }
+    const ready = await fetch(`http://127.0.0.1:${adminPort}/readyz`).then((r) => r.ok, () => false);
+    if (ready) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { proc, url: `http://127.0.0.1:${port}`, stop: () => stopChild(proc) };
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
 }
 
 export function percentile(sorted: number[], p: number): number {

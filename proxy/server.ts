@@ -383,6 +383,12 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     proxyRes.on('data', (chunk: Buffer) => {
       if (flight.done) return;
       armIdleTimer(flight);
+      if (!inspector) {
+        // Nothing can change the bytes: send first, parse for usage and the trace after.
+        send(chunk);
+        rewriter.push(chunk);
+        return;
+      }
       send(rewriter.push(chunk));
       if (rewriter.blocked) {
         clearTimeout(flight.timer);
