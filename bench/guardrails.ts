@@ -9,7 +9,7 @@
 import { Writable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import { createGuardrails } from '../proxy/guardrails';
-import type { Exchange, Segment } from '../proxy/protocols/exchange';
+import { newExchange, type Exchange, type Segment } from '../proxy/protocols/exchange';
 import { loadProxyConfig } from '../proxy/config';
 import type { ExchangeHooks } from '../proxy/hooks';
 import { startProxy } from '../proxy/server';
@@ -39,7 +39,7 @@ function seg(role: string, text: string, i: number): Segment {
 
 function chatExchange(withPii: boolean): Exchange {
   const user = prose(2600) + (withPii ? ' Reach me at jane.doe@example.com or on +1 415 555 0199, card 4111 1111 1111 1111.' : '');
-  return {
+  return newExchange({
     id: 'bench',
     startedAt: Date.now(),
     method: 'POST',
@@ -47,18 +47,10 @@ function chatExchange(withPii: boolean): Exchange {
     api: 'openai.chat',
     dialect: 'openai',
     clientAddress: '127.0.0.1',
-    requestHeaders: {},
     upstream: new URL('http://127.0.0.1:1'),
-    requestBody: Buffer.alloc(0),
     model: 'tgi',
-    stream: false,
     input: [seg('system', prose(600, 3), 0), seg('user', prose(400, 5), 1), seg('assistant', prose(400, 7), 2), seg('user', user, 3)],
-    output: [],
-    toolCalls: 0,
-    findings: [],
-    responseHeaders: {},
-    notes: {},
-  };
+  });
 }
 
 function percentiles(samples: number[]): { p50: number; p95: number; p99: number; mean: number } {

@@ -15,7 +15,7 @@ import { IngestMetrics } from '../proxy/ingest/metrics';
 import { buildAktoRecord, RecordOptions } from '../proxy/ingest/record';
 import { createAktoSender } from '../proxy/ingest/sender';
 import { Spool } from '../proxy/ingest/spool';
-import type { Exchange } from '../proxy/protocols/exchange';
+import { newExchange, type Exchange } from '../proxy/protocols/exchange';
 import { createLogger } from '../proxy/telemetry/logger';
 import { createRegistry } from '../proxy/telemetry/metrics';
 
@@ -43,7 +43,7 @@ function sampleExchange(i: number): Exchange {
   const answer = Buffer.from(
     JSON.stringify({ id: '', object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: 'The ticket asks for a refund. '.repeat(20) } }] }),
   );
-  return {
+  return newExchange({
     id: `bench-${i}`,
     startedAt: Date.now(),
     method: 'POST',
@@ -55,16 +55,10 @@ function sampleExchange(i: number): Exchange {
     upstream: new URL('https://endpoint.example.cloud/'),
     requestBody: body,
     model: 'tgi',
-    stream: false,
     input: [],
-    output: [],
-    toolCalls: 0,
     response: { status: 200, headers: { 'content-type': 'application/json' }, body: answer },
     outcome: 'ok',
-    findings: [],
-    responseHeaders: {},
-    notes: {},
-  };
+  });
 }
 
 async function startSink(): Promise<{ url: string; close(): Promise<void> }> {

@@ -11,7 +11,7 @@ import { BodyTooLargeError, Capture, readBody } from './http/body';
 import { createUpstreamAgent } from './http/agents';
 import { headerValue, isEventStream, isJsonLike, stripHopByHop } from './http/headers';
 import { renderError } from './protocols/errors';
-import type { BlockVerdict, Exchange, Outcome } from './protocols/exchange';
+import { newExchange, type BlockVerdict, type Exchange, type Outcome } from './protocols/exchange';
 import { parseRequest, serializeRequest } from './protocols/request';
 import { parseResponse, serializeResponse } from './protocols/response';
 import { classifyRoute } from './protocols/routes';
@@ -149,9 +149,8 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     const { api, dialect } = classifyRoute(method, path);
     const contentType = headerValue(req.headers, 'content-type');
     const inspect = api !== 'passthrough' && isJsonLike(contentType);
-    const ex: Exchange = {
+    const ex = newExchange({
       id: requestId(req),
-      startedAt: Date.now(),
       method,
       path,
       api,
@@ -159,15 +158,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       clientAddress: req.socket.remoteAddress ?? '',
       requestHeaders: { ...req.headers },
       upstream: route.listener.upstream,
-      requestBody: EMPTY,
-      stream: false,
-      input: [],
-      output: [],
-      toolCalls: 0,
-      findings: [],
-      responseHeaders: {},
-      notes: {},
-    };
+    });
     const flight: Flight = { ex, route, req, res, started, inspect, timedOut: false, sentAt: 0, bytesIn: 0, done: false };
     inFlight.add(flight);
     metrics.inFlight.inc();
@@ -564,8 +555,6 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
 
   return { url: urls[0], urls, adminUrl: admin.url, close };
 }
-
-const EMPTY = Buffer.alloc(0);
 
 /**
  * http-proxy sends a pre-read body by calling `buffer.pipe(proxyReq)`. Ending the upstream request

@@ -144,6 +144,28 @@ export interface Exchange {
   notes: Record<string, unknown>;
 }
 
+export type ExchangeInit = Pick<Exchange, 'id' | 'method' | 'path' | 'api' | 'dialect' | 'upstream'> & Partial<Exchange>;
+
+/** The one way to make an Exchange: empty collections and neutral defaults under what the caller knows. */
+export function newExchange(init: ExchangeInit): Exchange {
+  return {
+    startedAt: Date.now(),
+    clientAddress: '',
+    requestHeaders: {},
+    requestBody: EMPTY_BODY,
+    stream: false,
+    input: [],
+    output: [],
+    toolCalls: 0,
+    findings: [],
+    responseHeaders: {},
+    notes: {},
+    ...init,
+  };
+}
+
+const EMPTY_BODY = Buffer.alloc(0);
+
 /** Change a segment's text; the server writes it back to its JSON location before forwarding. */
 export function editSegment(segment: Segment, text: string): void {
   if (segment.text === text) return;

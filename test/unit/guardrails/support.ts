@@ -1,4 +1,4 @@
-import type { Exchange, Segment } from '../../../proxy/protocols/exchange';
+import { newExchange, type Exchange, type Segment } from '../../../proxy/protocols/exchange';
 import { compilePolicy, type CompiledPolicy } from '../../../proxy/guardrails/compile';
 import { builtinDetectors, type Detector } from '../../../proxy/guardrails/detectors';
 import { loadPolicyText } from '../../../proxy/policy/load';
@@ -11,7 +11,7 @@ export function segment(text: string, role = 'user', extra: Partial<Segment> = {
 }
 
 export function exchange(input: Segment[], extra: Partial<Exchange> = {}): Exchange {
-  return {
+  return newExchange({
     id: 'ex-1',
     startedAt: Date.now(),
     method: 'POST',
@@ -19,19 +19,11 @@ export function exchange(input: Segment[], extra: Partial<Exchange> = {}): Excha
     api: 'openai.chat',
     dialect: 'openai',
     clientAddress: '127.0.0.1',
-    requestHeaders: {},
     upstream: new URL('http://127.0.0.1:1'),
-    requestBody: Buffer.alloc(0),
     model: 'meta-llama/Llama-3.1-8B-Instruct',
-    stream: false,
     input,
-    output: [],
-    toolCalls: 0,
-    findings: [],
-    responseHeaders: {},
-    notes: {},
     ...extra,
-  };
+  });
 }
 
 export function policyFrom(yaml: string, detectors: Record<string, Detector> = builtinDetectors()): CompiledPolicy {

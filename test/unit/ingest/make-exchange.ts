@@ -1,9 +1,9 @@
-import type { Exchange } from '../../../proxy/protocols/exchange';
+import { newExchange, type Exchange } from '../../../proxy/protocols/exchange';
 
 /** A finished exchange as the server hands it to onComplete; fields overridable per test. */
 export function makeExchange(over: Partial<Exchange> = {}): Exchange {
   const body = Buffer.from(JSON.stringify({ model: 'tgi', messages: [{ role: 'user', content: 'What is the refund policy?' }] }));
-  return {
+  return newExchange({
     id: 'ex-1',
     startedAt: Date.UTC(2026, 10, 26, 12, 0, 0, 250),
     method: 'POST',
@@ -21,19 +21,13 @@ export function makeExchange(over: Partial<Exchange> = {}): Exchange {
     upstream: new URL('https://xyz.us-east-1.aws.endpoints.huggingface.cloud/'),
     requestBody: body,
     model: 'tgi',
-    stream: false,
     input: [],
-    output: [],
-    toolCalls: 0,
     response: {
       status: 200,
       headers: { 'content-type': 'application/json', 'x-compute-type': 'gpu+optimized', 'set-cookie': ['a=b', 'c=d'] },
       body: Buffer.from('{"choices":[{"index":0,"message":{"role":"assistant","content":"Refunds within 30 days."}}]}'),
     },
     outcome: 'ok',
-    findings: [],
-    responseHeaders: {},
-    notes: {},
     ...over,
-  };
+  });
 }

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Exchange } from '../../../proxy/protocols/exchange';
+import { newExchange, type Exchange } from '../../../proxy/protocols/exchange';
 import { parseRequest } from '../../../proxy/protocols/request';
 import { classifyRoute } from '../../../proxy/protocols/routes';
 import { createLogger, type Logger } from '../../../proxy/telemetry/logger';
@@ -11,7 +11,7 @@ export function exchange(body: unknown, opts: { path?: string; headers?: Incomin
   const { api, dialect } = classifyRoute('POST', path);
   const bytes = Buffer.from(JSON.stringify(body));
   const parsed = parseRequest(api, bytes, 'application/json');
-  return {
+  return newExchange({
     id: `ex-${Math.random().toString(36).slice(2, 8)}`,
     startedAt: 0,
     method: 'POST',
@@ -27,12 +27,7 @@ export function exchange(body: unknown, opts: { path?: string; headers?: Incomin
     stream: parsed.stream,
     maxTokens: parsed.maxTokens,
     input: parsed.input,
-    output: [],
-    toolCalls: 0,
-    findings: [],
-    responseHeaders: {},
-    notes: {},
-  };
+  });
 }
 
 export function chat(text: string, extra: Record<string, unknown> = {}): Record<string, unknown> {

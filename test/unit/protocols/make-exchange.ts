@@ -1,4 +1,4 @@
-import type { Exchange } from '../../../proxy/protocols/exchange';
+import { newExchange, type Exchange } from '../../../proxy/protocols/exchange';
 import { classifyRoute } from '../../../proxy/protocols/routes';
 import { parseRequest } from '../../../proxy/protocols/request';
 
@@ -7,7 +7,7 @@ export function makeExchange(method: string, path: string, body: unknown, conten
   const { api, dialect } = classifyRoute(method, path);
   const bytes = Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
   const parsed = parseRequest(api, bytes, contentType);
-  return {
+  return newExchange({
     id: 'test',
     startedAt: 0,
     method,
@@ -15,7 +15,6 @@ export function makeExchange(method: string, path: string, body: unknown, conten
     api: parsed.api,
     dialect,
     clientAddress: '127.0.0.1',
-    requestHeaders: {},
     upstream: new URL('http://127.0.0.1:1'),
     requestBody: bytes,
     requestJson: parsed.json,
@@ -24,10 +23,5 @@ export function makeExchange(method: string, path: string, body: unknown, conten
     stream: parsed.stream,
     maxTokens: parsed.maxTokens,
     input: parsed.input,
-    output: [],
-    toolCalls: 0,
-    findings: [],
-    responseHeaders: {},
-    notes: {},
-  };
+  });
 }
