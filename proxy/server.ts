@@ -187,22 +187,28 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       if (parsed.api === 'passthrough') flight.inspect = false;
     }
 
-    for (const hook of hooks) {
-      if (!hook.onRequest) continue;
-      let verdict: BlockVerdict | void;
-      try {
-        verdict = await hook.onRequest(ex);
-      } catch (err) {
-        hookFailed(hook, 'request', err);
-        continue;
-      }
-      if (verdict) return respondBlocked(flight, verdict);
-      if (flight.done) return;
-    }
+    const verdict = await runVerdictHooks(flight, 'request');
+    if (verdict) return respondBlocked(flight, verdict);
     if (flight.done) return;
     if (ex.input.some((s) => s.edited)) ex.requestBody = serializeRequest(ex);
 
     forward(flight);
+  }
+
+  /** Runs onRequest or onResponse in order; the first block wins. A hook that throws is skipped. */
+  async function runVerdictHooks(flight: Flight, stage: 'request' | 'response'): Promise<BlockVerdict | undefined> {
+    for (const hook of hooks) {
+      const fn = stage === 'request' ? hook.onRequest : hook.onResponse;
+      if (!fn) continue;
+      try {
+        const verdict = await fn.call(hook, flight.ex);
+        if (verdict) return verdict;
+      } catch (err) {
+        hookFailed(hook, stage, err);
+      }
+      if (flight.done) return undefined;
+    }
+    return undefined;
   }
 
   function forward(flight: Flight): void {
@@ -336,17 +342,8 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     const { ex, res } = flight;
     parseResponse(ex, body, proxyRes.headers);
     ex.response = { status, headers, body };
-    for (const hook of hooks) {
-      if (!hook.onResponse) continue;
-      let verdict: BlockVerdict | void;
-      try {
-        verdict = await hook.onResponse(ex);
-      } catch (err) {
-        hookFailed(hook, 'response', err);
-        continue;
-      }
-      if (verdict) return respondBlocked(flight, verdict);
-    }
+    const verdict = await runVerdictHooks(flight, 'response');
+    if (verdict) return respondBlocked(flight, verdict);
     if (flight.done) return;
     const out = ex.output.some((s) => s.edited) ? serializeResponse(ex, body) : body;
     headers['content-length'] = String(out.length);
