@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
+import { freePort } from '../test/support/ports';
 import path from 'node:path';
 
 /** Shared plumbing for the benchmarks: child processes for the stub upstream and the proxy, and stats. */
@@ -79,16 +79,6 @@ export async function startProxyProcess(upstream: string, env: Record<string, st
     await new Promise((r) => setTimeout(r, 50));
   }
   return { proc, url: `http://127.0.0.1:${port}`, stop: () => stopChild(proc) };
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
 }
 
 export function percentile(sorted: number[], p: number): number {

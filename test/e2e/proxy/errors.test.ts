@@ -1,18 +1,10 @@
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
 import { startStubUpstream, type StubUpstream } from '../../fixtures/stub-upstream';
 import { startTestProxy } from '../../support/proxy-harness';
+import { freePort } from '../../support/ports';
 import { waitFor } from '../../support/wait';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const chatBody = JSON.stringify({ model: 'tgi', messages: [{ role: 'user', content: 'hi' }] });
 const post = (url: string, body: string, headers: Record<string, string> = {}) =>
