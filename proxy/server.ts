@@ -19,7 +19,7 @@ import { createStreamRewriter, type StreamRewriter } from './protocols/stream';
 import { chainInspectors } from './stream-chain';
 import type { Logger } from './telemetry/logger';
 import { createProxyMetrics } from './telemetry/proxy-metrics';
-import { createAdminServer } from './admin';
+import { createAdminServer } from './telemetry/admin-server';
 
 export interface ProxyOptions {
   config: ProxyConfig;
