@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { loadProxyConfig } from '../../proxy/config';
 import type { ExchangeHooks } from '../../proxy/hooks';
 import { startProxy, type RunningProxy } from '../../proxy/server';
-import { createLogger } from '../../proxy/telemetry/logger';
+import { createLogger, type Logger } from '../../proxy/telemetry/logger';
 import { createRegistry } from '../../proxy/telemetry/metrics';
 import type { Registry } from 'prom-client';
 
@@ -31,13 +31,17 @@ export function logSink(): { stream: Writable; lines: Array<Record<string, unkno
   return { stream, lines };
 }
 
+/** Builds hooks on the proxy's own env, logger and registry, as main does. */
+export type HooksFactory = (ctx: { env: Record<string, string>; logger: Logger; registry: Registry }) => Promise<ExchangeHooks[]> | ExchangeHooks[];
+
 /** Starts the data plane on loopback ports in front of `upstream`, with the given hooks. */
-export async function startTestProxy(upstream: string, env: Record<string, string> = {}, hooks: ExchangeHooks[] = []): Promise<TestProxy> {
+export async function startTestProxy(upstream: string, env: Record<string, string> = {}, hooks: ExchangeHooks[] | HooksFactory = []): Promise<TestProxy> {
   const fullEnv = { APP_URL: upstream, AKTO_PROXY_PORT: '0', ADMIN_PORT: '0', ADMIN_HOST: '127.0.0.1', LISTEN_HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env };
   const config = loadProxyConfig(fullEnv);
   const sink = logSink();
   const logger = createLogger(config.logLevel, sink.stream);
   const registry = createRegistry(false);
-  const proxy = await startProxy({ config, hooks, logger, registry, env: fullEnv });
+  const resolved = typeof hooks === 'function' ? await hooks({ env: fullEnv, logger, registry }) : hooks;
+  const proxy = await startProxy({ config, hooks: resolved, logger, registry, env: fullEnv });
   return { ...proxy, logs: sink.lines, registry };
 }

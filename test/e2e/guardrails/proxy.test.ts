@@ -2,14 +2,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
-import { createGuardrails, type GuardrailDecision } from '../../../proxy/guardrails';
-import { loadProxyConfig } from '../../../proxy/config';
+import { createGuardrails, type GuardrailDecision, type Guardrails } from '../../../proxy/guardrails';
 import type { Exchange } from '../../../proxy/protocols/exchange';
-import { startProxy, type RunningProxy } from '../../../proxy/server';
-import { createLogger } from '../../../proxy/telemetry/logger';
-import { createRegistry } from '../../../proxy/telemetry/metrics';
+import type { RunningProxy } from '../../../proxy/server';
 import { startStubUpstream, type StubUpstream } from '../../fixtures/stub-upstream';
-import { logSink } from '../../support/proxy-harness';
+import { startTestProxy } from '../../support/proxy-harness';
 
 interface GuardedProxy {
   proxy: RunningProxy;
@@ -20,22 +17,20 @@ interface GuardedProxy {
 
 /** The proxy as main wires it: guardrails first, on the same logger and registry, plus a probe that keeps finished exchanges. */
 async function startGuarded(upstream: string, env: Record<string, string>): Promise<GuardedProxy> {
-  const fullEnv = { APP_URL: upstream, AKTO_PROXY_PORT: '0', ADMIN_PORT: '0', ADMIN_HOST: '127.0.0.1', LISTEN_HOST: '127.0.0.1', ...env };
-  const config = loadProxyConfig(fullEnv);
-  const sink = logSink();
-  const logger = createLogger('info', sink.stream);
-  const registry = createRegistry(false);
-  const guardrails = await createGuardrails(fullEnv, logger, registry);
   const completed: Exchange[] = [];
   const probe = { name: 'probe', onComplete: (ex: Exchange) => void completed.push(ex) };
-  const proxy = await startProxy({ config, hooks: [guardrails.hooks, probe], logger, registry, env: fullEnv });
+  let guardrails: Guardrails | undefined;
+  const proxy = await startTestProxy(upstream, env, async ({ env: fullEnv, logger, registry }) => {
+    guardrails = await createGuardrails(fullEnv, logger, registry);
+    return [guardrails.hooks, probe];
+  });
   return {
     proxy,
     completed,
-    logs: sink.lines,
+    logs: proxy.logs,
     async close() {
       await proxy.close();
-      guardrails.close();
+      guardrails?.close();
     },
   };
 }
