@@ -10,7 +10,8 @@ export const SECRET_HEADERS: readonly string[] = ['authorization', 'cookie', 'se
  * `destination` exists so tests can capture lines; production always passes nothing.
  */
 export function createLogger(level: LevelWithSilent = 'info', destination?: pino.DestinationStream): Logger {
-  const redactPaths = SECRET_HEADERS.flatMap((h) => [`req.headers["${h}"]`, `res.headers["${h}"]`, `headers["${h}"]`]);
+  // Header maps may sit at the top of a log object or one level down (req, res, response, ...).
+  const redactPaths = SECRET_HEADERS.flatMap((h) => [`headers["${h}"]`, `*.headers["${h}"]`]);
   return pino(
     {
       level,
