@@ -58,7 +58,7 @@ export interface Settings {
 }
 
 type Kind =
-  | { t: 'string'; pattern?: RegExp; allowEmpty?: boolean }
+  | { t: 'string'; pattern?: RegExp; allowEmpty?: boolean; expected?: string }
   | { t: 'int'; min: number; max: number; nullable?: boolean }
   | { t: 'enum'; values: readonly string[] }
   | { t: 'list'; item?: RegExp }
@@ -115,8 +115,8 @@ export const SETTINGS: readonly SettingDecl[] = [
   { key: 'certs.caValidityDays', env: 'CERT_CA_VALIDITY_DAYS', kind: { t: 'int', min: 2, max: 36500 }, default: 3650, doc: 'selfManaged: CA lifetime; a new CA is made at 2/3 of it, the old one stays in caBundle.' },
   { key: 'certs.certValidityDays', env: 'CERT_VALIDITY_DAYS', kind: { t: 'int', min: 1, max: 3650 }, default: 30, doc: 'selfManaged: serving cert lifetime; renewed at 2/3 of it.' },
   { key: 'certs.checkIntervalSeconds', env: 'CERT_CHECK_INTERVAL_SECONDS', kind: { t: 'int', min: 1, max: 86400 }, default: 300, doc: 'selfManaged: how often the Secret and caBundle are re-checked.' },
-  { key: 'tls.certFile', env: 'TLS_CERT_FILE', kind: { t: 'string', pattern: FILE_PATH }, default: '/etc/akto-agent-proxy-webhook/tls/tls.crt', doc: 'provided/certManager: PEM serving certificate, reloaded on change.' },
-  { key: 'tls.keyFile', env: 'TLS_KEY_FILE', kind: { t: 'string', pattern: FILE_PATH }, default: '/etc/akto-agent-proxy-webhook/tls/tls.key', doc: 'provided/certManager: PEM private key, reloaded on change.' },
+  { key: 'tls.certFile', env: 'TLS_CERT_FILE', kind: { t: 'string', pattern: FILE_PATH, expected: 'an absolute path' }, default: '/etc/akto-agent-proxy-webhook/tls/tls.crt', doc: 'provided/certManager: PEM serving certificate, reloaded on change.' },
+  { key: 'tls.keyFile', env: 'TLS_KEY_FILE', kind: { t: 'string', pattern: FILE_PATH, expected: 'an absolute path' }, default: '/etc/akto-agent-proxy-webhook/tls/tls.key', doc: 'provided/certManager: PEM private key, reloaded on change.' },
   { key: 'tls.reloadIntervalMs', env: 'TLS_RELOAD_INTERVAL_MS', kind: { t: 'int', min: 50, max: 3600000 }, default: 5000, doc: 'How often the cert files are checked for changes.' },
   { key: 'server.port', env: 'WEBHOOK_PORT', kind: { t: 'int', min: 1, max: 65535 }, default: 8443, doc: 'HTTPS port of the webhook.' },
   { key: 'server.drainSeconds', env: 'WEBHOOK_DRAIN_SECONDS', kind: { t: 'int', min: 0, max: 300 }, default: 15, doc: 'After SIGTERM: not ready, but keeps serving this long (the API server reuses connections).' },
@@ -141,7 +141,7 @@ function validate(d: SettingDecl, raw: unknown, fromEnv: boolean): unknown {
       const s = (raw as string).trim();
       if (s === '') return k.allowEmpty ? '' : fail('must not be empty');
       const re = k.t === 'quantity' ? QUANTITY : k.pattern;
-      if (re && !re.test(s)) fail(`has an invalid value "${s}"`);
+      if (re && !re.test(s)) fail(k.t === 'string' && k.expected ? `must be ${k.expected}, got "${s}"` : `has an invalid value "${s}"`);
       return s;
     }
     case 'int': {

@@ -53,6 +53,7 @@ describe('webhook settings', () => {
     ['not a mapping', {}, '- a', /must hold a mapping/],
     ['same ports', { SIDECAR_ADMIN_PORT: '8080' }, undefined, /SIDECAR_ADMIN_PORT.*must differ/],
     ['bad env var name', { URL_ENV_VARS: 'A=B' }, undefined, /urlEnvVars.*item 0/],
+    ['relative TLS path', { TLS_CERT_FILE: 'tls.crt' }, undefined, /tls\.certFile \(env TLS_CERT_FILE\): must be an absolute path, got "tls\.crt"/],
   ];
   it.each(bad)('rejects %s with a ConfigError naming the key', (_name, env, file, message) => {
     const load = () => loadSettings(file === undefined ? env : { ...env, WEBHOOK_SETTINGS_FILE: '/f.yaml' }, () => file ?? '');
