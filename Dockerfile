@@ -26,6 +26,9 @@ RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts && npm cache clean -
 # 3. Runtime: node + production node_modules + compiled proxy/ and webhook/ only.
 FROM ${NODE_IMAGE}
 ENV NODE_ENV=production
+# /app is read-only to the runtime user; outside Kubernetes the spool (and the local trace file) go to /tmp.
+# The webhook points SPOOL_DIR at an emptyDir instead.
+ENV SPOOL_DIR=/tmp/akto-agent-proxy/spool
 WORKDIR /app
 COPY --from=deps --chown=0:0 /app/node_modules ./node_modules
 COPY --chown=0:0 package.json ./
