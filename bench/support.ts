@@ -41,7 +41,7 @@ export function startNode(script: string, args: string[], env: Record<string, st
 }
 
 export function stopChild(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null) return Promise.resolve();
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     const t = setTimeout(() => proc.kill('SIGKILL'), 10000);
     proc.once('exit', () => {
@@ -64,7 +64,8 @@ export async function startStub(): Promise<Child & { url: string }> {
 export async function startProxyProcess(upstream: string, env: Record<string, string> = {}, script = 'proxy/main.js'): Promise<Child & { url: string }> {
   const [port, adminPort] = [await freePort(), await freePort()];
   const proc = spawn(process.execPath, [path.join(DIST, script)], {
-    env: { PATH: process.env.PATH ?? '', APP_URL: upstream, AKTO_PROXY_PORT: String(port), ADMIN_PORT: String(adminPort), ADMIN_HOST: '127.0.0.1', LISTEN_HOST: '127.0.0.1', ...env },
+    // A short drain: with Akto stalled the proxy would otherwise wait the full 25 s before spooling.
+    env: { PATH: process.env.PATH ?? '', APP_URL: upstream, AKTO_PROXY_PORT: String(port), ADMIN_PORT: String(adminPort), ADMIN_HOST: '127.0.0.1', LISTEN_HOST: '127.0.0.1', DRAIN_TIMEOUT: '3', ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const deadline = Date.now() + 15000;
