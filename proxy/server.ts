@@ -53,7 +53,10 @@ interface Flight {
   req: IncomingMessage;
   res: ServerResponse;
   started: bigint;
+  /** Parse and inspect the response too (known inference route, JSON body). */
   inspect: boolean;
+  /** The request body was read into ex.requestBody, so it is sent from there rather than piped. */
+  bodyRead: boolean;
   proxyReq?: http.ClientRequest;
   proxyRes?: IncomingMessage;
   timer?: NodeJS.Timeout;
@@ -159,7 +162,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       requestHeaders: { ...req.headers },
       upstream: route.listener.upstream,
     });
-    const flight: Flight = { ex, route, req, res, started, inspect, timedOut: false, sentAt: 0, bytesIn: 0, done: false };
+    const flight: Flight = { ex, route, req, res, started, inspect, bodyRead: false, timedOut: false, sentAt: 0, bytesIn: 0, done: false };
     inFlight.add(flight);
     metrics.inFlight.inc();
     res.once('close', () => onClientClose(flight));
@@ -173,6 +176,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
         if (err instanceof BodyTooLargeError) return rejectTooLarge(flight);
         return finish(flight, 'aborted');
       }
+      flight.bodyRead = true;
       flight.bytesIn = ex.requestBody.length;
       const parsed = parseRequest(api, ex.requestBody, contentType);
       Object.assign(ex, {
@@ -215,9 +219,9 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     const { req, res, route, ex } = flight;
     const headers = req.headers;
     stripHopByHop(headers);
-    if (flight.inspect) {
+    if (flight.inspect && config.forceIdentityEncoding) headers['accept-encoding'] = 'identity';
+    if (flight.bodyRead) {
       headers['content-length'] = String(ex.requestBody.length);
-      if (config.forceIdentityEncoding) headers['accept-encoding'] = 'identity';
     } else {
       const capture = new Capture(config.maxRequestBytes);
       flight.requestCapture = capture;
@@ -238,7 +242,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
         changeOrigin: true,
         xfwd: true,
         selfHandleResponse: true,
-        buffer: flight.inspect ? bodySource(ex.requestBody) : undefined,
+        buffer: flight.bodyRead ? bodySource(ex.requestBody) : undefined,
       },
       (err) => onUpstreamError(flight, err as NodeJS.ErrnoException),
     );

@@ -78,6 +78,20 @@ describe('error paths', () => {
     }
   });
 
+  test('a JSON POST to an unknown route that is not an inference payload is read once and still forwarded', async () => {
+    const proxy = await startTestProxy(stub.url);
+    try {
+      const body = JSON.stringify({ texts: ['not', 'inputs'] });
+      const r = await post(`${proxy.url}/custom/handler`, body);
+      expect(r.status).toBe(404);
+      expect(stub.requests[stub.requests.length - 1]).toMatchObject({ path: '/custom/handler' });
+      expect(stub.requests[stub.requests.length - 1].body.toString()).toBe(body);
+      expect(proxy.logs.find((l) => l.msg === 'request')).toMatchObject({ api: 'passthrough', status: 404, outcome: 'ok' });
+    } finally {
+      await proxy.close();
+    }
+  });
+
   test('upstream error statuses and bodies pass through untouched', async () => {
     const proxy = await startTestProxy(stub.url);
     try {
