@@ -9,7 +9,8 @@
 import { Writable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import { createGuardrails } from '../proxy/guardrails';
-import { newExchange, type Exchange, type Segment } from '../proxy/protocols/exchange';
+import type { Exchange, Segment } from '../proxy/protocols/exchange';
+import { chatExchange } from '../test/support/exchange';
 import { loadProxyConfig } from '../proxy/config';
 import type { ExchangeHooks } from '../proxy/hooks';
 import { startProxy } from '../proxy/server';
@@ -37,17 +38,10 @@ function seg(role: string, text: string, i: number): Segment {
   return { role, kind: 'message', trusted: true, path: ['messages', i, 'content'], text };
 }
 
-function chatExchange(withPii: boolean): Exchange {
+function benchExchange(withPii: boolean): Exchange {
   const user = prose(2600) + (withPii ? ' Reach me at jane.doe@example.com or on +1 415 555 0199, card 4111 1111 1111 1111.' : '');
-  return newExchange({
+  return chatExchange({
     id: 'bench',
-    startedAt: Date.now(),
-    method: 'POST',
-    path: '/v1/chat/completions',
-    api: 'openai.chat',
-    dialect: 'openai',
-    clientAddress: '127.0.0.1',
-    upstream: new URL('http://127.0.0.1:1'),
     model: 'tgi',
     input: [seg('system', prose(600, 3), 0), seg('user', prose(400, 5), 1), seg('assistant', prose(400, 7), 2), seg('user', user, 3)],
   });
@@ -70,10 +64,10 @@ async function main(): Promise<void> {
   const results: Record<string, unknown> = {};
 
   for (const withPii of [false, true]) {
-    const requestBytes = chatExchange(withPii).input.reduce((a, s) => a + s.text.length, 0);
+    const requestBytes = benchExchange(withPii).input.reduce((a, s) => a + s.text.length, 0);
     const times: number[] = [];
     for (let i = 0; i < n + 500; i++) {
-      const ex = chatExchange(withPii);
+      const ex = benchExchange(withPii);
       const t = performance.now();
       await g.hooks.onRequest!(ex);
       if (i >= 500) times.push(performance.now() - t);
@@ -90,7 +84,7 @@ async function main(): Promise<void> {
   const tokenDelay: number[] = []; // tokens that arrive before token i is fully released
   let firstTokenDelay = -1;
   for (let round_ = 0; round_ < 5; round_++) {
-    const ex = chatExchange(false);
+    const ex = benchExchange(false);
     ex.stream = true;
     const filter = g.hooks.openStream!(ex)!.channel('0', 'content');
     let pushed = 0;

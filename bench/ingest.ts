@@ -4,8 +4,6 @@
  *   node dist/bench/ingest.js [--records N]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { loadIngestConfig } from '../proxy/ingest/config';
@@ -15,7 +13,9 @@ import { IngestMetrics } from '../proxy/ingest/metrics';
 import { buildAktoRecord, RecordOptions } from '../proxy/ingest/record';
 import { createAktoSender } from '../proxy/ingest/sender';
 import { Spool } from '../proxy/ingest/spool';
-import { newExchange, type Exchange } from '../proxy/protocols/exchange';
+import type { Exchange } from '../proxy/protocols/exchange';
+import { chatExchange } from '../test/support/exchange';
+import { startAktoSink } from './akto-sink';
 import { createLogger } from '../proxy/telemetry/logger';
 import { createRegistry } from '../proxy/telemetry/metrics';
 
@@ -43,34 +43,15 @@ function sampleExchange(i: number): Exchange {
   const answer = Buffer.from(
     JSON.stringify({ id: '', object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: 'The ticket asks for a refund. '.repeat(20) } }] }),
   );
-  return newExchange({
+  return chatExchange({
     id: `bench-${i}`,
-    startedAt: Date.now(),
-    method: 'POST',
-    path: '/v1/chat/completions',
-    api: 'openai.chat',
-    dialect: 'openai',
-    clientAddress: '127.0.0.1',
     requestHeaders: { host: '127.0.0.1:8080', 'content-type': 'application/json', authorization: 'Bearer hf_x', 'user-agent': 'OpenAI/JS 6' },
     upstream: new URL('https://endpoint.example.cloud/'),
     requestBody: body,
     model: 'tgi',
-    input: [],
     response: { status: 200, headers: { 'content-type': 'application/json' }, body: answer },
     outcome: 'ok',
   });
-}
-
-async function startSink(): Promise<{ url: string; close(): Promise<void> }> {
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => res.end('{"success":false}'));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => new Promise((r) => server.close(() => r())),
-  };
 }
 
 export async function runIngestBench(records = 20_000): Promise<IngestBenchResult> {
@@ -86,7 +67,7 @@ export async function runIngestBench(records = 20_000): Promise<IngestBenchResul
   const buildUs = Number(process.hrtime.bigint() - t0) / 1e3 / records;
 
   const tmp = mkdtempSync(path.join(tmpdir(), 'ingest-bench-'));
-  const sink = await startSink();
+  const sink = await startAktoSink();
   try {
     const enqueueCost = async (extra: Record<string, string>, dir: string): Promise<DeliveryCost> => {
       const c = loadIngestConfig({ AKTO_API_BASE_URL: sink.url, SPOOL_DIR: path.join(tmp, dir), ...extra });

@@ -12,7 +12,7 @@ import { createUpstreamAgent } from './http/agents';
 import { headerValue, isEventStream, isJsonLike, stripHopByHop } from './http/headers';
 import { renderError } from './protocols/errors';
 import { newExchange, type BlockVerdict, type Exchange, type Outcome } from './protocols/exchange';
-import { parseRequest, serializeRequest } from './protocols/request';
+import { attachRequestBody, serializeRequest } from './protocols/request';
 import { parseResponse, serializeResponse } from './protocols/response';
 import { classifyRoute } from './protocols/routes';
 import { createStreamRewriter, type StreamRewriter } from './protocols/stream';
@@ -170,25 +170,17 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     if (inspect) {
       const declared = Number(headerValue(req.headers, 'content-length') ?? 0);
       if (declared > config.maxRequestBytes) return rejectTooLarge(flight);
+      let body: Buffer;
       try {
-        ex.requestBody = await readBody(req, config.maxRequestBytes);
+        body = await readBody(req, config.maxRequestBytes);
       } catch (err) {
         if (err instanceof BodyTooLargeError) return rejectTooLarge(flight);
         return finish(flight, 'aborted');
       }
       flight.bodyRead = true;
-      flight.bytesIn = ex.requestBody.length;
-      const parsed = parseRequest(api, ex.requestBody, contentType);
-      Object.assign(ex, {
-        api: parsed.api,
-        requestJson: parsed.json,
-        parseError: parsed.parseError,
-        model: parsed.model,
-        stream: parsed.stream,
-        maxTokens: parsed.maxTokens,
-        input: parsed.input,
-      });
-      if (parsed.api === 'passthrough') flight.inspect = false;
+      flight.bytesIn = body.length;
+      attachRequestBody(ex, body, contentType);
+      if (ex.api === 'passthrough') flight.inspect = false;
     }
 
     const verdict = await runVerdictHooks(flight, 'request');

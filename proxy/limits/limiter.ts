@@ -178,29 +178,18 @@ export class Limiter {
 
   /** Reports the enforced rule with the least remaining per kind (levels are after this request's charge); a denied kind reports 0 remaining. */
   private fillHeaders(h: Record<string, string>, charges: Charge[], denied?: Denial): void {
-    let reqRem = Infinity;
-    let tokRem = Infinity;
+    const least = { requests: Infinity, tokens: Infinity };
+    const report = (kind: 'requests' | 'tokens', bucket: Bucket | undefined, limit: WindowLimit | undefined): void => {
+      if (!bucket || !limit || bucket.level >= least[kind]) return;
+      least[kind] = bucket.level;
+      h[`x-ratelimit-limit-${kind}`] = String(limit.limit);
+      h[`x-ratelimit-remaining-${kind}`] = String(Math.max(0, Math.floor(bucket.level)));
+      h[`x-ratelimit-reset-${kind}`] = seconds(msUntilFull({ level: bucket.level, at: bucket.at }, limit));
+    };
     for (const c of charges) {
       if (c.rule.shadow) continue;
-      const { req, tok } = c.state;
-      if (req && c.rule.requests) {
-        const after = req.level;
-        if (after < reqRem) {
-          reqRem = after;
-          h['x-ratelimit-limit-requests'] = String(c.rule.requests.limit);
-          h['x-ratelimit-remaining-requests'] = String(Math.max(0, Math.floor(after)));
-          h['x-ratelimit-reset-requests'] = seconds(msUntilFull({ level: after, at: req.at }, c.rule.requests));
-        }
-      }
-      if (tok && c.rule.tokens) {
-        const after = tok.level;
-        if (after < tokRem) {
-          tokRem = after;
-          h['x-ratelimit-limit-tokens'] = String(c.rule.tokens.limit);
-          h['x-ratelimit-remaining-tokens'] = String(Math.max(0, Math.floor(after)));
-          h['x-ratelimit-reset-tokens'] = seconds(msUntilFull({ level: after, at: tok.at }, c.rule.tokens));
-        }
-      }
+      report('requests', c.state.req, c.rule.requests);
+      report('tokens', c.state.tok, c.rule.tokens);
     }
     if (denied && denied.kind !== 'concurrent') {
       const kind = denied.kind;

@@ -108,7 +108,8 @@ export interface Exchange {
   readonly method: string;
   /** Path the endpoint serves (APP_URL's path + the request path), with the query string. */
   readonly path: string;
-  readonly api: ApiKind;
+  /** From the route; parsing the body may refine it once (attachRequestBody). */
+  api: ApiKind;
   readonly dialect: ErrorDialect;
   readonly clientAddress: string;
   readonly requestHeaders: IncomingHttpHeaders;

@@ -130,3 +130,16 @@ export function serializeRequest(ex: Exchange): Buffer {
   for (const s of ex.input) if (s.edited) setAtPath(ex.requestJson, s.path, s.text);
   return Buffer.from(JSON.stringify(ex.requestJson), 'utf8');
 }
+
+/** Puts the request body into the exchange, parsed once. The server and the tests fill an Exchange this way. */
+export function attachRequestBody(ex: Exchange, body: Buffer, contentType: string | undefined): void {
+  const parsed = parseRequest(ex.api, body, contentType);
+  ex.requestBody = body;
+  ex.api = parsed.api;
+  ex.requestJson = parsed.json;
+  ex.parseError = parsed.parseError;
+  ex.model = parsed.model;
+  ex.stream = parsed.stream;
+  ex.maxTokens = parsed.maxTokens;
+  ex.input = parsed.input;
+}

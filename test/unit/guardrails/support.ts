@@ -1,4 +1,5 @@
-import { newExchange, type Exchange, type Segment } from '../../../proxy/protocols/exchange';
+import type { Exchange, Segment } from '../../../proxy/protocols/exchange';
+import { chatExchange } from '../../support/exchange';
 import { compilePolicy, type CompiledPolicy } from '../../../proxy/guardrails/compile';
 import { builtinDetectors, type Detector } from '../../../proxy/guardrails/detectors';
 import { loadPolicyText } from '../../../proxy/policy/load';
@@ -11,19 +12,7 @@ export function segment(text: string, role = 'user', extra: Partial<Segment> = {
 }
 
 export function exchange(input: Segment[], extra: Partial<Exchange> = {}): Exchange {
-  return newExchange({
-    id: 'ex-1',
-    startedAt: Date.now(),
-    method: 'POST',
-    path: '/v1/chat/completions',
-    api: 'openai.chat',
-    dialect: 'openai',
-    clientAddress: '127.0.0.1',
-    upstream: new URL('http://127.0.0.1:1'),
-    model: 'meta-llama/Llama-3.1-8B-Instruct',
-    input,
-    ...extra,
-  });
+  return chatExchange({ model: 'meta-llama/Llama-3.1-8B-Instruct', input, ...extra });
 }
 
 export function policyFrom(yaml: string, detectors: Record<string, Detector> = builtinDetectors()): CompiledPolicy {

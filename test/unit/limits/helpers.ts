@@ -1,32 +1,15 @@
 import { Writable } from 'node:stream';
 import type { IncomingHttpHeaders } from 'node:http';
-import { newExchange, type Exchange } from '../../../proxy/protocols/exchange';
-import { parseRequest } from '../../../proxy/protocols/request';
-import { classifyRoute } from '../../../proxy/protocols/routes';
+import type { Exchange } from '../../../proxy/protocols/exchange';
+import { parsedExchange } from '../../support/exchange';
 import { createLogger, type Logger } from '../../../proxy/telemetry/logger';
 
 /** An exchange as the server builds it: route classified and body parsed by the real protocols code. */
 export function exchange(body: unknown, opts: { path?: string; headers?: IncomingHttpHeaders; clientAddress?: string } = {}): Exchange {
-  const path = opts.path ?? '/v1/chat/completions';
-  const { api, dialect } = classifyRoute('POST', path);
-  const bytes = Buffer.from(JSON.stringify(body));
-  const parsed = parseRequest(api, bytes, 'application/json');
-  return newExchange({
+  return parsedExchange('POST', opts.path ?? '/v1/chat/completions', body, {
     id: `ex-${Math.random().toString(36).slice(2, 8)}`,
-    startedAt: 0,
-    method: 'POST',
-    path,
-    api: parsed.api,
-    dialect,
     clientAddress: opts.clientAddress ?? '10.0.0.7',
     requestHeaders: { 'content-type': 'application/json', ...opts.headers },
-    upstream: new URL('http://127.0.0.1:1'),
-    requestBody: bytes,
-    requestJson: parsed.json,
-    model: parsed.model,
-    stream: parsed.stream,
-    maxTokens: parsed.maxTokens,
-    input: parsed.input,
   });
 }
 
