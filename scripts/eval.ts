@@ -13,21 +13,29 @@ import { builtinDetectors } from '../proxy/guardrails/detectors';
 import type { Detector, Match, ScanOptions } from '../proxy/guardrails/detectors';
 import { normalizeText } from '../proxy/guardrails/normalize';
 
-interface Row {
+export interface Row {
   text: string;
   label: 0 | 1;
   category: string;
+  source?: string;
   spans?: { type: string; start: number; end: number }[];
 }
 
-interface Counts {
+/** A labelled or predicted PII span; offsets are UTF-16 indexes into the row's text, end exclusive. */
+export interface Span {
+  entity: string;
+  start: number;
+  end: number;
+}
+
+export interface Counts {
   tp: number;
   fp: number;
   tn: number;
   fn: number;
 }
 
-interface Scored extends Counts {
+export interface Scored extends Counts {
   precision: number | null;
   recall: number | null;
   fpr: number | null;
@@ -54,8 +62,11 @@ const SUITES: { file: string; detector: string; opts?: ScanOptions }[] = [
   { file: 'secrets.jsonl', detector: 'secrets' },
 ];
 
-/** Gold span types in pii.jsonl → our entity names (the other gold types have no detector here). */
-const PII_GOLD: Record<string, string> = {
+/**
+ * Gold span types in pii.jsonl → our entity names (the other gold types have no detector here). The gold set
+ * uses Presidio's entity names, so this is also the Presidio → ours mapping in eval-peers.
+ */
+export const PII_GOLD: Readonly<Record<string, string>> = {
   EMAIL_ADDRESS: 'EMAIL',
   PHONE_NUMBER: 'PHONE',
   CREDIT_CARD: 'CREDIT_CARD',
@@ -68,18 +79,18 @@ function ratio(a: number, b: number): number | null {
   return b === 0 ? null : Math.round((a / b) * 10000) / 10000;
 }
 
-function score(c: Counts): Scored {
+export function score(c: Counts): Scored {
   const precision = ratio(c.tp, c.tp + c.fp);
   const recall = ratio(c.tp, c.tp + c.fn);
   const f1 = precision !== null && recall !== null && precision + recall > 0 ? Math.round(((2 * precision * recall) / (precision + recall)) * 10000) / 10000 : null;
   return { ...c, precision, recall, fpr: ratio(c.fp, c.fp + c.tn), f1 };
 }
 
-function zero(): Counts {
+export function zero(): Counts {
   return { tp: 0, fp: 0, tn: 0, fn: 0 };
 }
 
-function add(c: Counts, label: number, predicted: boolean): void {
+export function add(c: Counts, label: number, predicted: boolean): void {
   if (label === 1) {
     if (predicted) c.tp++;
     else c.fn++;
@@ -98,7 +109,7 @@ export function isHoldout(text: string): boolean {
  * unmatched gold spans fn. Predictions inside a gold span of a type we do not detect (e.g. a phone number
  * inside a STREET_ADDRESS) still count as fp.
  */
-export function matchSpans(gold: { entity: string; start: number; end: number }[], predicted: Match[], into: Record<string, Counts>): void {
+export function matchSpans(gold: Span[], predicted: Span[], into: Record<string, Counts>): void {
   const used = new Array<boolean>(gold.length).fill(false);
   for (const p of predicted) {
     let hit = -1;
@@ -122,47 +133,89 @@ export function matchSpans(gold: { entity: string; start: number; end: number }[
   });
 }
 
-export function runSuite(dir: string, file: string, detector: Detector, opts?: ScanOptions): FileReport | undefined {
-  const full = path.join(dir, file);
-  if (!existsSync(full)) return undefined;
-  const rows: Row[] = readFileSync(full, 'utf8')
+const SCORED_PII = new Set(Object.values(PII_GOLD));
+
+/** The gold spans of a pii.jsonl row that we score: types in PII_GOLD, under our entity names. */
+function goldSpans(row: Row): Span[] {
+  return (row.spans ?? []).filter((s) => PII_GOLD[s.type]).map((s) => ({ entity: PII_GOLD[s.type], start: s.start, end: s.end }));
+}
+
+/**
+ * Span-level scoring of one PII row. Predictions of an entity the gold set does not map to (none of ours today;
+ * e.g. Presidio's URL) are dropped before matching, for every system alike, so no system is charged a false
+ * positive for a type the gold set cannot confirm or refute.
+ */
+export function scorePiiRow(row: Row, predicted: Span[], into: Record<string, Counts>): Span[] {
+  const gold = goldSpans(row);
+  matchSpans(gold, predicted.filter((p) => SCORED_PII.has(p.entity)), into);
+  return gold;
+}
+
+/** The labelled rows of a JSONL file. */
+export function readRows(file: string): Row[] {
+  return readFileSync(file, 'utf8')
     .split('\n')
     .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l) as Row);
+}
+
+/** A fixed sentence scanned once, untimed, before the timed rows (the peer runners do the same). */
+const WARM_UP = 'Warm-up: mail jane.doe@example.com or call 212-555-0100.';
+
+/**
+ * Our detector over every row: its matches and the CPU time of normalize + scan per row. One untimed warm-up
+ * scan first, so one-time lazy set-up is not billed per MB.
+ */
+export function scanRows(rows: Row[], detector: Detector, opts?: ScanOptions): { matches: Match[]; cpuMicros: number }[] {
+  detector.scan(normalizeText(WARM_UP), opts);
+  return rows.map((row) => {
+    const t0 = process.cpuUsage();
+    const matches = detector.scan(normalizeText(row.text), opts);
+    const spent = process.cpuUsage(t0);
+    return { matches, cpuMicros: spent.user + spent.system };
+  });
+}
+
+/** CPU milliseconds per MiB of UTF-8 text, 2 decimals. */
+export function msPerMB(cpuMicros: number, rows: Row[]): number {
+  const bytes = rows.reduce((n, r) => n + Buffer.byteLength(r.text), 0);
+  return Math.round((cpuMicros / 1000 / (bytes / 1048576)) * 100) / 100;
+}
+
+export function runSuite(dir: string, file: string, detector: Detector, opts?: ScanOptions): FileReport | undefined {
+  const full = path.join(dir, file);
+  if (!existsSync(full)) return undefined;
+  const rows = readRows(full);
   const overall = zero();
   const tune = zero();
   const holdout = zero();
   const categories: Record<string, Counts> = {};
   const entities: Record<string, Counts> = {};
-  let bytes = 0;
+  const scanned = scanRows(rows, detector, opts);
   let cpuMicros = 0;
-  for (const row of rows) {
-    const t0 = process.cpuUsage();
-    const matches = detector.scan(normalizeText(row.text), opts);
-    const spent = process.cpuUsage(t0);
-    cpuMicros += spent.user + spent.system;
-    bytes += Buffer.byteLength(row.text);
+  rows.forEach((row, i) => {
+    const { matches } = scanned[i];
+    cpuMicros += scanned[i].cpuMicros;
     const predicted = matches.length > 0;
     let label = row.label;
     let category = row.category;
     if (row.spans) {
       // Row level for PII: positive when the row has a gold span of an entity we detect (names and addresses are out of scope).
-      const gold = row.spans.filter((s) => PII_GOLD[s.type]).map((s) => ({ entity: PII_GOLD[s.type], start: s.start, end: s.end }));
-      matchSpans(gold, matches, entities);
+      const gold = scorePiiRow(row, matches, entities);
       label = gold.length > 0 ? 1 : 0;
       category = gold.length > 0 ? 'has-detectable-pii' : 'no-detectable-pii';
     } else if (file === 'secrets.jsonl') {
-      category = category.split('/')[0];
+      category = secretKind(row);
     }
     add(overall, label, predicted);
     add(isHoldout(row.text) ? holdout : tune, label, predicted);
     add((categories[category] ??= zero()), label, predicted);
-  }
+  });
   const report: FileReport = {
     file,
     detector: detector.id,
     rows: rows.length,
-    msPerMB: Math.round((cpuMicros / 1000 / (bytes / 1048576)) * 100) / 100,
+    msPerMB: msPerMB(cpuMicros, rows),
     overall: score(overall),
     tune: score(tune),
     holdout: score(holdout),
@@ -172,9 +225,18 @@ export function runSuite(dir: string, file: string, detector: Detector, opts?: S
   return report;
 }
 
-function findRepoRoot(from: string): string {
+/** The secret kind of a secrets.jsonl row: its category before the `/` (`aws` of `aws/np.aws.1`). */
+export function secretKind(row: Row): string {
+  return row.category.split('/')[0];
+}
+
+/**
+ * The repository root above `from`: the first directory holding package.json and tsconfig.json (tsc copies
+ * package.json into dist/, because the sources import it, so package.json alone would stop at dist/).
+ */
+export function findRepoRoot(from: string): string {
   let dir = from;
-  while (!existsSync(path.join(dir, 'package.json'))) {
+  while (!existsSync(path.join(dir, 'package.json')) || !existsSync(path.join(dir, 'tsconfig.json'))) {
     const up = path.dirname(dir);
     if (up === dir) return from;
     dir = up;
@@ -182,24 +244,43 @@ function findRepoRoot(from: string): string {
   return dir;
 }
 
-export function parseArgs(argv: string[]): { data?: string; format: 'json' | 'table' } {
-  let data: string | undefined;
-  let format: 'json' | 'table' = 'table';
+export interface EvalArgs {
+  data?: string;
+  format: 'json' | 'table';
+  /** Only with `peers` allowed (eval-peers): the comma-separated `--peers` list. */
+  peers?: string[];
+}
+
+/** The command line of `npm run eval` and, with `peers` allowed, of `npm run eval:peers`. */
+export function parseArgs(argv: string[], cli: { usage: string; peers?: boolean } = { usage: 'npm run eval -- [--data DIR] [--format json|table]' }): EvalArgs {
+  const args: EvalArgs = { format: 'table' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--') continue;
-    if (a === '--data') data = argv[++i];
+    if (a === '--data') args.data = argv[++i];
     else if (a === '--format') {
       const f = argv[++i];
       if (f !== 'json' && f !== 'table') throw new Error(`--format must be json or table, got "${f}"`);
-      format = f;
+      args.format = f;
+    } else if (a === '--peers' && cli.peers) {
+      args.peers = (argv[++i] ?? '').split(',').filter((p) => p !== '');
+      if (args.peers.length === 0) throw new Error('--peers needs a comma-separated list');
     } else if (a === '--help' || a === '-h') {
-      console.log('usage: npm run eval -- [--data DIR] [--format json|table]');
+      console.log(`usage: ${cli.usage}`);
       process.exit(0);
-    } else throw new Error(`unknown argument "${a}" (usage: npm run eval -- [--data DIR] [--format json|table])`);
+    } else throw new Error(`unknown argument "${a}" (usage: ${cli.usage})`);
   }
-  if (data === '') throw new Error('--data needs a directory');
-  return { data, format };
+  if (args.data === '') throw new Error('--data needs a directory');
+  return args;
+}
+
+/** `--data` if given, else ../shared/eval beside the repo; an error saying where to point it if missing. */
+export function resolveDataDir(data: string | undefined): string {
+  const dir = path.resolve(data ?? path.join(findRepoRoot(__dirname), '..', 'shared', 'eval'));
+  if (!existsSync(dir)) {
+    throw new Error(`evaluation data not found at ${dir}; point --data at a directory holding injection.jsonl, pii.jsonl, secrets.jsonl, ...`);
+  }
+  return dir;
 }
 
 const fmt = (x: number | null | undefined): string => (x === null || x === undefined ? '-' : x.toFixed(3));
@@ -237,11 +318,7 @@ export function evaluate(dir: string): FileReport[] {
 
 function main(): void {
   const args = parseArgs(process.argv.slice(2));
-  const root = findRepoRoot(__dirname);
-  const dir = path.resolve(args.data ?? path.join(root, '..', 'shared', 'eval'));
-  if (!existsSync(dir)) {
-    throw new Error(`evaluation data not found at ${dir}; point --data at a directory holding injection.jsonl, pii.jsonl, secrets.jsonl, ...`);
-  }
+  const dir = resolveDataDir(args.data);
   const reports = evaluate(dir);
   if (args.format === 'json') console.log(JSON.stringify({ data: dir, reports }, null, 2));
   else console.log(formatTable(reports));
