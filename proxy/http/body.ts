@@ -74,6 +74,6 @@ export class Capture {
   }
 
   get bytes(): Buffer {
-    return Buffer.concat(this.chunks, this.size);
+    return this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size);
   }
 }
