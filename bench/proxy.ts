@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import autocannon from 'autocannon';
-import { fmt, printTable, startProxyProcess, startStub, stats, stopChild, type Child, type LatencyStats } from './support';
+import { cpuMs, fmt, printTable, startProxyProcess, startStub, stats, stopChild, type Child, type LatencyStats } from './support';
 import { startAktoSink, type AktoSink } from './akto-sink';
 import { pacedLoad } from './load';
 
@@ -140,16 +140,6 @@ function report(rows: Row[], sink: AktoSink): void {
   if (process.env.BENCH_JSON) fs.writeFileSync(process.env.BENCH_JSON, JSON.stringify({ seconds: SECONDS, rate: RATE, rows }, null, 2));
 }
 
-/** User + system CPU time of a process, in milliseconds, from /proc (Linux). */
-function cpuMs(pid: number): number {
-  try {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
-  } catch {
-    return NaN;
-  }
-}
-const CLOCK_TICKS = 100;
 
 main().catch((err: Error) => {
   console.error(err);

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import { freePort } from '../test/support/ports';
 import path from 'node:path';
 
@@ -52,18 +53,26 @@ export function stopChild(proc: ChildProcess): Promise<void> {
   });
 }
 
-export async function startStub(): Promise<Child & { url: string }> {
-  const c = await startNode(path.join(DIST, 'test/fixtures/stub-upstream.js'), ['0'], {}, (l) => (l.startsWith('http://') ? l.trim() : undefined));
+/** `env` takes STUB_DELAY_MS / STUB_CHUNK_DELAY_MS (the stub's default service time and token interval). */
+export async function startStub(env: Record<string, string> = {}): Promise<Child & { url: string }> {
+  const c = await startNode(path.join(DIST, 'test/fixtures/stub-upstream.js'), ['0'], env, (l) => (l.startsWith('http://') ? l.trim() : undefined));
   return { ...c, url: c.value };
+}
+
+/** The command line that runs `argv` on the given CPUs only (`taskset -c`), or unchanged without CPUs. */
+export function pinned(cpus: string | undefined, argv: string[]): string[] {
+  return cpus === undefined ? argv : ['taskset', '-c', cpus, ...argv];
 }
 
 /**
  * Starts dist/proxy/main.js in front of `upstream` with extra env; resolves once /readyz answers.
  * Its log lines go to /dev/null, not through a pipe: reading them would load the load generator.
  */
-export async function startProxyProcess(upstream: string, env: Record<string, string> = {}, script = 'proxy/main.js'): Promise<Child & { url: string }> {
-  const [port, adminPort] = [await freePort(), await freePort()];
-  const proc = spawn(process.execPath, [path.join(DIST, script)], {
+export async function startProxyProcess(upstream: string, env: Record<string, string> = {}, script = 'proxy/main.js', cpus?: string): Promise<Child & { url: string }> {
+  const port = env.AKTO_PROXY_PORT ? Number(env.AKTO_PROXY_PORT) : await freePort();
+  const adminPort = await freePort();
+  const [cmd, ...args] = pinned(cpus, [process.execPath, path.join(DIST, script)]);
+  const proc = spawn(cmd, args, {
     // A short drain: with Akto stalled the proxy would otherwise wait the full 25 s before spooling.
     env: { PATH: process.env.PATH ?? '', APP_URL: upstream, AKTO_PROXY_PORT: String(port), ADMIN_PORT: String(adminPort), ADMIN_HOST: '127.0.0.1', LISTEN_HOST: '127.0.0.1', DRAIN_TIMEOUT: '3', ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -80,6 +89,46 @@ export async function startProxyProcess(upstream: string, env: Record<string, st
     await new Promise((r) => setTimeout(r, 50));
   }
   return { proc, url: `http://127.0.0.1:${port}`, stop: () => stopChild(proc) };
+}
+
+/** User + system CPU time of a process, in milliseconds, from /proc (Linux); NaN once it is gone. */
+export function cpuMs(pid: number): number {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+const CLOCK_TICKS = 100;
+
+/** A process and all its descendants (nginx's workers, a Python server's children), from /proc. */
+export function processTree(root: number): number[] {
+  const parent = new Map<number, number>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      parent.set(Number(entry), Number(fs.readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1].split(' ')[1]));
+    } catch {
+      // exited while listing
+    }
+  }
+  const tree = [root];
+  for (let i = 0; i < tree.length; i++) for (const [pid, ppid] of parent) if (ppid === tree[i]) tree.push(pid);
+  return tree;
+}
+
+/** The sum of each process's peak resident set (VmHWM), in MiB. */
+export function peakRssMiB(pids: number[]): number {
+  let kb = 0;
+  for (const pid of pids) {
+    try {
+      kb += Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      // exited
+    }
+  }
+  return kb / 1024;
 }
 
 export function percentile(sorted: number[], p: number): number {
