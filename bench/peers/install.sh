@@ -9,8 +9,8 @@
 set -uo pipefail
 
 PORTKEY_VERSION=${PORTKEY_VERSION:-1.15.2}
-# Portkey's streams fail with "TypeError: immutable" on @hono/node-server > 1.14.2 (Portkey-AI/gateway#1389).
-PORTKEY_HONO_NODE_SERVER=${PORTKEY_HONO_NODE_SERVER:-1.14.2}
+# Portkey 1.15.2 streams fail with "TypeError: immutable" on @hono/node-server 1.14.2 and later (Portkey-AI/gateway#1389).
+PORTKEY_HONO_NODE_SERVER=${PORTKEY_HONO_NODE_SERVER:-1.14.1}
 LITELLM_VERSION=${LITELLM_VERSION:-1.108.0}
 PRESIDIO_VERSION=${PRESIDIO_VERSION:-2.2.366}
 DETECT_SECRETS_VERSION=${DETECT_SECRETS_VERSION:-1.5.0}
@@ -72,8 +72,8 @@ install_peer() {
     local entry="$dir/node_modules/@portkey-ai/gateway/build/start-server.js"
     if [ ! -f "$entry" ]; then
       say "npm install @portkey-ai/gateway@$PORTKEY_VERSION into $dir"
-      mkdir -p "$dir" && echo '{"private":true}' >"$dir/package.json" &&
-        npm install --prefix "$dir" --no-audit --no-fund --omit=dev "@portkey-ai/gateway@$PORTKEY_VERSION" "@hono/node-server@$PORTKEY_HONO_NODE_SERVER" >"$CACHE/portkey.log" 2>&1 ||
+      mkdir -p "$dir" && echo "{\"private\":true,\"overrides\":{\"@hono/node-server\":\"$PORTKEY_HONO_NODE_SERVER\"}}" >"$dir/package.json" &&
+        npm install --prefix "$dir" --no-audit --no-fund --omit=dev "@portkey-ai/gateway@$PORTKEY_VERSION" >"$CACHE/portkey.log" 2>&1 ||
         { unavailable portkey "npm install failed (see $CACHE/portkey.log)"; return; }
     fi
     ready portkey "$entry"
