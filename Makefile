@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: demo test install build lint bench eval manifests image e2e-kind clean
+.PHONY: demo test install build lint bench bench-peers eval eval-peers manifests image e2e-kind clean
 
 $(NPM_STAMP): package-lock.json
 	npm ci --no-audit --no-fund
@@ -19,12 +19,14 @@ demo: build
 	node dist/scripts/demo.js
 
 # Installs, builds, lints, builds or reuses kube-apiserver/etcd/helm (cached outside the repo; skipped
-# loudly without Go), then runs every jest suite once and prints one totals line.
+# loudly without Go), installs wrk (Debian) for the load-generator test, then runs every jest suite once and
+# prints one totals line.
 test:
 	npm ci --no-audit --no-fund
 	npm run build
 	npm run lint
 	bash test/integration/k8s-tools.sh
+	bash bench/peers/install.sh wrk
 	bash scripts/test-all.sh
 
 bench: build
@@ -32,6 +34,13 @@ bench: build
 
 eval: build
 	npm run eval
+
+# Side by side with nginx, Portkey and LiteLLM (installed on first use outside the repo); see bench/README.md.
+bench-peers: build
+	npm run bench:peers
+
+eval-peers: build
+	npm run eval:peers
 
 # The chart rendered with default values, checked in; a test fails when it is stale.
 manifests:
