@@ -6,8 +6,8 @@
  *   --rounds N        interleaved rounds (every system once per round, A B C A B C); default 3
  *   --seconds S       seconds per measurement; default 5
  *   --rates LIST      paced rates in req/s; default 100,500,1000
- *   --systems LIST    subset of: direct (always), nginx, akto-off, akto-default, akto-default-traced,
- *                     portkey, portkey-regex, litellm; default all
+ *   --systems LIST    subset of: direct (always), nginx, node-http-proxy, akto-off, akto-default,
+ *                     akto-default-traced, portkey, portkey-regex, litellm; default all
  *   --format F        table (default) or json (the JSON document on stdout, progress on stderr)
  *   --out FILE        also write the JSON document to FILE
  */

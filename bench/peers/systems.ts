@@ -150,6 +150,28 @@ http {
   },
 };
 
+/**
+ * Bare http-proxy on Node with a keep-alive agent and nothing else (bench/peer-http-proxy.ts): what any Node
+ * proxy pays for the hop before it reads a body. One process per stub, as it has no listener list.
+ */
+const nodeFloor: SystemSpec = {
+  name: 'node-http-proxy',
+  describe: 'bare http-proxy on Node, keep-alive agent, no body handling (the floor for any Node proxy)',
+  needs: [],
+  start: async (stubs, cpus) => {
+    const fast = await startProxyProcess(stubs.url[0], {}, 'bench/peer-http-proxy.js', cpus);
+    const slow = await startProxyProcess(stubs.url[50], {}, 'bench/peer-http-proxy.js', cpus);
+    return {
+      target: (service) => ({ url: (service === 0 ? fast : slow).url + CHAT_PATH, headers: AUTH, model: MODEL }),
+      pids: () => [...processTree(fast.proc.pid!), ...processTree(slow.proc.pid!)],
+      stop: async () => {
+        await fast.stop();
+        await slow.stop();
+      },
+    };
+  },
+};
+
 /** This proxy, one process with a listener per stub (the `UPSTREAMS` the webhook uses for several endpoints). */
 function akto(name: string, describe: string, env: (stubs: Stubs) => Record<string, string>): SystemSpec {
   return {
@@ -228,6 +250,7 @@ const litellm: SystemSpec = {
 export const SYSTEMS: SystemSpec[] = [
   direct,
   nginx,
+  nodeFloor,
   akto('akto-off', 'this proxy, POLICY_PACK=off (forwarding, parsing, logs, metrics)', () => ({ POLICY_PACK: 'off', TRACE_FILE: '/dev/null' })),
   akto('akto-default', 'this proxy, POLICY_PACK=default (PII/secrets redaction, injection blocking, stream holdback)', () => ({ POLICY_PACK: 'default', TRACE_FILE: '/dev/null' })),
   akto('akto-default-traced', 'this proxy, default pack + every trace sent to a local Akto ingestion receiver', (s) => ({
