@@ -33,6 +33,7 @@ interface Options {
 
 const TOKEN_INTERVAL_MS = 10;
 const STREAM_CONCURRENCY = 4;
+const WARM_UP_SECONDS = 10;
 /** Cores: the load generator, the stubs and this harness on one, the system under test alone on the other. */
 const LOAD_CPUS = '0';
 const SYSTEM_CPUS = '1';
@@ -219,8 +220,8 @@ async function main(): Promise<void> {
       try {
         sys = await spec.start(stubs, SYSTEM_CPUS, paths);
         await checkAnswers(sys);
-        // Warm up JIT, pools and caches; discarded.
-        await measure(sys, { id: 'warmup', kind: 'chat', serviceMs: 0, rate: null }, { ...opts, seconds: 3 }, paths.wrk);
+        // Warm up JIT, pools and caches (a long-running sidecar is warm); discarded.
+        await measure(sys, { id: 'warmup', kind: 'chat', serviceMs: 0, rate: null }, { ...opts, seconds: WARM_UP_SECONDS }, paths.wrk);
         running.set(spec, sys);
         samples.set(spec.name, new Map());
       } catch (err) {
