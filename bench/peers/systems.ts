@@ -42,6 +42,8 @@ export interface SystemSpec {
   describe: string;
   /** Peers to install first (bench/peers/install.sh names). */
   needs: string[];
+  /** Runs a guardrail that must refuse an injection prompt: checked before measuring, so it is known to be on. */
+  guarded?: boolean;
   start(stubs: Stubs, cpus: string, peerPaths: Record<string, string>): Promise<RunningSystem>;
 }
 
@@ -173,11 +175,12 @@ const nodeFloor: SystemSpec = {
 };
 
 /** This proxy, one process with a listener per stub (the `UPSTREAMS` the webhook uses for several endpoints). */
-function akto(name: string, describe: string, env: (stubs: Stubs) => Record<string, string>): SystemSpec {
+function akto(name: string, describe: string, guarded: boolean, env: (stubs: Stubs) => Record<string, string>): SystemSpec {
   return {
     name,
     describe,
     needs: [],
+    guarded,
     start: async (stubs, cpus) => {
       const ports = { 0: await freePort(), 50: await freePort() } as Record<ServiceMs, number>;
       const proxy = await startProxyProcess(
@@ -197,6 +200,7 @@ function portkey(name: string, describe: string, guardrail: boolean): SystemSpec
     name,
     describe,
     needs: ['portkey'],
+    guarded: guardrail,
     start: async (stubs, cpus, peers) => {
       const port = await freePort();
       const child = await startServer(
@@ -251,9 +255,9 @@ export const SYSTEMS: SystemSpec[] = [
   direct,
   nginx,
   nodeFloor,
-  akto('akto-off', 'this proxy, POLICY_PACK=off (forwarding, parsing, logs, metrics)', () => ({ POLICY_PACK: 'off', TRACE_FILE: '/dev/null' })),
-  akto('akto-default', 'this proxy, POLICY_PACK=default (PII/secrets redaction, injection blocking, stream holdback)', () => ({ POLICY_PACK: 'default', TRACE_FILE: '/dev/null' })),
-  akto('akto-default-traced', 'this proxy, default pack + every trace sent to a local Akto ingestion receiver', (s) => ({
+  akto('akto-off', 'this proxy, POLICY_PACK=off (forwarding, parsing, logs, metrics)', false, () => ({ POLICY_PACK: 'off', TRACE_FILE: '/dev/null' })),
+  akto('akto-default', 'this proxy, POLICY_PACK=default (PII/secrets redaction, injection blocking, stream holdback)', true, () => ({ POLICY_PACK: 'default', TRACE_FILE: '/dev/null' })),
+  akto('akto-default-traced', 'this proxy, default pack + every trace sent to a local Akto ingestion receiver', true, (s) => ({
     POLICY_PACK: 'default',
     AKTO_API_BASE_URL: s.aktoUrl,
     AKTO_API_TOKEN: 'bench-token',
