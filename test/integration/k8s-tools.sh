@@ -42,9 +42,12 @@ go_build_wrapped() {
   )
 }
 
-have_apiserver() { [[ -x $APISERVER_DIR/kube-apiserver ]] && "$APISERVER_DIR/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION"; }
-have_etcd() { [[ -x $ETCD_DIR/etcd ]] && "$ETCD_DIR/etcd" --version 2>/dev/null | grep -q "etcd Version: ${ETCD_VERSION#v}$"; }
-have_helm() { [[ -x $HELM_DIR/helm ]] && "$HELM_DIR/helm" version --short 2>/dev/null | grep -q "^$HELM_VERSION"; }
+# Each reads the whole version text before matching: with pipefail, `cmd | grep -q` fails at random when grep
+# exits at the first match and cmd dies of SIGPIPE writing the rest (etcd prints four lines).
+version_matches() { local text; text=$("$1" "${@:3}" 2>/dev/null) && grep -q "$2" <<<"$text"; }
+have_apiserver() { [[ -x $APISERVER_DIR/kube-apiserver ]] && version_matches "$APISERVER_DIR/kube-apiserver" "^Kubernetes $K8S_VERSION\$" --version; }
+have_etcd() { [[ -x $ETCD_DIR/etcd ]] && version_matches "$ETCD_DIR/etcd" "^etcd Version: ${ETCD_VERSION#v}\$" --version; }
+have_helm() { [[ -x $HELM_DIR/helm ]] && version_matches "$HELM_DIR/helm" "^$HELM_VERSION" version --short; }
 
 build_kube_apiserver() {
   local bin="$APISERVER_DIR/kube-apiserver"
