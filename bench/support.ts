@@ -77,18 +77,31 @@ export async function startProxyProcess(upstream: string, env: Record<string, st
     env: { PATH: process.env.PATH ?? '', APP_URL: upstream, AKTO_PROXY_PORT: String(port), ADMIN_PORT: String(adminPort), ADMIN_HOST: '127.0.0.1', LISTEN_HOST: '127.0.0.1', DRAIN_TIMEOUT: '3', ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  const deadline = Date.now() + 15000;
+  await waitUntilReady(proc, 'the proxy', `http://127.0.0.1:${adminPort}/readyz`, { timeoutMs: 15000, isReady: (r) => r.ok });
+  return { proc, url: `http://127.0.0.1:${port}`, stop: () => stopChild(proc) };
+}
+
+/**
+ * Polls `url` until an answer passes `isReady` (default: any answer). Fails as soon as the process exits, and
+ * kills it at the deadline; `detail` adds context (e.g. the tail of its log) to either error.
+ */
+export async function waitUntilReady(
+  proc: ChildProcess,
+  name: string,
+  url: string,
+  opts: { timeoutMs: number; isReady?: (res: Response) => boolean; detail?: () => string },
+): Promise<void> {
+  const deadline = Date.now() + opts.timeoutMs;
+  const detail = (): string => (opts.detail ? `:\n${opts.detail()}` : '');
   for (;;) {
-    if (proc.exitCode !== null) throw new Error(`the proxy exited with ${proc.exitCode} before it was ready`);
+    if (proc.exitCode !== null) throw new Error(`${name} exited with ${proc.exitCode} before it was ready${detail()}`);
     if (Date.now() > deadline) {
       proc.kill('SIGKILL');
-      throw new Error('the proxy did not become ready within 15 s');
+      throw new Error(`${name} was not ready within ${opts.timeoutMs / 1000} s${detail()}`);
     }
-    const ready = await fetch(`http://127.0.0.1:${adminPort}/readyz`).then((r) => r.ok, () => false);
-    if (ready) break;
+    if (await fetch(url).then(opts.isReady ?? (() => true), () => false)) return;
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { proc, url: `http://127.0.0.1:${port}`, stop: () => stopChild(proc) };
 }
 
 /** User + system CPU time of a process, in milliseconds, from /proc (Linux); NaN once it is gone. */

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../test/support/ports';
-import { ROOT, pinned, processTree, startProxyProcess, stopChild, type Child } from '../support';
+import { ROOT, pinned, processTree, startProxyProcess, stopChild, waitUntilReady, type Child } from '../support';
 
 /**
  * The systems `npm run bench:peers` puts between the load generator and the stub upstream. Each runs
@@ -65,17 +65,8 @@ async function startServer(name: string, argv: string[], opts: { cpus: string; e
   const [cmd, ...args] = pinned(opts.cpus, argv);
   const proc = spawn(cmd, args, { cwd: opts.cwd ?? dir, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? dir, ...opts.env }, stdio: ['ignore', log, log] });
   fs.closeSync(log);
-  const deadline = Date.now() + (opts.timeoutMs ?? 30000);
   const tail = (): string => fs.readFileSync(path.join(dir, 'stderr.log'), 'utf8').slice(-1500);
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`${name} exited with ${proc.exitCode} before it was ready:\n${tail()}`);
-    if (Date.now() > deadline) {
-      proc.kill('SIGKILL');
-      throw new Error(`${name} was not ready within ${(opts.timeoutMs ?? 30000) / 1000} s:\n${tail()}`);
-    }
-    if (await fetch(opts.readyUrl).then(() => true, () => false)) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitUntilReady(proc, name, opts.readyUrl, { timeoutMs: opts.timeoutMs ?? 30000, detail: tail });
   return {
     proc,
     stop: async () => {
