@@ -15,10 +15,10 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
-import path from 'node:path';
 import { startAktoSink } from './akto-sink';
 import { cell, judgeTargets, SCHEMA, summarise, type Sample, type Scenario, type SystemResult, type Target } from './peers/report';
 import { peerVersions, SYSTEMS, type RunningSystem, type ServiceMs, type Stubs, type SystemSpec } from './peers/systems';
+import { installPeers } from './peers/install';
 import { runWrk } from './peers/wrk';
 import { cpuMs, fmt, peakRssMiB, percentile, printTable, ROOT, startStub, type Child } from './support';
 
@@ -89,19 +89,6 @@ function scenarios(rates: number[]): Scenario[] {
 function connectionsFor(s: Scenario): number {
   if (s.rate === null) return s.serviceMs === 0 ? 32 : 128;
   return Math.min(256, Math.max(8, Math.ceil(s.rate * (s.serviceMs / 1000 + 0.02) * 2)));
-}
-
-function installPeers(names: string[]): { paths: Record<string, string>; missing: Record<string, string> } {
-  const out = execFileSync('bash', [path.join(ROOT, 'bench/peers/install.sh'), ...names], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  const paths: Record<string, string> = {};
-  const missing: Record<string, string> = {};
-  for (const line of out.split('\n')) {
-    const ready = /^ready (\S+) (.+)$/.exec(line);
-    const gone = /^unavailable ([^:]+): (.+)$/.exec(line);
-    if (ready) paths[ready[1]] = ready[2];
-    if (gone) missing[gone[1]] = gone[2];
-  }
-  return { paths, missing };
 }
 
 function cpuOf(pids: number[]): number {
@@ -205,7 +192,13 @@ async function main(): Promise<void> {
   execFileSync('taskset', ['-p', '-c', LOAD_CPUS, String(process.pid)], { stdio: 'ignore' });
 
   const specs = SYSTEMS.filter((s) => opts.systems.includes(s.name));
-  const { paths, missing } = installPeers(['wrk', ...new Set(specs.flatMap((s) => s.needs))]);
+  const statuses = installPeers(ROOT, ['wrk', ...new Set(specs.flatMap((s) => s.needs))]);
+  const paths: Record<string, string> = {};
+  const missing: Record<string, string> = {};
+  for (const [peer, st] of Object.entries(statuses)) {
+    if (st.status === 'ready') paths[peer] = st.path;
+    else missing[peer] = st.reason;
+  }
   if (!paths.wrk) throw new Error(`wrk is required: ${missing.wrk}`);
   const skipped: { system: string; reason: string }[] = [];
 

@@ -11,6 +11,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { installPeers } from '../bench/peers/install';
 import { builtinDetectors } from '../proxy/guardrails/detectors';
 import {
   PII_GOLD,
@@ -47,8 +48,6 @@ export interface DetectSecretsResult {
   cpuMicros: number;
 }
 
-/** What install.sh said about a peer. */
-export type PeerStatus = { status: 'ready'; python: string } | { status: 'unavailable'; reason: string };
 
 export interface PiiSystem {
   system: string;
@@ -154,19 +153,6 @@ export function secretsTarget(ours: SecretsSystem, peer: SecretsSystem): { met: 
   return { met: recall.ours > recall.peer && fpr.ours <= fpr.peer, recall, fpr };
 }
 
-/** install.sh's stdout: `ready PEER PATH` or `unavailable PEER: reason`, one line per peer. */
-export function parseInstallOutput(stdout: string, peers: readonly string[]): Record<string, PeerStatus> {
-  const out: Record<string, PeerStatus> = {};
-  for (const line of stdout.split('\n')) {
-    const ready = /^ready (\S+) (.+)$/.exec(line.trim());
-    const missing = /^unavailable ([^:]+): (.*)$/.exec(line.trim());
-    if (ready) out[ready[1]] = { status: 'ready', python: ready[2] };
-    else if (missing) out[missing[1]] = { status: 'unavailable', reason: missing[2] };
-  }
-  for (const p of peers) out[p] ??= { status: 'unavailable', reason: 'the installer printed no line for it' };
-  return out;
-}
-
 /**
  * A runner's stdout: a `{"meta": ...}` line, then one result line per row in input order. Throws when the count
  * is off, so a crashed runner can never be scored as "found nothing" on the missing rows.
@@ -208,8 +194,7 @@ const bytesOf = (rows: Row[]): number => rows.reduce((n, r) => n + Buffer.byteLe
 
 function evaluatePeers(dir: string, wanted: readonly PeerName[], root: string): PeersReport {
   const report: PeersReport = { data: dir, peers: Object.fromEntries(PEERS.map((p) => [p, { status: 'skipped' } as PeerInfo])) };
-  const install = spawnSync('bash', [path.join(root, 'bench', 'peers', 'install.sh'), ...wanted], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  const statuses = parseInstallOutput(install.stdout ?? '', wanted);
+  const statuses = installPeers(root, wanted);
   const detectors = builtinDetectors();
 
   /** Runs one peer, or records why it could not be run and returns undefined. */
@@ -220,7 +205,7 @@ function evaluatePeers(dir: string, wanted: readonly PeerName[], root: string): 
       return undefined;
     }
     try {
-      const out = runRunner<T>(st.python, path.join(root, 'bench', 'peers', script), args, rows);
+      const out = runRunner<T>(st.path, path.join(root, 'bench', 'peers', script), args, rows);
       report.peers[peer] = { status: 'ready', meta: out.meta };
       return out.results;
     } catch (err) {

@@ -104,7 +104,7 @@ export function summarise(scenario: Scenario, rounds: Sample[], direct: Sample[]
       perRound.addedP99.push(s.p99 - d.p99);
       perRound.ratioP50ToDirect.push(s.p50 / d.p50);
       perRound.rpsToDirect.push(s.rps / d.rps);
-      if (n && d) perRound.addedP50ToNginx.push((s.p50 - d.p50) / Math.max(n.p50 - d.p50, 0.001));
+      if (n) perRound.addedP50ToNginx.push((s.p50 - d.p50) / Math.max(n.p50 - d.p50, 0.001));
     }
   });
   const med: Partial<Record<Metric, number>> = {};

@@ -58,12 +58,15 @@ function workDir(name: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `akto-peer-${name}-`));
 }
 
-/** Spawns a server pinned to `cpus`, stderr to a log file, and waits until `readyUrl` answers at all. */
-async function startServer(name: string, argv: string[], opts: { cpus: string; env?: Record<string, string>; readyUrl: string; cwd?: string; timeoutMs?: number }): Promise<Child> {
-  const dir = workDir(name);
+/**
+ * Spawns a server pinned to `cpus` in its work dir (its config files, its log), waits until `readyUrl`
+ * answers at all, and removes the dir when stopped.
+ */
+async function startServer(name: string, argv: string[], opts: { cpus: string; env?: Record<string, string>; readyUrl: string; dir?: string; timeoutMs?: number }): Promise<Child> {
+  const dir = opts.dir ?? workDir(name);
   const log = fs.openSync(path.join(dir, 'stderr.log'), 'w');
   const [cmd, ...args] = pinned(opts.cpus, argv);
-  const proc = spawn(cmd, args, { cwd: opts.cwd ?? dir, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? dir, ...opts.env }, stdio: ['ignore', log, log] });
+  const proc = spawn(cmd, args, { cwd: dir, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? dir, ...opts.env }, stdio: ['ignore', log, log] });
   fs.closeSync(log);
   const tail = (): string => fs.readFileSync(path.join(dir, 'stderr.log'), 'utf8').slice(-1500);
   await waitUntilReady(proc, name, opts.readyUrl, { timeoutMs: opts.timeoutMs ?? 30000, detail: tail });
@@ -132,14 +135,8 @@ http {
 }
 `,
     );
-    const child = await startServer('nginx', [peers.nginx, '-e', `${dir}/error.log`, '-p', dir, '-c', `${dir}/nginx.conf`], { cpus, readyUrl: `http://127.0.0.1:${ports[0]}/health` });
-    return {
-      ...running(child, (service) => ({ url: `http://127.0.0.1:${ports[service]}${CHAT_PATH}`, headers: AUTH, model: MODEL })),
-      stop: async () => {
-        await child.stop();
-        fs.rmSync(dir, { recursive: true, force: true });
-      },
-    };
+    const child = await startServer('nginx', [peers.nginx, '-e', `${dir}/error.log`, '-p', dir, '-c', `${dir}/nginx.conf`], { cpus, dir, readyUrl: `http://127.0.0.1:${ports[0]}/health` });
+    return running(child, (service) => ({ url: `http://127.0.0.1:${ports[service]}${CHAT_PATH}`, headers: AUTH, model: MODEL }));
   },
 };
 
@@ -227,18 +224,12 @@ const litellm: SystemSpec = {
     fs.writeFileSync(path.join(dir, 'config.yaml'), `model_list:\n${model(0)}${model(50)}litellm_settings:\n  telemetry: false\n  drop_params: true\ngeneral_settings:\n  master_key: sk-bench-0000\n`);
     const child = await startServer('litellm', [peers.litellm, '--config', path.join(dir, 'config.yaml'), '--host', '127.0.0.1', '--port', String(port), '--num_workers', '1'], {
       cpus,
-      cwd: dir,
+      dir,
       env: { LITELLM_LOCAL_MODEL_COST_MAP: 'True', LITELLM_TELEMETRY: 'False', LITELLM_LOG: 'ERROR', NO_PROXY: '*', no_proxy: '*' },
       readyUrl: `http://127.0.0.1:${port}/health/liveliness`,
       timeoutMs: 120000,
     });
-    return {
-      ...running(child, (service) => ({ url: `http://127.0.0.1:${port}${CHAT_PATH}`, headers: AUTH, model: `stub-${service}ms` })),
-      stop: async () => {
-        await child.stop();
-        fs.rmSync(dir, { recursive: true, force: true });
-      },
-    };
+    return running(child, (service) => ({ url: `http://127.0.0.1:${port}${CHAT_PATH}`, headers: AUTH, model: `stub-${service}ms` }));
   },
 };
 

@@ -5,7 +5,6 @@ import { findRepoRoot, parseArgs } from '../../../../scripts/eval';
 import type { Row } from '../../../../scripts/eval';
 import {
   formatTable,
-  parseInstallOutput,
   parseRunnerOutput,
   piiTarget,
   presidioEntity,
@@ -16,6 +15,7 @@ import {
   sourceRepo,
 } from '../../../../scripts/eval-peers';
 import type { DetectSecretsResult, PresidioResult } from '../../../../scripts/eval-peers';
+import { parseInstallOutput } from '../../../../bench/peers/install';
 
 // Everything here is pure: no ../shared data and no installed peer.
 const text = 'Mail a@example.com or call 212-555-0100, card 4111 1111 1111 1111.';
@@ -150,7 +150,7 @@ describe('eval-peers: talking to the installer and the runners', () => {
       'detect-secrets',
       'other',
     ]);
-    expect(st.presidio).toEqual({ status: 'ready', python: '/cache/presidio/bin/python' });
+    expect(st.presidio).toEqual({ status: 'ready', path: '/cache/presidio/bin/python' });
     expect(st['detect-secrets']).toEqual({ status: 'unavailable', reason: 'pip install failed (see log)' });
     expect(st.other.status).toBe('unavailable');
   });
