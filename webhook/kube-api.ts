@@ -9,6 +9,8 @@ export interface SecretData {
 }
 
 export interface KubeApi {
+  /** The API server's URL, for messages. */
+  readonly server?: string;
   readSecret(namespace: string, name: string): Promise<SecretData | null>;
   /** 'exists' when another replica created it first (HTTP 409). */
   createSecret(namespace: string, name: string, data: Record<string, string>): Promise<'created' | 'exists'>;

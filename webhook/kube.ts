@@ -12,6 +12,42 @@ function status(err: unknown): number | undefined {
   return typeof e.code === 'number' ? e.code : typeof e.statusCode === 'number' ? e.statusCode : undefined;
 }
 
+/**
+ * The client's errors carry the whole response (headers and body) in their message; logs and /readyz get
+ * "HTTP 403: <the API server's message>" instead. Network errors keep their own message.
+ */
+function concise(err: unknown): Error {
+  const code = status(err);
+  if (code === undefined) return err instanceof Error ? err : new Error(String(err));
+  const body = (err as { body?: unknown }).body;
+  let message = '';
+  try {
+    const parsed: unknown = typeof body === 'string' ? JSON.parse(body) : body;
+    if (parsed && typeof (parsed as { message?: unknown }).message === 'string') message = (parsed as { message: string }).message;
+  } catch {
+    message = typeof body === 'string' ? body.slice(0, 200) : '';
+  }
+  const out = new Error(`HTTP ${code}${message ? `: ${message}` : ''}`) as Error & { code: number };
+  out.code = code;
+  return out;
+}
+
+/** Every call of `api` throws concise errors. */
+function withConciseErrors(api: KubeApi): KubeApi {
+  const wrapped: Record<string, unknown> = { server: api.server };
+  for (const [name, fn] of Object.entries(api)) {
+    if (typeof fn !== 'function') continue;
+    wrapped[name] = async (...args: unknown[]) => {
+      try {
+        return await (fn as (...a: unknown[]) => Promise<unknown>).apply(api, args);
+      } catch (err) {
+        throw concise(err);
+      }
+    };
+  }
+  return wrapped as unknown as KubeApi;
+}
+
 function decode(data: Record<string, string> | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
@@ -34,7 +70,8 @@ export async function loadKube(): Promise<KubeApi> {
     stringData: data,
   });
 
-  return {
+  return withConciseErrors({
+    server: kc.getCurrentCluster()?.server,
     async readSecret(namespace, name): Promise<SecretData | null> {
       try {
         const s = await core.readNamespacedSecret({ name, namespace });
@@ -89,5 +126,5 @@ export async function loadKube(): Promise<KubeApi> {
       const v = await version.getCode();
       return { major: v.major, minor: v.minor, gitVersion: v.gitVersion };
     },
-  };
+  });
 }

@@ -23,6 +23,7 @@ HELM_DIR="$CACHE/helm-$HELM_VERSION"
 NODE_DIR="$CACHE/kube-node-$K8S_VERSION"
 NODE_BINS=(kubelet kube-controller-manager kube-scheduler kube-proxy kubectl)
 ENV_FILE="$CACHE/k8s-tools.env"
+CLUSTER_ENV_FILE="$CACHE/k8s-cluster-tools.env"
 
 say() { echo "[k8s-tools] $*" >&2; }
 loud() { echo "[k8s-tools] !!! $* — the Kubernetes integration tests (test/integration) will be SKIPPED !!!" >&2; }
@@ -188,9 +189,20 @@ write_env() {
     have_apiserver && echo "KUBE_APISERVER_BIN=$APISERVER_DIR/kube-apiserver"
     have_etcd && echo "ETCD_BIN=$ETCD_DIR/etcd"
     have_helm && echo "HELM_BIN=$HELM_DIR/helm"
-    have_node && echo "KUBE_NODE_DIR=$NODE_DIR"
     echo "K8S_VERSION=$K8S_VERSION"
   } >"$ENV_FILE.tmp" && mv "$ENV_FILE.tmp" "$ENV_FILE"
+}
+# The real cluster's file (test/cluster/e2e.sh): written only when every binary it needs is there.
+write_cluster_env() {
+  have_apiserver && have_etcd && have_helm && have_node || { rm -f "$CLUSTER_ENV_FILE"; return 1; }
+  {
+    echo "# written by test/integration/k8s-tools.sh cluster; read by test/cluster/e2e.sh"
+    echo "KUBE_APISERVER_BIN=$APISERVER_DIR/kube-apiserver"
+    echo "ETCD_BIN=$ETCD_DIR/etcd"
+    echo "HELM_BIN=$HELM_DIR/helm"
+    echo "KUBE_NODE_DIR=$NODE_DIR"
+    echo "K8S_VERSION=$K8S_VERSION"
+  } >"$CLUSTER_ENV_FILE.tmp" && mv "$CLUSTER_ENV_FILE.tmp" "$CLUSTER_ENV_FILE"
 }
 fetch_helm && helm_ok=1
 write_env
@@ -201,7 +213,7 @@ if [[ $have_go == 1 ]]; then
   write_env
   if [[ $ONLY == cluster ]]; then
     build_kube_node || say "!!! the node binaries could not be built: \`make e2e\` cannot run !!!"
-    write_env
+    write_cluster_env
   fi
 elif [[ $have_go == 0 ]]; then
   if have_apiserver && have_etcd; then say "no Go toolchain on PATH; using the cached kube-apiserver and etcd"
