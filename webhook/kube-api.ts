@@ -24,3 +24,27 @@ export interface KubeApi {
   /** status.nodeInfo.kubeletVersion of every node (e.g. "v1.30.2"); throws when not allowed. */
   kubeletVersions(): Promise<string[]>;
 }
+
+export interface OwnerReference {
+  apiVersion: 'v1';
+  kind: 'ServiceAccount';
+  name: string;
+  uid: string;
+}
+
+/**
+ * The service account a pod runs as, read from its projected token (a JWT whose claims name it), as an owner of
+ * the objects the webhook creates in its namespace: `helm uninstall` deletes the account and Kubernetes' garbage
+ * collector then deletes the certificate Secret too. undefined for anything that is not such a token.
+ */
+export function serviceAccountOwner(token: string): { namespace: string; owner: OwnerReference } | undefined {
+  try {
+    const claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+    const k = claims['kubernetes.io'] as { namespace?: unknown; serviceaccount?: { name?: unknown; uid?: unknown } } | undefined;
+    const sa = k?.serviceaccount;
+    if (typeof k?.namespace !== 'string' || typeof sa?.name !== 'string' || typeof sa?.uid !== 'string') return undefined;
+    return { namespace: k.namespace, owner: { apiVersion: 'v1', kind: 'ServiceAccount', name: sa.name, uid: sa.uid } };
+  } catch {
+    return undefined;
+  }
+}

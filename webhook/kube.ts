@@ -3,7 +3,10 @@
  * loaded with a dynamic import() here and nowhere else (jest never loads this module).
  * Credentials: in-cluster service account, else KUBECONFIG / ~/.kube/config (loadFromDefault).
  */
-import type { KubeApi, SecretData } from './kube-api';
+import { readFileSync } from 'node:fs';
+import { KubeApi, SecretData, serviceAccountOwner } from './kube-api';
+
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
 type ClientNode = typeof import('@kubernetes/client-node', { with: { 'resolution-mode': 'import' } });
 
@@ -62,11 +65,23 @@ export async function loadKube(): Promise<KubeApi> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const admission = kc.makeApiClient(k8s.AdmissionregistrationV1Api);
   const version = kc.makeApiClient(k8s.VersionApi);
+  let sa: ReturnType<typeof serviceAccountOwner>;
+  try {
+    sa = serviceAccountOwner(readFileSync(SERVICE_ACCOUNT_TOKEN, 'utf8'));
+  } catch {
+    sa = undefined; // not in a pod (KUBECONFIG): nothing owns the Secret
+  }
   const secretBody = (namespace: string, name: string, data: Record<string, string>, resourceVersion?: string) => ({
     apiVersion: 'v1',
     kind: 'Secret',
     type: 'Opaque',
-    metadata: { name, namespace, ...(resourceVersion ? { resourceVersion } : {}), labels: { 'app.kubernetes.io/managed-by': 'akto-agent-proxy-webhook' } },
+    metadata: {
+      name,
+      namespace,
+      ...(resourceVersion ? { resourceVersion } : {}),
+      labels: { 'app.kubernetes.io/managed-by': 'akto-agent-proxy-webhook' },
+      ...(sa && sa.namespace === namespace ? { ownerReferences: [sa.owner] } : {}),
+    },
     stringData: data,
   });
 

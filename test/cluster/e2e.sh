@@ -21,6 +21,8 @@ ROOT=$PWD
 MODE=${1:-run}
 CACHE=${AKTO_K8S_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/akto-agent-proxy}
 RESULTS=$ROOT/.cache/jest-e2e-results.json
+mkdir -p "$ROOT/.cache"
+rm -f "$RESULTS"
 
 # Addresses of the test's own choosing; they exist only inside the run's network namespace.
 NODE_IP=10.213.0.1
@@ -87,10 +89,13 @@ pids_mentioning() {
     [[ ${p#/proc/} == "$$" || ${p#/proc/} == "$BASHPID" ]] && continue
     grep -qsaF -- "$1" "$p/cmdline" && echo "${p#/proc/}"
   done
+  return 0
 }
 
 # Stops what a run left behind, by the PIDs and names it recorded; safe to call twice and for a dead run.
 cleanup_run() {
+  local -
+  set +e
   local run=$1 id=${1##*-} pid h i dir
   local netns=akto-e2e-$id cgroot=/akto-e2e-$id
   pid=$(cat "$run/node.pid" 2>/dev/null || true)
@@ -135,6 +140,7 @@ sweep_stale() {
 
 teardown() {
   local rc=$?
+  set +e
   trap - EXIT INT TERM
   phase_start teardown
   cleanup_run "$RUN"
@@ -143,6 +149,10 @@ teardown() {
   [[ -z $left ]] || { loud "processes of $RUN still alive: $left"; rc=1; }
   [[ ! -e /run/netns/$NETNS ]] || { loud "network namespace $NETNS still exists"; rc=1; }
   phase_end
+  # A run that failed before the scenario still counts in make test's totals line.
+  if [[ $rc != 0 && ! -s $RESULTS ]]; then
+    echo '{"numPassedTests":0,"numFailedTests":1,"numPendingTests":0,"numTodoTests":0,"testResults":[]}' >"$RESULTS"
+  fi
   say "timings: $(IFS=';'; echo "${PHASES[*]}")"
   [[ $rc == 0 ]] && say "nothing left behind" || say "FAILED (exit $rc)"
   exit "$rc"
@@ -357,8 +367,7 @@ cluster_up() {
 
 # ------------------------------------------------------------------ main
 
-mkdir -p "$CACHE/e2e" "$ROOT/.cache"
-rm -f "$RESULTS"
+mkdir -p "$CACHE/e2e"
 trap teardown EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM

