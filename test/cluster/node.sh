@@ -52,9 +52,12 @@ done
 
 ip link set lo up
 ip addr add "$NODE_IP/32" dev lo 2>/dev/null
-# The namespace has no default route. Connections to a Service address need one to leave the routing decision
-# at all; kube-proxy's DNAT (nat OUTPUT) then re-routes them to the pod.
-ip route add "$SERVICE_CIDR" dev lo 2>/dev/null
+# The namespace has no default route. Connections to a Service address need a route to leave the routing decision
+# at all (kube-proxy's DNAT then re-routes them to the pod), like a node's default route: a veth pair that stays
+# inside the namespace. (A route via lo would do for DNAT, but then kube-proxy's REJECT for a Service without
+# endpoints sends no ICMP error back, and callers hang instead of being refused.)
+ip link add akto-e2e0 type veth peer name akto-e2e1 && ip link set akto-e2e0 up && ip link set akto-e2e1 up
+ip route add "$SERVICE_CIDR" dev akto-e2e0 src "$NODE_IP"
 
 STARTED=()
 start() {
