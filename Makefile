@@ -20,8 +20,8 @@ demo: build
 
 # Installs, builds, lints, builds or reuses kube-apiserver/etcd/helm (cached outside the repo; skipped
 # loudly without Go), installs wrk (Debian) for the load-generator test, then runs every jest suite once, then the
-# real-cluster scenario of `make e2e` when its binaries and images are cached (one loud line when skipped), and
-# prints one totals line.
+# real-cluster scenario of `make e2e` (one loud line when this machine cannot: not root, no Go), and prints one
+# totals line.
 test:
 	npm ci --no-audit --no-fund
 	npm run build
