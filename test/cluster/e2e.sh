@@ -115,8 +115,21 @@ cleanup_run() {
     done
   done
   [[ -e /run/netns/$netns ]] && ip netns delete "$netns"
-  while read -r dir; do rmdir "$dir" 2>/dev/null || true; done < <(sort -u "$run/created-dirs" 2>/dev/null)
+  # The mount points node.sh had to create on the host (empty directories). Another live run has its own private
+  # mounts on them, and removing a mount point detaches those: leave them to the last run.
+  if ! other_live_runs "$run"; then
+    while read -r dir; do rmdir "$dir" 2>/dev/null || true; done < <(sort -u "$run/created-dirs" 2>/dev/null)
+  fi
   rm -rf "$run"
+}
+
+other_live_runs() {
+  local other owner
+  for other in /tmp/akto-e2e-[0-9]*; do
+    [[ $other == "$1" ]] && continue
+    owner=$(cat "$other/owner" 2>/dev/null) && kill -0 "$owner" 2>/dev/null && return 0
+  done
+  return 1
 }
 
 # Runs whose e2e script is gone (killed hard): leave nothing of them behind either.
