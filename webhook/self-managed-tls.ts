@@ -40,10 +40,13 @@ export class SelfManagedTls {
     return this.last?.ready ?? false;
   }
 
-  /** true when ready, else why not (for /readyz). */
+  /**
+   * true when ready, else why not (for /readyz). A failed re-sync keeps a ready replica ready: the certificate it
+   * serves and the caBundle that trusts it are still valid, and an API server blip must not empty the Service.
+   */
   readiness(): true | string {
-    if (this.lastError) return `certificate sync failed: ${this.lastError}`;
     if (this.ready()) return true;
+    if (this.lastError) return `certificate sync failed: ${this.lastError}`;
     const name = this.settings.certs.webhookConfigName;
     if (this.last?.caBundle === undefined) return 'no certificate yet';
     return `the caBundle of MutatingWebhookConfiguration ${name} does not trust the served certificate yet (or it does not exist)`;

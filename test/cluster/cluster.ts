@@ -6,6 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { writeSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import { eventually, helm as helmIn } from '../integration/harness';
 
@@ -23,9 +24,14 @@ function ran(res: ReturnType<typeof spawnSync>): Ran {
   return { status: res.status ?? -1, stdout: String(res.stdout ?? ''), stderr: String(res.stderr ?? res.error?.message ?? '') };
 }
 
+/** A command (inside the cluster's network namespace, like everything here); the result whatever the exit status. */
+export function execTool(bin: string, args: string[], input?: string, timeoutMs = 60_000): Ran {
+  return ran(spawnSync(bin, args, { input, encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }));
+}
+
 /** kubectl with the admin kubeconfig; the result whatever the exit status. */
 export function kubectlTry(args: string[], input?: string, timeoutMs = 60_000): Ran {
-  return ran(spawnSync('kubectl', ['--kubeconfig', KUBECONFIG, ...args], { input, encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }));
+  return execTool('kubectl', ['--kubeconfig', KUBECONFIG, ...args], input, timeoutMs);
 }
 
 /** kubectl's stdout; throws with its stderr when it fails. */
@@ -79,10 +85,13 @@ export interface HttpResult {
   json: unknown;
 }
 
+/** HTTP, or HTTPS without verification (only to read a webhook pod's own /readyz, whatever certificate it serves). */
 export function httpJson(method: string, url: string, body?: unknown, timeoutMs = 60_000): Promise<HttpResult> {
   const data = body === undefined ? undefined : JSON.stringify(body);
+  const client = url.startsWith('https:') ? https : http;
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, timeout: timeoutMs, headers: data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {} }, (res) => {
+    const options = { method, timeout: timeoutMs, rejectUnauthorized: false, headers: data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {} };
+    const req = client.request(url, options, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c) => (text += c));

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { TestCa } from '../integration/harness';
 import type { CallRequest, CallResult } from './pods/agent';
 import {
-  AUDIT_LOG, Container, PodObj, RUN, apply, diagnostics, envOf, getJson, helm, httpJson, isReady, kubectl, kubectlAsync, kubectlTry, note, ok, poll, runningPods,
+  AUDIT_LOG, Container, PodObj, RUN, apply, diagnostics, envOf, execTool, getJson, helm, httpJson, isReady, kubectl, kubectlAsync, kubectlTry, note, ok, poll, runningPods,
 } from './cluster';
 
 const CHART = path.resolve(__dirname, '../../charts/akto-agent-proxy');
@@ -257,6 +257,44 @@ describe('a real cluster: helm install → label → agent → kubectl logs -c a
     ok('helm install --wait (certs.mode=selfManaged): 2 webhook pods Ready; they reached the API server from inside the cluster');
     expect(helmTest()).toMatch(/Phase:\s+Succeeded/);
     ok('helm test passes (selfManaged)');
+  });
+
+  step('1c. a webhook pod cut off from the API server stays up, says why in /readyz and its log, stops at once on delete', async () => {
+    // Drop pod → API server traffic inside the cluster's own network namespace (a NetworkPolicy would do the same).
+    const rule = ['INPUT', '-i', 'cni0', '-p', 'tcp', '--dport', '6443', '-j', 'DROP', '-m', 'comment', '--comment', 'akto-e2e-api-outage'];
+    const iptables = (op: string) => {
+      const r = execTool('iptables', [op, ...rule]);
+      if (r.status !== 0) throw new Error(`iptables ${op}: ${r.stderr}`);
+    };
+    const before = runningPods(RELEASE_NS, 'app.kubernetes.io/component=webhook').map((p) => p.metadata.name);
+    iptables('-I');
+    try {
+      kubectl(['rollout', 'restart', `deploy/${WEBHOOK}`, '-n', RELEASE_NS]);
+      const waiting = await poll('a new webhook pod waiting for the API server', 60_000, async () => {
+        const p = runningPods(RELEASE_NS, 'app.kubernetes.io/component=webhook').find((x) => !before.includes(x.metadata.name) && x.status.podIP);
+        if (!p) return undefined;
+        const r = await httpJson('GET', `https://${p.status.podIP}:8443/readyz`, undefined, 5000);
+        return r.text.includes('waiting for the Kubernetes API server') ? { pod: p, readyz: r } : undefined;
+      });
+      expect(waiting.readyz.status).toBe(503);
+      await new Promise((r) => setTimeout(r, 12_000)); // several probe periods
+      const pod = getJson<PodObj>(['pod', waiting.pod.metadata.name, '-n', RELEASE_NS]);
+      expect(isReady(pod)).toBe(false);
+      expect(pod.status.containerStatuses![0].restartCount).toBe(0);
+      expect(kubectl(['logs', '-n', RELEASE_NS, pod.metadata.name])).toContain('"msg":"waiting for the Kubernetes API server');
+      expect(runningPods(RELEASE_NS, 'app.kubernetes.io/component=webhook').filter((p) => before.includes(p.metadata.name) && isReady(p))).toHaveLength(2);
+      ok(`API server unreachable from the pods: the new webhook pod runs (no restarts), not Ready: "${waiting.readyz.text}"; the 2 old replicas stay Ready`);
+      const t0 = Date.now();
+      kubectl(['delete', 'pod', pod.metadata.name, '-n', RELEASE_NS, '--wait=true', '--timeout=60s']);
+      const seconds = (Date.now() - t0) / 1000;
+      expect(seconds).toBeLessThan(10); // the grace period is 30 s: it exited on SIGTERM, was not killed
+      ok(`kubectl delete of the waiting pod returned in ${seconds.toFixed(1)} s (SIGTERM during start-up exits at once)`);
+    } finally {
+      iptables('-D');
+    }
+    await rolledOut(RELEASE_NS, WEBHOOK);
+    await webhookPodsReady(2);
+    ok('API server reachable again: the rollout completed with 2 Ready webhook pods');
   });
 
   step('2. install.md steps 3-4: label the namespace, deploy the agent; the sidecar is injected (native) and the URLs rewritten', async () => {
