@@ -115,10 +115,11 @@ cleanup_run() {
     done
   done
   [[ -e /run/netns/$netns ]] && ip netns delete "$netns"
-  # The mount points node.sh had to create on the host (empty directories). Another live run has its own private
+  # The mount points node.sh had to create on the host, and the shim directory of images.sh's dockerd (empty
+  # directories, deepest first). Another live run has its own private
   # mounts on them, and removing a mount point detaches those: leave them to the last run.
   if ! other_live_runs "$run"; then
-    while read -r dir; do rmdir "$dir" 2>/dev/null || true; done < <(sort -u "$run/created-dirs" 2>/dev/null)
+    while read -r dir; do rmdir "$dir" 2>/dev/null || true; done < <(sort -ru "$run/created-dirs" 2>/dev/null)
   fi
   rm -rf "$run"
 }

@@ -49,6 +49,8 @@ ensure_docker() {
     mkdir -p "$RUN/docker" "$CACHE/docker"
     echo '{}' >"$RUN/docker/daemon.json"
     say "starting dockerd (vfs, data root $CACHE/docker)"
+    # Its shims make /run/containerd/s on the host: recorded for e2e.sh's clean-up when it did not exist yet.
+    [[ -d /run/containerd ]] || printf '%s\n' /run/containerd /run/containerd/s >>"$RUN/created-dirs"
     unshare --mount --propagation slave -- dockerd --config-file "$RUN/docker/daemon.json" \
       --data-root "$CACHE/docker" --exec-root "$RUN/docker/exec" --pidfile "$RUN/docker/dockerd.pid" \
       -H "unix://$sock" --storage-driver vfs --bridge none --iptables=false --ip6tables=false \
@@ -81,11 +83,11 @@ stop_dockerd() {
 }
 trap stop_dockerd EXIT
 
-# Saves image $1 to $2 (atomically) and removes older tars of the same image.
+# Saves image $1 to $2 (atomically) and removes the older tars of the same image and their size notes.
 save_tar() {
   local ref=$1 tar=$2
   docker save "$ref" -o "$tar.tmp" && mv "$tar.tmp" "$tar"
-  find "$TARS" -name "$(basename "${tar%-*}")-*.tar" ! -name "$(basename "$tar")" -delete
+  find "$TARS" -name "$(basename "${tar%-*}")-*" ! -name "$(basename "$tar")*" -delete
 }
 
 # ------------------------------------------------------------------ base and pause
