@@ -235,9 +235,11 @@ describe('a real cluster: helm install → label → agent → kubectl logs -c a
       '--set', 'certs.mode=provided', '--set-file', `certs.provided.cert=${dir}/tls.crt`, '--set-file', `certs.provided.key=${dir}/tls.key`,
       '--set', `webhook.caBundle=${Buffer.from(ca.cert).toString('base64')}`,
       '--set', `akto.apiBaseUrl=${AKTO_URL}`, '--set', `akto.apiToken=${AKTO_TOKEN}`, '--set', `agentNamespaces={${AGENTS}}`,
-      '--wait', '--timeout', '240s']);
+      // Accepted by the API server here; this cluster's CNI (bridge) does not enforce NetworkPolicies.
+      '--set', 'webhook.networkPolicy.enabled=true', '--wait', '--timeout', '240s']);
     await webhookPodsReady(2);
-    ok('helm install --wait (certs.mode=provided): 2 webhook pods Ready');
+    expect(getJson(['networkpolicy', WEBHOOK, '-n', RELEASE_NS]).spec.ingress[0].ports).toEqual([{ port: 8443, protocol: 'TCP' }]);
+    ok('helm install --wait (certs.mode=provided, with the NetworkPolicy): 2 webhook pods Ready');
     expect(helmTest()).toMatch(/Phase:\s+Succeeded/);
     ok('helm test passes (provided): its dry-run pod was injected');
     await uninstalledCleanly();
