@@ -427,7 +427,9 @@ export async function startLocalWebhook(env: Record<string, string>, ca = new Te
     }, 30_000, 'webhook /healthz');
   } catch (err) {
     await stopProcess(proc);
-    throw err;
+    const log = logTail(proc.logFile);
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`${(err as Error).message}\n--- webhook log ---\n${log}`);
   }
   return {
     port: listen,
