@@ -32,7 +32,12 @@ export interface ChannelFilter {
   end(): StreamRelease;
 }
 
-export type ChannelKind = 'content' | 'tool_arguments';
+/**
+ * What a stream channel carries: generated text, tool-call arguments or names, reasoning, a refusal, an audio
+ * transcript, an in-stream error message, or the tokens of a logprobs/top-tokens list (one channel per rank),
+ * which the client reads as text too.
+ */
+export type ChannelKind = 'content' | 'tool_arguments' | 'tool_name' | 'reasoning' | 'refusal' | 'transcript' | 'error' | 'token_list';
 
 export interface StreamInspector {
   /** Called once per channel, the first time it carries text. */

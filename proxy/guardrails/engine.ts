@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { editSegment, type BlockVerdict, type Exchange, type Finding, type Segment, type Stage } from '../protocols/exchange';
 import type { CompiledPolicy, CompiledRule } from './compile';
 import { addHit, emptyStage, stronger, type StageRecord } from './decision';
-import { estimateTokens, type Match } from './detectors';
+import { estimateTokens, type Match, type ScanOptions } from './detectors';
 import { normalizeText, type NormalizedText } from './normalize';
 import { applyRedactions, evidence, type RedactionContext, type RedactionSpan } from './redact';
 
@@ -49,8 +49,28 @@ export function blockVerdict(rule: CompiledRule, stage: Stage, what: string): Bl
   return { status: rule.blockStatus, type: 'guardrail_violation', code: rule.id, message: `${head}: ${rule.message ?? what}` };
 }
 
-function addMs(record: StageRecord, key: string, ms: number): void {
+export function addMs(record: StageRecord, key: string, ms: number): void {
   record.detectorMs[key] = (record.detectorMs[key] ?? 0) + ms;
+}
+
+/**
+ * One detector run for a rule's scan group, timed into the record. Errors are returned, never thrown; the
+ * caller keeps the name only (a detector's message might quote the text it choked on).
+ */
+export function detect(rule: CompiledRule, norm: NormalizedText, opts: ScanOptions, record: StageRecord): Match[] | Error {
+  const t = performance.now();
+  let result: Match[] | Error;
+  try {
+    result = rule.detector!.scan(norm, opts);
+  } catch (err) {
+    result = err instanceof Error ? err : new Error(String(err));
+  }
+  addMs(record, rule.detectorId, performance.now() - t);
+  return result;
+}
+
+export function detectorFailure(rule: CompiledRule, err: Error): string {
+  return `detector ${rule.detector!.id} failed (${err.name})`;
 }
 
 /**
@@ -70,8 +90,7 @@ export function scanText(
   let norm: NormalizedText | undefined;
   const scans = new Map<string, Match[] | Error>();
   for (const rule of rules) {
-    const detector = rule.detector;
-    if (!detector || (rule.roles && !rule.roles.has(role))) continue;
+    if (!rule.detector || (rule.roles && !rule.roles.has(role))) continue;
     let result = scans.get(rule.scanKey);
     if (result === undefined) {
       if (!norm) {
@@ -79,19 +98,12 @@ export function scanText(
         norm = normalizeText(text);
         addMs(record, 'normalize', performance.now() - t);
       }
-      const t = performance.now();
-      try {
-        result = detector.scan(norm, { entities: entities.get(rule.scanKey), threshold: rule.threshold, untrusted: !trusted });
-      } catch (err) {
-        result = err instanceof Error ? err : new Error(String(err));
-      }
-      addMs(record, rule.detectorId, performance.now() - t);
+      result = detect(rule, norm, { entities: entities.get(rule.scanKey), threshold: rule.threshold, untrusted: !trusted }, record);
       scans.set(rule.scanKey, result);
     }
     const tally = tallies.get(rule)!;
     if (result instanceof Error) {
-      // The name only: a detector's message might quote the text it choked on.
-      tally.error = `detector ${detector.id} failed (${result.name})`;
+      tally.error = detectorFailure(rule, result);
       continue;
     }
     for (const match of result) if (!rule.entities || rule.entities.has(match.entity)) tally.matches.push({ segment, text, match });
@@ -107,6 +119,38 @@ export function sizeMatch(rule: CompiledRule, chars: number, tokens: number): Ma
     return { detector: 'size', entity: 'SIZE_TOKENS', start: 0, end: 0, score: 1, reason: `~${tokens} tokens > max_tokens ${rule.maxTokens}` };
   }
   return undefined;
+}
+
+/** The finding for `n` matches of one entity of a rule that fired. */
+export function matchFinding(rule: CompiledRule, stage: Stage, entity: string, n: number): Finding {
+  return {
+    source: 'guardrail',
+    ruleId: rule.id,
+    action: rule.action,
+    severity: rule.severity,
+    stage,
+    reason: `${n} ${entity} match${n > 1 ? 'es' : ''} (${rule.detectorId})${rule.monitor ? `; monitor mode, would ${rule.intended}` : ''}`,
+    detector: rule.detectorId,
+    entity,
+  };
+}
+
+/** Whether a rule that could not be evaluated blocks (on_error block, enforced). */
+export function failsClosed(rule: CompiledRule): boolean {
+  return rule.onError === 'block' && !rule.monitor;
+}
+
+/** The finding for a rule that could not be evaluated. */
+export function errorFinding(rule: CompiledRule, stage: Stage, error: string): Finding {
+  return {
+    source: 'guardrail',
+    ruleId: rule.id,
+    action: failsClosed(rule) ? 'block' : 'flag',
+    severity: rule.severity,
+    stage,
+    reason: `not evaluated: ${error}; on_error ${rule.onError}`,
+    detector: rule.detectorId,
+  };
 }
 
 export interface Decided {
@@ -150,18 +194,7 @@ export function decide(rules: readonly CompiledRule[], tallies: Map<CompiledRule
           out.spans.set(segment, list);
         }
       }
-      for (const [entity, n] of perEntity) {
-        out.findings.push({
-          source: 'guardrail',
-          ruleId: rule.id,
-          action: rule.action,
-          severity: rule.severity,
-          stage,
-          reason: `${n} ${entity} match${n > 1 ? 'es' : ''} (${rule.detectorId})${rule.monitor ? `; monitor mode, would ${rule.intended}` : ''}`,
-          detector: rule.detectorId,
-          entity,
-        });
-      }
+      for (const [entity, n] of perEntity) out.findings.push(matchFinding(rule, stage, entity, n));
       if (rule.action === 'block' && !out.verdict) {
         out.verdict = blockVerdict(rule, stage, `${[...perEntity.keys()].join(', ')} detected`);
         record.blockedBy = rule.id;
@@ -169,7 +202,7 @@ export function decide(rules: readonly CompiledRule[], tallies: Map<CompiledRule
       record.action = stronger(record.action, rule.action);
     }
     if (tally.error) {
-      const failClosed = rule.onError === 'block' && !rule.monitor;
+      const failClosed = failsClosed(rule);
       if (failClosed) {
         action = 'block';
         if (!out.verdict) {
@@ -178,15 +211,7 @@ export function decide(rules: readonly CompiledRule[], tallies: Map<CompiledRule
         }
         record.action = 'block';
       }
-      out.findings.push({
-        source: 'guardrail',
-        ruleId: rule.id,
-        action: failClosed ? 'block' : 'flag',
-        severity: rule.severity,
-        stage,
-        reason: `not evaluated: ${tally.error}; on_error ${rule.onError}`,
-        detector: rule.detectorId,
-      });
+      out.findings.push(errorFinding(rule, stage, tally.error));
     }
     record.rules.push({
       id: rule.id,

@@ -141,13 +141,17 @@ export async function createGuardrails(env: Env, logger: Logger, registry: Regis
     onResponse: (ex) => run(ex, 'response'),
     openStream(ex) {
       const policy = policyFor(ex);
-      const seen = new Set<string>();
+      const counted = new Set<string>();
+      let current: Finding[] = [];
       const opened = createHoldbackInspector(policy, ex, ctxFor(ex), (findings) => {
+        // The stream's findings replace the previous list: counts grow as matches are released.
+        const stale = new Set(current);
+        ex.findings = ex.findings.filter((f) => !stale.has(f)).concat(findings);
+        current = findings;
         for (const f of findings) {
           const key = `${f.ruleId}\u0000${f.entity ?? ''}\u0000${f.action}`;
-          if (seen.has(key)) continue;
-          seen.add(key);
-          ex.findings.push(f);
+          if (counted.has(key)) continue;
+          counted.add(key);
           account('response', opened!.record, [f]);
           if (f.action === 'block') log.warn({ id: ex.id, stage: 'response', rule: f.ruleId, path: ex.path }, 'guardrail cut a stream');
         }

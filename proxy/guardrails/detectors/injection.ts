@@ -212,6 +212,8 @@ for (let c = 48; c <= 57; c++) WORD_CODE[c] = 2;
 for (const d of '013457') WORD_CODE[d.charCodeAt(0)] = 3;
 
 const DEFAULT_THRESHOLD = 0.5;
+/** Characters of a stream's recent text a streamed answer is scored over. */
+const STREAM_WINDOW = 2048;
 /** Maps the summed signal weights to 0..1: one strong signal (>= 0.45) or two medium ones reach 0.5. */
 const SCORE_SCALE = 1.6;
 
@@ -366,8 +368,10 @@ export function createInjectionDetector(defaultThreshold = DEFAULT_THRESHOLD): D
         .join(',');
       return [{ detector: 'injection', entity, start: nt.toOriginal(start), end: nt.toOriginalEnd(end), score, reason }];
     },
-    // The decision is over the whole text, not a span that a later token could complete: stream holdback
-    // does not wait for it (the policy engine rescans the accumulated text instead).
+    // The decision is over the whole text, not a span that a later token could complete: a stream rescans the
+    // window of recent text as it grows instead of holding any back.
     pendingTail: () => 0,
+    lookback: STREAM_WINDOW,
+    scope: 'document',
   };
 }
