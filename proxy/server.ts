@@ -10,7 +10,7 @@ import type { ExchangeHooks, StreamInspector } from './hooks';
 import { BodyTooLargeError, Capture, readBody } from './http/body';
 import { createUpstreamAgent } from './http/agents';
 import { headerValue, isEventStream, isJsonLike, stripHopByHop } from './http/headers';
-import { renderError } from './protocols/errors';
+import { renderError, VERDICT_HEADER } from './protocols/errors';
 import { newExchange, type BlockVerdict, type Exchange, type Outcome } from './protocols/exchange';
 import { attachRequestBody, serializeRequest } from './protocols/request';
 import { parseResponse, serializeResponse } from './protocols/response';
@@ -346,16 +346,26 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     parseResponse(ex, body, proxyRes.headers);
     ex.response = { status, headers, body };
     const verdict = await runVerdictHooks(flight, 'response');
-    if (verdict) return respondBlocked(flight, verdict);
     if (flight.done) return;
-    const out = ex.output.some((s) => s.edited) ? serializeResponse(ex, body) : body;
+    let out = body;
+    if (verdict) {
+      // The model answered; a response-stage block is not the client's fault: the answer comes back with the
+      // offending choices withheld (finish_reason content_filter), never as a 4xx the client would blame itself for.
+      const filtered = serializeResponse(ex, body, verdict);
+      if (!filtered) return respondBlocked(flight, verdict);
+      out = filtered;
+      headers[VERDICT_HEADER] = `content_filter; rule=${verdict.code}`;
+    } else if (ex.output.some((s) => s.edited)) {
+      out = serializeResponse(ex, body);
+      headers[VERDICT_HEADER] = 'redacted';
+    }
     headers['content-length'] = String(out.length);
     delete headers['transfer-encoding'];
     flight.capture!.add(out);
     res.writeHead(status, headers);
     res.end(out);
     recordResponse(flight, status, headers);
-    finish(flight, 'ok');
+    finish(flight, verdict ? 'blocked' : 'ok');
   }
 
   function relayStream(flight: Flight, proxyRes: IncomingMessage, status: number, headers: OutgoingHttpHeaders): void {
@@ -383,10 +393,11 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       send(rewriter.push(chunk));
       if (rewriter.blocked) {
         clearTimeout(flight.timer);
-        proxyRes.destroy();
         res.end();
         recordResponse(flight, status, headers);
+        // Finish before cancelling the upstream: destroying it emits 'aborted' at once, read as an upstream failure.
         finish(flight, 'blocked');
+        proxyRes.destroy();
       }
     });
     proxyRes.on('end', () => {

@@ -155,6 +155,8 @@ export function errorFinding(rule: CompiledRule, stage: Stage, error: string): F
 
 export interface Decided {
   verdict?: BlockVerdict;
+  /** Segment keys a blocking rule matched in (a response block withholds just those choices). */
+  blocking: Set<number | string>;
   /** Redaction spans per segment key, offsets into that segment's text. */
   spans: Map<number | string, RedactionSpan[]>;
   findings: Finding[];
@@ -165,7 +167,7 @@ export interface Decided {
  * redact rules contribute spans; monitor rules only record. Rules that errored are not_evaluated and apply on_error.
  */
 export function decide(rules: readonly CompiledRule[], tallies: Map<CompiledRule, RuleTally>, stage: Stage, record: StageRecord): Decided {
-  const out: Decided = { spans: new Map(), findings: [] };
+  const out: Decided = { spans: new Map(), blocking: new Set(), findings: [] };
   for (const rule of rules) {
     const tally = tallies.get(rule)!;
     const fired = tally.matches.length >= rule.minCount && tally.matches.length > 0;
@@ -188,6 +190,7 @@ export function decide(rules: readonly CompiledRule[], tallies: Map<CompiledRule
           ...(match.reason ? { reason: match.reason } : {}),
           action: rule.action,
         });
+        if (rule.action === 'block') out.blocking.add(segment);
         if (rule.action === 'redact' && match.end > match.start) {
           const list = out.spans.get(segment) ?? [];
           list.push({ start: match.start, end: match.end, entity: match.entity, style: rule.redaction });
@@ -249,7 +252,8 @@ export function evaluateStage(policy: CompiledPolicy, ex: Exchange, stage: Stage
     let chars = 0;
     let tokens = 0;
     for (const seg of segments) {
-      if (rule.roles && !rule.roles.has(seg.role)) continue;
+      // Token lists repeat the text of another segment.
+      if ((rule.roles && !rule.roles.has(seg.role)) || seg.kind === 'token_list') continue;
       chars += seg.text.length;
       tokens += estimateTokens(seg.text);
     }
@@ -257,12 +261,14 @@ export function evaluateStage(policy: CompiledPolicy, ex: Exchange, stage: Stage
     if (m) tallies.get(rule)!.matches.push({ segment: -1, text: '', match: m });
   }
   const decided = decide(rules, tallies, stage, record);
-  if (!decided.verdict) {
+  // A blocked request is not sent at all; a blocked response still serves the choices no blocking rule matched in.
+  if (!decided.verdict || stage === 'response') {
     for (const [key, spans] of decided.spans) {
       const seg = segments[key as number];
       editSegment(seg, applyRedactions(seg.text, spans, ctx));
     }
   }
+  if (stage === 'response') for (const key of decided.blocking) segments[key as number].blocked = true;
   record.ms = performance.now() - started;
   return { record, verdict: decided.verdict, findings: decided.findings };
 }

@@ -1,5 +1,11 @@
 import type { BlockVerdict, ErrorDialect } from './exchange';
 
+/**
+ * Response header naming a response-stage guardrail outcome on a complete (non-streamed) answer:
+ * `content_filter; rule=<id>` when choices were withheld, `redacted` when text was replaced.
+ */
+export const VERDICT_HEADER = 'x-guardrail-verdict';
+
 /** The error object a client of this dialect reads best (OpenAI SDK: error.message; huggingface.js: error string). */
 export function errorPayload(dialect: ErrorDialect, verdict: BlockVerdict): Record<string, unknown> {
   return dialect === 'openai'

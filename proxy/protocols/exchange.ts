@@ -8,6 +8,7 @@ export type ApiKind =
   | 'openai.chat' // POST /v1/chat/completions
   | 'openai.completions' // POST /v1/completions
   | 'openai.embeddings' // POST /v1/embeddings
+  | 'openai.responses' // POST /v1/responses (OpenAI Responses API)
   | 'tei.embed' // POST /embed (and /rerank, /predict on TEI)
   | 'hf.task' // any other JSON {inputs, parameters} payload (toolkit, custom handlers)
   | 'passthrough'; // everything else: forwarded unparsed, still traced
@@ -24,7 +25,13 @@ export type SegmentKind =
   | 'tool_result' // role "tool"/"function" message content
   | 'prompt' // /v1/completions prompt
   | 'inputs' // TGI / HF task inputs, TEI inputs, embeddings input
-  | 'completion'; // generated text in a response
+  | 'completion' // generated text in a response
+  | 'reasoning' // a response's reasoning text (reasoning_content, reasoning, Responses API reasoning items)
+  | 'refusal' // a response's refusal text
+  | 'tool_name' // a function name the model chose
+  | 'transcript' // the transcript of a response's audio
+  | 'error' // the message of an upstream error the client receives
+  | 'token_list'; // the tokens of a logprobs / top-tokens list, one segment per rank: nulled when it had a finding
 
 /** One piece of text in a request or response, with the exact place it came from. */
 export interface Segment {
@@ -36,6 +43,13 @@ export interface Segment {
   path: JsonPath;
   /** Choice index for response segments. */
   choice?: number;
+  /**
+   * Response segments: the JSON location of the choice or item the text belongs to, which a response-stage block
+   * empties ([] for the whole body).
+   */
+  unit?: JsonPath;
+  /** Response segments: a blocking rule matched in this text (set by guardrails). */
+  blocked?: boolean;
   text: string;
   /** Set by editSegment; tells the server the body must be re-serialized. */
   edited?: boolean;

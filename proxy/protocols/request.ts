@@ -100,6 +100,11 @@ export function parseRequest(api: ApiKind, body: Buffer, contentType: string | u
     case 'openai.completions':
       textSegments(json.prompt, ['prompt'], 'prompt', input, MAX_INPUT_DEPTH - 1);
       return { api, json, model, stream: json.stream === true, maxTokens: positiveNumber(json.max_tokens), input };
+    case 'openai.responses':
+      // Minimal: every string of `input` and `instructions` (the request-side work owns the full parse).
+      textSegments(json.input, ['input'], 'message', input);
+      if (typeof json.instructions === 'string') input.push(seg('system', 'message', ['instructions'], json.instructions));
+      return { api, json, model, stream: json.stream === true, maxTokens: positiveNumber(json.max_output_tokens), input };
     case 'openai.embeddings':
       textSegments(json.input, ['input'], 'inputs', input, MAX_INPUT_DEPTH - 1);
       return { api, json, model, stream: false, input };

@@ -1,13 +1,14 @@
 import type { ApiKind, ErrorDialect } from './exchange';
 
 /** OpenAI-compatible routes, also behind a path prefix (agents may call /openai/v1/...). */
-const OPENAI_ROUTE = /\/v1\/(chat\/completions|completions|embeddings)$/;
+const OPENAI_ROUTE = /\/v1\/(chat\/completions|completions|embeddings|responses)$/;
 const TEI_ROUTES = new Set(['/embed', '/embed_all', '/embed_sparse', '/rerank', '/predict']);
 
 const OPENAI_KIND: Record<string, ApiKind> = {
   'chat/completions': 'openai.chat',
   completions: 'openai.completions',
   embeddings: 'openai.embeddings',
+  responses: 'openai.responses',
 };
 
 /** Strips the query string and one trailing slash (except the root). */

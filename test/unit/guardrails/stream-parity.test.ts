@@ -83,7 +83,8 @@ function whole(g: Guardrails, d: StreamDialect, text: string): Outcome {
   const ex = exchangeFor(d, false);
   parseResponse(ex, dialectBody(d, text), {});
   const verdict = g.hooks.onResponse!(ex) as BlockVerdict | undefined;
-  return { text: ex.output.map((s) => s.text).join(''), findings: ex.findings, blocked: verdict?.code };
+  const kind = d === 'tool' ? 'tool_arguments' : 'completion';
+  return { text: ex.output.filter((s) => s.kind === kind).map((s) => s.text).join(''), findings: ex.findings, blocked: verdict?.code };
 }
 
 /** Deterministic pseudo-random sizes, so a failure can be reproduced. */
