@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { Registry } from 'prom-client';
 import type { ProxyConfig, Listener } from './config';
 import type { Env } from './config-env';
-import type { ExchangeHooks, StreamInspector } from './hooks';
-import { BodyTooLargeError, Capture, readBody } from './http/body';
+import type { ExchangeHooks, OversizeAction, ResponseInspection, StreamInspector } from './hooks';
+import { BodyTooLargeError, Capture, decodedBody, readBody } from './http/body';
 import { createUpstreamAgent } from './http/agents';
 import { headerValue, isEventStream, isJsonLike, stripHopByHop } from './http/headers';
 import { renderError, VERDICT_HEADER } from './protocols/errors';
@@ -15,6 +15,7 @@ import { newExchange, type BlockVerdict, type Exchange, type Outcome } from './p
 import { attachRequestBody, serializeRequest } from './protocols/request';
 import { parseResponse, serializeResponse } from './protocols/response';
 import { classifyRoute } from './protocols/routes';
+import { createJsonStreamRewriter } from './protocols/json-stream';
 import { createStreamRewriter, type StreamRewriter } from './protocols/stream';
 import { chainInspectors } from './stream-chain';
 import type { Logger } from './telemetry/logger';
@@ -290,60 +291,177 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     headers['x-request-id'] = ex.id;
     const status = proxyRes.statusCode ?? 502;
     const contentType = headerValue(proxyRes.headers, 'content-type');
-    const encoded = (headerValue(proxyRes.headers, 'content-encoding') ?? 'identity') !== 'identity';
     flight.capture = new Capture(config.maxResponseBytes);
     proxyRes.on('error', () => undefined); // reported through 'aborted' / close below
 
-    if (flight.inspect && !encoded && isEventStream(contentType)) return relayStream(flight, proxyRes, status, headers);
-    const declared = Number(headerValue(proxyRes.headers, 'content-length') ?? 0);
-    if (flight.inspect && !encoded && declared <= config.maxResponseBytes) return inspectBody(flight, proxyRes, status, headers);
-    relayRaw(flight, proxyRes, status, headers);
-    res.on('finish', () => finish(flight, 'ok'));
+    if (!flight.inspect) return relayRaw(flight, proxyRes, status, headers);
+    const inspection = responseInspection(ex);
+    // An inspected route's body is read as the client will read it: decompressed, whatever the upstream chose.
+    const body = decodedBody(proxyRes, headers, (err) => bodyFailed(flight, proxyRes, err));
+    if (!body) {
+      if (!inspection) return relayRaw(flight, proxyRes, status, headers);
+      const encoding = headerValue(proxyRes.headers, 'content-encoding');
+      return refuseResponse(flight, proxyRes, {
+        status: 502,
+        type: 'response_unreadable',
+        code: 'response_unreadable',
+        message: `upstream answered with content-encoding "${encoding}", which the guardrails cannot read`,
+      });
+    }
+    if (isEventStream(contentType)) return relayStream(flight, proxyRes, body, status, headers);
+    const declared = body === proxyRes ? Number(headerValue(proxyRes.headers, 'content-length') ?? 0) : 0;
+    if (declared > config.maxResponseBytes) return oversize(flight, proxyRes, body, status, headers, inspection, []);
+    // The headers the body is read with: no content-encoding once it was decoded.
+    const read: IncomingHttpHeaders = body === proxyRes ? proxyRes.headers : { ...proxyRes.headers, 'content-encoding': undefined };
+    inspectBody(flight, proxyRes, body, status, headers, inspection, read);
   }
 
-  /** Uninspected body: bytes flow through as they come; a copy within the bound goes to the trace. */
-  function relayRaw(flight: Flight, proxyRes: IncomingMessage, status: number, headers: OutgoingHttpHeaders, prefix?: Buffer): void {
+  /** The strictest answer of the hooks that inspect this response (block over scan over allow), or undefined. */
+  function responseInspection(ex: Exchange): ResponseInspection | undefined {
+    const rank: Record<OversizeAction, number> = { allow: 0, scan: 1, block: 2 };
+    let found: ResponseInspection | undefined;
+    for (const hook of hooks) {
+      let r: ResponseInspection | undefined;
+      try {
+        r = hook.responseInspection?.(ex);
+      } catch (err) {
+        hookFailed(hook, 'response', err);
+      }
+      if (r && (!found || rank[r.onOversize] > rank[found.onOversize])) found = r;
+    }
+    return found;
+  }
+
+  /** Uninspected (or unreadable) body: bytes flow through as they come; a copy within the bound goes to the trace. */
+  function relayRaw(flight: Flight, source: Readable, status: number, headers: OutgoingHttpHeaders, prefix: Buffer[] = []): void {
     const { res } = flight;
     clearTimeout(flight.timer);
     res.writeHead(status, headers);
-    if (prefix) {
-      flight.capture!.add(prefix);
-      res.write(prefix);
+    for (const chunk of prefix) {
+      flight.capture!.add(chunk);
+      res.write(chunk);
     }
-    proxyRes.on('data', (chunk: Buffer) => flight.capture!.add(chunk));
-    proxyRes.on('end', () => recordResponse(flight, status, headers));
-    proxyRes.pipe(res);
+    source.on('data', (chunk: Buffer) => flight.capture!.add(chunk));
+    source.on('end', () => recordResponse(flight, status, headers));
+    source.pipe(res);
+    res.on('finish', () => finish(flight, 'ok'));
   }
 
-  function inspectBody(flight: Flight, proxyRes: IncomingMessage, status: number, headers: OutgoingHttpHeaders): void {
+  function inspectBody(
+    flight: Flight,
+    proxyRes: IncomingMessage,
+    body: Readable,
+    status: number,
+    headers: OutgoingHttpHeaders,
+    inspection: ResponseInspection | undefined,
+    read: IncomingHttpHeaders,
+  ): void {
     const chunks: Buffer[] = [];
     let size = 0;
-    let overflowed = false;
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
       chunks.push(chunk);
       if (size > config.maxResponseBytes) {
-        // Too big to inspect: hand over what we have and stream the rest untouched.
-        overflowed = true;
-        proxyRes.off('data', onData);
-        proxyRes.off('end', onEnd);
-        flight.ex.notes.proxy = { responseInspected: false, reason: 'response larger than MAX_RESPONSE_SIZE' };
-        relayRaw(flight, proxyRes, status, headers, Buffer.concat(chunks, size));
-        flight.res.on('finish', () => finish(flight, 'ok'));
+        body.off('data', onData);
+        body.off('end', onEnd);
+        oversize(flight, proxyRes, body, status, headers, inspection, chunks);
       }
     };
     const onEnd = (): void => {
-      if (overflowed) return;
       clearTimeout(flight.timer);
-      void completeInspected(flight, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size), status, headers, proxyRes);
+      void completeInspected(flight, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size), status, headers, read);
     };
-    proxyRes.on('data', onData);
-    proxyRes.on('end', onEnd);
+    body.on('data', onData);
+    body.on('end', onEnd);
   }
 
-  async function completeInspected(flight: Flight, body: Buffer, status: number, headers: OutgoingHttpHeaders, proxyRes: IncomingMessage): Promise<void> {
+  /**
+   * A response too large to buffer: per the policy's on_oversize, streamed through the channel filters in
+   * bounded memory (scan), refused (block), or passed unchecked (allow, also when nothing inspects responses).
+   */
+  function oversize(flight: Flight, proxyRes: IncomingMessage, body: Readable, status: number, headers: OutgoingHttpHeaders, inspection: ResponseInspection | undefined, read: Buffer[]): void {
+    const { ex } = flight;
+    const action = inspection?.onOversize ?? 'allow';
+    const reason = 'response larger than MAX_RESPONSE_SIZE';
+    if (action === 'block') {
+      ex.notes.proxy = { responseInspected: false, reason, onOversize: action };
+      return refuseResponse(flight, proxyRes, { status: 502, type: 'response_too_large', code: 'response_too_large', message: `upstream response exceeds MAX_RESPONSE_SIZE (${config.maxResponseBytes} bytes)` });
+    }
+    const inspector = action === 'scan' ? responseInspector(ex) : undefined;
+    if (!inspector) {
+      ex.notes.proxy = { responseInspected: false, reason };
+      return relayRaw(flight, body, status, headers, read);
+    }
+    ex.notes.proxy = { responseInspected: 'streamed', reason };
+    scanLargeBody(flight, proxyRes, body, status, headers, inspector, read);
+  }
+
+  function scanLargeBody(flight: Flight, proxyRes: IncomingMessage, body: Readable, status: number, headers: OutgoingHttpHeaders, inspector: StreamInspector, read: Buffer[]): void {
     const { ex, res } = flight;
-    parseResponse(ex, body, proxyRes.headers);
+    delete headers['content-length'];
+    const rewriter = createJsonStreamRewriter(ex, inspector);
+    res.writeHead(status, headers);
+    const send = (text: string): void => {
+      if (text.length === 0) return;
+      flight.capture!.add(text);
+      res.write(text);
+    };
+    for (const chunk of read) send(rewriter.push(chunk));
+    body.on('data', (chunk: Buffer) => {
+      if (flight.done) return;
+      armIdleTimer(flight);
+      send(rewriter.push(chunk));
+    });
+    body.on('end', () => {
+      if (flight.done) return;
+      clearTimeout(flight.timer);
+      send(rewriter.end());
+      res.end();
+      recordResponse(flight, status, headers);
+      finish(flight, rewriter.blocked ? 'blocked' : 'ok');
+    });
+    proxyRes.on('aborted', () => upstreamDied(flight, status, headers, () => send(rewriter.end())));
+  }
+
+  /** The upstream died mid-body (or its body would not decode): release what filters still hold, end the response. */
+  function upstreamDied(flight: Flight, status: number, headers: OutgoingHttpHeaders, flush: () => void): void {
+    if (flight.done) return;
+    // Also fires when we cancelled the upstream because the client left.
+    if (flight.req.socket.destroyed) return onClientClose(flight);
+    flush();
+    flight.res.end();
+    recordResponse(flight, status, headers);
+    finish(flight, 'upstream_error');
+  }
+
+  function bodyFailed(flight: Flight, proxyRes: IncomingMessage, err: Error): void {
+    if (flight.done) return;
+    logger.warn({ reqId: flight.ex.id, err: errorSummary(err) }, 'upstream response body could not be decoded');
+    if (!flight.res.headersSent) {
+      sendError(flight, { status: 502, type: 'upstream_unreachable', code: 'response_unreadable', message: 'upstream response body could not be decoded' }, false);
+      finish(flight, 'upstream_error');
+    } else {
+      flight.res.end();
+      finish(flight, 'upstream_error');
+    }
+    proxyRes.destroy();
+  }
+
+  /** Answers instead of the upstream's response (its body is not read), recorded as blocked. */
+  function refuseResponse(flight: Flight, proxyRes: IncomingMessage, verdict: BlockVerdict): void {
+    clearTimeout(flight.timer);
+    respondBlocked(flight, verdict);
+    proxyRes.destroy();
+  }
+
+  /** The stream filters of the hooks that inspect this exchange's response, chained; undefined when none does. */
+  function responseInspector(ex: Exchange): StreamInspector | undefined {
+    return chainInspectors(hooks.map((h) => openStream(h, ex)).filter((i): i is StreamInspector => i !== undefined));
+  }
+
+  async function completeInspected(flight: Flight, body: Buffer, status: number, headers: OutgoingHttpHeaders, read: IncomingHttpHeaders): Promise<void> {
+    const { ex, res } = flight;
+    parseResponse(ex, body, read);
     ex.response = { status, headers, body };
     const verdict = await runVerdictHooks(flight, 'response');
     if (flight.done) return;
@@ -368,11 +486,11 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     finish(flight, verdict ? 'blocked' : 'ok');
   }
 
-  function relayStream(flight: Flight, proxyRes: IncomingMessage, status: number, headers: OutgoingHttpHeaders): void {
+  function relayStream(flight: Flight, proxyRes: IncomingMessage, body: Readable, status: number, headers: OutgoingHttpHeaders): void {
     const { ex, res } = flight;
     ex.stream = true;
     delete headers['content-length'];
-    const inspector = chainInspectors(hooks.map((h) => openStream(h, ex)).filter((i): i is StreamInspector => i !== undefined));
+    const inspector = responseInspector(ex);
     const rewriter: StreamRewriter = createStreamRewriter(ex, inspector);
     res.writeHead(status, headers);
     res.flushHeaders();
@@ -381,7 +499,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       flight.capture!.add(bytes);
       res.write(bytes);
     };
-    proxyRes.on('data', (chunk: Buffer) => {
+    body.on('data', (chunk: Buffer) => {
       if (flight.done) return;
       armIdleTimer(flight);
       if (!inspector) {
@@ -400,7 +518,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
         proxyRes.destroy();
       }
     });
-    proxyRes.on('end', () => {
+    body.on('end', () => {
       if (flight.done) return;
       clearTimeout(flight.timer);
       send(rewriter.end());
@@ -408,16 +526,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       recordResponse(flight, status, headers);
       finish(flight, rewriter.blocked ? 'blocked' : 'ok');
     });
-    proxyRes.on('aborted', () => {
-      if (flight.done) return;
-      // Also fires when we cancelled the upstream because the client left.
-      if (flight.req.socket.destroyed) return onClientClose(flight);
-      // The upstream died mid-stream: release what filters still hold, then end the response.
-      send(rewriter.end());
-      res.end();
-      recordResponse(flight, status, headers);
-      finish(flight, 'upstream_error');
-    });
+    proxyRes.on('aborted', () => upstreamDied(flight, status, headers, () => send(rewriter.end())));
   }
 
   function armIdleTimer(flight: Flight): void {

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import type { OversizeAction } from '../hooks';
 import type { Exchange, Severity } from '../protocols/exchange';
 import { PolicyError } from '../policy/load';
 import type { GuardrailRule, RedactionStyle, ResolvedPolicy, RuleAction, RuleMatch } from '../policy/types';
@@ -43,6 +44,8 @@ export interface CompiledPolicy {
   readonly name: string;
   readonly rules: readonly CompiledRule[];
   readonly maxHoldback: number;
+  /** What to do with a response too large to buffer (policy guardrails.on_oversize). */
+  readonly onOversize: OversizeAction;
 }
 
 function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
@@ -157,5 +160,6 @@ export function compilePolicy(policy: ResolvedPolicy, builtins: Readonly<Record<
     name: policy.name,
     rules: rules.filter((r): r is CompiledRule => r !== undefined),
     maxHoldback: policy.guardrails.stream?.max_holdback_chars ?? DEFAULT_MAX_HOLDBACK,
+    onOversize: policy.guardrails.on_oversize ?? 'scan',
   };
 }

@@ -11,7 +11,7 @@ import type { ResolvedPolicy } from '../policy/types';
 import { compilePolicy, type CompiledPolicy } from './compile';
 import type { GuardrailDecision, StageRecord } from './decision';
 import { builtinDetectors } from './detectors';
-import { evaluateStage } from './engine';
+import { evaluateStage, rulesFor } from './engine';
 import { createHoldbackInspector } from './holdback';
 import { hashKeyFrom, RedactionContext } from './redact';
 
@@ -159,6 +159,10 @@ export async function createGuardrails(env: Env, logger: Logger, registry: Regis
       if (!opened) return undefined;
       decisionOf(ex, policy).response = opened.record;
       return opened.inspector;
+    },
+    responseInspection(ex) {
+      const policy = policyFor(ex);
+      return rulesFor(policy, ex, 'response').length > 0 ? { onOversize: policy.onOversize } : undefined;
     },
     onComplete(ex) {
       const record = (ex.notes.guardrails as GuardrailDecision | undefined)?.response;
