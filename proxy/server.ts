@@ -16,7 +16,7 @@ import { attachRequestBody, serializeRequest } from './protocols/request';
 import { parseResponse, serializeResponse } from './protocols/response';
 import { classifyRoute } from './protocols/routes';
 import { createJsonStreamRewriter } from './protocols/json-stream';
-import { createStreamRewriter, type StreamRewriter } from './protocols/stream';
+import { createStreamRewriter } from './protocols/stream';
 import { chainInspectors } from './stream-chain';
 import type { Logger } from './telemetry/logger';
 import { createProxyMetrics } from './telemetry/proxy-metrics';
@@ -45,6 +45,13 @@ interface Route {
   listener: Listener;
   target: string;
   agent: http.Agent;
+}
+
+/** Turns upstream body bytes into the bytes the client gets (an event-stream or large-JSON rewriter). */
+interface BodyRewriter {
+  push(chunk: Buffer): Buffer | string;
+  end(): Buffer | string;
+  readonly blocked?: BlockVerdict;
 }
 
 /** Everything one request needs between the client side and the upstream side. */
@@ -276,7 +283,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   }
 
   function onUpstreamResponse(flight: Flight, proxyRes: IncomingMessage): void {
-    const { ex, res } = flight;
+    const { ex } = flight;
     flight.proxyRes = proxyRes;
     ex.upstreamMs = Math.round((performance.now() - flight.sentAt) * 100) / 100;
     ex.upstreamAddress = proxyRes.socket?.remoteAddress;
@@ -397,30 +404,9 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   }
 
   function scanLargeBody(flight: Flight, proxyRes: IncomingMessage, body: Readable, status: number, headers: OutgoingHttpHeaders, inspector: StreamInspector, read: Buffer[]): void {
-    const { ex, res } = flight;
     delete headers['content-length'];
-    const rewriter = createJsonStreamRewriter(ex, inspector);
-    res.writeHead(status, headers);
-    const send = (text: string): void => {
-      if (text.length === 0) return;
-      flight.capture!.add(text);
-      res.write(text);
-    };
-    for (const chunk of read) send(rewriter.push(chunk));
-    body.on('data', (chunk: Buffer) => {
-      if (flight.done) return;
-      armIdleTimer(flight);
-      send(rewriter.push(chunk));
-    });
-    body.on('end', () => {
-      if (flight.done) return;
-      clearTimeout(flight.timer);
-      send(rewriter.end());
-      res.end();
-      recordResponse(flight, status, headers);
-      finish(flight, rewriter.blocked ? 'blocked' : 'ok');
-    });
-    proxyRes.on('aborted', () => upstreamDied(flight, status, headers, () => send(rewriter.end())));
+    flight.res.writeHead(status, headers);
+    relayThrough(flight, proxyRes, body, status, headers, createJsonStreamRewriter(flight.ex, inspector), { stopOnBlock: false, read });
   }
 
   /** The upstream died mid-body (or its body would not decode): release what filters still hold, end the response. */
@@ -491,25 +477,42 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     ex.stream = true;
     delete headers['content-length'];
     const inspector = responseInspector(ex);
-    const rewriter: StreamRewriter = createStreamRewriter(ex, inspector);
     res.writeHead(status, headers);
     res.flushHeaders();
+    // Without an inspector nothing can change the bytes: they are sent first and parsed for usage and the trace after.
+    relayThrough(flight, proxyRes, body, status, headers, createStreamRewriter(ex, inspector), { passThrough: !inspector, stopOnBlock: true });
+  }
+
+  /**
+   * Sends `body` to the client through `rewriter` as it arrives, ending with what the filters still hold. A
+   * stream stops reading the upstream at a block; a large JSON body is read to its end so the client's JSON stays whole.
+   */
+  function relayThrough(
+    flight: Flight,
+    proxyRes: IncomingMessage,
+    body: Readable,
+    status: number,
+    headers: OutgoingHttpHeaders,
+    rewriter: BodyRewriter,
+    opts: { passThrough?: boolean; stopOnBlock: boolean; read?: Buffer[] },
+  ): void {
+    const { res } = flight;
     const send = (bytes: Buffer | string): void => {
       if (bytes.length === 0) return;
       flight.capture!.add(bytes);
       res.write(bytes);
     };
+    for (const chunk of opts.read ?? []) send(rewriter.push(chunk));
     body.on('data', (chunk: Buffer) => {
       if (flight.done) return;
       armIdleTimer(flight);
-      if (!inspector) {
-        // Nothing can change the bytes: send first, parse for usage and the trace after.
+      if (opts.passThrough) {
         send(chunk);
         rewriter.push(chunk);
         return;
       }
       send(rewriter.push(chunk));
-      if (rewriter.blocked) {
+      if (opts.stopOnBlock && rewriter.blocked) {
         clearTimeout(flight.timer);
         res.end();
         recordResponse(flight, status, headers);

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { startStubUpstream, type StubUpstream } from '../../fixtures/stub-upstream';
-import { startGuarded, type GuardedProxy } from '../../support/guarded-proxy';
+import { startGuarded, useGuardedStub, type GuardedProxy } from '../../support/guarded-proxy';
 import { dialectEvents } from '../../support/stream-dialects';
 import { waitFor } from '../../support/wait';
 
@@ -17,30 +17,21 @@ const messages = [{ role: 'user' as const, content: 'go' }];
 const openai = (base: string) => new OpenAI({ baseURL: `${base}/v1`, apiKey: 'sk-test', maxRetries: 2 });
 
 describe('compressed upstream answers are decoded and inspected', () => {
-  let stub: StubUpstream;
-  let g: GuardedProxy;
-  beforeAll(async () => {
-    stub = await startStubUpstream();
-    g = await startGuarded(stub.url, {});
-  });
-  afterAll(async () => {
-    await g.close();
-    await stub.close();
-  });
+  const t = useGuardedStub();
 
   it.each(['gzip', 'deflate', 'br'])('%s: a secret is withheld, an e-mail redacted, the client gets identity bytes', async (encoding) => {
-    const secret = await openai(g.proxy.url)
+    const secret = await openai(t.g.proxy.url)
       .chat.completions.create({ model: 'tgi', messages }, { headers: { 'x-stub-encoding': encoding, 'x-stub-reply': `key ${AWS_KEY}` } })
       .withResponse();
     expect(secret.response.headers.get('content-encoding')).toBeNull();
     expect(secret.data.choices[0]).toMatchObject({ message: { content: '' }, finish_reason: 'content_filter' });
-    const mail = await openai(g.proxy.url).chat.completions.create({ model: 'tgi', messages }, { headers: { 'x-stub-encoding': encoding, 'x-stub-reply': `mail ${EMAIL}` } });
+    const mail = await openai(t.g.proxy.url).chat.completions.create({ model: 'tgi', messages }, { headers: { 'x-stub-encoding': encoding, 'x-stub-reply': `mail ${EMAIL}` } });
     expect(mail.choices[0].message.content).toBe('mail <EMAIL_1>');
   });
 
   it('a compressed event stream is cut before the key', async () => {
     const sse = dialectEvents('chat', ['The key: ', 'AKIAZ7', 'Q3LMN4PRS5TUVW', ' ok']).join('');
-    const stream = await openai(g.proxy.url).chat.completions.create(
+    const stream = await openai(t.g.proxy.url).chat.completions.create(
       { model: 'tgi', messages, stream: true },
       { headers: { 'x-stub-encoding': 'gzip', 'x-stub-sse': JSON.stringify(sse) } },
     );
@@ -55,8 +46,8 @@ describe('compressed upstream answers are decoded and inspected', () => {
   });
 
   it('an encoding the proxy cannot read is refused on an inspected route, not passed', async () => {
-    const before = stub.requests.length;
-    const res = await fetch(`${g.proxy.url}/v1/chat/completions`, {
+    const before = t.stub.requests.length;
+    const res = await fetch(`${t.g.proxy.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-stub-encoding': 'zstd', 'x-stub-reply': `key ${AWS_KEY}` },
       body: JSON.stringify({ model: 'tgi', messages }),
@@ -64,7 +55,7 @@ describe('compressed upstream answers are decoded and inspected', () => {
     expect(res.status).toBe(502);
     expect(res.headers.get('x-should-retry')).toBe('false');
     expect(await res.text()).toContain('response_unreadable');
-    expect(stub.requests.length).toBe(before + 1);
+    expect(t.stub.requests.length).toBe(before + 1);
   });
 });
 

@@ -7,8 +7,7 @@
 import OpenAI from 'openai';
 import { InferenceClient } from '@huggingface/inference';
 import type { GuardrailDecision } from '../../../proxy/guardrails';
-import { startStubUpstream, type StubUpstream } from '../../fixtures/stub-upstream';
-import { startGuarded, type GuardedProxy } from '../../support/guarded-proxy';
+import { useGuardedStub } from '../../support/guarded-proxy';
 import { waitFor } from '../../support/wait';
 
 const AWS_KEY = 'AKIAZ7Q3LMN4PRS5TUVW';
@@ -29,25 +28,16 @@ function noKey(text: string): void {
 }
 
 describe('response-stage verdicts in shapes clients understand (default pack)', () => {
-  let stub: StubUpstream;
-  let g: GuardedProxy;
-  beforeAll(async () => {
-    stub = await startStubUpstream();
-    g = await startGuarded(stub.url, {});
-  });
-  afterAll(async () => {
-    await g.close();
-    await stub.close();
-  });
+  const t = useGuardedStub();
 
   const last = async (n: number) => {
-    await waitFor(() => g.completed.length >= n, 5000, 'exchange completed');
-    return g.completed[n - 1];
+    await waitFor(() => t.g.completed.length >= n, 5000, 'exchange completed');
+    return t.g.completed[n - 1];
   };
 
   it('a secret in a complete chat answer: 200, the choice withheld with content_filter, the verdict in a header', async () => {
-    const before = g.completed.length;
-    const { data, response } = await openai(g.proxy.url)
+    const before = t.g.completed.length;
+    const { data, response } = await openai(t.g.proxy.url)
       .chat.completions.create({ model: 'tgi', messages }, { headers: { 'x-stub-reply': `Sure: ${AWS_KEY}` } })
       .withResponse();
     expect(response.status).toBe(200);
@@ -58,11 +48,11 @@ describe('response-stage verdicts in shapes clients understand (default pack)', 
     const ex = await last(before + 1);
     expect(ex.outcome).toBe('blocked');
     expect((ex.notes.guardrails as GuardrailDecision).response).toMatchObject({ action: 'block', blockedBy: 'secrets-response-block' });
-    expect(g.logs.some((l) => l.msg === 'request' && l.outcome === 'blocked' && l.status === 200)).toBe(true);
+    expect(t.g.logs.some((l) => l.msg === 'request' && l.outcome === 'blocked' && l.status === 200)).toBe(true);
   });
 
   it('n = 2: only the offending choice is withheld; the other is served, redacted', async () => {
-    const res = await openai(g.proxy.url).chat.completions.create(
+    const res = await openai(t.g.proxy.url).chat.completions.create(
       { model: 'tgi', messages, n: 2 },
       {
         headers: body(
@@ -84,7 +74,7 @@ describe('response-stage verdicts in shapes clients understand (default pack)', 
         { token: EMAIL, logprob: -0.2, top_logprobs: [] },
       ],
     };
-    const res = await openai(g.proxy.url).chat.completions.create(
+    const res = await openai(t.g.proxy.url).chat.completions.create(
       { model: 'tgi', messages, logprobs: true },
       {
         headers: body(
@@ -118,7 +108,7 @@ describe('response-stage verdicts in shapes clients understand (default pack)', 
 
   it('a secret only in the logprobs alternatives withholds the choice', async () => {
     const top = [...AWS_KEY].map((c) => ({ token: 'x', logprob: -1, top_logprobs: [{ token: 'x', logprob: -1 }, { token: c, logprob: -2 }] }));
-    const res = await openai(g.proxy.url).chat.completions.create(
+    const res = await openai(t.g.proxy.url).chat.completions.create(
       { model: 'tgi', messages, logprobs: true, top_logprobs: 2 },
       { headers: body(chat([{ index: 0, message: { role: 'assistant', content: 'xxxxxxxxxxxxxxxxxxxx' }, logprobs: { content: top }, finish_reason: 'stop' }])) },
     );
@@ -126,14 +116,14 @@ describe('response-stage verdicts in shapes clients understand (default pack)', 
   });
 
   it('@huggingface/inference chatCompletion and textGeneration get the withheld answer, not an error', async () => {
-    const chatRes = await hf(g.proxy.url).chatCompletion({ messages, max_tokens: 16 }, { retry_on_error: false });
+    const chatRes = await hf(t.g.proxy.url).chatCompletion({ messages, max_tokens: 16 }, { retry_on_error: false });
     expect(chatRes.choices[0]).toBeDefined();
-    const blocked = await hf(g.proxy.url).chatCompletion(
+    const blocked = await hf(t.g.proxy.url).chatCompletion(
       { messages, max_tokens: 16 },
       { retry_on_error: false, fetch: (url, init) => fetch(url, { ...init, headers: { ...(init?.headers as Record<string, string>), 'x-stub-reply': `key ${AWS_KEY}` } }) },
     );
     expect(blocked.choices[0]).toMatchObject({ message: { content: '' }, finish_reason: 'content_filter' });
-    const gen = await hf(g.proxy.url).textGeneration(
+    const gen = await hf(t.g.proxy.url).textGeneration(
       { inputs: 'key?', parameters: { max_new_tokens: 8 } },
       { retry_on_error: false, fetch: (url, init) => fetch(url, { ...init, headers: { ...(init?.headers as Record<string, string>), 'x-stub-reply': `key ${AWS_KEY}` } }) },
     );
@@ -141,7 +131,7 @@ describe('response-stage verdicts in shapes clients understand (default pack)', 
   });
 
   it('TGI /generate: 200 with generated_text withheld, details.finish_reason content_filter, token lists emptied', async () => {
-    const res = await fetch(`${g.proxy.url}/generate`, {
+    const res = await fetch(`${t.g.proxy.url}/generate`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-stub-chunks': JSON.stringify(['The key ', AWS_KEY]) },
       body: JSON.stringify({ inputs: 'key?', parameters: { details: true } }),
@@ -153,7 +143,7 @@ describe('response-stage verdicts in shapes clients understand (default pack)', 
   });
 
   it('POST / with the echoed prompt: the prompt stays, the answer is withheld', async () => {
-    const res = await fetch(`${g.proxy.url}/`, {
+    const res = await fetch(`${t.g.proxy.url}/`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-stub-reply': ` ${AWS_KEY}` },
       body: JSON.stringify({ inputs: 'The key is' }),
@@ -162,8 +152,8 @@ describe('response-stage verdicts in shapes clients understand (default pack)', 
   });
 
   it('a block in the middle of a stream is logged and traced as blocked', async () => {
-    const before = g.completed.length;
-    const stream = await openai(g.proxy.url).chat.completions.create(
+    const before = t.g.completed.length;
+    const stream = await openai(t.g.proxy.url).chat.completions.create(
       { model: 'tgi', messages, stream: true },
       { headers: { 'x-stub-chunks': JSON.stringify(['Here it is: ', 'AKIAZ7', 'Q3LMN4PRS5TUVW', ' done']) } },
     );
@@ -178,12 +168,12 @@ describe('response-stage verdicts in shapes clients understand (default pack)', 
     const ex = await last(before + 1);
     expect(ex.outcome).toBe('blocked');
     expect(ex.stream).toBe(true);
-    await waitFor(() => g.logs.some((l) => l.msg === 'request' && l.reqId === ex.id), 5000, 'request log line');
-    expect(g.logs.find((l) => l.msg === 'request' && l.reqId === ex.id)).toMatchObject({ outcome: 'blocked', stream: true });
+    await waitFor(() => t.g.logs.some((l) => l.msg === 'request' && l.reqId === ex.id), 5000, 'request log line');
+    expect(t.g.logs.find((l) => l.msg === 'request' && l.reqId === ex.id)).toMatchObject({ outcome: 'blocked', stream: true });
   });
 
   it('an upstream error message is text the client reads: a secret in it is withheld', async () => {
-    const res = await fetch(`${g.proxy.url}/v1/chat/completions`, {
+    const res = await fetch(`${t.g.proxy.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-stub-status': '422', 'x-stub-body': JSON.stringify({ error: { message: `bad key ${AWS_KEY}`, type: 'invalid_request_error' } }) },
       body: JSON.stringify({ model: 'tgi', messages }),
@@ -194,7 +184,7 @@ describe('response-stage verdicts in shapes clients understand (default pack)', 
   });
 
   it('a plain-text body on an inspected route is read as text too', async () => {
-    const res = await fetch(`${g.proxy.url}/v1/chat/completions`, {
+    const res = await fetch(`${t.g.proxy.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-stub-status': '200', 'x-stub-body': `Mail ${EMAIL} now` },
       body: JSON.stringify({ model: 'tgi', messages }),
