@@ -172,6 +172,35 @@ describe('response-stage verdicts in shapes clients understand (default pack)', 
     expect(t.g.logs.find((l) => l.msg === 'request' && l.reqId === ex.id)).toMatchObject({ outcome: 'blocked', stream: true });
   });
 
+  it('the Responses API through the openai client: complete and streamed', async () => {
+    const item = (text: string) => ({ id: 'msg_1', type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text, annotations: [] }] });
+    const response = (text: string) => ({ id: 'resp_1', object: 'response', created_at: 1, status: 'completed', model: 'm', output: [item(text)], usage: { input_tokens: 3, output_tokens: 5, total_tokens: 8 } });
+    const whole = await openai(t.g.proxy.url).responses.create({ model: 'm', input: 'hi' }, { headers: body(response(`Mail ${EMAIL}`)) });
+    expect(whole.output_text).toBe('Mail <EMAIL_1>');
+    const blocked = await openai(t.g.proxy.url).responses.create({ model: 'm', input: 'hi' }, { headers: body(response(`Key ${AWS_KEY}`)) });
+    expect(blocked.status).toBe('incomplete');
+    expect(blocked.incomplete_details).toEqual({ reason: 'content_filter' });
+    noKey(JSON.stringify(blocked));
+
+    let seq = 0;
+    const ev = (o: Record<string, unknown>) => `event: ${o.type as string}\ndata: ${JSON.stringify({ ...o, sequence_number: seq++ })}\n\n`;
+    const text = `Key: ${AWS_KEY} ok`;
+    const sse =
+      ev({ type: 'response.created', response: { ...response(''), status: 'in_progress', output: [] } }) +
+      ['Key: ', 'AKIAZ7', 'Q3LMN4PRS5TUVW', ' ok'].map((delta) => ev({ type: 'response.output_text.delta', item_id: 'msg_1', output_index: 0, content_index: 0, delta })).join('') +
+      ev({ type: 'response.output_text.done', item_id: 'msg_1', output_index: 0, content_index: 0, text }) +
+      ev({ type: 'response.completed', response: response(text) });
+    const stream = await openai(t.g.proxy.url).responses.create({ model: 'm', input: 'hi', stream: true }, { headers: { 'x-stub-sse': JSON.stringify(sse) } });
+    const types: string[] = [];
+    let streamed = '';
+    for await (const e of stream) {
+      types.push(e.type);
+      if (e.type === 'response.output_text.delta') streamed += e.delta;
+    }
+    expect(streamed).toBe('Key: ');
+    expect(types.at(-1)).toBe('response.incomplete');
+  });
+
   it('an upstream error message is text the client reads: a secret in it is withheld', async () => {
     const res = await fetch(`${t.g.proxy.url}/v1/chat/completions`, {
       method: 'POST',
