@@ -4,6 +4,8 @@
  * reasons), tool-call argument deltas, and TGI native token events. Used by the stream parity test, the
  * stream-lag benchmark and the response bypass evaluation.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { SseParser } from '../../proxy/protocols/sse';
 
 export type StreamDialect = 'chat' | 'completions' | 'tool' | 'tgi';
@@ -160,4 +162,30 @@ export function splitAt(text: string, cuts: readonly number[]): string[] {
     last = p;
   }
   return out.filter((p) => p !== '');
+}
+
+/** Deterministic pseudo-random pieces of 1–12 characters, so a failure can be reproduced from its seed. */
+export function randomPieces(text: string, seed: number): string[] {
+  let x = seed;
+  const cuts: number[] = [];
+  for (let at = 0; at < text.length; ) {
+    x = (x * 1103515245 + 12345) & 0x7fffffff;
+    at += 1 + (x % 12);
+    cuts.push(at);
+  }
+  return splitAt(text, cuts);
+}
+
+/** One answer of the stream corpus (test/data/stream-corpus.jsonl). */
+export interface CorpusAnswer {
+  id: string;
+  family: string;
+  text: string;
+}
+
+export function loadStreamCorpus(): CorpusAnswer[] {
+  return readFileSync(join(__dirname, '../data/stream-corpus.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as CorpusAnswer);
 }

@@ -3,35 +3,13 @@
  * streamed in random pieces and sent whole gives the client the same text (default pack), read with the real
  * OpenAI client for chat and as TGI native events for /generate_stream.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import OpenAI from 'openai';
 import { useGuardedStub } from '../../support/guarded-proxy';
-import { readStream, splitAt } from '../../support/stream-dialects';
+import { loadStreamCorpus, randomPieces, readStream } from '../../support/stream-dialects';
 
-interface Answer {
-  id: string;
-  family: string;
-  text: string;
-}
-
-const corpus: Answer[] = readFileSync(join(__dirname, '../../data/stream-corpus.jsonl'), 'utf8')
-  .trim()
-  .split('\n')
-  .map((l) => JSON.parse(l) as Answer);
+const corpus = loadStreamCorpus();
 /** Every 13th answer: all families, a few dozen requests. */
 const sample = corpus.filter((_a, i) => i % 13 === 0);
-
-function pieces(text: string, seed: number): string[] {
-  let x = seed;
-  const cuts: number[] = [];
-  for (let at = 0; at < text.length; ) {
-    x = (x * 1103515245 + 12345) & 0x7fffffff;
-    at += 1 + (x % 12);
-    cuts.push(at);
-  }
-  return splitAt(text, cuts);
-}
 
 /** JSON with every non-ASCII character escaped: it travels in a header. */
 function headerJson(v: unknown): string {
@@ -47,7 +25,7 @@ describe('stream parity through the proxy over HTTP (default pack)', () => {
   });
 
   it.each(sample.map((a) => [a.id, a] as const))('%s: OpenAI chat', async (_id, answer) => {
-    const headers = { 'x-stub-chunks': headerJson(pieces(answer.text, answer.text.length)) };
+    const headers = { 'x-stub-chunks': headerJson(randomPieces(answer.text, answer.text.length)) };
     const whole = await client().chat.completions.create({ model: 'tgi', messages: [{ role: 'user', content: 'go' }] }, { headers });
     const stream = await client().chat.completions.create({ model: 'tgi', messages: [{ role: 'user', content: 'go' }], stream: true }, { headers });
     let text = '';
@@ -66,7 +44,7 @@ describe('stream parity through the proxy over HTTP (default pack)', () => {
   });
 
   it.each(sample.map((a) => [a.id, a] as const))('%s: TGI native', async (_id, answer) => {
-    const headers = { 'content-type': 'application/json', 'x-stub-chunks': headerJson(pieces(answer.text, answer.text.length + 1)) };
+    const headers = { 'content-type': 'application/json', 'x-stub-chunks': headerJson(randomPieces(answer.text, answer.text.length + 1)) };
     const request = JSON.stringify({ inputs: 'go', parameters: { details: true } });
     const whole = (await (await fetch(`${t.g.proxy.url}/generate`, { method: 'POST', headers, body: request })).json()) as { generated_text: string; details: { finish_reason: string } };
     const streamed = readStream('tgi', Buffer.from(await (await fetch(`${t.g.proxy.url}/generate_stream`, { method: 'POST', headers, body: request })).arrayBuffer()));

@@ -7,7 +7,7 @@
  * of the same answer sent whole. With a blocking rule the stream must be blocked by the same rule, and what it
  * released must be a prefix of the answer with every match redacted (no character of a match got out).
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -18,18 +18,9 @@ import { createStreamRewriter } from '../../../proxy/protocols/stream';
 import { createLogger } from '../../../proxy/telemetry/logger';
 import { createRegistry } from '../../../proxy/telemetry/metrics';
 import { parsedExchange } from '../../support/exchange';
-import { dialectBody, dialectEvents, dialectRequest, readStream, splitAt, STREAM_DIALECTS, type StreamDialect } from '../../support/stream-dialects';
+import { dialectBody, dialectEvents, dialectRequest, loadStreamCorpus, randomPieces, readStream, splitAt, STREAM_DIALECTS, type StreamDialect } from '../../support/stream-dialects';
 
-interface Answer {
-  id: string;
-  family: string;
-  text: string;
-}
-
-const corpus: Answer[] = readFileSync(join(__dirname, '../../data/stream-corpus.jsonl'), 'utf8')
-  .trim()
-  .split('\n')
-  .map((l) => JSON.parse(l) as Answer);
+const corpus = loadStreamCorpus();
 
 const CUSTOM_RULES = `
     - id: codes
@@ -85,18 +76,6 @@ function whole(g: Guardrails, d: StreamDialect, text: string): Outcome {
   const verdict = g.hooks.onResponse!(ex) as BlockVerdict | undefined;
   const kind = d === 'tool' ? 'tool_arguments' : 'completion';
   return { text: ex.output.filter((s) => s.kind === kind).map((s) => s.text).join(''), findings: ex.findings, blocked: verdict?.code };
-}
-
-/** Deterministic pseudo-random sizes, so a failure can be reproduced. */
-function randomPieces(text: string, seed: number): string[] {
-  let x = seed;
-  const cuts: number[] = [];
-  for (let at = 0; at < text.length; ) {
-    x = (x * 1103515245 + 12345) & 0x7fffffff;
-    at += 1 + (x % 12);
-    cuts.push(at);
-  }
-  return splitAt(text, cuts);
 }
 
 /** Two pieces split at every position from two before to two after each match boundary, and inside short matches. */

@@ -14,7 +14,7 @@ import { makeExchange } from './make-exchange';
 const quiet = () => createLogger('silent', new Writable({ write: (_c, _e, cb) => cb() }));
 const AWS_KEY = 'AKIAZ7Q3LMN4PRS5TUVW';
 const EMAIL = 'alice.smith@example.com';
-type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Obj = Record<string, any>;
 
 const sse = (events: Array<Obj | string>, named = false): string =>
   events.map((e) => (typeof e === 'string' ? `data: ${e}\n\n` : `${named ? `event: ${e.type}\n` : ''}data: ${JSON.stringify(e)}\n\n`)).join('');
