@@ -619,9 +619,14 @@ class Rewriter implements StreamRewriter {
    * was released. A channel still open is ended here, its tail sent as a delta first.
    */
   private rewriteTexts(obj: Obj): void {
-    const released = (key: string): string | undefined => {
-      const ch = this.channels.get(key);
-      if (!ch) return undefined;
+    // The released text of a channel (ended here if still open, its tail sent as a delta first); a text no
+    // delta carried is scanned whole on a channel of its own.
+    const released = (key: string, kind: ChannelKind, path: JsonPath, text: string): string => {
+      let ch = this.channels.get(key);
+      if (!ch) {
+        ch = this.channel(key, kind, index(path[1], 0), { at: 'none' }, path);
+        this.feed(ch, text, []);
+      }
       if (!ch.ended) {
         const got: Release[] = [];
         this.close(ch, got);
@@ -632,27 +637,31 @@ class Rewriter implements StreamRewriter {
     const oi = index(obj.output_index, 0);
     const ci = index(obj.content_index, 0);
     const target = this.responsesChannel(obj);
-    if (target && typeof obj[target.field] === 'string') obj[target.field] = released(target.ch.key) ?? '';
-    const fixPart = (part: Obj, o: number, j: number): void => {
-      if (typeof part.text === 'string') part.text = released(`output_text:${o}:${j}`) ?? released(`reasoning_text:${o}:${j}`) ?? part.text;
-      if (typeof part.refusal === 'string') part.refusal = released(`refusal:${o}:${j}`) ?? part.refusal;
+    if (target && typeof obj[target.field] === 'string') obj[target.field] = released(target.ch.key, target.ch.kind, target.ch.path, obj[target.field] as string);
+    const fixPart = (part: Obj, o: number, j: number, reasoning: boolean): void => {
+      if (typeof part.text === 'string') {
+        const key = reasoning || this.channels.has(`reasoning_text:${o}:${j}`) ? `reasoning_text:${o}:${j}` : `output_text:${o}:${j}`;
+        part.text = released(key, reasoning ? 'reasoning' : 'content', ['output', o, 'content', j, 'text'], part.text);
+      }
+      if (typeof part.refusal === 'string') part.refusal = released(`refusal:${o}:${j}`, 'refusal', ['output', o, 'content', j, 'refusal'], part.refusal);
       // Token lists cannot follow a rewritten text.
       if (Array.isArray(part.logprobs)) part.logprobs = [];
     };
     const fixItem = (item: Obj, o: number): void => {
-      if (typeof item.arguments === 'string') item.arguments = released(`arguments:${o}`) ?? item.arguments;
-      (Array.isArray(item.content) ? item.content : []).forEach((part, j) => isObject(part) && fixPart(part, o, j));
+      if (typeof item.arguments === 'string') item.arguments = released(`arguments:${o}`, 'tool_arguments', ['output', o, 'arguments'], item.arguments);
+      (Array.isArray(item.content) ? item.content : []).forEach((part, j) => isObject(part) && fixPart(part, o, j, item.type === 'reasoning'));
       (Array.isArray(item.summary) ? item.summary : []).forEach((part, j) => {
-        if (isObject(part) && typeof part.text === 'string') part.text = released(`summary:${o}:${j}`) ?? part.text;
+        if (isObject(part) && typeof part.text === 'string') part.text = released(`summary:${o}:${j}`, 'reasoning', ['output', o, 'summary', j, 'text'], part.text);
       });
     };
-    if (isObject(obj.part)) fixPart(obj.part, oi, ci);
+    if (isObject(obj.part)) fixPart(obj.part, oi, ci, obj.part.type === 'reasoning_text');
     if (isObject(obj.item)) fixItem(obj.item, oi);
     const response = isObject(obj.response) ? obj.response : undefined;
     if (response) {
       (Array.isArray(response.output) ? response.output : []).forEach((item, o) => isObject(item) && fixItem(item, o));
       if (typeof response.output_text === 'string') {
-        response.output_text = [...this.channels.values()].filter((c) => c.key.startsWith('output_text:')).map((c) => c.released.join('')).join('');
+        const parts = [...this.channels.values()].filter((c) => c.key.startsWith('output_text:'));
+        response.output_text = parts.length > 0 ? parts.map((c) => c.released.join('')).join('') : released('output_text', 'content', ['output_text'], response.output_text);
       }
     }
   }

@@ -4,7 +4,7 @@
  * reasons), tool-call argument deltas, and TGI native token events. Used by the stream parity test, the
  * stream-lag benchmark and the response bypass evaluation.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SseParser } from '../../proxy/protocols/sse';
 
@@ -176,6 +176,11 @@ export function randomPieces(text: string, seed: number): string[] {
   return splitAt(text, cuts);
 }
 
+/** A file under test/data, from the sources (ts-jest) or from dist (node). */
+export function dataFile(name: string): string {
+  return [join(__dirname, '../data', name), join(__dirname, '../../../test/data', name)].find((f) => existsSync(f)) ?? join(__dirname, '../data', name);
+}
+
 /** One answer of the stream corpus (test/data/stream-corpus.jsonl). */
 export interface CorpusAnswer {
   id: string;
@@ -184,8 +189,25 @@ export interface CorpusAnswer {
 }
 
 export function loadStreamCorpus(): CorpusAnswer[] {
-  return readFileSync(join(__dirname, '../data/stream-corpus.jsonl'), 'utf8')
+  return readFileSync(dataFile('stream-corpus.jsonl'), 'utf8')
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l) as CorpusAnswer);
 }
+
+/**
+ * Custom response rules the stream tests and the bypass evaluation share (YAML list items under
+ * guardrails.rules): a regex rule with project codes, codenames (a context word in the match) and employee
+ * numbers, and a keyword rule with multi-word phrases.
+ */
+export const CUSTOM_RESPONSE_RULES = `
+    - id: codes
+      detector: regex
+      stage: response
+      action: redact
+      patterns:
+        - {id: PROJECT_CODE, pattern: 'PROJ-[0-9]{4}'}
+        - {id: CODENAME, pattern: 'codename\\s+[a-z]+', case_insensitive: true}
+        - {id: EMPLOYEE, pattern: '\\bEMP[0-9]{6}\\b'}
+    - {id: topics, detector: keywords, stage: response, action: redact, keywords: ['insider trading', 'project falcon', 'blue harvest']}
+`;

@@ -4,17 +4,13 @@
  * OpenAI client for chat and as TGI native events for /generate_stream.
  */
 import OpenAI from 'openai';
+import { headerJson } from '../../fixtures/stub-upstream';
 import { useGuardedStub } from '../../support/guarded-proxy';
 import { loadStreamCorpus, randomPieces, readStream } from '../../support/stream-dialects';
 
 const corpus = loadStreamCorpus();
 /** Every 13th answer: all families, a few dozen requests. */
 const sample = corpus.filter((_a, i) => i % 13 === 0);
-
-/** JSON with every non-ASCII character escaped: it travels in a header. */
-function headerJson(v: unknown): string {
-  return JSON.stringify(v).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
 
 describe('stream parity through the proxy over HTTP (default pack)', () => {
   const t = useGuardedStub();

@@ -18,24 +18,13 @@ import { createStreamRewriter } from '../../../proxy/protocols/stream';
 import { createLogger } from '../../../proxy/telemetry/logger';
 import { createRegistry } from '../../../proxy/telemetry/metrics';
 import { parsedExchange } from '../../support/exchange';
-import { dialectBody, dialectEvents, dialectRequest, loadStreamCorpus, randomPieces, readStream, splitAt, STREAM_DIALECTS, type StreamDialect } from '../../support/stream-dialects';
+import { CUSTOM_RESPONSE_RULES, dialectBody, dialectEvents, dialectRequest, loadStreamCorpus, randomPieces, readStream, splitAt, STREAM_DIALECTS, type StreamDialect } from '../../support/stream-dialects';
 
 const corpus = loadStreamCorpus();
 
-const CUSTOM_RULES = `
-    - id: codes
-      detector: regex
-      stage: response
-      action: redact
-      patterns:
-        - {id: PROJECT_CODE, pattern: 'PROJ-[0-9]{4}'}
-        - {id: CODENAME, pattern: 'codename\\s+[a-z]+', case_insensitive: true}
-        - {id: EMPLOYEE, pattern: '\\bEMP[0-9]{6}\\b'}
-    - {id: topics, detector: keywords, stage: response, action: redact, keywords: ['insider trading', 'project falcon', 'blue harvest']}
-`;
 const POLICIES = {
   /** Everything redacts: the client text must be identical. */
-  redact: `version: 1\nguardrails:\n  rules:\n    - {id: pii, detector: pii, stage: response, action: redact}\n    - {id: secrets, detector: secrets, stage: response, action: redact}\n${CUSTOM_RULES}`,
+  redact: `version: 1\nguardrails:\n  rules:\n    - {id: pii, detector: pii, stage: response, action: redact}\n    - {id: secrets, detector: secrets, stage: response, action: redact}\n${CUSTOM_RESPONSE_RULES}`,
   /** The default pack's response rules: PII redacted, secrets block. */
   block: `version: 1\nextends: default\n`,
   /** The block policy with its block turned into redaction: what a blocked stream may have released a prefix of. */
