@@ -204,6 +204,11 @@ class Rewriter implements StreamRewriter {
       ch.released.push(text);
       return text;
     }
+    if (ch.ended) {
+      // More text after the channel ended (an upstream that reopens a part): scanned on a fresh filter, never dropped.
+      ch.ended = false;
+      ch.filter = undefined;
+    }
     ch.filter ??= this.inspector.channel(ch.key, ch.kind);
     ch.received.push(text);
     const r = ch.filter.push(text);
@@ -596,7 +601,7 @@ class Rewriter implements StreamRewriter {
     if (this.verdict) return;
     if (/^response\.(output_item\.(added|done)|content_part\.(added|done)|completed|incomplete|failed)$/.test(type) && this.inspector) {
       this.scanNames(obj, got);
-      if (!this.verdict) this.rewriteTexts(obj);
+      if (!this.verdict) this.rewriteTexts(obj, !type.endsWith('.added'));
       if (this.verdict) return this.blockResponses(got);
       return this.emitJson(ev, obj);
     }
@@ -618,10 +623,12 @@ class Rewriter implements StreamRewriter {
    * Replaces every full text in a Responses API event (done events, parts, items, the final response) by what
    * was released. A channel still open is ended here, its tail sent as a delta first.
    */
-  private rewriteTexts(obj: Obj): void {
+  private rewriteTexts(obj: Obj, final = true): void {
     // The released text of a channel (ended here if still open, its tail sent as a delta first); a text no
-    // delta carried is scanned whole on a channel of its own.
+    // delta carried is scanned whole on a channel of its own. An `added` event opens a part, whose text (if it
+    // has any yet) is scanned on its own: the part's deltas are still to come.
     const released = (key: string, kind: ChannelKind, path: JsonPath, text: string): string => {
+      if (!final) return text === '' ? text : this.whole(`${key}:added`, kind, index(path[1], 0), { at: 'none' }, path, text, []);
       let ch = this.channels.get(key);
       if (!ch) {
         ch = this.channel(key, kind, index(path[1], 0), { at: 'none' }, path);
