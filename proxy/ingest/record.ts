@@ -154,7 +154,11 @@ function tagObject(ex: Exchange, opts: RecordOptions): Record<string, string> {
   if (ex.identity !== undefined) tag.identity = ex.identity;
   if (opts.podName !== undefined) tag.pod = opts.podName;
   if (opts.podNamespace !== undefined) tag.namespace = opts.podNamespace;
-  if (ex.findings.length > 0 && tag.guardrail !== 'allowed') tag['decided-by'] = decidedBy(primaryFinding(ex.findings));
+  if (ex.findings.length > 0 && tag.guardrail !== 'allowed') {
+    const top = primaryFinding(ex.findings);
+    // A block without a blocking finding (e.g. Akto unreachable with ON_ERROR=block) is named by its hook.
+    if (tag.guardrail !== 'blocked' || top.action === 'block' || top.action === 'limit') tag['decided-by'] = decidedBy(top);
+  }
   // Hooks add keys (incident, akto-request, ...); they never replace the keys above.
   if (ex.traceTags) for (const key of Object.keys(ex.traceTags)) if (!(key in tag)) tag[key] = ex.traceTags[key];
   return tag;
