@@ -1,5 +1,6 @@
 import { loadIngestConfig } from '../../../proxy/ingest/config';
 import { buildAktoRecord, RecordOptions, truncateUtf8 } from '../../../proxy/ingest/record';
+import type { Exchange, Finding } from '../../../proxy/protocols/exchange';
 import { validateRecord } from '../../fixtures/akto-receiver';
 import { makeExchange } from './make-exchange';
 
@@ -93,7 +94,7 @@ describe('buildAktoRecord', () => {
   });
 
   it('names the tier that decided: a local rule, an Akto policy, a limit; a block without a finding is named by its hook', () => {
-    const decided = (findings: Parameters<typeof makeExchange>[0]['findings'], over: Parameters<typeof makeExchange>[0] = {}) =>
+    const decided = (findings: Finding[], over: Partial<Exchange> = {}) =>
       JSON.parse(buildAktoRecord(makeExchange({ findings, ...over }), opts()).record.tag)['decided-by'];
     const local = { source: 'guardrail', ruleId: 'pii-redact', action: 'redact', severity: 'medium', stage: 'request', reason: 'EMAIL', detector: 'pii' } as const;
     const akto = { source: 'guardrail', ruleId: 'akto:finance', action: 'block', severity: 'high', stage: 'request', reason: 'Akto policy', detector: 'akto' } as const;
