@@ -6,7 +6,19 @@ import { aktoRoute } from '../ingest/sender';
 import type { Stage } from '../protocols/exchange';
 
 /** Why a check produced no verdict; each is counted and decided by AKTO_GUARDRAILS_ON_ERROR. */
-export type CheckErrorReason = 'timeout' | 'network' | 'http_4xx' | 'http_5xx' | 'auth' | 'unreadable' | 'fail_open' | 'invalid_modified' | 'too_large' | 'circuit_open';
+export type CheckErrorReason =
+  | 'timeout'
+  | 'network'
+  | 'http_4xx'
+  | 'http_5xx'
+  | 'auth'
+  | 'unreadable'
+  | 'fail_open'
+  | 'invalid_modified'
+  | 'too_large'
+  | 'no_body'
+  | 'circuit_open'
+  | 'internal';
 
 export type CheckAnswer = { kind: 'answer'; body: string } | { kind: 'error'; reason: CheckErrorReason; detail: string };
 

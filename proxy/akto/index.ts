@@ -76,6 +76,8 @@ export function createAktoGuardrails(env: Env, logger: Logger, registry: Registr
   async function judge(ex: Exchange, phase: Stage, view: Exchange): Promise<Judged> {
     const started = performance.now();
     const elapsed = (): number => Math.round((performance.now() - started) * 100) / 100;
+    // A body the proxy did not read (a content type it does not inspect) or an empty one: nothing to judge.
+    if (view.requestBody.length === 0) return { error: { reason: 'no_body', detail: 'the request body was not read or is empty' }, ms: 0 };
     if (openUntil > Date.now()) return { error: { reason: 'circuit_open', detail: `${failures} checks in a row failed; not calling Akto for ${BREAKER_OPEN_MS} ms` }, ms: 0 };
     const built = buildAktoRecord(view, config.record);
     if (built.truncated > 0) return { error: { reason: 'too_large', detail: `a payload is over AKTO_GUARDRAILS_MAX_PAYLOAD_BYTES (${config.record.maxPayloadBytes})` }, ms: 0 };
@@ -187,33 +189,48 @@ export function createAktoGuardrails(env: Env, logger: Logger, registry: Registr
     if (note.policy) tags['akto-policy'] = note.policy;
   }
 
+  /** A bug here must not turn a fail-closed setup into a silent pass: it is one more reason without a verdict. */
+  async function guarded(ex: Exchange, phase: Stage, run: () => Promise<BlockVerdict | undefined>): Promise<BlockVerdict | undefined> {
+    try {
+      return await run();
+    } catch (err) {
+      return failed(ex, phase, 'internal', err instanceof Error ? err.message : String(err), 0);
+    }
+  }
+
   const hooks: ExchangeHooks = {
     name: 'akto-guardrails',
-    async onRequest(ex) {
+    onRequest(ex) {
       if (ex.api === 'passthrough') return undefined;
-      // Akto judges what the upstream would get: the body with the local redactions in it.
-      const forwarded = serializeRequest(ex);
-      const view = forwarded === ex.requestBody ? ex : { ...ex, requestBody: forwarded };
-      return settle(ex, 'request', await judge(ex, 'request', view), forwarded, (payload) => applyModifiedRequest(ex, payload));
+      return guarded(ex, 'request', async () => {
+        // Akto judges what the upstream would get: the body with the local redactions in it.
+        const forwarded = serializeRequest(ex);
+        const view = forwarded === ex.requestBody ? ex : { ...ex, requestBody: forwarded };
+        return settle(ex, 'request', await judge(ex, 'request', view), forwarded, (payload) => applyModifiedRequest(ex, payload));
+      });
     },
   };
   if (config.mode === 'both') {
-    hooks.onResponse = async (ex) => {
+    hooks.onResponse = (ex) => {
       const body = ex.response?.body;
       if (ex.api === 'passthrough' || !body || ex.output.length === 0) return undefined;
-      const shown = serializeResponse(ex, body);
-      const view = shown === body ? ex : { ...ex, response: { ...ex.response!, body: shown } };
-      return settle(ex, 'response', await judge(ex, 'response', view), ex.requestBody, (payload) => applyModifiedResponse(ex, payload));
+      return guarded(ex, 'response', async () => {
+        const shown = serializeResponse(ex, body);
+        const view = shown === body ? ex : { ...ex, response: { ...ex.response!, body: shown } };
+        return settle(ex, 'response', await judge(ex, 'response', view), ex.requestBody, (payload) => applyModifiedResponse(ex, payload));
+      });
     };
     hooks.openStream = (ex) => {
       if (ex.api === 'passthrough') return undefined;
       return {
         channel: () => PASS_THROUGH,
-        async finalCheck() {
-          if (ex.output.every((s) => s.text === '')) return undefined;
-          const view: Exchange = { ...ex, response: { status: ex.response?.status ?? 200, headers: { 'content-type': 'application/json' }, body: assembledResponse(ex) } };
-          // The tokens are out: a ModifiedPayload can only be recorded, a block still ends the stream.
-          return settle(ex, 'response', await judge(ex, 'response', view), ex.requestBody, 'already-sent');
+        finalCheck() {
+          if (ex.output.every((s) => s.text === '')) return Promise.resolve(undefined);
+          return guarded(ex, 'response', async () => {
+            const view: Exchange = { ...ex, response: { status: ex.response?.status ?? 200, headers: { 'content-type': 'application/json' }, body: assembledResponse(ex) } };
+            // The tokens are out: a ModifiedPayload can only be recorded, a block still ends the stream.
+            return settle(ex, 'response', await judge(ex, 'response', view), ex.requestBody, 'already-sent');
+          });
         },
       };
     };

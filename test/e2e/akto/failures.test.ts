@@ -92,6 +92,20 @@ describe.each(['allow', 'block'] as const)('no verdict from Akto, AKTO_GUARDRAIL
     expect(tag).toMatchObject({ 'akto-request': 'allowed', 'akto-response': 'error', 'akto-error': 'unreadable' });
   });
 
+  test('a body the proxy does not read (a content type it does not inspect) is not sent; ON_ERROR decides', async () => {
+    const calls = akto.calls.length;
+    const id = `unread-${onError}`;
+    const res = await fetch(`${side.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream', 'x-request-id': id },
+      body: JSON.stringify({ model: 'tgi', messages: [{ role: 'user', content: 'hello' }] }),
+    });
+    await res.arrayBuffer();
+    expect(res.status === 502).toBe(onError === 'block');
+    expect(akto.calls.length).toBe(calls);
+    expect(await tagOf(akto, id)).toMatchObject({ 'akto-request': 'error', 'akto-error': 'no_body' });
+  });
+
   test('the failures are logged once a minute, not once per request', () => {
     const lines = side.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('no verdict from Akto'));
     expect(lines).toHaveLength(1);

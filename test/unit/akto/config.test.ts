@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadAktoGuardrailsConfig } from '../../../proxy/akto';
 import { loadAlertConfig } from '../../../proxy/alerts';
 import { ConfigError } from '../../../proxy/config-env';
@@ -59,5 +61,15 @@ describe('alert settings', () => {
     [{ ALERT_QUEUE_SIZE: '-1' }, 'ALERT_QUEUE_SIZE'],
   ])('%p stops the start naming %s', (env, key) => {
     expect(keyOf(() => loadAlertConfig(env))).toBe(key);
+  });
+});
+
+describe('docs/akto.md', () => {
+  test('has a table row for every AKTO_GUARDRAILS*, AKTO_CONNECTOR and ALERT_* variable the settings read', () => {
+    const doc = readFileSync(join(__dirname, '../../../docs/akto.md'), 'utf8');
+    const sources = ['proxy/akto/config.ts', 'proxy/alerts/config.ts'].map((f) => readFileSync(join(__dirname, '../../..', f), 'utf8'));
+    const read = sources.flatMap((src) => [...src.matchAll(/env\w*\(env, '((?:AKTO_GUARDRAILS|AKTO_CONNECTOR|ALERT_)[A-Z_]*)'/g)].map((m) => m[1]));
+    expect(read.length).toBeGreaterThan(15);
+    expect(read.filter((name) => !doc.includes(`| \`${name}\` |`))).toEqual([]);
   });
 });
