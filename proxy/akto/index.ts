@@ -101,6 +101,7 @@ export function createAktoGuardrails(env: Env, logger: Logger, registry: Registr
   /** Applies a judged phase: records it, and returns the block the client gets, if any. */
   function settle(ex: Exchange, phase: Stage, judged: Judged, forwarded: Buffer, applyModified: ((payload: string) => ModifiedProblem) | 'already-sent'): BlockVerdict | undefined {
     const { verdict: v, ms } = judged;
+    if (!v && judged.error!.reason === 'too_large' && phase === 'request') return tooLarge(ex, judged.error!.detail);
     if (!v) return failed(ex, phase, judged.error!.reason, judged.error!.detail, ms);
     if (!v.allowed) {
       if (v.behaviour === 'alert') record(ex, phase, v, ms, 'alert', 'alert');
@@ -179,6 +180,19 @@ export function createAktoGuardrails(env: Env, logger: Logger, registry: Registr
       // An outage is not the request's fault: let SDKs retry it.
       headers: { 'x-should-retry': 'true' },
     };
+  }
+
+  /**
+   * The client chooses the size of its request: padding it past what Akto can take must not be a way around
+   * Akto, even when outages are let through. Refused like a body over MAX_REQUEST_SIZE.
+   */
+  function tooLarge(ex: Exchange, detail: string): BlockVerdict {
+    m.errors.inc({ phase: 'request', reason: 'too_large' });
+    mark(ex, 'request', { result: 'error', error: 'too_large' });
+    const tags = (ex.traceTags ??= {});
+    tags['akto-error'] = 'too_large';
+    tags['decided-by'] = 'akto:too-large';
+    return { status: 413, type: 'request_too_large', code: 'request_too_large', message: `request body is too large for Akto's guardrails: ${detail}` };
   }
 
   function mark(ex: Exchange, phase: Stage, note: PhaseNote): void {

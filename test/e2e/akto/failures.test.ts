@@ -51,6 +51,7 @@ describe.each(['allow', 'block'] as const)('no verdict from Akto, AKTO_GUARDRAIL
       AKTO_GUARDRAILS: 'both',
       AKTO_GUARDRAILS_TIMEOUT_MS: '300',
       AKTO_GUARDRAILS_ON_ERROR: onError,
+      AKTO_GUARDRAILS_MAX_PAYLOAD_BYTES: '2048',
       POLICY_PACK: 'off',
     });
   });
@@ -104,6 +105,23 @@ describe.each(['allow', 'block'] as const)('no verdict from Akto, AKTO_GUARDRAIL
     expect(res.status === 502).toBe(onError === 'block');
     expect(akto.calls.length).toBe(calls);
     expect(await tagOf(akto, id)).toMatchObject({ 'akto-request': 'error', 'akto-error': 'no_body' });
+  });
+
+  test('a request padded past what Akto takes is refused (413) whatever ON_ERROR says: size is the client\'s choice', async () => {
+    const before = stub.requests.length;
+    const calls = akto.calls.length;
+    const padded = `${'lorem ipsum '.repeat(250)} now the real question`;
+    const got = await sdk(side.url, `padded-${onError}`)
+      .chat.completions.create({ model: 'tgi', messages: [{ role: 'user', content: padded }] })
+      .then(
+        () => undefined,
+        (e: InstanceType<typeof OpenAI.APIError>) => e,
+      );
+    expect(got?.status).toBe(413);
+    expect(got?.type).toBe('request_too_large');
+    expect(stub.requests.length).toBe(before);
+    expect(akto.calls.length).toBe(calls);
+    expect(await tagOf(akto, `padded-${onError}`)).toMatchObject({ 'akto-error': 'too_large', 'decided-by': 'akto:too-large' });
   });
 
   test('the failures are logged once a minute, not once per request', () => {
