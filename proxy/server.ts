@@ -389,13 +389,23 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
         finish(flight, 'blocked');
       }
     });
+    const close = (): void => {
+      res.end();
+      recordResponse(flight, status, headers);
+      finish(flight, rewriter.blocked ? 'blocked' : 'ok');
+    };
     proxyRes.on('end', () => {
       if (flight.done) return;
       clearTimeout(flight.timer);
       send(rewriter.end());
-      res.end();
-      recordResponse(flight, status, headers);
-      finish(flight, rewriter.blocked ? 'blocked' : 'ok');
+      const check = inspector?.finalCheck;
+      if (!check || rewriter.blocked) return close();
+      // A check of the whole answer (Akto): the terminal events wait for it; tokens already sent stay sent.
+      void finalVerdict(check).then((verdict) => {
+        if (flight.done) return; // the client left meanwhile
+        send(verdict ? rewriter.cut(verdict) : rewriter.release());
+        close();
+      });
     });
     proxyRes.on('aborted', () => {
       if (flight.done) return;
@@ -403,10 +413,22 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       if (flight.req.socket.destroyed) return onClientClose(flight);
       // The upstream died mid-stream: release what filters still hold, then end the response.
       send(rewriter.end());
+      send(rewriter.release());
       res.end();
       recordResponse(flight, status, headers);
       finish(flight, 'upstream_error');
     });
+  }
+
+  /** A final check that throws is logged and counted like a failed hook; the stream then ends as it was. */
+  async function finalVerdict(check: () => Promise<BlockVerdict | undefined>): Promise<BlockVerdict | undefined> {
+    try {
+      return await check();
+    } catch (err) {
+      metrics.hookErrors.inc({ hook: 'stream', phase: 'final_check' });
+      logger.error({ phase: 'final_check', err: errorSummary(err) }, 'stream final check failed; the stream ends as it was');
+      return undefined;
+    }
   }
 
   function armIdleTimer(flight: Flight): void {

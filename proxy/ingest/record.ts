@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { isIP } from 'node:net';
-import type { Exchange, Finding, Outcome } from '../protocols/exchange';
+import { SEVERITY_RANK, type Exchange, type Finding, type Outcome } from '../protocols/exchange';
 import type { RecordSettings } from './config';
 
 /**
@@ -61,7 +61,6 @@ const AKTO_ACTION: Record<Finding['action'], string> = {
   alert: 'alert',
 };
 
-const SEVERITY_RANK: Record<Finding['severity'], number> = { low: 0, medium: 1, high: 2, critical: 3 };
 const ACTION_RANK: Record<Finding['action'], number> = { flag: 0, alert: 0, redact: 1, limit: 2, block: 3 };
 
 /** Builds the Akto record for a finished exchange. Pure: everything it needs is in ex and opts. */
@@ -155,7 +154,24 @@ function tagObject(ex: Exchange, opts: RecordOptions): Record<string, string> {
   if (ex.identity !== undefined) tag.identity = ex.identity;
   if (opts.podName !== undefined) tag.pod = opts.podName;
   if (opts.podNamespace !== undefined) tag.namespace = opts.podNamespace;
+  if (ex.findings.length > 0 && tag.guardrail !== 'allowed') {
+    const top = primaryFinding(ex.findings);
+    // A block without a blocking finding (e.g. Akto unreachable with ON_ERROR=block) is named by its hook.
+    if (tag.guardrail !== 'blocked' || top.action === 'block' || top.action === 'limit') tag['decided-by'] = decidedBy(top);
+  }
+  // Hooks add keys (incident, akto-request, ...); they never replace the keys above.
+  if (ex.traceTags) for (const key of Object.keys(ex.traceTags)) if (!(key in tag)) tag[key] = ex.traceTags[key];
   return tag;
+}
+
+/**
+ * Which tier decided, so "why was this blocked" has one answer: `local:<rule id>` for this proxy's
+ * policy, `akto:<policy>` for Akto's inline verdicts (guardrail findings with detector "akto", whose
+ * rule id already says so), `limit:<rule>`, or the anomaly rule.
+ */
+function decidedBy(f: Finding): string {
+  if (f.source === 'guardrail') return f.detector === 'akto' ? f.ruleId : `local:${f.ruleId}`;
+  return f.source === 'limit' ? `limit:${f.ruleId}` : f.ruleId;
 }
 
 /** One word for the tag: what the guardrails did to this exchange. */

@@ -3,13 +3,13 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { ConfigError, envInt, type Env } from '../config-env';
 import type { ExchangeHooks } from '../hooks';
 import type { Policy, PolicyStore } from '../policy/store';
-import type { BlockVerdict, Exchange, Finding } from '../protocols/exchange';
+import { SEVERITY_RANK, type BlockVerdict, type Exchange, type Finding, type Severity } from '../protocols/exchange';
 import type { Logger } from '../telemetry/logger';
 import { Alert, AnomalyState, newAnomalyState, onCompleteSignals, onRequestSignals } from './anomaly';
 import { systemClock, type Clock } from './clock';
 import { promptFingerprint } from './fingerprint';
 import { resolveIdentity, workloadFromEnv, type IdentitySourceName } from './identity';
-import { Incidents } from './incidents';
+import { Incidents, type IncidentListener } from './incidents';
 import { Limiter, type Admission, type Denial } from './limiter';
 import { Lru } from './lru';
 import { compileLimitsPolicy, LimitsPolicyError, type LimitsConfig } from './policy';
@@ -41,6 +41,8 @@ export interface Limits {
    * and sets ex.notes.limits.escalatedPack so the request's guardrails can already use it.
    */
   identityHooks: ExchangeHooks;
+  /** Hears every alert that opens or extends an incident (the alert sender subscribes). Must not throw. */
+  onIncident(listener: IncidentListener): void;
   close(): void;
 }
 
@@ -77,6 +79,7 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
   let workloadState = newAnomalyState(clock());
   const incidents = new Incidents(cfg.anomalies.maxLogLinesPerMinute, `inc-${randomBytes(3).toString('hex')}`);
   const flights = new WeakMap<Exchange, Flight>();
+  const incidentListeners: IncidentListener[] = [];
   /** Reused for each request's alerts (hooks run one at a time), so the common no-alert case allocates nothing. */
   const scratch: Alert[] = [];
 
@@ -117,7 +120,12 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
     const ms = s.blockedUntil - now;
     const rule = s.blockedBy ?? 'anomaly';
     // The alert that starts a cool-down already left its finding.
-    if (!justRaised) ex.findings.push({ source: 'anomaly', ruleId: rule, action: 'block', severity: 'high', stage: 'request', reason: `identity is in a cool-down after ${rule} for ${Math.ceil(ms / 1000)}s more` });
+    if (!justRaised) {
+      ex.findings.push({ source: 'anomaly', ruleId: rule, action: 'block', severity: 'high', stage: 'request', reason: `identity is in a cool-down after ${rule} for ${Math.ceil(ms / 1000)}s more` });
+      // Requests refused during the cool-down belong to the incident that started it.
+      const incident = s.blockedBy ? s.incidents?.get(s.blockedBy) : undefined;
+      if (incident) tagIncident(ex, incident.id, s.blockedBy!, 'high');
+    }
     (ex.notes.limits as LimitsNote).limitedBy = rule;
     m.limited.inc({ rule, kind: 'cooldown' });
     return {
@@ -167,6 +175,23 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
         detector: alert.ruleId.replace(/^anomaly\./, ''),
       };
       ex.findings.push(finding);
+      tagIncident(ex, incident.id, alert.ruleId, alert.severity);
+      for (const listener of incidentListeners) {
+        listener({
+          id: incident.id,
+          kind: alert.ruleId,
+          severity: alert.severity,
+          scope,
+          subject: who,
+          opened,
+          count: incident.count,
+          firstSeen: incident.firstSeen,
+          lastSeen: incident.lastSeen,
+          explanation: alert.explanation,
+          model: ex.model,
+          requestId: ex.id,
+        });
+      }
       if (writeLine) {
         const suppressedLines = incidents.suppressed;
         incidents.suppressed = 0;
@@ -308,6 +333,9 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
   return {
     hooks,
     identityHooks,
+    onIncident(listener) {
+      incidentListeners.push(listener);
+    },
     close() {
       unsubscribe();
       identities.clear();
@@ -315,6 +343,16 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
       workloadState = newAnomalyState(clock());
     },
   };
+}
+
+/** The trace's tag names the exchange's incident (the most severe one when alerts of several rules fired). */
+function tagIncident(ex: Exchange, id: string, kind: string, severity: Severity): void {
+  const tags = (ex.traceTags ??= {});
+  const current = tags['incident-severity'] as Severity | undefined;
+  if (current !== undefined && SEVERITY_RANK[current] >= SEVERITY_RANK[severity]) return;
+  tags.incident = id;
+  tags['incident-kind'] = kind;
+  tags['incident-severity'] = severity;
 }
 
 /** Longest Retry-After we let SDKs wait out on their own. */

@@ -60,6 +60,8 @@ export type Outcome =
 
 export type Stage = 'request' | 'response';
 export type Severity = 'low' | 'medium' | 'high' | 'critical';
+/** Severities in order, for "at or above" comparisons. */
+export const SEVERITY_RANK: Readonly<Record<Severity, number>> = { low: 0, medium: 1, high: 2, critical: 3 };
 
 /** Something a guardrail, limit or anomaly rule found. Ingest turns these into Akto's tag and _guardrail. */
 export interface Finding {
@@ -143,6 +145,8 @@ export interface Exchange {
   responseHeaders: Record<string, string>;
   /** Per-hook detail records (e.g. the guardrail decision record), keyed by hook name. */
   notes: Record<string, unknown>;
+  /** String values hooks add to the trace's `tag` (incident ids, Akto verdicts), so Akto can group by them. */
+  traceTags?: Record<string, string>;
 }
 
 export type ExchangeInit = Pick<Exchange, 'id' | 'method' | 'path' | 'api' | 'dialect' | 'upstream'> & Partial<Exchange>;

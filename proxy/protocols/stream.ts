@@ -12,6 +12,10 @@ export interface StreamRewriter {
   end(): Buffer | string;
   /** Set when a ChannelFilter blocked: the stream was closed in the client's dialect; the server stops reading upstream. */
   readonly blocked?: BlockVerdict;
+  /** With an inspector's finalCheck, after end(): the held terminal events, to send when the check passed. */
+  release(): string;
+  /** With an inspector's finalCheck, after end(): drops the held terminal events and closes the stream with this verdict. */
+  cut(verdict: BlockVerdict): string;
 }
 
 type Obj = Record<string, unknown>;
@@ -64,6 +68,9 @@ class Rewriter implements StreamRewriter {
   private readonly toolKeys = new Set<string>();
   private readonly finishedChoices = new Set<number>();
   private emitted: string[] = [];
+  /** Index in `emitted` from which the terminal events are held for the inspector's finalCheck. */
+  private heldFrom?: number;
+  private readonly holdEnd: boolean;
   private verdict?: BlockVerdict;
   private done = false;
   /** Last OpenAI chunk seen: the template for chunks we have to add. */
@@ -78,6 +85,7 @@ class Rewriter implements StreamRewriter {
     private readonly ex: Exchange,
     private readonly inspector?: StreamInspector,
   ) {
+    this.holdEnd = inspector?.finalCheck !== undefined;
     this.parser = new SseParser({
       event: (ev) => this.onEvent(ev),
       comment: (line) => {
@@ -105,10 +113,33 @@ class Rewriter implements StreamRewriter {
     return this.take();
   }
 
-  private take(): string {
-    if (this.emitted.length === 0) return '';
-    const out = this.emitted.length === 1 ? this.emitted[0] : this.emitted.join('');
+  release(): string {
+    this.heldFrom = undefined;
+    return this.take();
+  }
+
+  cut(verdict: BlockVerdict): string {
     this.emitted = [];
+    this.heldFrom = undefined;
+    this.verdict = verdict;
+    // The held finish events are dropped: every choice ends with the verdict.
+    this.finishedChoices.clear();
+    if (this.tgiNative) this.blockTgi([]);
+    else this.blockOpenAi([]);
+    return this.take();
+  }
+
+  /** From this event on, output waits for the final check (a local block releases it: no check follows). */
+  private holdTerminal(): void {
+    if (this.holdEnd && this.heldFrom === undefined) this.heldFrom = this.emitted.length;
+  }
+
+  private take(): string {
+    const upTo = this.verdict ? this.emitted.length : (this.heldFrom ?? this.emitted.length);
+    if (upTo === 0) return '';
+    const out = upTo === 1 ? this.emitted[0] : this.emitted.slice(0, upTo).join('');
+    this.emitted = upTo === this.emitted.length ? [] : this.emitted.slice(upTo);
+    if (this.heldFrom !== undefined) this.heldFrom = 0;
     return out;
   }
 
@@ -136,6 +167,7 @@ class Rewriter implements StreamRewriter {
     this.space = ev.dataSpace;
     if (!ev.hasData) return this.emitRaw(ev);
     if (ev.data === '[DONE]') {
+      this.holdTerminal();
       this.flushAll();
       return this.emitRaw(ev);
     }
@@ -147,6 +179,7 @@ class Rewriter implements StreamRewriter {
     }
     if (!isObject(obj)) return this.emitRaw(ev);
     if ('error' in obj) {
+      this.holdTerminal();
       const err = obj.error;
       this.ex.notes['stream.error'] = typeof err === 'string' ? err : isObject(err) && typeof err.message === 'string' ? err.message : 'error event';
       this.flushAll();
@@ -204,6 +237,7 @@ class Rewriter implements StreamRewriter {
     this.template = obj;
     const usage = usageFrom(obj.usage, 'stream');
     if (usage) this.ex.usage = usage;
+    if (choices.length === 0 || choices.some((c) => isObject(c) && finished(c.finish_reason))) this.holdTerminal();
     if (choices.length === 0) {
       this.flushAll();
       return this.emitRaw(ev);
@@ -349,6 +383,7 @@ class Rewriter implements StreamRewriter {
   /** A TGI native event: token text per event, the full text and details on the last one. */
   private onToken(obj: Obj, ev: SseEvent): void {
     this.tgiNative = true;
+    if (typeof obj.generated_text === 'string') this.holdTerminal();
     this.lastIndex = index(obj.index, this.lastIndex + 1);
     const got: Release[] = [];
     let changed = false;

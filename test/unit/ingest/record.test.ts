@@ -1,5 +1,6 @@
 import { loadIngestConfig } from '../../../proxy/ingest/config';
 import { buildAktoRecord, RecordOptions, truncateUtf8 } from '../../../proxy/ingest/record';
+import type { Exchange, Finding } from '../../../proxy/protocols/exchange';
 import { validateRecord } from '../../fixtures/akto-receiver';
 import { makeExchange } from './make-exchange';
 
@@ -90,6 +91,26 @@ describe('buildAktoRecord', () => {
     });
     expect(g.guardrailFindings).toHaveLength(2);
     expect(JSON.parse(record.tag).guardrail).toBe('blocked');
+  });
+
+  it('names the tier that decided: a local rule, an Akto policy, a limit; a block without a finding is named by its hook', () => {
+    const decided = (findings: Finding[], over: Partial<Exchange> = {}) =>
+      JSON.parse(buildAktoRecord(makeExchange({ findings, ...over }), opts()).record.tag)['decided-by'];
+    const local = { source: 'guardrail', ruleId: 'pii-redact', action: 'redact', severity: 'medium', stage: 'request', reason: 'EMAIL', detector: 'pii' } as const;
+    const akto = { source: 'guardrail', ruleId: 'akto:finance', action: 'block', severity: 'high', stage: 'request', reason: 'Akto policy', detector: 'akto' } as const;
+    const alert = { source: 'anomaly', ruleId: 'anomaly.loop', action: 'alert', severity: 'high', stage: 'request', reason: 'loop' } as const;
+    expect(decided([local])).toBe('local:pii-redact');
+    expect(decided([local, akto], { outcome: 'blocked' })).toBe('akto:finance');
+    expect(decided([{ source: 'limit', ruleId: 'per-user', action: 'limit', severity: 'low', stage: 'request', reason: 'x' }], { outcome: 'blocked' })).toBe('limit:per-user');
+    expect(decided([])).toBeUndefined();
+    // Blocked by a hook that left no blocking finding: the alert is not what decided.
+    expect(decided([alert], { outcome: 'blocked', traceTags: { 'decided-by': 'akto:unavailable' } })).toBe('akto:unavailable');
+  });
+
+  it('adds the tag keys hooks set (incident, akto verdicts) without letting them replace its own', () => {
+    const ex = makeExchange({ traceTags: { incident: 'inc-1a2b3c-4', 'incident-kind': 'anomaly.loop', 'incident-severity': 'high', guardrail: 'allowed-by-hook', 'gen-ai': 'x' }, outcome: 'blocked' });
+    const tag = JSON.parse(buildAktoRecord(ex, opts()).record.tag);
+    expect(tag).toMatchObject({ incident: 'inc-1a2b3c-4', 'incident-kind': 'anomaly.loop', 'incident-severity': 'high', guardrail: 'blocked', 'gen-ai': 'Gen AI' });
   });
 
   it('gives exchanges without a response the status the client got', () => {
