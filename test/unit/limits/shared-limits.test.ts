@@ -194,6 +194,7 @@ describeWithRedis('when Redis fails', () => {
     expect(closed!.headers!['retry-after']).toBe('1');
     expect(Date.now() - t0).toBeLessThan(1000);
 
+    await waitFor(() => p.lines.some((l) => l.event === 'limits_store_fallback'), 2000, 'fallback line');
     const warns = p.lines.filter((l) => l.level === 40 || l.level === 'warn');
     expect(warns.filter((l) => l.event === 'limits_store_down')).toHaveLength(1);
     expect(warns.filter((l) => l.event === 'limits_store_fallback')).toHaveLength(1); // once per minute, not per request
