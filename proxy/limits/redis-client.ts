@@ -62,6 +62,7 @@ export class RedisClient extends EventEmitter {
   private attempts = 0;
   private reconnectTimer?: NodeJS.Timeout;
   private stallTimer?: NodeJS.Timeout;
+  private corked = false;
 
   constructor(private readonly opts: RedisClientOptions) {
     super();
@@ -115,9 +116,19 @@ export class RedisClient extends EventEmitter {
 
   private write(args: readonly (string | number)[]): Promise<RespValue> {
     if (this.inFlight >= this.opts.maxPending) return Promise.reject(new RedisUnavailableError('queue_full'));
+    const socket = this.socket!;
+    if (!this.corked) {
+      // Commands issued in the same tick (the scripts of one check, concurrent requests) leave in one write.
+      this.corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        socket.uncork();
+      });
+    }
     return new Promise<RespValue>((resolve, reject) => {
       this.pending.push({ resolve, reject, sentAt: Date.now() });
-      this.socket!.write(encodeCommand(args));
+      socket.write(encodeCommand(args));
     });
   }
 

@@ -61,7 +61,7 @@ export function createSharedLimiter(env: Env, local: Limiter, defaultCompletion:
   const log = logger.child({ component: 'limits' });
   const where = `${opts.tls ? 'rediss' : 'redis'}://${opts.host}:${opts.port}`;
 
-  const up = new Gauge({ name: 'akto_proxy_limits_store_up', help: '1 while the shared limits store (Redis) is connected.', registers: [registry] });
+  const up = new Gauge({ name: 'akto_proxy_limits_store_up', help: 'Whether the shared limits store (Redis) is connected: 1 yes, 0 no.', registers: [registry] });
   const fallbacks = new Counter({
     name: 'akto_proxy_limits_store_fallbacks_total',
     help: 'Limit checks (stage admit) decided without the shared store, and settlements (stage settle) it did not get, by reason.',

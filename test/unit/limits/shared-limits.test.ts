@@ -199,7 +199,7 @@ describeWithRedis('when Redis fails', () => {
     expect(warns.filter((l) => l.event === 'limits_store_down')).toHaveLength(1);
     expect(warns.filter((l) => l.event === 'limits_store_fallback')).toHaveLength(1); // once per minute, not per request
     expect(await p.registry.metrics()).toMatch(/akto_proxy_limits_store_fallbacks_total\{reason="unavailable",stage="admit"\} 8/);
-    expect(await p.registry.metrics()).toMatch(/akto_proxy_limits_store_up 0/);
+    expect(await p.registry.metrics()).toMatch(/^akto_proxy_limits_store_up 0$/m);
 
     await redis.restart();
     await ready(p, 'limits_store_recovered');
@@ -207,7 +207,7 @@ describeWithRedis('when Redis fails', () => {
     for (let i = 0; i < 3; i++) expect(await request(p.limits, on('/v1/chat/completions', 'jack'))).toBeUndefined();
     expect(await request(p.limits, on('/v1/chat/completions', 'jack'))).toMatchObject({ status: 429 });
     expect(await redis.command('EXISTS', 'kill:{i:user%3ajack}:fallback-local:b')).toBe(':1');
-    expect(await p.registry.metrics()).toMatch(/akto_proxy_limits_store_up 1/);
+    expect(await p.registry.metrics()).toMatch(/^akto_proxy_limits_store_up 1$/m);
   });
 
   test('a Redis that stalls (DEBUG SLEEP) costs each check its deadline, never a hung request; what it took late is given back', async () => {
