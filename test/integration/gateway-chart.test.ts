@@ -163,7 +163,9 @@ describeIf(!!(tools.apiserver && tools.etcd && tools.helm), [!tools.apiserver &&
     // cert-manager is not installed here: mode secret, with the Secret the operator would provide.
     const args = [...UPSTREAMS, '--set', 'gateway.tls.mode=secret', '--set', 'gateway.tls.secretName=gw-tls', '--set', 'limits.redisUrl=redis://redis.infra:6379'];
     expect(run(['install', 'gw', CHART, '-n', 'edge', '--create-namespace', '--dry-run=server', ...args])).toContain('kind: HorizontalPodAutoscaler');
-    run(['install', 'gw', CHART, '-n', 'edge', '--create-namespace', ...args]);
+    const notes = run(['install', 'gw', CHART, '-n', 'edge', '--create-namespace', ...args]);
+    expect(notes).toContain('https://akto-proxy.edge.svc:443  ->  https://x.endpoints.huggingface.cloud');
+    expect(notes).toContain('https://akto-proxy.edge.svc:8000  ->  http://vllm.models:8000/v1');
     const dep = await cp.api.must<{ spec: { template: { spec: { containers: Array<{ env: Array<{ name: string; value?: string }> }> } } } }>('GET', '/apis/apps/v1/namespaces/edge/deployments/gw-akto-agent-proxy-gateway');
     expect(dep.spec.template.spec.containers[0].env.find((e) => e.name === 'UPSTREAMS')?.value).toBe('8443=APP_URL,8444=APP_URL_1');
     for (const p of ['/api/v1/namespaces/edge/services/akto-proxy', '/apis/autoscaling/v2/namespaces/edge/horizontalpodautoscalers/gw-akto-agent-proxy-gateway',
