@@ -127,6 +127,22 @@ describeWithRedis('limits shared through Redis', () => {
     expect(await request(a.limits, ask('gina'))).toBeUndefined();
   });
 
+  test('a client that leaves while the check is out does not keep the slot it was just given', async () => {
+    const policy: Policy = { identity: IDENTITY, anomalies: ANOMALIES_OFF, limits: [{ id: 'solo', per: 'identity', concurrent: 1 }] };
+    const a = started(pod(policy, { LIMITS_REDIS_URL: redis.url, LIMITS_REDIS_KEY_PREFIX: 'abort' }));
+    await ready(a);
+    const ex = ask('quinn');
+    await a.limits.identityHooks.onRequest!(ex);
+    const pending = a.limits.hooks.onRequest!(ex);
+    expect(pending).toBeInstanceOf(Promise);
+    // The server finishes the exchange (client gone) before Redis answered.
+    ex.outcome = 'aborted';
+    a.limits.hooks.onComplete!(ex);
+    expect(await pending).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await request(a.limits, ask('quinn'))).toBeUndefined();
+  });
+
   test('a script Redis forgot (SCRIPT FLUSH, restart, failover) is sent again with EVAL', async () => {
     const policy: Policy = { identity: IDENTITY, anomalies: ANOMALIES_OFF, limits: [{ id: 'flush', requests: { limit: 2, window: '1h' } }] };
     const a = started(pod(policy, { LIMITS_REDIS_URL: redis.url, LIMITS_REDIS_KEY_PREFIX: 'flush' }));
