@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from './ports';
@@ -32,23 +33,24 @@ export interface TestRedis {
   stop(): Promise<void>;
 }
 
-/** A redis-server on a free loopback port, nothing persisted, stopped by stop(). */
-export async function startRedis(opts: { password?: string } = {}): Promise<TestRedis> {
+/** A redis-server on a free loopback port, nothing persisted, stopped by stop(). With `tls`, TLS only (rediss://). */
+export async function startRedis(opts: { password?: string; tls?: { cert: string; key: string; ca: string } } = {}): Promise<TestRedis> {
   const bin = findRedisServer();
   if (!bin) throw new Error('redis-server not found');
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'aap-redis-'));
   let proc: ChildProcess | undefined;
 
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--enable-debug-command', 'local', '--loglevel', 'warning'];
+  const listen = opts.tls ? ['--port', '0', '--tls-port', String(port), ...tlsArgs(dir, opts.tls)] : ['--port', String(port)];
+  const args = [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--enable-debug-command', 'local', '--loglevel', 'warning'];
   if (opts.password) args.push('--requirepass', opts.password);
 
   const command = (...cmd: string[]): Promise<string> =>
     new Promise((resolve, reject) => {
-      const s = net.connect(port, '127.0.0.1');
+      const s = opts.tls ? tls.connect({ port, host: '127.0.0.1', ca: opts.tls.ca, servername: 'localhost' }) : net.connect(port, '127.0.0.1');
       let out = '';
       const pre = opts.password ? [['AUTH', opts.password]] : [];
-      s.on('connect', () => {
+      s.on(opts.tls ? 'secureConnect' : 'connect', () => {
         for (const c of [...pre, cmd]) s.write(`*${c.length}\r\n${c.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`);
       });
       s.on('data', (d) => {
@@ -89,7 +91,7 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Test
   await start();
   return {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: opts.tls ? `rediss://localhost:${port}` : `redis://127.0.0.1:${port}`,
     command,
     kill: () => signal('SIGKILL'),
     restart: start,
@@ -98,4 +100,9 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Test
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+function tlsArgs(dir: string, pem: { cert: string; key: string; ca: string }): string[] {
+  for (const [name, text] of Object.entries(pem)) writeFileSync(path.join(dir, `${name}.pem`), text);
+  return ['--tls-cert-file', path.join(dir, 'cert.pem'), '--tls-key-file', path.join(dir, 'key.pem'), '--tls-ca-cert-file', path.join(dir, 'ca.pem'), '--tls-auth-clients', 'no'];
 }

@@ -2,10 +2,14 @@
  * Limits shared through a real redis-server (started here on loopback): the hooks as the server runs
  * them, two limiters standing for two pods, and what happens when Redis dies, stalls or forgets scripts.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { createLimits, type Limits } from '../../../proxy/limits';
 import { MemoryPolicyStore, type Policy } from '../../../proxy/policy/store';
 import type { BlockVerdict, Exchange } from '../../../proxy/protocols/exchange';
 import { createRegistry } from '../../../proxy/telemetry/metrics';
+import { TestCa } from '../../integration/harness';
 import { describeWithRedis, startRedis, type TestRedis } from '../../support/redis';
 import { waitFor } from '../../support/wait';
 import { answer, captureLogger, chat, exchange } from './helpers';
@@ -275,6 +279,41 @@ describeWithRedis('when Redis fails', () => {
     expect(String(down.reason)).toContain('AUTH refused');
     expect(JSON.stringify(bad.lines)).not.toContain('not-the-pw');
     expect(JSON.stringify(good.lines)).not.toContain('s3cret-pw');
+  });
+});
+
+describeWithRedis('rediss://', () => {
+  const ca = new TestCa('akto-redis-test-ca');
+  let redis: TestRedis;
+  let dir: string;
+  const open: Limits[] = [];
+  beforeAll(async () => {
+    const pem = ca.serving('redis');
+    redis = await startRedis({ tls: { cert: pem.cert, key: pem.key, ca: ca.cert } });
+    dir = mkdtempSync(path.join(os.tmpdir(), 'aap-redis-ca-'));
+    writeFileSync(path.join(dir, 'ca.pem'), ca.cert);
+  });
+  afterAll(async () => {
+    for (const l of open) l.close();
+    await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const policy: Policy = { identity: IDENTITY, anomalies: ANOMALIES_OFF, limits: [{ id: 'tls-one', requests: { limit: 1, window: '1h' } }] };
+
+  test('verifies the server against the trusted CAs (NODE_EXTRA_CA_CERTS) and shares limits over TLS', async () => {
+    const p = pod(policy, { LIMITS_REDIS_URL: redis.url, NODE_EXTRA_CA_CERTS: path.join(dir, 'ca.pem'), LIMITS_REDIS_KEY_PREFIX: 'tls' });
+    open.push(p.limits);
+    await waitFor(() => p.lines.some((l) => l.event === 'limits_store_connected'), 5000, 'connected over TLS');
+    expect(await request(p.limits, ask('rita'))).toBeUndefined();
+    expect(await request(p.limits, ask('rita'))).toMatchObject({ status: 429 });
+    expect(await redis.command('EXISTS', 'tls:{i:user%3arita}:tls-one:b')).toBe(':1');
+  });
+
+  test('refuses a server whose certificate it cannot verify', async () => {
+    const p = pod(policy, { LIMITS_REDIS_URL: redis.url, LIMITS_REDIS_KEY_PREFIX: 'tls-untrusted' });
+    open.push(p.limits);
+    await waitFor(() => p.lines.some((l) => l.event === 'limits_store_down'), 5000, 'refused');
+    expect(String(p.lines.find((l) => l.event === 'limits_store_down')!.reason)).toMatch(/CERT|SIGNATURE|ISSUER|self.signed/i);
   });
 });
 
