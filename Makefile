@@ -19,14 +19,14 @@ demo: build
 	node dist/scripts/demo.js
 
 # Installs, builds, lints, builds or reuses kube-apiserver/etcd/helm (cached outside the repo; skipped
-# loudly without Go), installs wrk (Debian) for the load-generator test, then runs every jest suite once and
+# loudly without Go), installs wrk and redis-server (Debian) for the load-generator and shared-limits tests, then runs every jest suite once and
 # prints one totals line.
 test:
 	npm ci --no-audit --no-fund
 	npm run build
 	npm run lint
 	bash test/integration/k8s-tools.sh
-	bash bench/peers/install.sh wrk
+	bash bench/peers/install.sh wrk redis
 	bash scripts/test-all.sh
 
 bench: build

@@ -1,4 +1,5 @@
 import { Env, envEnum, envInt, envPort, envString, envUrl, ConfigError, parseHttpUrl, envBool } from './config-env';
+import type { ListenerTls } from './http/serving';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -28,6 +29,8 @@ export interface ProxyConfig {
   drainTimeoutMs: number;
   /** Pass `Accept-Encoding: identity` upstream on inspected routes so bodies can be read. */
   forceIdentityEncoding: boolean;
+  /** HTTPS on the proxied ports (gateway mode); unset = plain HTTP. */
+  listenTls?: ListenerTls;
 }
 
 const MiB = 1024 * 1024;
@@ -53,7 +56,18 @@ export function loadProxyConfig(env: Env): ProxyConfig {
     upstreamAuthorization: authorization,
     drainTimeoutMs: envInt(env, 'DRAIN_TIMEOUT', 25, 0, 3600) * 1000,
     forceIdentityEncoding: envBool(env, 'UPSTREAM_IDENTITY_ENCODING', true),
+    listenTls: loadListenTls(env),
   };
+}
+
+/** LISTEN_TLS_CERT_FILE and LISTEN_TLS_KEY_FILE come together; LISTEN_TLS_RELOAD_MS (default 5000) polls for rotation. */
+function loadListenTls(env: Env): ListenerTls | undefined {
+  const certFile = envString(env, 'LISTEN_TLS_CERT_FILE');
+  const keyFile = envString(env, 'LISTEN_TLS_KEY_FILE');
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  if (certFile === undefined) throw new ConfigError('LISTEN_TLS_CERT_FILE', 'must be set together with LISTEN_TLS_KEY_FILE');
+  if (keyFile === undefined) throw new ConfigError('LISTEN_TLS_KEY_FILE', 'must be set together with LISTEN_TLS_CERT_FILE');
+  return { certFile, keyFile, reloadMs: envInt(env, 'LISTEN_TLS_RELOAD_MS', 5000, 50, 3_600_000) };
 }
 
 /**

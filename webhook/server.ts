@@ -14,10 +14,8 @@ import { BadReviewError, InjectFn, review } from './admission';
 import { ClusterInfo, inject } from './inject';
 import type { Settings } from './settings';
 
-export interface TlsMaterial {
-  cert: string;
-  key: string;
-}
+import type { TlsMaterial } from '../proxy/http/tls-files';
+export type { TlsMaterial };
 
 export interface WebhookServerOptions {
   settings: Settings;

@@ -39,6 +39,8 @@ export interface Settings {
   upstreamAuthorization: { secretName: string; key: string };
   /** ConfigMap (in the pod's namespace) mounted as the proxy's policy; empty name = proxy default. */
   policy: { configMapName: string; key: string };
+  /** Limits shared through Redis (LIMITS_REDIS_*); empty URL = per-pod limits. The password Secret is in the pod's namespace. */
+  limits: { redisUrl: string; passwordSecretName: string; passwordSecretKey: string; timeoutMs: number; keyPrefix: string };
   urlEnvVars: string[];
   excludedNamespaces: string[];
   nativeSidecar: NativeSidecarMode;
@@ -103,6 +105,11 @@ export const SETTINGS: readonly SettingDecl[] = [
   { key: 'upstreamAuthorization.key', env: 'UPSTREAM_AUTH_SECRET_KEY', kind: { t: 'string', pattern: KEY_NAME }, default: 'UPSTREAM_AUTHORIZATION', doc: 'Key in that Secret.' },
   { key: 'policy.configMapName', env: 'POLICY_CONFIGMAP_NAME', kind: { t: 'string', pattern: DNS_NAME, allowEmpty: true }, default: '', doc: 'ConfigMap in the pod\'s namespace mounted as POLICY_FILE; empty = the proxy\'s built-in default policy.' },
   { key: 'policy.key', env: 'POLICY_CONFIGMAP_KEY', kind: { t: 'string', pattern: KEY_NAME }, default: 'policy.yaml', doc: 'Key of that ConfigMap holding the policy document.' },
+  { key: 'limits.redisUrl', env: 'SIDECAR_LIMITS_REDIS_URL', kind: { t: 'string', pattern: /^rediss?:\/\/[^\s@/]+(\/\d{1,5})?$/, allowEmpty: true, expected: 'redis://host[:port][/db] or rediss://..., without credentials' }, default: '', doc: 'LIMITS_REDIS_URL of every sidecar: limits shared through this Redis; empty = per-pod limits.' },
+  { key: 'limits.passwordSecretName', env: 'SIDECAR_LIMITS_REDIS_SECRET_NAME', kind: { t: 'string', pattern: DNS_NAME, allowEmpty: true }, default: '', doc: 'Secret in the pod\'s namespace with the Redis password (LIMITS_REDIS_PASSWORD); empty = none.' },
+  { key: 'limits.passwordSecretKey', env: 'SIDECAR_LIMITS_REDIS_SECRET_KEY', kind: { t: 'string', pattern: KEY_NAME }, default: 'LIMITS_REDIS_PASSWORD', doc: 'Key in that Secret.' },
+  { key: 'limits.timeoutMs', env: 'SIDECAR_LIMITS_REDIS_TIMEOUT_MS', kind: { t: 'int', min: 1, max: 10000 }, default: 5, doc: 'LIMITS_REDIS_TIMEOUT_MS: deadline of one limit check; past it each rule applies its on_error.' },
+  { key: 'limits.keyPrefix', env: 'SIDECAR_LIMITS_REDIS_KEY_PREFIX', kind: { t: 'string', pattern: /^[A-Za-z0-9_.-]{1,64}$/ }, default: 'aap', doc: 'LIMITS_REDIS_KEY_PREFIX: proxies with the same prefix and rule id share a counter.' },
   { key: 'urlEnvVars', env: 'URL_ENV_VARS', kind: { t: 'list', item: ENV_NAME }, default: ['AI_AGENT_INFERENCE_URL', 'OPENAI_BASE_URL', 'HF_INFERENCE_ENDPOINT'], doc: 'Env vars holding an inference URL to rewrite (per-pod annotation `env-vars` overrides).' },
   { key: 'excludedNamespaces', env: 'EXCLUDED_NAMESPACES', kind: { t: 'list', item: DNS_LABEL }, default: ['kube-system', 'kube-public', 'kube-node-lease'], doc: 'Namespaces never injected; the webhook\'s own namespace is always added.' },
   { key: 'nativeSidecar', env: 'NATIVE_SIDECAR', kind: { t: 'enum', values: ['auto', 'always', 'never'] }, default: 'auto', doc: '`auto`: native sidecar when the API server and every node\'s kubelet are >= 1.29 (API server alone without node list permission), else classic; per-pod annotation `native-sidecar` overrides.' },

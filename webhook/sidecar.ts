@@ -85,6 +85,15 @@ export function buildSidecar(settings: Settings, plan: SidecarPlan): JsonObject 
   if (settings.upstreamAuthorization.secretName) {
     env.push({ name: 'UPSTREAM_AUTHORIZATION', valueFrom: { secretKeyRef: { name: settings.upstreamAuthorization.secretName, key: settings.upstreamAuthorization.key } } });
   }
+  const l = settings.limits;
+  if (l.redisUrl) {
+    env.push(
+      { name: 'LIMITS_REDIS_URL', value: l.redisUrl },
+      { name: 'LIMITS_REDIS_TIMEOUT_MS', value: String(l.timeoutMs) },
+      { name: 'LIMITS_REDIS_KEY_PREFIX', value: l.keyPrefix },
+    );
+    if (l.passwordSecretName) env.push({ name: 'LIMITS_REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: l.passwordSecretName, key: l.passwordSecretKey } } });
+  }
   if (o.policyPack) env.push({ name: 'POLICY_PACK', value: o.policyPack });
   else if (settings.policy.configMapName) env.push({ name: 'POLICY_FILE', value: POLICY_FILE });
   env.push(

@@ -2,7 +2,10 @@
 # Installs the peers that `npm run bench:peers` and `npm run eval:peers` compare against, each into a cache
 # outside the repo (nothing from a peer is ever committed), pinned by version so runs are comparable.
 #
-#   bash bench/peers/install.sh PEER...      PEER: wrk nginx portkey litellm presidio detect-secrets
+#   bash bench/peers/install.sh PEER...      PEER: wrk nginx portkey litellm presidio detect-secrets redis
+#
+# `wrk` (load generator) and `redis` (the shared-limits store the limits tests start on loopback) are tools
+# the test suite needs, installed the same way.
 #
 # Prints one line per peer: `ready PEER PATH` or `unavailable PEER: reason`. It exits 0 either way, so a
 # benchmark can skip a peer it cannot get with one clear line instead of failing the whole run.
@@ -62,6 +65,11 @@ install_peer() {
     command -v wrk >/dev/null || apt_install wrk || { unavailable wrk "apt-get install wrk failed (see $CACHE/apt.log)"; return; }
     ready wrk "$(command -v wrk)"
     ;;
+  redis)
+    local bin=/usr/bin/redis-server
+    [ -x "$bin" ] || apt_install redis-server || { unavailable redis "apt-get install redis-server failed (see $CACHE/apt.log)"; return; }
+    ready redis "$bin"
+    ;;
   nginx)
     local bin=/usr/sbin/nginx
     [ -x "$bin" ] || apt_install nginx-light || { unavailable nginx "apt-get install nginx-light failed (see $CACHE/apt.log)"; return; }
@@ -94,7 +102,7 @@ install_peer() {
     ready detect-secrets "$CACHE/detect-secrets/bin/python"
     ;;
   *)
-    unavailable "$1" "unknown peer (known: wrk nginx portkey litellm presidio detect-secrets)"
+    unavailable "$1" "unknown peer (known: wrk nginx portkey litellm presidio detect-secrets redis)"
     ;;
   esac
 }

@@ -6,29 +6,18 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parse as parseYaml, parseAllDocuments } from 'yaml';
+import { parse as parseYaml } from 'yaml';
 import { loadSettings } from '../../webhook/settings';
-import { describeIf, findTools, helm } from './harness';
+import { describeIf, findTools, helm, renderChart, renderChartError, type ChartObject } from './harness';
 
 const ROOT = path.resolve(__dirname, '../..');
 const CHART = path.join(ROOT, 'charts/akto-agent-proxy');
 const tools = findTools();
 
-type Obj = { kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string>; labels?: Record<string, string> }; [k: string]: any };
+type Obj = ChartObject;
 
-function render(args: string[] = [], ns = 'akto-system'): Obj[] {
-  const out = helm(tools.helm!, undefined, ['template', 'rel', CHART, '-n', ns, '--skip-tests', ...args]);
-  return parseAllDocuments(out).map((d) => d.toJSON()).filter(Boolean);
-}
-
-function renderError(args: string[]): string {
-  try {
-    render(args);
-  } catch (err) {
-    return (err as Error).message;
-  }
-  throw new Error(`helm template ${args.join(' ')} unexpectedly succeeded`);
-}
+const render = (args: string[] = [], ns = 'akto-system'): Obj[] => renderChart(tools.helm!, CHART, args, ns);
+const renderError = (args: string[]): string => renderChartError(tools.helm!, CHART, args);
 
 const one = (objs: Obj[], kind: string, name?: string): Obj => {
   const found = objs.filter((o) => o.kind === kind && (!name || o.metadata.name === name));

@@ -12,7 +12,7 @@ import { createRegistry } from '../../../proxy/telemetry/metrics';
 import { generateCa, issueServingCert, KeyPairPem } from '../../../webhook/certs';
 import { createWebhookServer, WebhookServer } from '../../../webhook/server';
 import { loadSettings } from '../../../webhook/settings';
-import { readTlsFiles, TlsFileWatcher } from '../../../webhook/tls-files';
+import { readTlsFiles, TlsFileWatcher } from '../../../proxy/http/tls-files';
 
 const settings = loadSettings({ WEBHOOK_MAX_BODY_BYTES: '65536' });
 const logger = createLogger('silent');
