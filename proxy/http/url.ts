@@ -9,13 +9,19 @@ import { isIPv4, isIPv6 } from 'node:net';
 export type ParsedUrl = { url: URL; problem?: undefined } | { url?: undefined; problem: string };
 
 /** WHATWG silently drops tabs and newlines inside a URL; another parser (the app's) may not. */
-const CONTROL_OR_SPACE = /[\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200f\u2028\u2029\u202f\u205f\u3000\ufeff]/;
+function hasSpaceOrControl(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 0x20 || (c >= 0x7f && c <= 0xa0) || c === 0xfeff || (c >= 0x200b && c <= 0x200f)) return true;
+  }
+  return /\s/u.test(s);
+}
 
 /** An http(s) URL, or the problem in words. The problem never repeats the text (it may hold credentials). */
 export function parseHttpUrlText(text: string): ParsedUrl {
   const value = text.trim();
   if (value === '') return { problem: 'is empty' };
-  if (CONTROL_OR_SPACE.test(value)) return { problem: 'contains spaces or control characters' };
+  if (hasSpaceOrControl(value)) return { problem: 'contains spaces or control characters' };
   let url: URL;
   try {
     url = new URL(value);
