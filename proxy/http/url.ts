@@ -76,8 +76,9 @@ function isLocalIPv6(b: number[]): boolean {
   const v4 = b.slice(12);
   const mapped = zeroUpTo(10) && b[10] === 0xff && b[11] === 0xff;
   const translated = zeroUpTo(8) && b[8] === 0xff && b[9] === 0xff && b[10] === 0 && b[11] === 0;
-  const compatible = zeroUpTo(12);
-  return (mapped || translated || compatible) && isLocalIPv4(v4);
+  // The deprecated compatible form (::a.b.c.d) overlaps :: and small addresses like ::2: only 127/8 counts.
+  const compatible = zeroUpTo(12) && v4[0] === 127;
+  return ((mapped || translated) && isLocalIPv4(v4)) || compatible;
 }
 
 /** The 16 bytes of a valid IPv6 text; WHATWG first rewrites a dotted IPv4 tail as hex groups. */
