@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import path from 'node:path';
 import { startStubUpstream, type StubUpstream } from '../../fixtures/stub-upstream';
 import { waitFor } from '../../support/wait';
@@ -38,6 +39,13 @@ describe('the proxy process', () => {
     [{ APP_URL: 'http://127.0.0.1:1', AKTO_PROXY_PORT: 'eighty' }, 'AKTO_PROXY_PORT'],
     [{ APP_URL: 'http://127.0.0.1:1', LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
     [{ APP_URL: 'http://127.0.0.1:1', REQUEST_TIMEOUT: '-3' }, 'REQUEST_TIMEOUT'],
+    // Forwarding to itself, in any spelling of this machine and to any of its own ports.
+    [{ APP_URL: 'http://127.1:18080', AKTO_PROXY_PORT: '18080' }, 'APP_URL'],
+    [{ APP_URL: 'http://0.0.0.0:19090/v1', AKTO_PROXY_PORT: '0', ADMIN_PORT: '19090' }, 'APP_URL'],
+    [{ APP_URL: 'http://localhost.', AKTO_PROXY_PORT: '80' }, 'APP_URL'],
+    [{ APP_URL: 'http://[::ffff:7f00:1]:18080', AKTO_PROXY_PORT: '18080' }, 'APP_URL'],
+    [{ APP_URL: 'http://10.9.8.7:18080', POD_IP: '10.9.8.7', AKTO_PROXY_PORT: '18080' }, 'APP_URL'],
+    [{ UPSTREAMS: '18080=APP_URL,18081=APP_URL_1', APP_URL: 'http://up.example', APP_URL_1: 'http://2130706433:18080' }, 'APP_URL_1'],
   ])('a bad setting %j stops it with exit code 2 and one line naming %s', async (env, key) => {
     const r = run(env as Record<string, string>);
     expect(await r.exit).toBe(2);
@@ -46,6 +54,28 @@ describe('the proxy process', () => {
     expect(String(r.lines[0].msg)).toContain(key);
     expect(JSON.stringify(r.lines[0])).not.toContain('stack');
     expect(r.raw()).toBe('');
+  });
+
+  test.each([
+    ['AKTO_PROXY_PORT', (port: number) => ({ AKTO_PROXY_PORT: String(port), ADMIN_PORT: '0' })],
+    ['ADMIN_PORT', (port: number) => ({ AKTO_PROXY_PORT: '0', ADMIN_PORT: String(port) })],
+    ['UPSTREAMS', (port: number) => ({ UPSTREAMS: `${port}=APP_URL`, ADMIN_PORT: '0' })],
+  ])('a port already in use stops it with exit code 2 and one line naming %s, no stack trace', async (key, ports) => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as net.AddressInfo).port;
+    try {
+      const r = run({ APP_URL: 'http://127.0.0.1:1', LISTEN_HOST: '127.0.0.1', ADMIN_HOST: '127.0.0.1', TRACE_FILE: '/dev/null', ...ports(port) });
+      expect(await r.exit).toBe(2);
+      const fatal = r.lines.filter((l) => l.level === 'fatal');
+      expect(fatal).toHaveLength(1);
+      expect(fatal[0]).toMatchObject({ key });
+      expect(String(fatal[0].msg)).toContain(`port ${port} is already in use`);
+      expect(JSON.stringify(r.lines)).not.toContain('stack');
+      expect(r.raw()).toBe('');
+    } finally {
+      blocker.close();
+    }
   });
 
   describe('running', () => {
