@@ -7,6 +7,7 @@ import { createIngest } from './ingest';
 import { checkLimitsPolicy, createLimits } from './limits';
 import { startProxy, type RunningProxy } from './server';
 import { createLogger, type Logger } from './telemetry/logger';
+import { SecretScrubber } from './telemetry/scrub';
 import { createRegistry } from './telemetry/metrics';
 import { refuseSelfTarget } from './self-target';
 
@@ -24,11 +25,12 @@ export interface RunningApp extends RunningProxy {
 export async function startApp(env: Env, opts: { logger?: Logger; registry?: Registry } = {}): Promise<RunningApp> {
   const config = loadProxyConfig(env);
   await refuseSelfTarget(config, env);
-  const logger = opts.logger ?? createLogger(config.logLevel);
+  const secrets = SecretScrubber.fromEnv(env);
+  const logger = opts.logger ?? createLogger(config.logLevel, undefined, secrets);
   const registry = opts.registry ?? createRegistry();
   const guardrails = await createGuardrails(env, logger, registry, [checkLimitsPolicy]);
   const limits = createLimits(guardrails.store, env, logger, registry);
-  const ingest = await createIngest(env, logger, registry, { version: VERSION });
+  const ingest = await createIngest(env, logger, registry, { version: VERSION, secrets });
   // Identity first (a cooled-down identity is refused before any scanning, an escalated one gets its
   // stricter pack), then guardrails, then admission against the limits, then the trace.
   const hooks = [limits.identityHooks, guardrails.hooks, limits.hooks, ingest.hooks];
