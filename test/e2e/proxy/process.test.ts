@@ -1,6 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { startAktoReceiver } from '../../fixtures/akto-receiver';
 import { startStubUpstream, type StubUpstream } from '../../fixtures/stub-upstream';
 import { waitFor } from '../../support/wait';
 
@@ -84,6 +87,46 @@ describe('the proxy process', () => {
       stub = await startStubUpstream();
     });
     afterAll(() => stub.close());
+
+    test('configured secrets reflected by Akto or echoed by the upstream never reach stdout, traces or the dead-letter file', async () => {
+      const AKTO_TOKEN = 'eyJhbGciOiJSUzI1NiJ9.process-secret.sig';
+      const HF = 'hf_processSecret_0123456789';
+      const akto = await startAktoReceiver({ token: AKTO_TOKEN });
+      akto.behave({ status: 400, reflectHeaders: true });
+      const dir = mkdtempSync(path.join(tmpdir(), 'proc-secrets-'));
+      try {
+        const r = run({
+          APP_URL: stub.url, AKTO_PROXY_PORT: '0', ADMIN_PORT: '0', ADMIN_HOST: '127.0.0.1', LISTEN_HOST: '127.0.0.1', LOG_LEVEL: 'debug',
+          AKTO_API_BASE_URL: akto.url, AKTO_API_TOKEN: AKTO_TOKEN, AKTO_BATCH_INTERVAL_MS: '20', SPOOL_DIR: dir, UPSTREAM_AUTHORIZATION: `Bearer ${HF}`,
+          // No guardrail redacts the pasted token: only the scrubber stands between it and the output.
+          POLICY_PACK: 'off',
+        });
+        await waitFor(() => r.lines.some((l) => l.msg === 'akto-agent-proxy listening'));
+        const url = (r.lines.find((l) => l.msg === 'akto-agent-proxy listening') as { listeners: Array<{ url: string }> }).listeners[0].url;
+        // The agent pastes the credential into its prompt; the stub echoes it back.
+        const res = await fetch(`${url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'tgi', messages: [{ role: 'user', content: `why does ${HF} fail?` }] }),
+        });
+        expect(res.status).toBe(200);
+        await res.text();
+        await waitFor(() => r.lines.some((l) => String(l.msg).includes('Akto rejected a trace batch')), 10_000);
+        r.child.kill('SIGTERM');
+        expect(await r.exit).toBe(0);
+        const stdout = JSON.stringify(r.lines);
+        expect(stdout).toContain('actionErrors');
+        for (const secret of [AKTO_TOKEN, HF]) expect(stdout).not.toContain(secret);
+        const dead = readFileSync(path.join(dir, 'dead-letter.jsonl'), 'utf8');
+        expect(dead).toContain('<redacted>');
+        for (const secret of [AKTO_TOKEN, HF]) expect(dead).not.toContain(secret);
+        expect(stub.requests.some((q) => q.headers.authorization === `Bearer ${HF}` && q.body.toString().includes(HF))).toBe(true);
+        expect(dead).toContain('why does <redacted> fail?');
+      } finally {
+        await akto.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
 
     test('SIGTERM lets an in-flight request finish, then exits 0', async () => {
       const r = run({ APP_URL: stub.url, AKTO_PROXY_PORT: '0', ADMIN_PORT: '0', ADMIN_HOST: '127.0.0.1', LISTEN_HOST: '127.0.0.1', TRACE_FILE: '/dev/null' });
