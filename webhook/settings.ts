@@ -270,7 +270,8 @@ export function defaultSettings(): Settings {
 /** The markdown table of docs/webhook.md, generated from SETTINGS (a test keeps the doc in sync). */
 export function renderSettingsTable(): string {
   const rows = SETTINGS.map((d) => {
-    const def = Array.isArray(d.default) ? d.default.join(', ') : d.default === '' ? '(empty)' : String(d.default);
+    const text = Array.isArray(d.default) ? d.default.join(', ') : String(d.default);
+    const def = text === '' ? '(empty)' : text;
     return `| \`${d.key}\` | \`${d.env}\` | ${kindText(d.kind)} | \`${def}\` | ${d.doc} |`;
   });
   return ['| key (file) | env | type | default | meaning |', '|---|---|---|---|---|', ...rows].join('\n');
