@@ -28,9 +28,13 @@ export type Discovery =
   | { kind: 'ignored'; warning: string; loopbackPort?: number };
 
 const REF = /\$\$|\$\(([^)]*)\)/g;
-/** Kubernetes expands `$(NAME)` in a value; `$$(NAME)` is the escaped literal. */
-const REF_PATTERN = /(^|[^$])(\$\$)*\$\([^)]*\)/;
 const MAX_REF_DEPTH = 8;
+
+/** The value has a `$(NAME)` Kubernetes expands (`$$` is an escaped `$`). */
+function hasRef(value: string): boolean {
+  for (const m of value.matchAll(REF)) if (m[1] !== undefined) return true;
+  return false;
+}
 
 function isObject(v: unknown): v is JsonObject {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -159,7 +163,7 @@ export function discover(container: JsonObject, name: string, allowEnvFrom: bool
     const resolver = new RefResolver(container, refPrefix);
     // A value built from `$(VAR)` references is judged once the sidecar starts; a literal is judged here,
     // with the parser the proxy uses, so the sidecar is never handed a URL it refuses.
-    if (!REF_PATTERN.test(e.value)) {
+    if (!hasRef(e.value)) {
       const parsed = parseHttpUrlText(value);
       if (parsed.problem !== undefined) {
         return { kind: 'ignored', warning: `container "${cname}": ${name} ${parsed.problem}; it cannot be proxied and is left unchanged` };
