@@ -140,10 +140,9 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const urls = servers.map((s, i) => `${serving[i].scheme}://${loopbackHost(config.listenHost)}:${(s.address() as AddressInfo).port}`);
   logger.info(
     {
-      listeners: routes.map((r, i) => ({ url: urls[i], upstream: redactUrl(r.listener.upstream) })),
+      listeners: routes.map((r, i) => ({ url: urls[i], upstream: redactUrl(r.listener.upstream), authorization: r.listener.authorization ? 'set' : 'not set' })),
       admin: admin.url,
       hooks: hooks.map((h) => h.name),
-      upstreamAuthorization: config.upstreamAuthorization ? 'set' : 'not set',
     },
     'akto-agent-proxy listening',
   );
@@ -225,7 +224,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       flight.requestCapture = capture;
       req.on('data', (chunk: Buffer) => capture.add(chunk));
     }
-    if (config.upstreamAuthorization !== undefined) headers.authorization = config.upstreamAuthorization;
+    if (route.listener.authorization !== undefined) headers.authorization = route.listener.authorization;
     headers['x-request-id'] = ex.id;
 
     (req as FlightRequest)[FLIGHT] = flight;

@@ -147,7 +147,7 @@ export class AlertSender {
         return 'rejected';
       }
       if (attempt >= this.cfg.retries) {
-        this.lastFailure = r.reason;
+        this.lastFailure = r.kind === 'suspect' ? `HTTP ${r.status}` : r.reason;
         return 'failed';
       }
       this.m.retries.inc();

@@ -137,6 +137,12 @@ describeIf(!!tools.helm, 'helm')('Helm chart (helm template)', () => {
     const s2 = loadSettings({ WEBHOOK_SETTINGS_FILE: '/s' }, () => one(custom, 'ConfigMap', 'rel-akto-agent-proxy-webhook-settings').data['settings.yaml']);
     expect(s2.sidecar).toMatchObject({ runAsUser: null, image: 'reg.example/akto:1.2.3' });
     expect(s2).toMatchObject({ nativeSidecar: 'never', annotationErrors: 'warn' });
+    expect(settings.upstreamAuthorization).toEqual([]);
+
+    // Each credential stays bound to the env var of its upstream's URL.
+    const creds = render(['--set-json', 'sidecar.upstreamAuthorization=[{"envVar":"HF_INFERENCE_ENDPOINT","secretName":"hf-token","key":"token"},{"envVar":"OPENAI_BASE_URL","secretName":"openai","key":"api-key"}]']);
+    const s3 = loadSettings({ WEBHOOK_SETTINGS_FILE: '/s' }, () => one(creds, 'ConfigMap', 'rel-akto-agent-proxy-webhook-settings').data['settings.yaml']);
+    expect(s3.upstreamAuthorization).toEqual(['HF_INFERENCE_ENDPOINT=hf-token/token', 'OPENAI_BASE_URL=openai/api-key']);
   });
 
   test('agentNamespaces get the Akto Secret and the policy ConfigMap (pack or inline policy)', () => {
@@ -172,6 +178,9 @@ describeIf(!!tools.helm, 'helm')('Helm chart (helm template)', () => {
     [['--set', 'certs.mode=provided', '--set', 'certs.provided.existingSecret=x'], /needs webhook.caBundle/],
     [['--set', 'webhook.caBundle=Zm9v'], /webhook.caBundle is only used with certs.mode=provided/],
     [['--set', 'akto.apiToken=t', '--set', 'akto.existingSecret=s'], /either akto.apiToken or akto.existingSecret/],
+    // The old single credential for every upstream is gone: it sent one endpoint's token to all of them.
+    [['--set', 'sidecar.upstreamAuthorization.secretName=hf-token'], /upstreamAuthorization/],
+    [['--set-json', 'sidecar.upstreamAuthorization=[{"secretName":"hf-token","key":"token"}]'], /envVar is required/],
   ])('rejects bad values with a clear message: %j', (args, message) => {
     expect(renderError(args as string[])).toMatch(message);
   });

@@ -6,7 +6,7 @@ import { createRegistry } from '../../../proxy/telemetry/metrics';
 import { captureLogger, flushLogs, manualClock } from '../limits/helpers';
 import { waitFor } from '../../support/wait';
 
-function setup(env: Record<string, string> = {}, answer: (n: number) => Promise<PostResult> | PostResult = () => ({ kind: 'ok', status: 200 })) {
+function setup(env: Record<string, string> = {}, answer: (n: number) => Promise<PostResult> | PostResult = () => ({ kind: 'ok', status: 200, acknowledged: false })) {
   const cfg = loadAlertConfig({ ALERT_WEBHOOK_URL: 'https://hooks.example.com/T000/B000/secret-path', ...env })!;
   const clock = manualClock();
   const posts: Array<Record<string, unknown>> = [];
@@ -68,7 +68,7 @@ describe('AlertSender', () => {
   });
 
   test('a failing receiver is retried; when retries run out the alert is counted and logged as dropped', async () => {
-    const { sender, posts, lines, registry } = setup({ ALERT_RETRIES: '1' }, (n) => (n <= 3 ? { kind: 'retry', reason: 'http 503', status: 503 } : { kind: 'ok', status: 200 }));
+    const { sender, posts, lines, registry } = setup({ ALERT_RETRIES: '1' }, (n) => (n <= 3 ? { kind: 'retry', reason: 'http 503', status: 503 } : { kind: 'ok', status: 200, acknowledged: false }));
     sender.report(block('user:a', 1));
     await waitFor(() => posts.length === 2, 5000);
     await flushLogs();
@@ -98,7 +98,7 @@ describe('AlertSender', () => {
     const text = await registry.getSingleMetricAsString('akto_proxy_alerts_dropped_total');
     expect(text).toContain('reason="evicted"} 1');
     const closing = sender.close(50);
-    release({ kind: 'ok', status: 200 });
+    release({ kind: 'ok', status: 200, acknowledged: false });
     await closing;
     const after = await registry.getSingleMetricAsString('akto_proxy_alerts_dropped_total');
     expect(after).toMatch(/reason="shutdown"\} [1-9]/);

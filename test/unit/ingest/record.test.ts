@@ -1,6 +1,7 @@
 import { loadIngestConfig } from '../../../proxy/ingest/config';
-import { buildAktoRecord, RecordOptions, truncateUtf8 } from '../../../proxy/ingest/record';
+import { buildAktoRecord, MAX_LISTED_FINDINGS, MAX_RECORD_BYTES, RecordOptions, truncateUtf8 } from '../../../proxy/ingest/record';
 import type { Exchange, Finding } from '../../../proxy/protocols/exchange';
+import { SecretScrubber } from '../../../proxy/telemetry/scrub';
 import { validateRecord } from '../../fixtures/akto-receiver';
 import { makeExchange } from './make-exchange';
 
@@ -121,10 +122,58 @@ describe('buildAktoRecord', () => {
     expect(validateRecord(record)).toEqual([]);
   });
 
-  it('switches time to milliseconds with AKTO_TIME_UNIT=ms', () => {
-    const { record } = buildAktoRecord(makeExchange(), opts({ AKTO_TIME_UNIT: 'ms' }));
-    expect(record.time).toBe(String(Date.UTC(2026, 10, 26, 12, 0, 0, 250)));
-    expect(validateRecord(record, { timeUnit: 'ms' })).toEqual([]);
+  it('writes time in epoch seconds, also with AKTO_TIME_UNIT=s', () => {
+    const { record } = buildAktoRecord(makeExchange(), opts({ AKTO_TIME_UNIT: 's' }));
+    expect(record.time).toBe(String(Math.floor(Date.UTC(2026, 10, 26, 12, 0, 0, 250) / 1000)));
+  });
+
+  it('keeps the whole serialized record under what Akto and its Kafka producer take, cutting payloads and marking them', () => {
+    // Two payloads at the AKTO_MAX_PAYLOAD_BYTES maximum, full of characters JSON escapes, plus findings by the thousand.
+    const quoted = '"\\'.repeat(1.4 * 1024 * 1024);
+    const ex = makeExchange({
+      requestBody: Buffer.from(JSON.stringify({ inputs: quoted })),
+      response: { status: 200, headers: { 'content-type': 'application/json' }, body: Buffer.from(`{"generated_text":${JSON.stringify(quoted)}}`) },
+      findings: Array.from({ length: 20_000 }, (_, i) => ({ source: 'guardrail', ruleId: `pii-${i}`, action: 'flag' as const, severity: 'low' as const, stage: 'request' as const, reason: 'email address', detector: 'pii', entity: 'EMAIL' })),
+    });
+    const { record, truncated } = buildAktoRecord(ex, opts({ AKTO_MAX_PAYLOAD_BYTES: String(4 * 1024 * 1024) }));
+    const size = Buffer.byteLength(JSON.stringify(record));
+    expect(size).toBeLessThanOrEqual(MAX_RECORD_BYTES);
+    expect(size).toBeGreaterThan(MAX_RECORD_BYTES - 256 * 1024); // cut to fit, not emptied
+    expect(validateRecord(record)).toEqual([]);
+    expect(truncated).toBe(2);
+    expect(record.requestPayload).toMatch(/truncated by akto-agent-proxy: \d+ bytes, kept \d+\]$/);
+    expect(record.responsePayload).toMatch(/truncated by akto-agent-proxy: \d+ bytes, kept \d+\]$/);
+    expect(JSON.parse(record.tag).truncated).toBe('requestPayload,responsePayload');
+    const verdict = JSON.parse(record._guardrail ?? '{}');
+    expect(verdict.guardrailFindings).toHaveLength(MAX_LISTED_FINDINGS);
+    expect(verdict.guardrailFindingsOmitted).toBe(20_000 - MAX_LISTED_FINDINGS);
+  });
+
+  it('gives the small payload its whole text when only the other one is huge', () => {
+    const ex = makeExchange({ response: { status: 200, headers: {}, body: Buffer.from('x'.repeat(4 * 1024 * 1024 + 10)) } });
+    const o = opts({ AKTO_MAX_PAYLOAD_BYTES: String(4 * 1024 * 1024) });
+    const { record } = buildAktoRecord(ex, o);
+    expect(record.requestPayload).toContain('refund policy');
+    expect(JSON.parse(record.tag).truncated).toBe('responsePayload');
+  });
+
+  it('replaces configured secret values wherever they appear in the record', () => {
+    const token = 'eyJhbGciOiJSUzI1NiJ9.akto-token.sig';
+    const hf = 'hf_upstreamCredential_0123456789';
+    const secrets = SecretScrubber.fromEnv({ AKTO_API_TOKEN: token, UPSTREAM_AUTHORIZATION_1: `Bearer ${hf}` });
+    const ex = makeExchange({
+      path: `/v1/chat/completions?key=${hf}`,
+      requestHeaders: { host: 'h', 'x-echo': `token ${token}` },
+      requestBody: Buffer.from(JSON.stringify({ messages: [{ role: 'user', content: `my key is "${hf}"` }] })),
+      response: { status: 401, headers: { 'x-debug': `Bearer ${hf}` }, body: Buffer.from(`{"error":"invalid token Bearer ${hf}"}`) },
+    });
+    const { record } = buildAktoRecord(ex, { ...opts(), secrets });
+    const text = JSON.stringify(record);
+    expect(text).not.toContain(hf);
+    expect(text).not.toContain(token);
+    expect(validateRecord(record)).toEqual([]);
+    expect(record.requestPayload).toContain('<redacted>');
+    expect(JSON.parse(record.requestHeaders)['x-echo']).toBe('token <redacted>');
   });
 
   it('cuts payloads over AKTO_MAX_PAYLOAD_BYTES with a marker and counts them', () => {

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadPolicyText, PolicyError, schemaProblems } from '../../../proxy/policy/load';
+import { loadPolicyText, NO_RULES, PolicyError, schemaProblems } from '../../../proxy/policy/load';
 import { PACKS } from '../../../proxy/policy/packs';
 
 function problemsOf(yaml: string): string[] {
@@ -15,7 +15,7 @@ function problemsOf(yaml: string): string[] {
 
 describe('policy schema', () => {
   it.each([
-    ['empty document', ''],
+    ['guardrails turned off explicitly', 'version: 1\nextends: off\n'],
     ['a pack and nothing else', 'version: 1\nextends: strict\n'],
     [
       'every rule field',
@@ -88,6 +88,22 @@ guardrails:
   ])('rejects %s, naming the path and problem', (_name, text, expected) => {
     const problems = problemsOf(text);
     expect(problems.some((p) => p.startsWith(expected))).toBe(true);
+  });
+
+  it.each([
+    ['an empty file', ''],
+    ['only whitespace', '  \n\n'],
+    ['only a comment', '# policy follows\n'],
+    ['only the version', 'version: 1\n'],
+    ['an empty JSON object', '{}'],
+    ['null', 'null\n'],
+    ['an empty guardrails section', 'version: 1\nguardrails: {}\n'],
+    ['an empty rule list', 'version: 1\nguardrails:\n  rules: []\n'],
+    ['only monitor mode', 'version: 1\nguardrails:\n  mode: monitor\n'],
+    ['only limits', 'version: 1\nlimits: []\n'],
+    ['every inherited rule removed', 'version: 1\nextends: default\nguardrails:\n  remove: [pii-redact, secrets-request-redact, secrets-response-block, prompt-injection]\n'],
+  ])('refuses %s: turning the guardrails off must be explicit', (_name, text) => {
+    expect(problemsOf(text)).toEqual([NO_RULES]);
   });
 
   it('reports every problem at once', () => {
