@@ -71,7 +71,7 @@ function foldsAccents(cp: number): boolean {
 }
 
 const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
-const ASCII_ONLY = /^[\u0000-\u007f]*$/;
+const ASCII_ONLY = /^[\t-~]*$/;
 
 /** What one non-ASCII code point becomes. */
 interface Folded {
@@ -110,6 +110,9 @@ function foldCodePoint(cp: number, ch: string): Folded {
     plain += p;
     ascii += CONFUSABLE.get(p) ?? p;
   }
+  // Some look-alikes are listed under their own form, not their NFKC form (ϲ is "c", its NFKC ς is not).
+  const direct = CONFUSABLE.get(ch);
+  if (direct !== undefined) ascii = direct;
   const word = LETTER_OR_DIGIT.test(plain);
   const folded: Folded = { plain, ascii, word, foreign: word && !ASCII_ONLY.test(ascii) };
   if (foldCache.size >= FOLD_CACHE_MAX) foldCache.clear();

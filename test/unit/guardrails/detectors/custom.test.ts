@@ -82,6 +82,6 @@ describe('builtinDetectors', () => {
     expect(Object.keys(r).sort()).toEqual(['injection', 'pii', 'secrets']);
     expect(r.pii.entities).toContain('CREDIT_CARD');
     expect(r.secrets.entities).toContain('AWS_ACCESS_KEY');
-    expect(r.injection.entities).toEqual(['PROMPT_INJECTION', 'JAILBREAK']);
+    expect(r.injection.entities).toEqual(['PROMPT_INJECTION', 'JAILBREAK', 'INDIRECT_INJECTION']);
   });
 });
