@@ -127,7 +127,7 @@ const SIGNALS: Signal[] = [
   // jailbreak templates leave a slot for the real request: "[INSERT PROMPT HERE]", "<your question>"
   { id: 'prompt-slot', gates: '[ < {', kind: 'jailbreak', weight: 0.6, re: `[\\[<{][ \\t]*(?:(?:insert|your|type|enter|put|write|add)\\b[^\\]>}\\n]{0,30}\\b(?:prompt|question|request|query)\\b[^\\]>}\\n]{0,20}|[^\\]>}\\n]{0,30}\\b(?:prompt|question|request|query)\\s+here)[ \\t]*[\\]>}]` },
   // system prompt extraction
-  { id: 'reveal-prompt', anchors: 'prompt instructions instruction message rules configuration guidelines', kind: 'extraction', weight: 1.2, re: `(?<=\\b(?:reveal|show|print|repeat|output|tell|display|leak|give|share|dump|write\\s+out|spell\\s+out|what\\s+(?:is|are|was|were))(?:\\s+${W}){0,4}?\\s+(?:your\\s+(?:(?:system|initial|original|hidden|secret|internal|full|exact|first|complete|developer)\\s+)+|the\\s+(?:(?:system|hidden|secret|internal|developer)\\s+)+))(?:prompt|instructions?|message|rules|configuration|guidelines)\\b` },
+  { id: 'reveal-prompt', anchors: 'prompt instructions instruction message rules configuration guidelines', kind: 'extraction', weight: 1.2, re: `(?<=(?<!\\b(?:not|never|n't)\\s+)\\b(?:reveal|show|print|repeat|output|tell|display|leak|give|share|dump|write\\s+out|spell\\s+out|what\\s+(?:is|are|was|were))(?:\\s+${W}){0,4}?\\s+(?:your\\s+(?:(?:system|initial|original|hidden|secret|internal|full|exact|first|complete|developer)\\s+)+|the\\s+(?:(?:system|hidden|secret|internal|developer)\\s+)+))(?:prompt|instructions?|message|rules|configuration|guidelines)\\b` },
   { id: 'repeat-above', anchors: 'repeat print output copy echo beginning', kind: 'extraction', weight: 1.1, re: `(?:repeat|print|output|copy|echo)\\s+(?:all\\s+|everything\\s+|the\\s+)?(?:words|text|everything|lines?|content|sentences?)\\s+(?:above|before|preceding|prior)\\b|beginning\\s+with\\s+["'“]?you\\s+are\\b` },
   { id: 'your-instructions', anchors: 'told instructed programmed instructions initial original', kind: 'extraction', weight: 1.0, re: `(?<=\\bwhat\\s+(?:were|are)\\s+(?:you|your)\\s+)(?:told|instructed|programmed|initial\\s+instructions|instructions|original\\s+instructions)\\b` },
   { id: 'mentions-prompt', anchors: 'system prompt', kind: 'extraction', weight: 0.2, re: `system\\s+prompt\\b|prompt[\\s_-]?(?:texts?|texte)\\b` },
@@ -437,7 +437,8 @@ export function createInjectionDetector(defaultThreshold = DEFAULT_THRESHOLD): D
       if (ev.sum <= 0) return [];
       const score = Math.round((1 - Math.exp(-SCORE_SCALE * ev.sum)) * 1000) / 1000;
       if (score < (opts?.threshold ?? defaultThreshold)) return [];
-      const entity = ev.jailbreak * 2 > ev.sum ? 'JAILBREAK' : ev.indirect * 2 > ev.sum ? 'INDIRECT_INJECTION' : 'PROMPT_INJECTION';
+      // Third-party content is indirect injection whatever it tries; in the user's own text the dominant kind names it.
+      const entity = untrusted || ev.indirect * 2 > ev.sum ? 'INDIRECT_INJECTION' : ev.jailbreak * 2 > ev.sum ? 'JAILBREAK' : 'PROMPT_INJECTION';
       if (!wanted(opts, entity)) return [];
       return [{ detector: 'injection', entity, start: nt.toOriginal(ev.start), end: nt.toOriginalEnd(ev.end), score, reason: ev.reasons.join(',') }];
     },
