@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import type { Tokenizer as TokenizerClass } from '@huggingface/tokenizers' with { 'resolution-mode': 'import' };
 import { missingModelFiles } from './models';
 
 export const EMBEDDING_DIM = 384;
@@ -28,8 +29,9 @@ export interface Embedder {
 export async function loadEmbedder(dir: string, opts: { threads?: number } = {}): Promise<Embedder> {
   const missing = missingModelFiles(dir);
   if (missing.length > 0) throw new Error(`model files missing in ${dir}: ${missing.join(', ')} (run make models, or set MODELS_DIR)`);
-  // The tokenizer package is ESM-only for TypeScript; a dynamic import loads it from this CommonJS build.
-  const { Tokenizer } = await import('@huggingface/tokenizers');
+  // The package's types are ESM-only; its CommonJS build (exports "require") is what this CommonJS code loads.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { Tokenizer } = require('@huggingface/tokenizers') as { Tokenizer: typeof TokenizerClass };
   const tokenizer = new Tokenizer(
     JSON.parse(readFileSync(path.join(dir, 'tokenizer.json'), 'utf8')) as object,
     JSON.parse(readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8')) as object,

@@ -187,6 +187,7 @@ function guardrailObject(findings: readonly Finding[]): Record<string, unknown> 
     guardrailRule: top.ruleId,
     guardrailSeverity: top.severity.toUpperCase(),
     guardrailStage: top.stage,
+    ...(top.category !== undefined ? { guardrailCategory: top.category, guardrailScore: top.score, guardrailTier: top.tier } : {}),
     guardrailFindings: findings.map((f) => ({
       source: f.source,
       rule: f.ruleId,
@@ -194,6 +195,9 @@ function guardrailObject(findings: readonly Finding[]): Record<string, unknown> 
       severity: f.severity,
       stage: f.stage,
       ...(f.entity !== undefined ? { entity: f.entity } : {}),
+      ...(f.category !== undefined ? { category: f.category } : {}),
+      ...(f.score !== undefined ? { score: f.score } : {}),
+      ...(f.tier !== undefined ? { tier: f.tier } : {}),
     })),
   };
 }
