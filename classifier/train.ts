@@ -24,13 +24,22 @@ export interface Example {
 }
 
 /** Which labelled rows teach each category (file, which rows are positive, whether the text is untrusted). */
-export function examplesFor(category: Category, read: (file: string) => Row[]): Example[] {
+export function examplesFor(category: Category, read: (file: string) => Row[], ownEveryday: readonly string[] = []): Example[] {
   const inj = read('injection.jsonl');
-  const benign = inj.filter((r) => r.label === 0);
+  // Ordinary text of the other sets (moderation samples without a flag, benign requests) teaches the injection
+  // heads what everyday input looks like beyond the injection set's own negatives.
+  const everyday = [...read('toxicity.jsonl').filter((r) => r.category === 'moderation:none'), ...read('harmful-intent.jsonl').filter((r) => r.label === 0)];
+  const benign = [
+    ...inj.filter((r) => r.label === 0),
+    ...everyday.filter((r) => !inj.some((i) => i.text === r.text)),
+    ...ownEveryday.map((text): Row => ({ text, label: 0, category: 'own-everyday' })),
+  ];
   const ex = (rows: Row[], untrusted = false): Example[] => rows.map((r) => ({ text: r.text, label: r.label, untrusted }));
   switch (category) {
     case 'prompt_injection':
-      return ex(inj);
+      // BIPIA's attack payloads are ordinary requests when a user types them ("Reply in Spanish"): they teach
+      // the indirect head, in their e-mails, not the direct one (the eval README's advice for direct detectors).
+      return ex([...inj.filter((r) => r.label === 1 && !r.category.startsWith('bipia')), ...benign]);
     case 'jailbreak':
       return ex([...inj.filter((r) => r.category === 'jailbreak-inthewild'), ...benign]);
     case 'indirect_injection':
@@ -234,18 +243,21 @@ function chooseThreshold(category: Category, p: number[], y: number[]): Quality 
 
 const round = (x: number): number => Math.round(x * 1e5) / 1e5;
 
-export async function train(dataDir: string, outDir: string, cacheFile: string, log: (s: string) => void): Promise<Record<string, Quality>> {
+export async function train(dataDir: string, outDir: string, cacheFile: string, log: (s: string) => void, only: readonly Category[] = CATEGORIES): Promise<Record<string, Quality>> {
   const tuneOf = (file: string): Row[] => (existsSync(path.join(dataDir, file)) ? readRows(path.join(dataDir, file)).filter((r) => !isHoldout(r.text)) : []);
   const embedder = await loadEmbedder(modelsDir(), { threads: 2 });
   const cache = new EmbeddingCache(cacheFile);
-  const sets = Object.fromEntries(CATEGORIES.map((c) => [c, examplesFor(c, tuneOf)])) as Record<Category, Example[]>;
+  // The project's own everyday prompts (test/fixtures/detection): their tune half teaches, their holdout half is measured.
+  const everydayFile = path.join(findRepoRoot(__dirname), 'test', 'fixtures', 'detection', 'everyday-prompts.txt');
+  const ownEveryday = existsSync(everydayFile) ? readFileSync(everydayFile, 'utf8').split('\n').filter((l) => l.trim() !== '' && !isHoldout(l)) : [];
+  const sets = Object.fromEntries(only.map((c) => [c, examplesFor(c, tuneOf, ownEveryday)])) as Record<Category, Example[]>;
   const all = [...new Set(Object.values(sets).flatMap((s) => s.map((e) => e.text)))];
   log(`embedding ${all.length} tune-half texts (cached in ${cacheFile})`);
   await cache.embed(embedder, all, (n) => n % 400 === 0 && log(`  ${n} new texts embedded`));
   await embedder.close();
   const scores: Record<string, Quality> = {};
   mkdirSync(outDir, { recursive: true });
-  for (const category of CATEGORIES) {
+  for (const category of only) {
     const examples = sets[category];
     const encoded: Encoded[] = examples.map((e) => {
       const f = heuristicFeatures(e.text);
@@ -283,13 +295,17 @@ export async function train(dataDir: string, outDir: string, cacheFile: string, 
   return scores;
 }
 
-function parse(argv: string[]): { data?: string; out: string } {
-  const args: { data?: string; out: string } = { out: HEADS_DIR };
+function parse(argv: string[]): { data?: string; out: string; only: Category[] } {
+  const args: { data?: string; out: string; only: Category[] } = { out: HEADS_DIR, only: [...CATEGORIES] };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--') continue;
     if (argv[i] === '--data') args.data = argv[++i];
     else if (argv[i] === '--out') args.out = path.resolve(argv[++i]);
-    else throw new Error(`unknown argument "${argv[i]}" (usage: npm run train -- --data DIR [--out DIR])`);
+    else if (argv[i] === '--categories') {
+      args.only = (argv[++i] ?? '').split(',') as Category[];
+      const bad = args.only.filter((c) => !CATEGORIES.includes(c));
+      if (bad.length > 0) throw new Error(`--categories: unknown ${bad.join(', ')} (known: ${CATEGORIES.join(', ')})`);
+    } else throw new Error(`unknown argument "${argv[i]}" (usage: npm run train -- --data DIR [--out DIR] [--categories a,b])`);
   }
   return args;
 }
@@ -300,8 +316,10 @@ async function main(): Promise<void> {
   const root = findRepoRoot(__dirname);
   mkdirSync(path.join(root, '.cache'), { recursive: true });
   const out = args.out === HEADS_DIR ? path.join(root, 'classifier', 'heads') : args.out;
-  const scores = await train(data, out, path.join(root, '.cache', 'classifier-embeddings.tsv'), (s) => process.stdout.write(`${s}\n`));
-  writeFileSync(path.join(out, 'scores.json'), JSON.stringify(scores, null, 2) + '\n');
+  const scores = await train(data, out, path.join(root, '.cache', 'classifier-embeddings.tsv'), (s) => process.stdout.write(`${s}\n`), args.only);
+  const file = path.join(out, 'scores.json');
+  const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, Quality>) : {};
+  writeFileSync(file, JSON.stringify({ ...previous, ...scores }, null, 2) + '\n');
   process.stdout.write(`heads written to ${out}\n`);
 }
 

@@ -82,7 +82,8 @@ export function evaluationSets(dataDir: string, root: string): SetSpec[] {
   const fixtures = path.join(root, 'test', 'fixtures', 'detection');
   if (existsSync(path.join(fixtures, 'everyday-prompts.txt'))) {
     const texts = readFileSync(path.join(fixtures, 'everyday-prompts.txt'), 'utf8').split('\n').filter((l) => l.trim() !== '');
-    sets.push({ name: 'own: everyday prompts (benign)', categories: injection, cases: texts.map((text) => ({ text, label: 0, untrusted: false, slice: 'everyday', holdout: true })) });
+    // its tune half also teaches the model tier's injection heads (npm run train); the holdout half is unseen
+    sets.push({ name: 'own: everyday prompts (benign)', categories: injection, cases: texts.map((text) => ({ text, label: 0, untrusted: false, slice: 'everyday', holdout: isHoldout(text) })) });
   }
   if (existsSync(path.join(fixtures, 'obfuscated.jsonl'))) {
     const rows = readFileSync(path.join(fixtures, 'obfuscated.jsonl'), 'utf8')
