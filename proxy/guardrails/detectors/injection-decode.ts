@@ -73,9 +73,11 @@ function base64Runs(t: string, out: Decoded[]): void {
       else if (sep === 13 && t.charCodeAt(k + 1) === 10 && isB64(t.charCodeAt(k + 2))) j = k + 2;
       else break;
     }
+    // a run that fails is not retried from each of its words: that would be quadratic in a run of prose words
+    const scanned = groups.length > 0 ? groups[groups.length - 1][1] : i + 1;
     while (groups.length > 0 && !groups[groups.length - 1][2]) groups.pop();
     const odd = groups.filter((g) => g[2]).length;
-    const end = groups.length > 0 ? groups[groups.length - 1][1] : i + 1;
+    const end = groups.length > 0 ? groups[groups.length - 1][1] : scanned;
     if (groups.length > 0 && odd * 2 >= groups.length) {
       const raw = t.slice(groups[0][0], end).replace(/\s+/g, '');
       if (raw.length >= MIN_ENCODED) {
@@ -83,22 +85,53 @@ function base64Runs(t: string, out: Decoded[]): void {
         if (printable(text)) out.push({ how: 'base64', start: groups[0][0], end, text });
       }
     }
-    i = end + 1;
+    i = Math.max(end, scanned) + 1;
   }
 }
 
-const HEX_RUN = /(?:(?:\\x|0x|%)?[0-9a-f]{2}[\s,:]?){8,}/gi;
+const BASE64_HINT = /[a-z][A-Z]|[0-9][A-Za-z][0-9]|[A-Za-z0-9][+/][A-Za-z0-9]/;
+const HEX_HINT = /[2-7][0-9a-f][\s,:]?(?:\\x|0x|%)?[2-7][0-9a-f][\s,:]?(?:\\x|0x|%)?[2-7][0-9a-f]/i;
 
+function hexDigit(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70);
+}
+
+/**
+ * Runs of hex byte pairs, each optionally written \x.. / 0x.. / %.. and followed by one separator (space, comma,
+ * colon): at least 16 digits. One loop, no regex, so prose (whose words break a run at once) pays little.
+ */
 function hexRuns(t: string, out: Decoded[]): void {
-  HEX_RUN.lastIndex = 0;
-  let m: RegExpExecArray | null;
-  while ((m = HEX_RUN.exec(t)) !== null && out.length < MAX_CANDIDATES) {
-    const digits = m[0].replace(/\\x|0x|%|[\s,:]/gi, '');
-    // a long number is not hex text
-    if (digits.length < MIN_ENCODED || digits.length % 2 !== 0 || /^\d+$/.test(digits)) continue;
-    const how: Decoding = m[0].includes('%') ? 'url' : 'hex';
-    const text = utf8(Buffer.from(digits.slice(0, MAX_DECODED * 2), 'hex'));
-    if (printable(text)) out.push({ how, start: m.index, end: m.index + m[0].length, text });
+  const n = t.length;
+  let i = 0;
+  while (i < n && out.length < MAX_CANDIDATES) {
+    // a run starts at a word boundary: skip the inside of words cheaply
+    if (i > 0 && hexDigit(t.charCodeAt(i - 1))) {
+      i++;
+      continue;
+    }
+    const start = i;
+    let digits = '';
+    let url = false;
+    let j = i;
+    for (;;) {
+      let k = j;
+      if (t[k] === '\\' && (t[k + 1] === 'x' || t[k + 1] === 'X')) k += 2;
+      else if (t[k] === '0' && (t[k + 1] === 'x' || t[k + 1] === 'X') && hexDigit(t.charCodeAt(k + 2))) k += 2;
+      else if (t[k] === '%') {
+        k += 1;
+        url = true;
+      }
+      if (!hexDigit(t.charCodeAt(k)) || !hexDigit(t.charCodeAt(k + 1))) break;
+      digits += t.slice(k, k + 2);
+      j = k + 2;
+      const sep = t.charCodeAt(j);
+      if (sep === 32 || sep === 44 || sep === 58) j++;
+    }
+    if (digits.length >= MIN_ENCODED && !/^\d+$/.test(digits)) {
+      const text = utf8(Buffer.from(digits.slice(0, MAX_DECODED * 2), 'hex'));
+      if (printable(text)) out.push({ how: url ? 'url' : 'hex', start, end: j, text });
+    }
+    i = j > start ? j : start + 1;
   }
 }
 
@@ -187,8 +220,10 @@ export const REVERSED_HINTS: readonly string[] = HINT_WORDS.map((w) => [...w].re
  */
 export function decodeCandidates(t: string, hints: { rot13: boolean; reversed: boolean; spaced: boolean }): Decoded[] {
   const out: Decoded[] = [];
-  base64Runs(t, out);
-  if (out.length < MAX_CANDIDATES && /[0-9a-f]{2}[\s,:]?(?:\\x|0x|%)?[0-9a-f]{2}/i.test(t)) hexRuns(t, out);
+  // Cheap gates: base64 shows a capital after a small letter (or a digit between letters, + or / inside); hex of text has a digit 2-7 leading
+  // every byte. Prose passes neither, so it pays two regex tests, not the run loops.
+  if (BASE64_HINT.test(t)) base64Runs(t, out);
+  if (out.length < MAX_CANDIDATES && HEX_HINT.test(t)) hexRuns(t, out);
   if (hints.spaced && out.length < MAX_CANDIDATES) spacedRuns(t, out);
   if (out.length < MAX_CANDIDATES && t.includes('.-')) morseRuns(t, out);
   const whole = t.length > MAX_DECODED ? t.slice(0, MAX_DECODED) : t;

@@ -128,6 +128,21 @@ function alternation(words: string[]): RegExp {
 
 const COMPILED = RULES.map((r) => ({ rule: r, verbs: alternation(r.verbs), targets: alternation(r.targets), also: r.also && alternation(r.also) }));
 
+/** Stem lengths the word scan checks: a word whose first PREFIX letters (or whole self, if shorter) is a verb stem's. */
+export const PREFIX = 5;
+
+/**
+ * The ASCII verbs of the lexicon, cut to PREFIX letters (shorter ones whole): the injection detector's word loop
+ * looks words up in this set so pure-ASCII text runs the lexicon only when such a verb occurs.
+ */
+export const ASCII_VERB_PREFIXES: ReadonlySet<string> = new Set(
+  RULES.flatMap((r) => r.verbs)
+    .filter((v) => /^[a-z]/.test(v))
+    .map((v) => v.replace(/\$$/, '').split(' ')[0])
+    .filter((v) => /^[a-z-]+$/.test(v))
+    .map((v) => v.slice(0, PREFIX)),
+);
+
 /** Clause ends: sentence punctuation of the scripts above, and line breaks. */
 const CLAUSE_END = /[.!?;。！？；\n।؟]/;
 

@@ -8,7 +8,7 @@
 import { normalizeText, type NormalizedText } from '../normalize';
 import { escapeRegex, wanted } from './context';
 import { decodeCandidates, REVERSED_HINTS, ROT13_HINTS } from './injection-decode';
-import { lexiconHits } from './injection-lexicon';
+import { ASCII_VERB_PREFIXES, lexiconHits, PREFIX } from './injection-lexicon';
 import type { Detector, Match, ScanOptions } from './types';
 
 export const INJECTION_ENTITIES = ['PROMPT_INJECTION', 'JAILBREAK', 'INDIRECT_INJECTION'] as const;
@@ -180,7 +180,7 @@ for (const signal of SIGNALS) {
   if (signal.gates) GATED.push({ signal, gates: signal.gates.split(' '), re: new RegExp(source(signal.re), 'g') });
 }
 /** Any gate substring at all: one pass that lets ordinary text skip every gated pattern. */
-const ANY_GATE = new RegExp([...new Set(GATED.flatMap((g) => g.gates))].map(escapeRegex).join('|'), 'i');
+const ANY_GATE = new RegExp([...new Set(GATED.flatMap((g) => g.gates.map((x) => x.toLowerCase())))].map(escapeRegex).join('|'));
 
 /** Words that, rot13-ed or reversed, are instruction words: seeing one makes that transformation worth a rescan. */
 const HINTS = new Map<string, 'rot13' | 'reversed'>([...ROT13_HINTS.map((w) => [w, 'rot13'] as const), ...REVERSED_HINTS.map((w) => [w, 'reversed'] as const)]);
@@ -192,6 +192,8 @@ function wordHash(s: string, start: number, end: number): number {
 }
 /** Hashes of the anchor and hint words: the word loop rejects almost every word with one integer set lookup. */
 const ANCHOR_HASHES = new Set<number>([...BY_ANCHOR.keys(), ...HINTS.keys()].map((w) => wordHash(w, 0, w.length)));
+/** Hashes of the lexicon's ASCII verbs (their first PREFIX letters): seeing one makes the clause lexicon run. */
+const LEXICON_HASHES = new Set<number>([...ASCII_VERB_PREFIXES].map((w) => wordHash(w, 0, w.length)));
 
 const DECODED_HINT = /\b(?:base64|base\s?64|decode|decoded|decipher|rot13|rot-13|caesar|hex|hexadecimal|cipher|encoded|reverse|reversed|backwards?|spelled)\b/;
 
@@ -246,7 +248,7 @@ interface ScanState {
   /** Signals from here on are inside content the user pasted (an e-mail, a page): weighed as untrusted. */
   docStart: number;
   fired: FiredMap;
-  hints: { rot13: boolean; reversed: boolean; spaced: boolean; leet: boolean };
+  hints: { rot13: boolean; reversed: boolean; spaced: boolean; leet: boolean; lexicon: boolean };
 }
 
 function fire(st: ScanState, s: Signal, start: number, end: number): void {
@@ -276,6 +278,7 @@ function scanWords(text: string, st: ScanState): void {
       continue;
     }
     let h = 0;
+    let prefix = 0;
     let j = i;
     let letters = false;
     let digits = false;
@@ -287,7 +290,9 @@ function scanWords(text: string, st: ScanState): void {
       else if (kind === 3) digits = true;
       h = (Math.imul(h, 31) + d) | 0;
       j++;
+      if (j - i === PREFIX) prefix = h;
     }
+    if (!st.hints.lexicon && LEXICON_HASHES.has(j - i >= PREFIX ? prefix : h)) st.hints.lexicon = true;
     if (letters && digits) st.hints.leet = true;
     if (j - i === 1 && letters) {
       spaced = j - 1 - lastWordEnd <= 2 ? spaced + 1 : 1;
@@ -331,13 +336,16 @@ const DOC_INTRO = /\b(?:summari[sz]e|translate|proofread|classify|review|check|a
 const DOC_MARK = /(?:^|\n)[ \t]*(?:(?:from|subject|to|date|sent|cc)[ \t]*:|---+|===+|```|>)/;
 
 function documentStart(lower: string): number {
-  const intro = DOC_INTRO.exec(lower);
+  if (!lower.includes('\n')) return lower.length;
+  // A document is introduced near the start of a message; looking further costs time on every long message.
+  const intro = DOC_INTRO.exec(lower.length > 2000 ? lower.slice(0, 2000) : lower);
   const mark = DOC_MARK.exec(lower);
   return Math.min(intro ? intro.index + intro[0].length : lower.length, mark ? mark.index : lower.length);
 }
 
-function scanPlain(t: string, st: ScanState): string {
-  const lower = lowerSameLength(t);
+const NON_ASCII_LETTER = /[\u00c0-\uffff]/;
+
+function scanPlain(t: string, lower: string, st: ScanState): void {
   scanWords(lower, st);
   let folded = lower;
   if (st.hints.leet) {
@@ -345,10 +353,11 @@ function scanPlain(t: string, st: ScanState): string {
     scanWords(folded, st);
   }
   scanGated(folded, t, st);
+  // The clause lexicon: text in another script, or an ASCII verb of the lexicon seen by the word loop.
+  if (!st.hints.lexicon && !NON_ASCII_LETTER.test(folded)) return;
   for (const hit of lexiconHits(folded)) {
     fire(st, { id: hit.id, kind: hit.kind === 'extraction' ? 'extraction' : hit.kind === 'exfiltration' ? 'indirect' : 'override', weight: hit.weight, re: '' }, hit.start, hit.end);
   }
-  return lower;
 }
 
 interface Evidence {
@@ -401,23 +410,24 @@ function weigh(fired: Fired[], length: number): Evidence {
 
 /** Scans `t`, then what it decodes to; returns the evidence with decoded findings folded in. */
 function evidenceOf(t: string, untrusted: boolean, invisibleCount: number, depth: number): Evidence {
-  const lowerFirst = lowerSameLength(t);
+  const lower = lowerSameLength(t);
   const st: ScanState = {
     untrusted,
-    docStart: untrusted ? 0 : documentStart(lowerFirst),
+    docStart: untrusted ? 0 : documentStart(lower),
     fired: new Map(),
-    hints: { rot13: false, reversed: false, spaced: false, leet: false },
+    hints: { rot13: false, reversed: false, spaced: false, leet: false, lexicon: false },
   };
-  const lower = scanPlain(t, st);
+  scanPlain(t, lower, st);
   const fired = [...st.fired.values()];
   if (invisibleCount >= 3) {
     fired.push({ id: 'invisible-chars', kind: 'override', weight: invisibleCount >= 10 ? 1.0 : 0.4, start: 0, end: t.length });
   }
   if (depth < MAX_DEPTH) {
-    const hinted = DECODED_HINT.test(lower);
+    let hinted: boolean | undefined;
     for (const d of decodeCandidates(t, st.hints)) {
       const inner = evidenceOf(d.text, untrusted, 0, depth + 1);
       if (inner.sum <= 0) continue;
+      hinted ??= DECODED_HINT.test(lower);
       // What was hidden counts as much as it would in plain text, and more when the text asks to decode it.
       const weight = inner.sum * (inner.sum >= STRONG ? 1 : 0.8) + (hinted ? 0.4 : 0.2);
       fired.push({ id: `${d.how}:${inner.reasons[0]}`, kind: inner.jailbreak * 2 > inner.sum ? 'jailbreak' : 'override', weight: Math.max(weight, inner.sum >= 0.433 ? STRONG : 0), start: d.start, end: d.end });
