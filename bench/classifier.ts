@@ -20,7 +20,8 @@ const TEXT =
   'Our quarterly planning meeting covered the hiring plan for the platform team, the migration of the billing ' +
   'service to the new cluster, and the customer feedback we collected after the spring release. Please summarise ' +
   'the open questions about the migration timeline, list who owns each follow-up, and suggest a short agenda for ' +
-  'next week so that the team can agree on the rollout order before the end of the month.';
+  'next week so that the team can agree on the rollout order before the end of the month. Keep it short, use ' +
+  'plain language, and mention any risks to the launch date that came up during the discussion.';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
