@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: demo test install build lint bench bench-peers eval eval-peers manifests image e2e-kind clean
+.PHONY: demo test install build lint bench bench-peers eval eval-peers manifests image e2e-kind clean models train
 
 $(NPM_STAMP): package-lock.json
 	npm ci --no-audit --no-fund
@@ -27,10 +27,19 @@ test:
 	npm run lint
 	bash test/integration/k8s-tools.sh
 	bash bench/peers/install.sh wrk redis
+	bash scripts/models.sh
 	bash scripts/test-all.sh
 
 bench: build
 	npm run bench
+
+# The model tier's weights and tokenizer, verified by sha256, into MODELS_DIR (default ~/.cache/akto-agent-proxy/models).
+models:
+	bash scripts/models.sh
+
+# Retrains the committed classifier heads from the labelled data (tune half only); see classifier/heads/DATA_CARD.md.
+train: build models
+	npm run train -- --data ../shared/eval
 
 eval: build
 	npm run eval

@@ -50,7 +50,7 @@ export async function startApp(env: Env, opts: { logger?: Logger; registry?: Reg
   };
   let proxy: RunningProxy;
   try {
-    proxy = await startProxy({ config, hooks, logger, registry, env });
+    proxy = await startProxy({ config, hooks, logger, registry, env, readyDetail: () => [guardrails.modelTier.describe()] });
   } catch (err) {
     await stopFeatures(0);
     throw listenError(err, config, env) ?? err;

@@ -29,6 +29,8 @@ export interface ProxyOptions {
   registry: Registry;
   /** Environment for CA lookup; defaults to process.env. */
   env?: Env;
+  /** Extra lines for the /readyz body. */
+  readyDetail?: () => string[];
 }
 
 export interface RunningProxy {
@@ -135,6 +137,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     host: config.adminHost,
     registry,
     ready: () => !draining,
+    detail: opts.readyDetail,
   });
 
   const urls = servers.map((s, i) => `${serving[i].scheme}://${loopbackHost(config.listenHost)}:${(s.address() as AddressInfo).port}`);
@@ -547,6 +550,8 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       bytesOut,
       identity: ex.identity,
       findings: ex.findings.length > 0 ? ex.findings.map((f) => `${f.ruleId}:${f.action}`) : undefined,
+      // category:tier:score of each guardrail finding that names a risk category (e.g. prompt_injection:model:0.97)
+      risks: ex.findings.some((f) => f.category) ? ex.findings.filter((f) => f.category).map((f) => `${f.category}:${f.tier ?? 'heuristic'}:${f.score ?? ''}`) : undefined,
     };
     logger.info(line, 'request');
     if (logger.isLevelEnabled('debug')) {

@@ -316,19 +316,20 @@ export function evaluate(dir: string): FileReport[] {
   return reports;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const dir = resolveDataDir(args.data);
   const reports = evaluate(dir);
-  if (args.format === 'json') console.log(JSON.stringify({ data: dir, reports }, null, 2));
-  else console.log(formatTable(reports));
+  // Loaded here, not at the top: eval-tiers imports this module's helpers.
+  const { evaluateTiers, formatTiers } = await import('./eval-tiers.js');
+  const tiers = await evaluateTiers(dir, (s) => console.error(s));
+  if (args.format === 'json') console.log(JSON.stringify({ data: dir, reports, tiers }, null, 2));
+  else console.log(formatTable(reports) + formatTiers(tiers));
 }
 
 if (require.main === module) {
-  try {
-    main();
-  } catch (err) {
+  main().catch((err: unknown) => {
     console.error(`eval: ${(err as Error).message}`);
     process.exit(2);
-  }
+  });
 }

@@ -15,6 +15,8 @@ export interface HitRecord {
   score: number;
   evidence: string;
   reason?: string;
+  /** Which tier decided: the detectors (heuristic) or the model tier. */
+  tier?: 'heuristic' | 'model';
   /** What was done about it: the rule's action, or 'flag' in monitor mode. */
   action: RuleAction;
 }

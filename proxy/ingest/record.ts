@@ -260,6 +260,7 @@ function guardrailObject(findings: readonly Finding[]): Record<string, unknown> 
     guardrailRule: top.ruleId,
     guardrailSeverity: top.severity.toUpperCase(),
     guardrailStage: top.stage,
+    ...(top.category !== undefined ? { guardrailCategory: top.category, guardrailScore: top.score, guardrailTier: top.tier } : {}),
     ...(findings.length > MAX_LISTED_FINDINGS ? { guardrailFindingsOmitted: findings.length - MAX_LISTED_FINDINGS } : {}),
     guardrailFindings: findings.slice(0, MAX_LISTED_FINDINGS).map((f) => ({
       source: f.source,
@@ -268,6 +269,9 @@ function guardrailObject(findings: readonly Finding[]): Record<string, unknown> 
       severity: f.severity,
       stage: f.stage,
       ...(f.entity !== undefined ? { entity: f.entity } : {}),
+      ...(f.category !== undefined ? { category: f.category } : {}),
+      ...(f.score !== undefined ? { score: f.score } : {}),
+      ...(f.tier !== undefined ? { tier: f.tier } : {}),
     })),
   };
 }

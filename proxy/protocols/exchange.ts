@@ -74,6 +74,12 @@ export interface Finding {
   reason: string;
   detector?: string;
   entity?: string;
+  /** Risk category (prompt_injection, jailbreak, indirect_injection, toxicity, harmful_intent, pii.EMAIL, secrets.AWS_ACCESS_KEY, …). */
+  category?: string;
+  /** The score that decided, 0..1. */
+  score?: number;
+  /** heuristic (the detectors) or model (the classifier's combined score). */
+  tier?: 'heuristic' | 'model';
 }
 
 /** A hook's answer that stops the exchange: the client gets this instead of (the rest of) the upstream's answer. */

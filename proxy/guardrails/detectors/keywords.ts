@@ -35,7 +35,7 @@ export function createKeywordDetector(lists: readonly KeywordList[], id = 'keywo
   let longest = 0;
   for (const list of lists) {
     for (const raw of list.words) {
-      const words = raw.toLowerCase().match(WORD);
+      const words = normalizeText(raw).text.toLowerCase().match(WORD);
       if (!words) throw new Error(`keyword list "${list.id}": entry "${raw}" has no word characters`);
       longest = Math.max(longest, raw.length);
       const joined = words.join(' ');

@@ -19,7 +19,7 @@ describe('decision engine with the built-in packs', () => {
     expect(out.record.action).toBe('redact');
     const pii = out.record.rules.find((r) => r.id === 'pii-redact')!;
     expect(pii).toMatchObject({ status: 'hit', action: 'redact', mode: 'enforce', hits: 4 });
-    expect(out.record.rules.map((r) => r.id)).toEqual(['pii-redact', 'secrets-request-redact', 'prompt-injection']);
+    expect(out.record.rules.map((r) => r.id)).toEqual(['pii-redact', 'secrets-request-redact', 'prompt-injection', 'jailbreak', 'indirect-injection', 'toxicity', 'harmful-intent']);
     const card = out.record.hits.find((h) => h.entity === 'CREDIT_CARD')!;
     expect(card).toMatchObject({ rule: 'pii-redact', detector: 'pii', stage: 'request', segment: 0, evidence: '4111 **** **** 1111' });
     expect(`Hi, I am ${EMAIL}, card ${CARD}.`.slice(card.start, card.end)).toBe(CARD);

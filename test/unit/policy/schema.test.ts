@@ -72,7 +72,7 @@ guardrails:
     ['a wrong version', 'version: 2\n', '/version: must be equal to constant'],
     ['an unknown pack', 'extends: paranoid\n', '/extends: must be one of "default", "monitor", "strict", "off"'],
     ['a bad action', 'guardrails:\n  rules:\n    - {id: a, detector: pii, action: drop}\n', '/guardrails/rules/0/action: must be one of "block", "redact", "flag"'],
-    ['a missing detector', 'guardrails:\n  rules:\n    - {id: a, action: block}\n', '/guardrails/rules/0: missing required field "detector"'],
+    ['a missing detector', 'guardrails:\n  rules:\n    - {id: a, action: block}\n', '/guardrails/rules/0: missing one of the fields detector, category'],
     ['an unknown rule field', 'guardrails:\n  rules:\n    - {id: a, detector: pii, action: flag, colour: red}\n', '/guardrails/rules/0: unknown field "colour"'],
     ['a threshold above 1', 'guardrails:\n  rules:\n    - {id: a, detector: pii, action: flag, threshold: 1.5}\n', '/guardrails/rules/0/threshold: must be <= 1'],
     ['a regex rule without patterns', 'guardrails:\n  rules:\n    - {id: a, detector: regex, action: flag}\n', '/guardrails/rules/0: missing required field "patterns"'],
@@ -101,7 +101,7 @@ guardrails:
     ['an empty rule list', 'version: 1\nguardrails:\n  rules: []\n'],
     ['only monitor mode', 'version: 1\nguardrails:\n  mode: monitor\n'],
     ['only limits', 'version: 1\nlimits: []\n'],
-    ['every inherited rule removed', 'version: 1\nextends: default\nguardrails:\n  remove: [pii-redact, secrets-request-redact, secrets-response-block, prompt-injection]\n'],
+    ['every inherited rule removed', 'version: 1\nextends: default\nguardrails:\n  remove: [prompt-injection, jailbreak, indirect-injection, pii-redact, secrets-request-redact, secrets-response-block, toxicity, harmful-intent]\n'],
   ])('refuses %s: turning the guardrails off must be explicit', (_name, text) => {
     expect(problemsOf(text)).toEqual([NO_RULES]);
   });
