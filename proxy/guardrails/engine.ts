@@ -32,10 +32,28 @@ export function scanEntities(rules: readonly CompiledRule[]): Map<string, Readon
   return out;
 }
 
+/** A stretch of one segment's text inside a joined view: segment text [from, to) sits at view offset `at`. */
+interface Piece {
+  segment: number;
+  from: number;
+  to: number;
+  at: number;
+}
+
+/** Several segments read as one text, the way the model reads the conversation (see joinedViews). */
+interface View {
+  key: string;
+  text: string;
+  pieces: Piece[];
+  trusted: boolean;
+}
+
 interface Located {
   segment: number | string;
   text: string;
   match: Match;
+  /** For a match across segments of a joined view: the stretch of each segment it covers (offsets into that segment). */
+  parts?: Array<{ segment: number; start: number; end: number }>;
 }
 
 /** What each rule collected while scanning. */
@@ -120,7 +138,13 @@ export interface Decided {
  * Turn what the rules collected into actions and records: the first blocking rule (in policy order) wins;
  * redact rules contribute spans; monitor rules only record. Rules that errored are not_evaluated and apply on_error.
  */
-export function decide(rules: readonly CompiledRule[], tallies: Map<CompiledRule, RuleTally>, stage: Stage, record: StageRecord): Decided {
+export function decide(
+  rules: readonly CompiledRule[],
+  tallies: Map<CompiledRule, RuleTally>,
+  stage: Stage,
+  record: StageRecord,
+  readonlySegment: (segment: number | string) => boolean = () => false,
+): Decided {
   const out: Decided = { spans: new Map(), findings: [] };
   for (const rule of rules) {
     const tally = tallies.get(rule)!;
@@ -129,7 +153,8 @@ export function decide(rules: readonly CompiledRule[], tallies: Map<CompiledRule
     let action: StageRecord['rules'][number]['action'] = fired ? rule.action : 'none';
     if (fired) {
       const perEntity = new Map<string, number>();
-      for (const { segment, text, match } of tally.matches) {
+      let unredactable: string | undefined;
+      for (const { segment, text, match, parts } of tally.matches) {
         perEntity.set(match.entity, (perEntity.get(match.entity) ?? 0) + 1);
         addHit(record, {
           rule: rule.id,
@@ -145,10 +170,19 @@ export function decide(rules: readonly CompiledRule[], tallies: Map<CompiledRule
           action: rule.action,
         });
         if (rule.action === 'redact' && match.end > match.start) {
-          const list = out.spans.get(segment) ?? [];
-          list.push({ start: match.start, end: match.end, entity: match.entity, style: rule.redaction });
-          out.spans.set(segment, list);
+          for (const part of parts ?? [{ segment, start: match.start, end: match.end }]) {
+            if (readonlySegment(part.segment)) unredactable ??= match.entity;
+            const list = out.spans.get(part.segment) ?? [];
+            list.push({ start: part.start, end: part.end, entity: match.entity, style: rule.redaction });
+            out.spans.set(part.segment, list);
+          }
         }
+      }
+      // Text that cannot be written back (object keys, multipart fields) cannot be redacted: refuse the request instead.
+      if (unredactable !== undefined && !out.verdict) {
+        out.verdict = blockVerdict(rule, stage, `${unredactable} in a field that cannot be redacted`);
+        record.blockedBy = rule.id;
+        record.action = 'block';
       }
       for (const [entity, n] of perEntity) {
         out.findings.push({
@@ -219,6 +253,7 @@ export function evaluateStage(policy: CompiledPolicy, ex: Exchange, stage: Stage
   const entities = scanEntities(rules);
   const tallies = new Map<CompiledRule, RuleTally>(rules.map((r) => [r, { matches: [] }]));
   segments.forEach((seg, i) => scanText(seg.text, i, seg.role, seg.trusted, rules, entities, tallies, record));
+  if (stage === 'request') scanJoined(segments, rules, entities, tallies, record);
   for (const rule of rules) {
     if (rule.detector) continue;
     let chars = 0;
@@ -231,7 +266,7 @@ export function evaluateStage(policy: CompiledPolicy, ex: Exchange, stage: Stage
     const m = sizeMatch(rule, chars, tokens);
     if (m) tallies.get(rule)!.matches.push({ segment: -1, text: '', match: m });
   }
-  const decided = decide(rules, tallies, stage, record);
+  const decided = decide(rules, tallies, stage, record, (key) => typeof key === 'number' && segments[key]?.readonly === true);
   if (!decided.verdict) {
     for (const [key, spans] of decided.spans) {
       const seg = segments[key as number];
@@ -240,4 +275,114 @@ export function evaluateStage(policy: CompiledPolicy, ex: Exchange, stage: Stage
   }
   record.ms = performance.now() - started;
   return { record, verdict: decided.verdict, findings: decided.findings };
+}
+
+/** Separator between messages in the conversation view: a line break, as chat templates put between turns. */
+const TURN_SEPARATOR = '\n';
+
+/** The content-array a segment is a part of (messages[i].content[j]…), or undefined for whole-string content. */
+function partParent(seg: Segment): string | undefined {
+  for (let k = seg.path.length - 2; k >= 0; k--) {
+    if (seg.path[k] === 'content' && typeof seg.path[k + 1] === 'number') return JSON.stringify(seg.path.slice(0, k + 1));
+  }
+  return undefined;
+}
+
+function buildView(key: string, segments: readonly Segment[], members: readonly number[], separator: string, trusted: boolean): View {
+  const pieces: Piece[] = [];
+  let text = '';
+  for (const i of members) {
+    if (text.length > 0) text += separator;
+    pieces.push({ segment: i, from: 0, to: segments[i].text.length, at: text.length });
+    text += segments[i].text;
+  }
+  return { key, text, pieces, trusted };
+}
+
+/**
+ * The texts an instruction split across messages or parts is whole in: all of the segments (of one trust level)
+ * joined turn by turn, and the parts of one message concatenated as TGI renders them. Only views of two or more
+ * segments; single segments are scanned on their own already.
+ */
+function joinedViews(segments: readonly Segment[], members: readonly number[]): View[] {
+  const views: View[] = [];
+  for (const trusted of [true, false]) {
+    const group = members.filter((i) => segments[i].trusted === trusted);
+    if (group.length >= 2) views.push(buildView(`joined:${trusted ? 'trusted' : 'untrusted'}`, segments, group, TURN_SEPARATOR, trusted));
+  }
+  const byParent = new Map<string, number[]>();
+  for (const i of members) {
+    const parent = partParent(segments[i]);
+    if (parent !== undefined) byParent.set(parent, [...(byParent.get(parent) ?? []), i]);
+  }
+  for (const parts of byParent.values()) {
+    if (parts.length >= 2) views.push(buildView(`parts:${parts[0]}`, segments, parts, '', parts.every((i) => segments[i].trusted)));
+  }
+  return views;
+}
+
+/** A match in a view, as the stretches of each segment it covers. */
+function piecesOf(view: View, start: number, end: number): Array<{ segment: number; start: number; end: number }> {
+  const out: Array<{ segment: number; start: number; end: number }> = [];
+  for (const p of view.pieces) {
+    const len = p.to - p.from;
+    const s = Math.max(start, p.at);
+    const e = Math.min(end, p.at + len);
+    if (e > s || (start === end && start >= p.at && start <= p.at + len)) out.push({ segment: p.segment, start: p.from + s - p.at, end: p.from + e - p.at });
+  }
+  return out;
+}
+
+/**
+ * Conversation-level scoring: runs each rule over the joined views of the segments it applies to and keeps what
+ * the per-segment scans could not see — matches across segment boundaries (kept as one hit with a stretch per
+ * segment, so a redaction lands in every segment it covers) and matches that only the surrounding turns make
+ * (context words in the message before). Matches the per-segment scan already found are not counted twice.
+ */
+function scanJoined(
+  segments: readonly Segment[],
+  rules: readonly CompiledRule[],
+  entities: Map<string, ReadonlySet<string> | undefined>,
+  tallies: Map<CompiledRule, RuleTally>,
+  record: StageRecord,
+): void {
+  if (segments.length < 2) return;
+  const byRoles = new Map<string, CompiledRule[]>();
+  for (const rule of rules) {
+    if (!rule.detector) continue;
+    const key = rule.roles ? [...rule.roles].sort().join(',') : '*';
+    byRoles.set(key, [...(byRoles.get(key) ?? []), rule]);
+  }
+  for (const group of byRoles.values()) {
+    const roles = group[0].roles;
+    const members = segments.map((_, i) => i).filter((i) => !roles || roles.has(segments[i].role));
+    if (members.length < 2) continue;
+    // Members already passed the group's role filter; scanText only needs a role the group accepts.
+    const role = roles ? roles.values().next().value! : 'user';
+    for (const view of joinedViews(segments, members)) {
+      const viewTallies = new Map<CompiledRule, RuleTally>(group.map((r) => [r, { matches: [] }]));
+      scanText(view.text, view.key, role, view.trusted, group, entities, viewTallies, record);
+      for (const rule of group) {
+        const found = viewTallies.get(rule)!;
+        const tally = tallies.get(rule)!;
+        if (found.error) tally.error ??= found.error;
+        for (const { match } of found.matches) {
+          const parts = piecesOf(view, match.start, match.end);
+          if (parts.length === 0) continue;
+          if (parts.length === 1) {
+            const { segment, start, end } = parts[0];
+            const seen = tally.matches.some((m) => m.segment === segment && m.match.entity === match.entity && m.match.start < end && start < m.match.end);
+            if (!seen) tally.matches.push({ segment, text: segments[segment].text, match: { ...match, start, end } });
+          } else {
+            const first = parts[0];
+            const last = parts[parts.length - 1];
+            const seen = tally.matches.some(
+              (m) => m.parts && m.match.entity === match.entity && m.parts[0].segment === first.segment && m.parts[m.parts.length - 1].segment === last.segment,
+            );
+            if (!seen) tally.matches.push({ segment: `${view.key}:${first.segment}-${last.segment}`, text: view.text, match, parts });
+          }
+        }
+      }
+    }
+  }
 }
