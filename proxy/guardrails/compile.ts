@@ -43,6 +43,8 @@ export interface CompiledPolicy {
   readonly name: string;
   readonly rules: readonly CompiledRule[];
   readonly maxHoldback: number;
+  /** A request body a known inference route cannot read: refused (block) or forwarded uninspected (allow). */
+  readonly onUnparsable: 'allow' | 'block';
 }
 
 function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
@@ -153,9 +155,13 @@ export function compilePolicy(policy: ResolvedPolicy, builtins: Readonly<Record<
     };
   });
   if (problems.length > 0) throw new PolicyError(source, problems);
+  const compiled = rules.filter((r): r is CompiledRule => r !== undefined);
+  // Nothing would inspect the request anyway (monitor mode, no request rules): an unreadable body passes by default.
+  const inspectsRequests = !policyMonitor && compiled.some((r) => r.request && !r.monitor);
   return {
     name: policy.name,
-    rules: rules.filter((r): r is CompiledRule => r !== undefined),
+    rules: compiled,
     maxHoldback: policy.guardrails.stream?.max_holdback_chars ?? DEFAULT_MAX_HOLDBACK,
+    onUnparsable: policy.guardrails.on_unparsable ?? (inspectsRequests ? 'block' : 'allow'),
   };
 }

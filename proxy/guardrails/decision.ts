@@ -55,6 +55,8 @@ export interface StageRecord {
 /** ex.notes.guardrails */
 export interface GuardrailDecision {
   policy: string;
+  /** The request body could not be read (on a known inference route) and what on_unparsable did about it. */
+  unparsed?: { reason: string; action: 'allow' | 'block' };
   request?: StageRecord;
   response?: StageRecord;
 }

@@ -125,6 +125,7 @@ export function resolvePolicy(doc: Policy, source: string): ResolvedPolicy {
     guardrails: {
       ...(base?.guardrails.stream || settings.stream ? { stream: { ...base?.guardrails.stream, ...settings.stream } } : {}),
       ...(mode ? { mode } : {}),
+      ...(settings.on_unparsable ? { on_unparsable: settings.on_unparsable } : {}),
       rules: rules.filter((r) => !removed.has(r.id)),
     },
   };
