@@ -120,25 +120,61 @@ export function encodeUtf8(text: string): Buffer {
   return Buffer.concat(parts);
 }
 
-/** Where each string value of the final tree sits in the text: key = JSON.stringify(path), value = [start, end) of the quoted token. */
-export type StringSpans = Map<string, [number, number]>;
+/**
+ * Deepest nesting read. Python's json gives up far earlier (its recursion limit, about 1000), so a deeper body is
+ * unreadable to the upstream too; the bound keeps every walk over the tree linear.
+ */
+export const MAX_JSON_DEPTH = 10000;
+
+/** A trie of the paths whose string values an edit must find in the text. */
+interface PathNode {
+  children: Map<string | number, PathNode>;
+  /** Index of the path that ends here. */
+  target?: number;
+}
+
+function pathTrie(paths: readonly JsonPath[]): PathNode {
+  const root: PathNode = { children: new Map() };
+  paths.forEach((path, i) => {
+    let node = root;
+    for (const key of path) {
+      let next = node.children.get(key);
+      if (!next) node.children.set(key, (next = { children: new Map() }));
+      node = next;
+    }
+    node.target = i;
+  });
+  return root;
+}
 
 interface Frame {
   container: Record<string, unknown> | unknown[];
-  path: (string | number)[];
   /** The key whose value is being parsed (objects). */
   key?: string;
+  /** Where this container sits in the trie of wanted paths, if on one. */
+  node?: PathNode;
 }
 
 const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
 const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?/y;
 
+/** Parses JSON text as Python's json module does (see the file comment). Throws JsonSyntaxError. */
+export function parsePythonJson(text: string): unknown {
+  return parse(text, undefined).value;
+}
+
 /**
- * Parses JSON text as Python's json module does (see the file comment). With `spans`, records where every
- * string value sits, for edits that must leave every other byte as it was.
+ * Where the string values at `paths` sit in `text`: [start, end) of each quoted token, by index into `paths`
+ * (undefined where the path holds no string). Duplicate keys: the last one wins, as for the value.
  */
-export function parsePythonJson(text: string, spans?: StringSpans): unknown {
+export function locateStrings(text: string, paths: readonly JsonPath[]): Array<[number, number] | undefined> {
+  const found = new Array<[number, number] | undefined>(paths.length);
+  parse(text, { trie: pathTrie(paths), found });
+  return found;
+}
+
+function parse(text: string, locate: { trie: PathNode; found: Array<[number, number] | undefined> } | undefined): { value: unknown } {
   let i = 0;
   const stack: Frame[] = [];
   let root: unknown;
@@ -162,10 +198,12 @@ export function parsePythonJson(text: string, spans?: StringSpans): unknown {
       else top.container[key] = value;
     }
   };
-  const childPath = (): (string | number)[] => {
+  /** The trie node of the value about to be parsed. */
+  const childNode = (): PathNode | undefined => {
+    if (!locate) return undefined;
     const top = stack[stack.length - 1];
-    if (!top) return [];
-    return [...top.path, Array.isArray(top.container) ? top.container.length : top.key!];
+    if (!top) return locate.trie;
+    return top.node?.children.get(Array.isArray(top.container) ? top.container.length : top.key!);
   };
   const readString = (): string => {
     i++; // opening quote
@@ -198,9 +236,17 @@ export function parsePythonJson(text: string, spans?: StringSpans): unknown {
       i++;
     }
   };
+  const readKey = (frame: Frame): void => {
+    skipWs();
+    if (text[i] !== '"') fail('expecting property name enclosed in double quotes');
+    frame.key = readString();
+    skipWs();
+    if (text[i] !== ':') fail("expecting ':' delimiter");
+    i++;
+  };
 
+  // After a value: close containers or expect a separator.
   const afterValue = (): void => {
-    // After a value: close containers or expect a separator.
     for (;;) {
       const top = stack[stack.length - 1];
       if (!top) return;
@@ -208,14 +254,7 @@ export function parsePythonJson(text: string, spans?: StringSpans): unknown {
       const c = text[i];
       if (c === ',') {
         i++;
-        if (!Array.isArray(top.container)) {
-          skipWs();
-          if (text[i] !== '"') fail('expecting property name enclosed in double quotes');
-          top.key = readString();
-          skipWs();
-          if (text[i] !== ':') fail("expecting ':' delimiter");
-          i++;
-        }
+        if (!Array.isArray(top.container)) readKey(top);
         return;
       }
       if (c === (Array.isArray(top.container) ? ']' : '}')) {
@@ -233,33 +272,27 @@ export function parsePythonJson(text: string, spans?: StringSpans): unknown {
     skipWs();
     const c = text[i];
     if (c === '{' || c === '[') {
-      const path = childPath();
+      if (stack.length >= MAX_JSON_DEPTH) fail(`nesting deeper than ${MAX_JSON_DEPTH} levels`);
+      const node = childNode();
       i++;
       skipWs();
       const container: Frame['container'] = c === '{' ? {} : [];
-      const close = c === '{' ? '}' : ']';
-      if (text[i] === close) {
+      if (text[i] === (c === '{' ? '}' : ']')) {
         i++;
         place(container);
         afterValue();
         continue;
       }
-      const frame: Frame = { container, path };
-      if (c === '{') {
-        if (text[i] !== '"') fail('expecting property name enclosed in double quotes');
-        frame.key = readString();
-        skipWs();
-        if (text[i] !== ':') fail("expecting ':' delimiter");
-        i++;
-      }
+      const frame: Frame = { container, node };
+      if (c === '{') readKey(frame);
       stack.push(frame);
       continue;
     }
     if (c === '"') {
       const start = i;
-      const path = spans ? childPath() : undefined;
+      const target = childNode()?.target;
       const s = readString();
-      if (path) spans!.set(JSON.stringify(path), [start, i]);
+      if (target !== undefined) locate!.found[target] = [start, i];
       place(s);
     } else if (text.startsWith('null', i)) {
       i += 4;
@@ -290,10 +323,5 @@ export function parsePythonJson(text: string, spans?: StringSpans): unknown {
   }
   skipWs();
   if (i !== text.length) fail('extra data');
-  return root;
-}
-
-/** The key a StringSpans map uses for a path. */
-export function spanKey(path: JsonPath): string {
-  return JSON.stringify(path);
+  return { value: root };
 }

@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { ApiKind, Exchange, JsonPath, Segment, SegmentKind } from './exchange';
 import { setAtPath } from './json-path';
-import { decodeJsonBytes, decodeUtf8, encodeUtf8, parsePythonJson, spanKey, type StringSpans } from './python-json';
+import { decodeJsonBytes, decodeUtf8, encodeUtf8, locateStrings, MAX_JSON_DEPTH, parsePythonJson } from './python-json';
 
 /** How a request body was read: the way the upstream would read it, not the way it was declared. */
 export type BodyFormat = 'json' | 'text' | 'form' | 'multipart' | 'binary' | 'empty' | 'unreadable';
@@ -85,8 +85,9 @@ const JSON_ONLY = new Set<ApiKind>([
   'tokenize',
   'vertex',
 ]);
-/** Text that cannot be written back beyond this many segments is scanned as one merged, read-only segment. */
+/** Text beyond this many segments, or nested deeper than MAX_SEGMENT_DEPTH, is scanned as one merged, read-only segment. */
 const MAX_SEGMENTS = 4096;
+const MAX_SEGMENT_DEPTH = 64;
 
 /** A known inference route: its body is inspected, and one that cannot be read is refused (fail closed). */
 export function isInferenceRoute(api: ApiKind): boolean {
@@ -107,15 +108,48 @@ export function canonicalRole(raw: unknown): string {
   return KNOWN_ROLES.has(r) ? r : 'user';
 }
 
-/** Collects segments in body order; past MAX_SEGMENTS the rest is merged into one read-only segment. */
+/**
+ * A place in the body as a linked path: walking a deep body costs O(1) per step, and only the places that become
+ * segments are turned into a JsonPath.
+ */
+interface Loc {
+  parent: Loc | undefined;
+  key: string | number;
+  depth: number;
+}
+
+function at(parent: Loc | undefined, key: string | number): Loc {
+  return { parent, key, depth: (parent?.depth ?? 0) + 1 };
+}
+
+function pathOf(loc: Loc | undefined): JsonPath {
+  const out: Array<string | number> = [];
+  for (let l = loc; l; l = l.parent) out.push(l.key);
+  return out.reverse();
+}
+
+/**
+ * Collects segments in body order. Past MAX_SEGMENTS, or deeper than MAX_SEGMENT_DEPTH, text is merged into one
+ * read-only segment: still scanned, never lost, and a redaction there blocks.
+ */
 class Segments {
   readonly list: Segment[] = [];
   private overflow: string[] = [];
+  /** The body nests deeper than Python reads (MAX_JSON_DEPTH). */
+  tooDeep = false;
 
-  add(role: string, kind: SegmentKind, path: JsonPath, text: string, trusted = true, readonly = false): void {
+  add(role: string, kind: SegmentKind, loc: Loc | undefined, text: string, trusted = true, readonly = false): void {
     if (text === '') return;
-    if (this.list.length < MAX_SEGMENTS - 1) this.list.push({ role, kind, trusted, path, text, ...(readonly ? { readonly } : {}) });
-    else this.overflow.push(text);
+    if (this.list.length < MAX_SEGMENTS - 1 && (loc?.depth ?? 0) <= MAX_SEGMENT_DEPTH) {
+      this.list.push({ role, kind, trusted, path: pathOf(loc), text, ...(readonly ? { readonly } : {}) });
+    } else this.overflow.push(text);
+  }
+
+  /** False (and the body marked too deep) past MAX_JSON_DEPTH: nothing below is walked. */
+  within(loc: Loc | undefined): boolean {
+    if ((loc?.depth ?? 0) <= MAX_JSON_DEPTH) return true;
+    this.tooDeep = true;
+    return false;
   }
 
   done(): Segment[] {
@@ -143,24 +177,25 @@ function isMediaDataUrl(s: string): boolean {
 }
 
 /** Every string leaf under `value` (iteratively, in document order), each with its path. */
-function walkStrings(value: unknown, path: JsonPath, w: Walk, out: Segments): void {
+function walkStrings(value: unknown, loc: Loc | undefined, w: Walk, out: Segments): void {
   const keys: string[] = [];
-  const stack: Array<[unknown, JsonPath]> = [[value, path]];
+  const stack: Array<[unknown, Loc | undefined]> = [[value, loc]];
   while (stack.length > 0) {
-    const [v, p] = stack.pop()!;
+    const [v, l] = stack.pop()!;
     if (typeof v === 'string') {
-      if (!isMediaDataUrl(v)) out.add(w.role, w.kind, p, v, w.trusted);
-    } else if (Array.isArray(v)) {
-      for (let i = v.length - 1; i >= 0; i--) stack.push([v[i], [...p, i]]);
+      if (!isMediaDataUrl(v)) out.add(w.role, w.kind, l, v, w.trusted);
+    } else if (!out.within(l)) continue;
+    else if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) stack.push([v[i], at(l, i)]);
     } else if (isObject(v)) {
       // An Anthropic base64 source carries an image or PDF, not text.
       if (v.type === 'base64' && typeof v.data === 'string') continue;
       const ks = Object.keys(v);
       if (w.keys) keys.push(...ks);
-      for (let i = ks.length - 1; i >= 0; i--) if (!w.skip?.has(ks[i])) stack.push([v[ks[i]], [...p, ks[i]]]);
+      for (let i = ks.length - 1; i >= 0; i--) if (!w.skip?.has(ks[i])) stack.push([v[ks[i]], at(l, ks[i])]);
     }
   }
-  if (keys.length > 0) out.add(w.role, w.kind, [...path, '$keys'], keys.join('\n'), w.trusted, true);
+  if (keys.length > 0) out.add(w.role, w.kind, at(loc, '$keys'), keys.join('\n'), w.trusted, true);
 }
 
 /**
@@ -169,23 +204,20 @@ function walkStrings(value: unknown, path: JsonPath, w: Walk, out: Segments): vo
  * structure and binary payloads. The role decides trust; parts that carry tool output are untrusted whatever
  * the role.
  */
-function messageSegments(messages: unknown, path: JsonPath, out: Segments, textKind: SegmentKind = 'message'): void {
-  if (typeof messages === 'string') return out.add('user', textKind, path, messages);
-  if (!Array.isArray(messages)) {
-    if (isObject(messages)) messageSegments([messages], path, out, textKind);
-    return;
-  }
-  const stack: Array<[unknown, JsonPath]> = [];
-  for (let i = messages.length - 1; i >= 0; i--) stack.push([messages[i], [...path, i]]);
+function messageSegments(messages: unknown, loc: Loc | undefined, out: Segments, textKind: SegmentKind = 'message'): void {
+  if (typeof messages === 'string') return out.add('user', textKind, loc, messages);
+  if (isObject(messages)) return messageObject(messages, loc, out);
+  const stack: Array<[unknown, Loc | undefined]> = [[messages, loc]];
   while (stack.length > 0) {
-    const [m, p] = stack.pop()!;
-    if (typeof m === 'string') out.add('user', textKind, p, m);
-    else if (Array.isArray(m)) for (let i = m.length - 1; i >= 0; i--) stack.push([m[i], [...p, i]]);
-    else if (isObject(m)) messageObject(m, p, out);
+    const [m, l] = stack.pop()!;
+    if (typeof m === 'string') out.add('user', textKind, l, m);
+    else if (!out.within(l)) continue;
+    else if (Array.isArray(m)) for (let i = m.length - 1; i >= 0; i--) stack.push([m[i], at(l, i)]);
+    else if (isObject(m)) messageObject(m, l, out);
   }
 }
 
-function messageObject(m: Obj, path: JsonPath, out: Segments): void {
+function messageObject(m: Obj, loc: Loc | undefined, out: Segments): void {
   const type = typeof m.type === 'string' ? m.type : '';
   let role = 'role' in m ? canonicalRole(m.role) : type === 'function_call' || type === 'reasoning' || type === 'custom_tool_call' ? 'assistant' : 'user';
   if (UNTRUSTED_PARTS.has(type)) role = 'tool';
@@ -193,60 +225,64 @@ function messageObject(m: Obj, path: JsonPath, out: Segments): void {
   for (const key of Object.keys(m)) {
     if (MESSAGE_SKIP.has(key)) continue;
     const value = m[key];
-    const p = [...path, key];
-    if (key === 'content' && Array.isArray(value)) contentParts(value, p, role, out);
+    const l = at(loc, key);
+    if (key === 'content' && Array.isArray(value)) contentParts(value, l, role, out);
     else if (ARGUMENT_KEYS.has(key) || (key === 'input' && type === 'tool_use')) {
-      walkStrings(value, p, { role, kind: 'tool_arguments', trusted: !untrusted, skip: MESSAGE_SKIP }, out);
-    } else walkStrings(value, p, { role, kind: untrusted ? 'tool_result' : 'message', trusted: !untrusted, skip: MESSAGE_SKIP }, out);
+      walkStrings(value, l, { role, kind: 'tool_arguments', trusted: !untrusted, skip: MESSAGE_SKIP }, out);
+    } else walkStrings(value, l, { role, kind: untrusted ? 'tool_result' : 'message', trusted: !untrusted, skip: MESSAGE_SKIP }, out);
   }
 }
 
+/** Content parts nest (a tool result holding parts) this deep before the rest is walked as plain text. */
+const MAX_PART_NESTING = 16;
+
 /** Content parts: bare strings, {type: text | input_text | output_text | refusal | thinking | reasoning …}, tool results. */
-function contentParts(parts: unknown[], path: JsonPath, role: string, out: Segments): void {
+function contentParts(parts: unknown[], loc: Loc, role: string, out: Segments, nesting = 0): void {
   parts.forEach((part, j) => {
-    const p = [...path, j];
+    const l = at(loc, j);
     const type = isObject(part) && typeof part.type === 'string' ? part.type : '';
     const partRole = UNTRUSTED_PARTS.has(type) ? 'tool' : role;
     const untrusted = UNTRUSTED_ROLES.has(partRole);
+    const text: Walk = { role: partRole, kind: untrusted ? 'tool_result' : 'message', trusted: !untrusted, skip: MESSAGE_SKIP };
     if (isObject(part) && (type === 'tool_use' || type === 'function_call')) {
-      walkStrings(part, p, { role: partRole, kind: 'tool_arguments', trusted: true, skip: MESSAGE_SKIP }, out);
-    } else if (isObject(part) && Array.isArray(part.content)) {
+      walkStrings(part, l, { role: partRole, kind: 'tool_arguments', trusted: true, skip: MESSAGE_SKIP }, out);
+    } else if (isObject(part) && Array.isArray(part.content) && nesting < MAX_PART_NESTING) {
       for (const key of Object.keys(part)) {
         if (MESSAGE_SKIP.has(key)) continue;
-        if (key === 'content') contentParts(part.content as unknown[], [...p, key], partRole, out);
-        else walkStrings(part[key], [...p, key], { role: partRole, kind: untrusted ? 'tool_result' : 'message', trusted: !untrusted, skip: MESSAGE_SKIP }, out);
+        if (key === 'content') contentParts(part.content as unknown[], at(l, key), partRole, out, nesting + 1);
+        else walkStrings(part[key], at(l, key), text, out);
       }
-    } else walkStrings(part, p, { role: partRole, kind: untrusted ? 'tool_result' : 'message', trusted: !untrusted, skip: MESSAGE_SKIP }, out);
+    } else walkStrings(part, l, text, out);
   });
 }
 
-type FieldHandler = (value: unknown, path: JsonPath, api: ApiKind, out: Segments) => void;
+type FieldHandler = (value: unknown, loc: Loc, api: ApiKind, out: Segments) => void;
 
 const userText =
   (kind: SegmentKind): FieldHandler =>
-  (v, p, _api, out) =>
-    walkStrings(v, p, { role: 'user', kind, trusted: true, skip: BINARY_SKIP }, out);
-const systemText: FieldHandler = (v, p, _api, out) => walkStrings(v, p, { role: 'system', kind: 'message', trusted: true, skip: MESSAGE_SKIP }, out);
-const toolDefinitions: FieldHandler = (v, p, _api, out) => walkStrings(v, p, { role: 'tool', kind: 'tool_definition', trusted: true, keys: true, skip: SCHEMA_SKIP }, out);
-const schema: FieldHandler = (v, p, _api, out) => walkStrings(v, p, { role: 'tool', kind: 'schema', trusted: true, keys: true, skip: SCHEMA_SKIP }, out);
-const template: FieldHandler = (v, p, _api, out) => walkStrings(v, p, { role: 'system', kind: 'template', trusted: true, keys: true }, out);
-const documents: FieldHandler = (v, p, _api, out) => walkStrings(v, p, { role: 'tool', kind: 'document', trusted: false, skip: MESSAGE_SKIP }, out);
+  (v, l, _api, out) =>
+    walkStrings(v, l, { role: 'user', kind, trusted: true, skip: BINARY_SKIP }, out);
+const systemText: FieldHandler = (v, l, _api, out) => walkStrings(v, l, { role: 'system', kind: 'message', trusted: true, skip: MESSAGE_SKIP }, out);
+const toolDefinitions: FieldHandler = (v, l, _api, out) => walkStrings(v, l, { role: 'tool', kind: 'tool_definition', trusted: true, keys: true, skip: SCHEMA_SKIP }, out);
+const schema: FieldHandler = (v, l, _api, out) => walkStrings(v, l, { role: 'tool', kind: 'schema', trusted: true, keys: true, skip: SCHEMA_SKIP }, out);
+const template: FieldHandler = (v, l, _api, out) => walkStrings(v, l, { role: 'system', kind: 'template', trusted: true, keys: true }, out);
+const documents: FieldHandler = (v, l, _api, out) => walkStrings(v, l, { role: 'tool', kind: 'document', trusted: false, skip: MESSAGE_SKIP }, out);
 
 /**
  * Top-level (or nested, see bodySegments) request fields that carry text the model reads, across TGI, vLLM,
  * TEI, SGLang, the OpenAI Chat/Completions/Responses/Embeddings APIs, Anthropic Messages and HF task payloads.
  */
 const FIELDS: Readonly<Record<string, FieldHandler>> = {
-  messages: (v, p, _api, out) => messageSegments(v, p, out),
-  chat_history: (v, p, _api, out) => messageSegments(v, p, out),
-  conversation: (v, p, _api, out) => messageSegments(v, p, out),
-  input: (v, p, api, out) => messageSegments(v, p, out, api === 'openai.responses' ? 'message' : 'inputs'),
+  messages: (v, l, _api, out) => messageSegments(v, l, out),
+  chat_history: (v, l, _api, out) => messageSegments(v, l, out),
+  conversation: (v, l, _api, out) => messageSegments(v, l, out),
+  input: (v, l, api, out) => messageSegments(v, l, out, api === 'openai.responses' ? 'message' : 'inputs'),
   inputs: userText('inputs'),
   prompt: userText('prompt'),
   prompts: userText('prompt'),
   suffix: userText('prompt'),
   message: userText('message'),
-  text: (v, p, api, out) => (isObject(v) ? schema(v, p, api, out) : userText('inputs')(v, p, api, out)),
+  text: (v, l, api, out) => (isObject(v) ? schema(v, l, api, out) : userText('inputs')(v, l, api, out)),
   texts: userText('inputs'),
   text_1: userText('inputs'),
   text_2: userText('inputs'),
@@ -287,18 +323,18 @@ const FIELDS: Readonly<Record<string, FieldHandler>> = {
  * array is searched for known fields below it (custom wrappers, Vertex `instances`, batches). Iterative.
  */
 function bodySegments(root: unknown, api: ApiKind, out: Segments): void {
-  const stack: Array<[unknown, JsonPath]> = [[root, []]];
+  const stack: Array<[unknown, Loc | undefined]> = [[root, undefined]];
   while (stack.length > 0) {
-    const [v, p] = stack.pop()!;
+    const [v, l] = stack.pop()!;
+    if (!out.within(l)) continue;
     if (Array.isArray(v)) {
-      for (let i = v.length - 1; i >= 0; i--) if (v[i] !== null && typeof v[i] === 'object') stack.push([v[i], [...p, i]]);
+      for (let i = v.length - 1; i >= 0; i--) if (v[i] !== null && typeof v[i] === 'object') stack.push([v[i], at(l, i)]);
     } else if (isObject(v)) {
-      const keys = Object.keys(v);
-      const later: Array<[unknown, JsonPath]> = [];
-      for (const k of keys) {
+      const later: Array<[unknown, Loc]> = [];
+      for (const k of Object.keys(v)) {
         const handler = Object.prototype.hasOwnProperty.call(FIELDS, k) ? FIELDS[k] : undefined;
-        if (handler) handler(v[k], [...p, k], api, out);
-        else if (v[k] !== null && typeof v[k] === 'object') later.push([v[k], [...p, k]]);
+        if (handler) handler(v[k], at(l, k), api, out);
+        else if (v[k] !== null && typeof v[k] === 'object') later.push([v[k], at(l, k)]);
       }
       for (let i = later.length - 1; i >= 0; i--) stack.push(later[i]);
     }
@@ -466,7 +502,7 @@ function readRequest(api: ApiKind, body: Buffer, contentType: string | undefined
     const fields = parseMultipart(body, contentType ?? '');
     if (!fields) return { parsed: empty(other, 'unreadable', 'malformed multipart body'), record: { format: 'unreadable' } };
     fields.forEach((f, i) => {
-      if (f.text !== undefined) out.add('user', 'inputs', ['$multipart', i, f.name], f.text, true, true);
+      if (f.text !== undefined) out.add('user', 'inputs', at(at(undefined, '$multipart'), i), f.text, true, true);
     });
     return { parsed: textRequest(api, 'multipart', out), record: { format: 'multipart' } };
   }
@@ -478,10 +514,10 @@ function readRequest(api: ApiKind, body: Buffer, contentType: string | undefined
   }
   if (mediaType === 'application/x-www-form-urlencoded') {
     const form = parseForm(text);
-    form.forEach(([name, value], i) => out.add('user', 'inputs', ['$form', i, name], value));
+    form.forEach(([, value], i) => out.add('user', 'inputs', at(at(undefined, '$form'), i), value));
     return { parsed: textRequest(api, 'form', out), record: { format: 'form', text, form } };
   }
-  out.add('user', 'inputs', ['$text'], text);
+  out.add('user', 'inputs', at(undefined, '$text'), text);
   return { parsed: textRequest(api, 'text', out), record: { format: 'text', text } };
 }
 
@@ -492,9 +528,10 @@ function textRequest(api: ApiKind, format: BodyFormat, out: Segments): ParsedReq
 function fromJson(api: ApiKind, json: unknown, record: BodyRecord): ParsedRequest {
   const out = new Segments();
   const refined = isObject(json) ? refineByShape(api, json) : api;
-  if (typeof json === 'string') out.add('user', 'inputs', [], json);
+  if (typeof json === 'string') out.add('user', 'inputs', undefined, json);
   else bodySegments(json, refined, out);
   const input = out.done();
+  if (out.tooDeep) return { api: isInferenceRoute(api) ? api : 'passthrough', format: record.format, json, stream: false, input, parseError: `nesting deeper than ${MAX_JSON_DEPTH} levels` };
   if (!isObject(json)) {
     if (!isInferenceRoute(api)) return { api: input.length > 0 ? api : 'passthrough', format: record.format, json, stream: false, input };
     return { api, format: record.format, json, stream: false, input, parseError: 'expected a JSON object' };
@@ -531,11 +568,10 @@ export function serializeRequest(ex: Exchange): Buffer {
   switch (record.format) {
     case 'json': {
       const text = jsonText(ex, record);
-      const spans: StringSpans = new Map();
-      parsePythonJson(text, spans);
+      const spans = locateStrings(text, edited.map((s) => s.path));
       const edits = edited
-        .map((s) => {
-          const span = spans.get(spanKey(s.path));
+        .map((s, i) => {
+          const span = spans[i];
           // Every editable segment is a string of the parsed tree; a missing one is a bug, never a silent skip.
           if (!span) throw new Error(`edited request segment has no place in the body (${s.path.length} steps)`);
           return { s, span };
