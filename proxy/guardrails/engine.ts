@@ -277,58 +277,61 @@ export function evaluateStage(policy: CompiledPolicy, ex: Exchange, stage: Stage
   return { record, verdict: decided.verdict, findings: decided.findings };
 }
 
-/** Separator between messages in the conversation view: a line break, as chat templates put between turns. */
-const TURN_SEPARATOR = '\n';
-
-/** The content-array a segment is a part of (messages[i].content[j]…), or undefined for whole-string content. */
-function partParent(seg: Segment): string | undefined {
-  for (let k = seg.path.length - 2; k >= 0; k--) {
-    if (seg.path[k] === 'content' && typeof seg.path[k + 1] === 'number') return JSON.stringify(seg.path.slice(0, k + 1));
-  }
-  return undefined;
-}
+/**
+ * How much of each segment's start and end a joined view holds. A match across segments spans a boundary, so the
+ * text near the boundaries is what the per-segment scans could not see; the middle of a long segment they did.
+ */
+const VIEW_WINDOW = 256;
+/** Stands in for the middle of a long segment; a match across it is an artifact of the view and dropped. */
+const GAP = '\n\n\n';
 
 function buildView(key: string, segments: readonly Segment[], members: readonly number[], separator: string, trusted: boolean): View {
   const pieces: Piece[] = [];
   let text = '';
   for (const i of members) {
-    if (text.length > 0) text += separator;
-    pieces.push({ segment: i, from: 0, to: segments[i].text.length, at: text.length });
-    text += segments[i].text;
+    if (pieces.length > 0) text += separator;
+    const t = segments[i].text;
+    if (t.length <= 2 * VIEW_WINDOW) {
+      pieces.push({ segment: i, from: 0, to: t.length, at: text.length });
+      text += t;
+    } else {
+      pieces.push({ segment: i, from: 0, to: VIEW_WINDOW, at: text.length });
+      text += t.slice(0, VIEW_WINDOW) + GAP;
+      pieces.push({ segment: i, from: t.length - VIEW_WINDOW, to: t.length, at: text.length });
+      text += t.slice(t.length - VIEW_WINDOW);
+    }
   }
   return { key, text, pieces, trusted };
 }
 
 /**
- * The texts an instruction split across messages or parts is whole in: all of the segments (of one trust level)
- * joined turn by turn, and the parts of one message concatenated as TGI renders them. Only views of two or more
- * segments; single segments are scanned on their own already.
+ * The texts an instruction split across messages or parts is whole in, per trust level: the segments joined turn
+ * by turn with a line break (as chat templates put between turns and vLLM between parts), and concatenated with
+ * nothing between (as TGI renders parts, and a word split across two turns reads). Only for two or more segments:
+ * single segments are scanned on their own already.
  */
 function joinedViews(segments: readonly Segment[], members: readonly number[]): View[] {
   const views: View[] = [];
   for (const trusted of [true, false]) {
     const group = members.filter((i) => segments[i].trusted === trusted);
-    if (group.length >= 2) views.push(buildView(`joined:${trusted ? 'trusted' : 'untrusted'}`, segments, group, TURN_SEPARATOR, trusted));
-  }
-  const byParent = new Map<string, number[]>();
-  for (const i of members) {
-    const parent = partParent(segments[i]);
-    if (parent !== undefined) byParent.set(parent, [...(byParent.get(parent) ?? []), i]);
-  }
-  for (const parts of byParent.values()) {
-    if (parts.length >= 2) views.push(buildView(`parts:${parts[0]}`, segments, parts, '', parts.every((i) => segments[i].trusted)));
+    if (group.length < 2) continue;
+    const level = trusted ? 'trusted' : 'untrusted';
+    views.push(buildView(`joined:${level}`, segments, group, '\n', trusted), buildView(`concat:${level}`, segments, group, '', trusted));
   }
   return views;
 }
 
-/** A match in a view, as the stretches of each segment it covers. */
+/** A match in a view, as the stretch of each segment it covers; empty when it runs across a gap. */
 function piecesOf(view: View, start: number, end: number): Array<{ segment: number; start: number; end: number }> {
   const out: Array<{ segment: number; start: number; end: number }> = [];
   for (const p of view.pieces) {
     const len = p.to - p.from;
     const s = Math.max(start, p.at);
     const e = Math.min(end, p.at + len);
-    if (e > s || (start === end && start >= p.at && start <= p.at + len)) out.push({ segment: p.segment, start: p.from + s - p.at, end: p.from + e - p.at });
+    if (e > s || (start === end && start >= p.at && start <= p.at + len)) {
+      if (out.length > 0 && out[out.length - 1].segment === p.segment) return [];
+      out.push({ segment: p.segment, start: p.from + s - p.at, end: p.from + e - p.at });
+    }
   }
   return out;
 }
@@ -369,10 +372,12 @@ function scanJoined(
         for (const { match } of found.matches) {
           const parts = piecesOf(view, match.start, match.end);
           if (parts.length === 0) continue;
+          // A match a per-segment scan already found (or that only extends one across the boundary) is not new.
+          const known = parts.some(({ segment, start, end }) => tally.matches.some((m) => m.segment === segment && m.match.entity === match.entity && m.match.start < end && start < m.match.end));
+          if (known) continue;
           if (parts.length === 1) {
             const { segment, start, end } = parts[0];
-            const seen = tally.matches.some((m) => m.segment === segment && m.match.entity === match.entity && m.match.start < end && start < m.match.end);
-            if (!seen) tally.matches.push({ segment, text: segments[segment].text, match: { ...match, start, end } });
+            tally.matches.push({ segment, text: segments[segment].text, match: { ...match, start, end } });
           } else {
             const first = parts[0];
             const last = parts[parts.length - 1];

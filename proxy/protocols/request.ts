@@ -266,7 +266,11 @@ const systemText: FieldHandler = (v, l, _api, out) => walkStrings(v, l, { role: 
 const toolDefinitions: FieldHandler = (v, l, _api, out) => walkStrings(v, l, { role: 'tool', kind: 'tool_definition', trusted: true, keys: true, skip: SCHEMA_SKIP }, out);
 const schema: FieldHandler = (v, l, _api, out) => walkStrings(v, l, { role: 'tool', kind: 'schema', trusted: true, keys: true, skip: SCHEMA_SKIP }, out);
 const template: FieldHandler = (v, l, _api, out) => walkStrings(v, l, { role: 'system', kind: 'template', trusted: true, keys: true }, out);
-const documents: FieldHandler = (v, l, _api, out) => walkStrings(v, l, { role: 'tool', kind: 'document', trusted: false, skip: MESSAGE_SKIP }, out);
+/** Models that score or embed text rather than follow it: what they read is input, not context to obey. */
+const SCORING = new Set<ApiKind>(['openai.embeddings', 'tei.embed', 'pooling', 'tokenize']);
+/** Retrieved documents: untrusted context for a generating model (indirect injection), plain input to a reranker. */
+const documents: FieldHandler = (v, l, api, out) =>
+  walkStrings(v, l, SCORING.has(api) ? { role: 'user', kind: 'document', trusted: true, skip: MESSAGE_SKIP } : { role: 'tool', kind: 'document', trusted: false, skip: MESSAGE_SKIP }, out);
 
 /**
  * Top-level (or nested, see bodySegments) request fields that carry text the model reads, across TGI, vLLM,
