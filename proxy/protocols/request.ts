@@ -322,6 +322,13 @@ const FIELDS: Readonly<Record<string, FieldHandler>> = {
   hypothesis_template: userText('parameter'),
 };
 
+/** The handler of a text field; names compare case-insensitively (a lenient handler may read `Messages`). */
+function fieldHandler(key: string): FieldHandler | undefined {
+  if (Object.prototype.hasOwnProperty.call(FIELDS, key)) return FIELDS[key];
+  const lower = key.toLowerCase();
+  return lower !== key && Object.prototype.hasOwnProperty.call(FIELDS, lower) ? FIELDS[lower] : undefined;
+}
+
 /**
  * Text fields found at any depth: a known field's whole value is taken by its handler; any other object or
  * array is searched for known fields below it (custom wrappers, Vertex `instances`, batches). Iterative.
@@ -336,7 +343,7 @@ function bodySegments(root: unknown, api: ApiKind, out: Segments): void {
     } else if (isObject(v)) {
       const later: Array<[unknown, Loc]> = [];
       for (const k of Object.keys(v)) {
-        const handler = Object.prototype.hasOwnProperty.call(FIELDS, k) ? FIELDS[k] : undefined;
+        const handler = fieldHandler(k);
         if (handler) handler(v[k], at(l, k), api, out);
         else if (v[k] !== null && typeof v[k] === 'object') later.push([v[k], at(l, k)]);
       }

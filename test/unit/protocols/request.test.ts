@@ -216,3 +216,11 @@ describe('parseRequest: hostile and unusual bodies', () => {
     expect(p.input).toEqual([expect.objectContaining({ text: 'say hi', readonly: true })]);
   });
 });
+
+test('text fields are found whatever the case of their name', () => {
+  const p = parseRequest('hf.task', buf({ Payload: { Messages: [{ role: 'user', content: 'a' }], PROMPT: 'b' } }), 'application/json');
+  expect(p.input.map((s) => [s.path.join('.'), s.text])).toEqual([
+    ['Payload.Messages.0.content', 'a'],
+    ['Payload.PROMPT', 'b'],
+  ]);
+});
