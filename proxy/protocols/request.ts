@@ -41,6 +41,8 @@ const UNTRUSTED_PARTS = new Set([
   'search_result',
   'web_search_tool_result',
 ]);
+/** Binary payloads and URLs the server fetches or decodes as media. */
+const BINARY_SKIP = new Set(['url', 'image_url', 'input_audio', 'video_url', 'audio_url', 'file_data']);
 /** Keys inside messages that are structure or binary payloads, never text the model reads. */
 const MESSAGE_SKIP = new Set([
   'role',
@@ -58,15 +60,8 @@ const MESSAGE_SKIP = new Set([
   'media_type',
   'mime_type',
   'file_id',
-  'url',
-  'image_url',
-  'input_audio',
-  'video_url',
-  'audio_url',
-  'file_data',
+  ...BINARY_SKIP,
 ]);
-/** Binary payloads and URLs the server fetches or decodes as media. */
-const BINARY_SKIP = new Set(['url', 'image_url', 'input_audio', 'video_url', 'audio_url', 'file_data']);
 /** JSON-schema structure in tool definitions and output schemas: type names and lists of property names. */
 const SCHEMA_SKIP = new Set(['type', 'required', '$schema', ...BINARY_SKIP]);
 /** Keys under which tool-call arguments live (OpenAI tool_calls / function_call, Anthropic tool_use input). */
