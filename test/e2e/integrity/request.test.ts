@@ -220,6 +220,18 @@ describeDiff('request integrity against a Python (FastAPI/uvicorn) upstream, def
       expect(seen[0].numbers.sort()).toEqual(['1.0', '12345678901234567891', 'nan']);
     });
 
+    test('hostile nesting and width never take the proxy down', async () => {
+      const deep = Buffer.from(`{"messages":${'['.repeat(500_000)}${']'.repeat(500_000)}}`);
+      const r1 = await send({ target: '/v1/chat/completions', body: deep });
+      expect(r1.res.status).toBe(400);
+      const wide = json({ input: [...Array.from({ length: 50_000 }, (_, i) => `item ${i}`), `key ${KEY}`] });
+      const r2 = await send({ target: '/v1/embeddings', body: wide });
+      expect(r2.res.status).toBe(400); // the key sits in the read-only overflow: it cannot be redacted, so the request is refused
+      expect(r2.seen).toEqual([]);
+      const ok = await send({ target: '/v1/chat/completions', body: json(chat('still up?')) });
+      expect(ok.res.status).toBe(200);
+    });
+
     test('duplicate keys: the last one wins for the proxy as for Python', async () => {
       const body = `{"messages":[{"role":"user","content":"fine"}],"messages":[{"role":"user","content":"key ${KEY}"}]}`;
       const { seen } = await send({ target: '/v1/chat/completions', body: Buffer.from(body) });
