@@ -19,14 +19,15 @@ demo: build
 	node dist/scripts/demo.js
 
 # Installs, builds, lints, builds or reuses kube-apiserver/etcd/helm (cached outside the repo; skipped
-# loudly without Go), installs wrk and redis-server (Debian) for the load-generator and shared-limits tests, then runs every jest suite once and
-# prints one totals line.
+# loudly without Go), installs wrk and redis-server (Debian) for the load-generator and shared-limits tests, the
+# differential upstream's pinned FastAPI/uvicorn venv (PyPI; its tests skip loudly without it) and the model-tier
+# weights (make models), then runs every jest suite once and prints one totals line.
 test:
 	npm ci --no-audit --no-fund
 	npm run build
 	npm run lint
 	bash test/integration/k8s-tools.sh
-	bash bench/peers/install.sh wrk redis
+	bash bench/peers/install.sh wrk redis differential
 	bash scripts/models.sh
 	bash scripts/test-all.sh
 

@@ -10,12 +10,13 @@ import type { ExchangeHooks, StreamInspector } from './hooks';
 import { BodyTooLargeError, Capture, readBody } from './http/body';
 import { createUpstreamAgent } from './http/agents';
 import { createServingServer, type ServingServer } from './http/serving';
-import { headerValue, isEventStream, isJsonLike, stripHopByHop } from './http/headers';
+import { decodeContentEncoding } from './http/content-encoding';
+import { headerValue, isEventStream, isUploadType, stripHopByHop } from './http/headers';
 import { renderError } from './protocols/errors';
-import { newExchange, type BlockVerdict, type Exchange, type Outcome } from './protocols/exchange';
-import { attachRequestBody, serializeRequest } from './protocols/request';
+import { newExchange, type BlockVerdict, type Exchange, type Outcome, type Stage } from './protocols/exchange';
+import { attachRequestBody, isInferenceRoute, serializeRequest, utf8ContentType } from './protocols/request';
 import { parseResponse, serializeResponse } from './protocols/response';
-import { classifyRoute } from './protocols/routes';
+import { routeRequest } from './protocols/routes';
 import { createStreamRewriter, type StreamRewriter } from './protocols/stream';
 import { chainInspectors } from './stream-chain';
 import type { Logger } from './telemetry/logger';
@@ -60,6 +61,8 @@ interface Flight {
   inspect: boolean;
   /** The request body was read into ex.requestBody, so it is sent from there rather than piped. */
   bodyRead: boolean;
+  /** The body arrived with a Content-Encoding that was undone: the decoded bytes are forwarded. */
+  contentDecoded: boolean;
   proxyReq?: http.ClientRequest;
   proxyRes?: IncomingMessage;
   timer?: NodeJS.Timeout;
@@ -84,14 +87,16 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const inFlight = new Set<Flight>();
   let draining = false;
 
-  const proxy = httpProxy.createProxyServer({});
+  // The path is set on the upstream request itself (bodySource): http-proxy's own join would rewrite it.
+  const proxy = httpProxy.createProxyServer({ prependPath: false, ignorePath: true });
   proxy.on('proxyRes', (proxyRes, req) => {
     const flight = (req as FlightRequest)[FLIGHT];
     if (flight) onUpstreamResponse(flight, proxyRes);
   });
   proxy.on('proxyReq', (proxyReq, req) => {
     const flight = (req as FlightRequest)[FLIGHT];
-    if (flight) flight.proxyReq = proxyReq;
+    if (!flight) return;
+    flight.proxyReq = proxyReq;
   });
   // http-proxy reports resets of sockets the client already closed here, not to the callback.
   proxy.on('econnreset', () => undefined);
@@ -154,24 +159,25 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     const started = process.hrtime.bigint();
     const method = req.method ?? 'GET';
     // The webhook points apps at the bare listener, so APP_URL may carry "/v1": classify what the endpoint serves.
-    const path = upstreamPath(route.listener.upstream, req.url ?? '/');
-    const { api, dialect } = classifyRoute(method, path);
+    const routed = routeRequest(method, req.url ?? '/', route.listener.upstream.pathname);
+    const api = routed.ok ? routed.api : 'passthrough';
     const contentType = headerValue(req.headers, 'content-type');
-    const inspect = api !== 'passthrough' && isJsonLike(contentType);
+    const inspect = api !== 'passthrough' && (isInferenceRoute(api) || !isUploadType(contentType));
     const ex = newExchange({
       id: requestId(req),
       method,
-      path,
+      path: routed.ok ? routed.path : pathOnly(req.url ?? '/').slice(0, 256),
       api,
-      dialect,
+      dialect: routed.dialect,
       clientAddress: req.socket.remoteAddress ?? '',
       requestHeaders: { ...req.headers },
       upstream: route.listener.upstream,
     });
-    const flight: Flight = { ex, route, req, res, started, inspect, bodyRead: false, timedOut: false, sentAt: 0, bytesIn: 0, done: false };
+    const flight: Flight = { ex, route, req, res, started, inspect, bodyRead: false, contentDecoded: false, timedOut: false, sentAt: 0, bytesIn: 0, done: false };
     inFlight.add(flight);
     metrics.inFlight.inc();
     res.once('close', () => onClientClose(flight));
+    if (!routed.ok) return rejectPath(flight, routed.reason);
 
     if (inspect) {
       const declared = Number(headerValue(req.headers, 'content-length') ?? 0);
@@ -185,14 +191,25 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       }
       flight.bodyRead = true;
       flight.bytesIn = body.length;
-      attachRequestBody(ex, body, contentType);
+      // Decode as the upstream would, never past the bound: the decoded bytes are what is inspected and forwarded.
+      const decoded = await decodeContentEncoding(body, headerValue(req.headers, 'content-encoding'), config.maxRequestBytes);
+      if (!decoded.ok && decoded.tooLarge) return rejectTooLarge(flight);
+      if (decoded.ok && decoded.codings.length > 0) {
+        flight.contentDecoded = true;
+        ex.notes.body = { decodedFrom: decoded.codings };
+      }
+      attachRequestBody(ex, decoded.ok ? decoded.body : body, contentType, decoded.ok ? undefined : decoded.reason);
       if (ex.api === 'passthrough') flight.inspect = false;
     }
 
     const verdict = await runVerdictHooks(flight, 'request');
     if (verdict) return respondBlocked(flight, verdict);
     if (flight.done) return;
-    if (ex.input.some((s) => s.edited)) ex.requestBody = serializeRequest(ex);
+    if (ex.input.some((s) => s.edited && !s.readonly)) {
+      ex.requestBody = serializeRequest(ex);
+      const ct = utf8ContentType(contentType);
+      if (ct !== undefined) req.headers['content-type'] = ct;
+    }
 
     forward(flight);
   }
@@ -222,6 +239,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     if (flight.inspect && config.forceIdentityEncoding) headers['accept-encoding'] = 'identity';
     if (flight.bodyRead) {
       headers['content-length'] = String(ex.requestBody.length);
+      if (flight.contentDecoded) delete headers['content-encoding'];
     } else {
       const capture = new Capture(config.maxRequestBytes);
       flight.requestCapture = capture;
@@ -242,7 +260,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
         changeOrigin: true,
         xfwd: true,
         selfHandleResponse: true,
-        buffer: flight.bodyRead ? bodySource(ex.requestBody) : undefined,
+        buffer: bodySource(ex.path, flight.bodyRead ? ex.requestBody : req),
       },
       (err) => onUpstreamError(flight, err as NodeJS.ErrnoException),
     );
@@ -352,7 +370,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     parseResponse(ex, body, proxyRes.headers);
     ex.response = { status, headers, body };
     const verdict = await runVerdictHooks(flight, 'response');
-    if (verdict) return respondBlocked(flight, verdict);
+    if (verdict) return respondBlocked(flight, verdict, 'response');
     if (flight.done) return;
     const out = ex.output.some((s) => s.edited) ? serializeResponse(ex, body) : body;
     headers['content-length'] = String(out.length);
@@ -460,30 +478,33 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       : { status, headers, body: bytes, truncated: capture.truncated };
   }
 
-  function respondBlocked(flight: Flight, verdict: BlockVerdict): void {
-    sendError(flight, verdict, false);
+  function respondBlocked(flight: Flight, verdict: BlockVerdict, stage: Stage = 'request'): void {
+    sendError(flight, verdict, false, stage);
+    finish(flight, 'blocked');
+  }
+
+  /** A request target with no single meaning for every upstream (routes.ts): refused before anything is read. */
+  function rejectPath(flight: Flight, reason: string): void {
+    flight.ex.notes.proxy = { refused: 'request path', reason };
+    sendError(flight, { status: 400, type: 'invalid_request_path', code: 'invalid_request_path', message: `Request refused: ${reason}` }, false);
     finish(flight, 'blocked');
   }
 
   function rejectTooLarge(flight: Flight): void {
-    sendError(
-      flight,
-      { status: 413, type: 'request_too_large', code: 'request_too_large', message: `request body exceeds MAX_REQUEST_SIZE (${config.maxRequestBytes} bytes)` },
-      false,
-    );
-    // The rest of the body is not read: close the connection rather than drain it.
-    flight.res.setHeader('connection', 'close');
+    // The rest of the body is not read: close the connection rather than drain it (set before the head is written).
+    const message = `request body exceeds MAX_REQUEST_SIZE (${config.maxRequestBytes} bytes)${flight.bodyRead ? ' once decoded' : ''}`;
+    sendError(flight, { status: 413, type: 'request_too_large', code: 'request_too_large', message, headers: { connection: 'close' } }, false);
     finish(flight, 'too_large');
   }
 
   /** Answers with an error in the client's API shape. Transient upstream failures stay retryable. */
-  function sendError(flight: Flight, verdict: BlockVerdict, retryable: boolean): void {
+  function sendError(flight: Flight, verdict: BlockVerdict, retryable: boolean, stage: Stage = 'request'): void {
     const { res, ex } = flight;
     if (res.headersSent) {
       res.end();
       return;
     }
-    const rendered = renderError(ex.dialect, verdict);
+    const rendered = renderError(ex.dialect, verdict, stage);
     const headers: OutgoingHttpHeaders = { ...rendered.headers, ...ex.responseHeaders, 'x-request-id': ex.id };
     if (retryable) delete headers['x-should-retry'];
     headers['content-length'] = String(rendered.body.length);
@@ -588,22 +609,24 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
 }
 
 /**
- * http-proxy sends a pre-read body by calling `buffer.pipe(proxyReq)`. Ending the upstream request
- * with the bytes directly writes head and body in one syscall, without a stream per request.
+ * http-proxy sends the body by calling `buffer.pipe(proxyReq)` right after creating the upstream request, before
+ * its head is written: the one place to set the path to exactly the classified one (http-proxy's own join of
+ * target and req.url collapses and rewrites). A pre-read body ends the request with the bytes directly, head and
+ * body in one syscall; an uninspected one streams from the client.
  */
-function bodySource(body: Buffer): Readable {
-  return { pipe: <T extends NodeJS.WritableStream>(dest: T): T => (dest.end(body), dest) } as unknown as Readable;
+function bodySource(path: string, body: Buffer | IncomingMessage): Readable {
+  const pipe = <T extends NodeJS.WritableStream>(dest: T): T => {
+    (dest as unknown as http.ClientRequest).path = path;
+    if (Buffer.isBuffer(body)) dest.end(body);
+    else body.pipe(dest);
+    return dest;
+  };
+  return { pipe } as unknown as Readable;
 }
 
 function requestId(req: IncomingMessage): string {
   const given = headerValue(req.headers, 'x-request-id');
   return given !== undefined && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
-}
-
-/** APP_URL's path is a prefix of every request path, as http-proxy joins them. */
-function upstreamPath(upstream: URL, requestPath: string): string {
-  const base = upstream.pathname.endsWith('/') ? upstream.pathname.slice(0, -1) : upstream.pathname;
-  return base + (requestPath.startsWith('/') ? requestPath : `/${requestPath}`);
 }
 
 function pathOnly(path: string): string {

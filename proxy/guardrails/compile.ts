@@ -57,6 +57,8 @@ export interface CompiledPolicy {
   readonly maxHoldback: number;
   /** Some rule may consult the model tier. */
   readonly usesModel: boolean;
+  /** A request body a known inference route cannot read: refused (block) or forwarded uninspected (allow). */
+  readonly onUnparsable: 'allow' | 'block';
 }
 
 /** What a category rule scans with: prompt_injection → the injection detector's PROMPT_INJECTION, pii.EMAIL → pii's EMAIL, … */
@@ -222,10 +224,13 @@ export function compilePolicy(policy: ResolvedPolicy, builtins: Readonly<Record<
   });
   if (problems.length > 0) throw new PolicyError(source, problems);
   const compiled = rules.filter((r): r is CompiledRule => r !== undefined);
+  // Nothing would inspect the request anyway (monitor mode, no request rules): an unreadable body passes by default.
+  const inspectsRequests = !policyMonitor && compiled.some((r) => r.request && !r.monitor);
   return {
     name: policy.name,
     rules: compiled,
     maxHoldback: policy.guardrails.stream?.max_holdback_chars ?? DEFAULT_MAX_HOLDBACK,
     usesModel: compiled.some((r) => r.model !== undefined),
+    onUnparsable: policy.guardrails.on_unparsable ?? (inspectsRequests ? 'block' : 'allow'),
   };
 }

@@ -32,10 +32,28 @@ export function scanEntities(rules: readonly CompiledRule[]): Map<string, Readon
   return out;
 }
 
+/** A stretch of one segment's text inside a joined view: segment text [from, to) sits at view offset `at`. */
+interface Piece {
+  segment: number;
+  from: number;
+  to: number;
+  at: number;
+}
+
+/** Several segments read as one text, the way the model reads the conversation (see joinedViews). */
+interface View {
+  key: string;
+  text: string;
+  pieces: Piece[];
+  trusted: boolean;
+}
+
 interface Located {
   segment: number | string;
   text: string;
   match: Match;
+  /** For a match across segments of a joined view: the stretch of each segment it covers (offsets into that segment). */
+  parts?: Array<{ segment: number; start: number; end: number }>;
   /** Which tier decided: the detectors (default), or the model tier's combined score. */
   tier?: Tier;
 }
@@ -206,7 +224,13 @@ export interface Decided {
  * Turn what the rules collected into actions and records: the first blocking rule (in policy order) wins;
  * redact rules contribute spans; monitor rules only record. Rules that errored are not_evaluated and apply on_error.
  */
-export function decide(rules: readonly CompiledRule[], tallies: Map<CompiledRule, RuleTally>, stage: Stage, record: StageRecord): Decided {
+export function decide(
+  rules: readonly CompiledRule[],
+  tallies: Map<CompiledRule, RuleTally>,
+  stage: Stage,
+  record: StageRecord,
+  readonlySegment: (segment: number | string) => boolean = () => false,
+): Decided {
   const out: Decided = { spans: new Map(), findings: [] };
   for (const rule of rules) {
     const tally = tallies.get(rule)!;
@@ -215,7 +239,8 @@ export function decide(rules: readonly CompiledRule[], tallies: Map<CompiledRule
     let action: StageRecord['rules'][number]['action'] = fired ? rule.action : 'none';
     if (fired) {
       const perEntity = new Map<string, { n: number; score: number; tier: Tier }>();
-      for (const { segment, text, match, tier } of tally.matches) {
+      let unredactable: string | undefined;
+      for (const { segment, text, match, tier, parts } of tally.matches) {
         const seen = perEntity.get(match.entity);
         perEntity.set(match.entity, { n: (seen?.n ?? 0) + 1, score: Math.max(seen?.score ?? 0, match.score), tier: seen?.tier === 'model' ? 'model' : tier ?? 'heuristic' });
         addHit(record, {
@@ -233,10 +258,19 @@ export function decide(rules: readonly CompiledRule[], tallies: Map<CompiledRule
           action: rule.action,
         });
         if (rule.action === 'redact' && match.end > match.start) {
-          const list = out.spans.get(segment) ?? [];
-          list.push({ start: match.start, end: match.end, entity: match.entity, style: rule.redaction });
-          out.spans.set(segment, list);
+          for (const part of parts ?? [{ segment, start: match.start, end: match.end }]) {
+            if (readonlySegment(part.segment)) unredactable ??= match.entity;
+            const list = out.spans.get(part.segment) ?? [];
+            list.push({ start: part.start, end: part.end, entity: match.entity, style: rule.redaction });
+            out.spans.set(part.segment, list);
+          }
         }
+      }
+      // Text that cannot be written back (object keys, multipart fields) cannot be redacted: refuse the request instead.
+      if (unredactable !== undefined && !out.verdict) {
+        out.verdict = blockVerdict(rule, stage, `${unredactable} in a field that cannot be redacted`);
+        record.blockedBy = rule.id;
+        record.action = 'block';
       }
       for (const [entity, { n, score, tier }] of perEntity) {
         const category = categoryOf(rule.detectorId, entity) ?? rule.category;
@@ -322,6 +356,7 @@ export function evaluateStage(policy: CompiledPolicy, ex: Exchange, stage: Stage
   const tallies = new Map<CompiledRule, RuleTally>(rules.map((r) => [r, { matches: [] }]));
   const allowed = allowedFor(rules, ex);
   segments.forEach((seg, i) => scanText(seg.text, i, seg.role, seg.trusted, rules, entities, tallies, record, allowed, model));
+  if (stage === 'request') scanJoined(segments, rules, entities, tallies, record, allowed);
   for (const rule of rules) {
     if (rule.detector) continue;
     let chars = 0;
@@ -334,7 +369,7 @@ export function evaluateStage(policy: CompiledPolicy, ex: Exchange, stage: Stage
     const m = sizeMatch(rule, chars, tokens);
     if (m) tallies.get(rule)!.matches.push({ segment: -1, text: '', match: m });
   }
-  const decided = decide(rules, tallies, stage, record);
+  const decided = decide(rules, tallies, stage, record, (key) => typeof key === 'number' && segments[key]?.readonly === true);
   if (!decided.verdict) {
     for (const [key, spans] of decided.spans) {
       const seg = segments[key as number];
@@ -343,4 +378,121 @@ export function evaluateStage(policy: CompiledPolicy, ex: Exchange, stage: Stage
   }
   record.ms = performance.now() - started;
   return { record, verdict: decided.verdict, findings: decided.findings };
+}
+
+/**
+ * How much of each segment's start and end a joined view holds. A match across segments spans a boundary, so the
+ * text near the boundaries is what the per-segment scans could not see; the middle of a long segment they did.
+ */
+const VIEW_WINDOW = 256;
+/** Stands in for the middle of a long segment; a match across it is an artifact of the view and dropped. */
+const GAP = '\n\n\n';
+
+function buildView(key: string, segments: readonly Segment[], members: readonly number[], separator: string, trusted: boolean): View {
+  const pieces: Piece[] = [];
+  let text = '';
+  for (const i of members) {
+    if (pieces.length > 0) text += separator;
+    const t = segments[i].text;
+    if (t.length <= 2 * VIEW_WINDOW) {
+      pieces.push({ segment: i, from: 0, to: t.length, at: text.length });
+      text += t;
+    } else {
+      pieces.push({ segment: i, from: 0, to: VIEW_WINDOW, at: text.length });
+      text += t.slice(0, VIEW_WINDOW) + GAP;
+      pieces.push({ segment: i, from: t.length - VIEW_WINDOW, to: t.length, at: text.length });
+      text += t.slice(t.length - VIEW_WINDOW);
+    }
+  }
+  return { key, text, pieces, trusted };
+}
+
+/**
+ * The texts an instruction split across messages or parts is whole in, per trust level: the segments joined turn
+ * by turn with a line break (as chat templates put between turns and vLLM between parts), and concatenated with
+ * nothing between (as TGI renders parts, and a word split across two turns reads). Only for two or more segments:
+ * single segments are scanned on their own already.
+ */
+function joinedViews(segments: readonly Segment[], members: readonly number[]): View[] {
+  const views: View[] = [];
+  for (const trusted of [true, false]) {
+    const group = members.filter((i) => segments[i].trusted === trusted);
+    if (group.length < 2) continue;
+    const level = trusted ? 'trusted' : 'untrusted';
+    views.push(buildView(`joined:${level}`, segments, group, '\n', trusted), buildView(`concat:${level}`, segments, group, '', trusted));
+  }
+  return views;
+}
+
+/** A match in a view, as the stretch of each segment it covers; empty when it runs across a gap. */
+function piecesOf(view: View, start: number, end: number): Array<{ segment: number; start: number; end: number }> {
+  const out: Array<{ segment: number; start: number; end: number }> = [];
+  for (const p of view.pieces) {
+    const len = p.to - p.from;
+    const s = Math.max(start, p.at);
+    const e = Math.min(end, p.at + len);
+    if (e > s || (start === end && start >= p.at && start <= p.at + len)) {
+      if (out.length > 0 && out[out.length - 1].segment === p.segment) return [];
+      out.push({ segment: p.segment, start: p.from + s - p.at, end: p.from + e - p.at });
+    }
+  }
+  return out;
+}
+
+/**
+ * Conversation-level scoring: runs each rule over the joined views of the segments it applies to and keeps what
+ * the per-segment scans could not see — matches across segment boundaries (kept as one hit with a stretch per
+ * segment, so a redaction lands in every segment it covers) and matches that only the surrounding turns make
+ * (context words in the message before). Matches the per-segment scan already found are not counted twice.
+ */
+function scanJoined(
+  segments: readonly Segment[],
+  rules: readonly CompiledRule[],
+  entities: Map<string, ReadonlySet<string> | undefined>,
+  tallies: Map<CompiledRule, RuleTally>,
+  record: StageRecord,
+  allowed?: ReadonlyMap<CompiledRule, readonly CompiledAllow[]>,
+): void {
+  if (segments.length < 2) return;
+  const byRoles = new Map<string, CompiledRule[]>();
+  for (const rule of rules) {
+    if (!rule.detector) continue;
+    const key = rule.roles ? [...rule.roles].sort().join(',') : '*';
+    byRoles.set(key, [...(byRoles.get(key) ?? []), rule]);
+  }
+  for (const group of byRoles.values()) {
+    const roles = group[0].roles;
+    const members = segments.map((_, i) => i).filter((i) => !roles || roles.has(segments[i].role));
+    if (members.length < 2) continue;
+    // Members already passed the group's role filter; scanText only needs a role the group accepts.
+    const role = roles ? roles.values().next().value! : 'user';
+    for (const view of joinedViews(segments, members)) {
+      const viewTallies = new Map<CompiledRule, RuleTally>(group.map((r) => [r, { matches: [] }]));
+      // Model scores are per segment; a view is judged by the heuristic tier.
+      scanText(view.text, view.key, role, view.trusted, group, entities, viewTallies, record, allowed);
+      for (const rule of group) {
+        const found = viewTallies.get(rule)!;
+        const tally = tallies.get(rule)!;
+        if (found.error) tally.error ??= found.error;
+        for (const { match } of found.matches) {
+          const parts = piecesOf(view, match.start, match.end);
+          if (parts.length === 0) continue;
+          // A match a per-segment scan already found (or that only extends one across the boundary) is not new.
+          const known = parts.some(({ segment, start, end }) => tally.matches.some((m) => m.segment === segment && m.match.entity === match.entity && m.match.start < end && start < m.match.end));
+          if (known) continue;
+          if (parts.length === 1) {
+            const { segment, start, end } = parts[0];
+            tally.matches.push({ segment, text: segments[segment].text, match: { ...match, start, end } });
+          } else {
+            const first = parts[0];
+            const last = parts[parts.length - 1];
+            const seen = tally.matches.some(
+              (m) => m.parts && m.match.entity === match.entity && m.parts[0].segment === first.segment && m.parts[m.parts.length - 1].segment === last.segment,
+            );
+            if (!seen) tally.matches.push({ segment: `${view.key}:${first.segment}-${last.segment}`, text: view.text, match, parts });
+          }
+        }
+      }
+    }
+  }
 }

@@ -3,13 +3,14 @@ import type { Logger } from 'pino';
 import { envString, type Env } from '../config-env';
 import type { ExchangeHooks } from '../hooks';
 import type { BlockVerdict, Exchange, Finding, Stage } from '../protocols/exchange';
+import { isInferenceRoute } from '../protocols/request';
 import { PACKS } from '../policy/packs';
 import { isPackName, type PolicyCheck } from '../policy/load';
 import { openPolicyStore } from '../policy/open';
 import type { PolicyStore } from '../policy/store';
 import type { ResolvedPolicy } from '../policy/types';
 import { compilePolicy, type CompiledPolicy } from './compile';
-import type { GuardrailDecision, StageRecord } from './decision';
+import { emptyStage, type GuardrailDecision, type StageRecord } from './decision';
 import { builtinDetectors } from './detectors';
 import { evaluateStage, modelCandidates, type ModelOutcome, type StageOutcome } from './engine';
 import { createModelTier, type ModelTier } from './model-tier';
@@ -138,6 +139,30 @@ export async function createGuardrails(env: Env, logger: Logger, registry: Regis
     if (!record.streamed) m.seconds.observe({ stage }, record.ms / 1000);
   };
 
+  /** A known inference route whose body could not be read: refused unless the policy allows it (fail closed). */
+  const unparsable = (ex: Exchange, policy: CompiledPolicy): BlockVerdict | undefined => {
+    if (ex.parseError === undefined || !isInferenceRoute(ex.api)) return undefined;
+    decisionOf(ex, policy).unparsed = { reason: ex.parseError, action: policy.onUnparsable };
+    if (policy.onUnparsable === 'allow') return undefined;
+    const finding: Finding = {
+      source: 'guardrail',
+      ruleId: 'on_unparsable',
+      action: 'block',
+      severity: 'medium',
+      stage: 'request',
+      reason: `request body could not be read (${ex.parseError}); on_unparsable block`,
+    };
+    ex.findings.push(finding);
+    account('request', emptyStage(), [finding]);
+    log.warn({ id: ex.id, stage: 'request', rule: 'on_unparsable', path: ex.path }, 'guardrail refused an unreadable body');
+    return {
+      status: 400,
+      type: 'invalid_request_error',
+      code: 'unparsable_body',
+      message: `Request refused: the body could not be read as the upstream would read it (${ex.parseError})`,
+    };
+  };
+
   const settle = (ex: Exchange, stage: Stage, policy: CompiledPolicy, out: StageOutcome): BlockVerdict | void => {
     if (out.record.rules.length === 0) return;
     decisionOf(ex, policy)[stage] = out.record;
@@ -154,6 +179,10 @@ export async function createGuardrails(env: Env, logger: Logger, registry: Regis
    */
   const run = (ex: Exchange, stage: Stage): BlockVerdict | void | Promise<BlockVerdict | void> => {
     const policy = policyFor(ex);
+    if (stage === 'request') {
+      const refused = unparsable(ex, policy);
+      if (refused) return refused;
+    }
     const ctx = ctxFor(ex);
     if (modelTier.mode === 'off' || !policy.usesModel) return settle(ex, stage, policy, evaluateStage(policy, ex, stage, ctx));
     const wanted = modelCandidates(policy, ex, stage);

@@ -206,6 +206,8 @@ function tagObject(ex: Exchange, opts: RecordOptions): Record<string, string> {
     'exchange-id': ex.id,
   };
   if (ex.api !== 'passthrough') tag.api = ex.api;
+  // Forwarded (or refused) without the guardrails reading the body: say so instead of looking clean.
+  if (ex.parseError !== undefined) tag['request-body'] = 'unparsed';
   if (ex.model !== undefined) tag.model = ex.model;
   if (ex.stream) tag.stream = 'true';
   if (ex.identity !== undefined) tag.identity = ex.identity;

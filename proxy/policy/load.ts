@@ -131,6 +131,7 @@ export function resolvePolicy(doc: Policy, source: string): ResolvedPolicy {
     guardrails: {
       ...(base?.guardrails.stream || settings.stream ? { stream: { ...base?.guardrails.stream, ...settings.stream } } : {}),
       ...(mode ? { mode } : {}),
+      ...(settings.on_unparsable ? { on_unparsable: settings.on_unparsable } : {}),
       rules: kept,
     },
   };

@@ -1,7 +1,7 @@
 import type { GuardrailRule, PackName, ResolvedPolicy } from './types';
 
 /** Roles whose text is user-controlled input: where prompt injection arrives (directly or through tools). */
-const INPUT_ROLES = ['user', 'tool', 'function'];
+const INPUT_ROLES = ['user', 'tool', 'function', 'ipython'];
 
 /** Injection in input, by category: direct, role-play jailbreaks, and instructions inside tool results. */
 function injectionRules(threshold?: number): GuardrailRule[] {

@@ -75,10 +75,11 @@ export interface GuardrailsSection {
   override?: RuleOverride[];
   remove?: string[];
   stream?: { max_holdback_chars?: number };
+  on_unparsable?: 'allow' | 'block';
 }
 
 /** A policy after `extends` is resolved: `guardrails.rules` is the full list, no override/remove left. */
 export interface ResolvedPolicy extends Policy {
   name: string;
-  guardrails: { mode?: RuleMode; rules: GuardrailRule[]; stream?: { max_holdback_chars?: number } };
+  guardrails: { mode?: RuleMode; rules: GuardrailRule[]; stream?: { max_holdback_chars?: number }; on_unparsable?: 'allow' | 'block' };
 }

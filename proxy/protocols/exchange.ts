@@ -8,8 +8,14 @@ export type ApiKind =
   | 'openai.chat' // POST /v1/chat/completions
   | 'openai.completions' // POST /v1/completions
   | 'openai.embeddings' // POST /v1/embeddings
-  | 'tei.embed' // POST /embed (and /rerank, /predict on TEI)
-  | 'hf.task' // any other JSON {inputs, parameters} payload (toolkit, custom handlers)
+  | 'openai.responses' // POST /v1/responses (OpenAI Responses API)
+  | 'anthropic.messages' // POST /v1/messages (vLLM's Anthropic-compatible route)
+  | 'tei.embed' // POST /embed (and /rerank, /predict, /similarity on TEI)
+  | 'pooling' // vLLM /pooling, /classify, /score, /v1|v2/rerank, /v2/embed
+  | 'tokenize' // /tokenize, /detokenize, TGI /chat_tokenize, TEI /decode
+  | 'invocations' // SageMaker /invocations whose body matched no known shape (chat, completion, TGI are refined)
+  | 'vertex' // TGI /vertex {instances}
+  | 'hf.task' // any other POST: toolkit, custom handlers; JSON text fields scanned generically
   | 'passthrough'; // everything else: forwarded unparsed, still traced
 
 /** The shape errors must take so the client's SDK shows them well. */
@@ -23,7 +29,12 @@ export type SegmentKind =
   | 'tool_arguments' // function-call arguments (request history or response)
   | 'tool_result' // role "tool"/"function" message content
   | 'prompt' // /v1/completions prompt
-  | 'inputs' // TGI / HF task inputs, TEI inputs, embeddings input
+  | 'inputs' // TGI / HF task inputs, TEI inputs, embeddings input, text/form/multipart bodies
+  | 'document' // retrieved documents (vLLM `documents`, rerank passages): untrusted
+  | 'tool_definition' // tools[] / functions[] descriptions and parameter schemas, tool_choice
+  | 'schema' // response_format, guided_*, structured_outputs, TGI grammar, Responses text.format
+  | 'template' // chat_template and chat_template_kwargs (vLLM renders them)
+  | 'parameter' // other text parameters the model reads (zero-shot candidate_labels, …)
   | 'completion'; // generated text in a response
 
 /** One piece of text in a request or response, with the exact place it came from. */
@@ -39,6 +50,11 @@ export interface Segment {
   text: string;
   /** Set by editSegment; tells the server the body must be re-serialized. */
   edited?: boolean;
+  /**
+   * Text that cannot be written back (object keys, multipart fields, the merged overflow of a huge body):
+   * a redaction there blocks instead.
+   */
+  readonly?: boolean;
 }
 
 export interface Usage {

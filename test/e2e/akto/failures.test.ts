@@ -93,10 +93,10 @@ describe.each(['allow', 'block'] as const)('no verdict from Akto, AKTO_GUARDRAIL
     expect(tag).toMatchObject({ 'akto-request': 'allowed', 'akto-response': 'error', 'akto-error': 'unreadable' });
   });
 
-  test('a body the proxy does not read (a content type it does not inspect) is not sent; ON_ERROR decides', async () => {
+  test('a body the proxy does not read (an upload on a route that is not an inference route) is not sent; ON_ERROR decides', async () => {
     const calls = akto.calls.length;
     const id = `unread-${onError}`;
-    const res = await fetch(`${side.url}/v1/chat/completions`, {
+    const res = await fetch(`${side.url}/custom/handler`, {
       method: 'POST',
       headers: { 'content-type': 'application/octet-stream', 'x-request-id': id },
       body: JSON.stringify({ model: 'tgi', messages: [{ role: 'user', content: 'hello' }] }),

@@ -113,7 +113,7 @@ describe('Akto inline verdicts through the whole sidecar (AKTO_GUARDRAILS=both, 
     });
     expect(res.status).toBe(400);
     expect(res.headers.get('x-should-retry')).toBe('false');
-    expect(await res.json()).toEqual({ error: expect.stringContaining('finance-topics'), error_type: 'guardrail_violation' });
+    expect(await res.json()).toEqual({ error: expect.stringContaining('finance-topics'), error_type: 'validation' });
     expect(stub.requests.length).toBe(before);
   });
 

@@ -2,38 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
-import { createGuardrails, type GuardrailDecision, type Guardrails } from '../../../proxy/guardrails';
-import type { Exchange } from '../../../proxy/protocols/exchange';
-import type { RunningProxy } from '../../../proxy/server';
+import type { GuardrailDecision } from '../../../proxy/guardrails';
 import { startStubUpstream, type StubUpstream } from '../../fixtures/stub-upstream';
-import { startTestProxy } from '../../support/proxy-harness';
-
-interface GuardedProxy {
-  proxy: RunningProxy;
-  completed: Exchange[];
-  logs: Array<Record<string, unknown>>;
-  close(): Promise<void>;
-}
-
-/** The proxy as main wires it: guardrails first, on the same logger and registry, plus a probe that keeps finished exchanges. */
-async function startGuarded(upstream: string, env: Record<string, string>): Promise<GuardedProxy> {
-  const completed: Exchange[] = [];
-  const probe = { name: 'probe', onComplete: (ex: Exchange) => void completed.push(ex) };
-  let guardrails: Guardrails | undefined;
-  const proxy = await startTestProxy(upstream, env, async ({ env: fullEnv, logger, registry }) => {
-    guardrails = await createGuardrails(fullEnv, logger, registry);
-    return [guardrails.hooks, probe];
-  });
-  return {
-    proxy,
-    completed,
-    logs: proxy.logs,
-    async close() {
-      await proxy.close();
-      guardrails?.close();
-    },
-  };
-}
+import { startGuarded, type GuardedProxy } from '../../support/guarded-proxy';
 
 const client = (base: string) => new OpenAI({ baseURL: `${base}/v1`, apiKey: 'sk-test', maxRetries: 2 });
 const EMAIL = 'alice.smith@example.com';
@@ -107,7 +78,7 @@ describe('guardrails through the proxy (default pack)', () => {
     });
     expect(res.status).toBe(400);
     expect(res.headers.get('x-should-retry')).toBe('false');
-    expect(await res.json()).toEqual({ error: expect.stringContaining('prompt-injection'), error_type: 'guardrail_violation' });
+    expect(await res.json()).toEqual({ error: expect.stringContaining('prompt-injection'), error_type: 'validation' });
     expect(stub.requests.length).toBe(before);
   });
 

@@ -67,6 +67,12 @@ describe('buildAktoRecord', () => {
     expect(JSON.parse(record.tag).stream).toBe('true');
   });
 
+  it('tags a request whose body was not read as unparsed, so a forwarded-uninspected body does not look clean', () => {
+    const ex = makeExchange({ parseError: 'unsupported content-encoding "zstd"' });
+    expect(JSON.parse(buildAktoRecord(ex, opts()).record.tag)['request-body']).toBe('unparsed');
+    expect(JSON.parse(buildAktoRecord(makeExchange(), opts()).record.tag)['request-body']).toBeUndefined();
+  });
+
   it('turns findings into _guardrail and the tag, with the strongest action first', () => {
     const ex = makeExchange({
       outcome: 'blocked',

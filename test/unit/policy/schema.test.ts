@@ -1,5 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { compilePolicy } from '../../../proxy/guardrails/compile';
+import { builtinDetectors } from '../../../proxy/guardrails/detectors';
 import { loadPolicyText, NO_RULES, PolicyError, schemaProblems } from '../../../proxy/policy/load';
 import { PACKS } from '../../../proxy/policy/packs';
 
@@ -125,5 +127,21 @@ guardrails:
     const files = readdirSync(dir).filter((f) => /\.(ya?ml|json)$/.test(f));
     expect(files.length).toBeGreaterThan(1);
     for (const f of files) expect([f, problemsOf(readFileSync(join(dir, f), 'utf8'))]).toEqual([f, []]);
+  });
+});
+
+describe('guardrails.on_unparsable', () => {
+  const compiled = (yaml: string) => compilePolicy(loadPolicyText(yaml, 't.yaml'), builtinDetectors());
+
+  test('defaults: block where requests are inspected, allow in monitor mode and without request rules', () => {
+    const of = (name: keyof typeof PACKS) => compilePolicy(PACKS[name], builtinDetectors()).onUnparsable;
+    expect([of('default'), of('strict'), of('monitor'), of('off')]).toEqual(['block', 'block', 'allow', 'allow']);
+    expect(compiled('version: 1\nextends: default\nguardrails:\n  mode: monitor\n').onUnparsable).toBe('allow');
+  });
+
+  test('an explicit value wins and is validated', () => {
+    expect(compiled('version: 1\nextends: strict\nguardrails:\n  on_unparsable: allow\n').onUnparsable).toBe('allow');
+    expect(compiled('version: 1\nextends: monitor\nguardrails:\n  on_unparsable: block\n').onUnparsable).toBe('block');
+    expect(() => compiled('version: 1\nguardrails:\n  on_unparsable: maybe\n')).toThrow(/on_unparsable: must be one of "allow", "block"/);
   });
 });

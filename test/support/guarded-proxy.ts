@@ -1,0 +1,32 @@
+import { createGuardrails, type Guardrails } from '../../proxy/guardrails';
+import type { Exchange } from '../../proxy/protocols/exchange';
+import type { RunningProxy } from '../../proxy/server';
+import { startTestProxy } from './proxy-harness';
+
+export interface GuardedProxy {
+  proxy: RunningProxy;
+  /** Every exchange once it is over, in completion order. */
+  completed: Exchange[];
+  logs: Array<Record<string, unknown>>;
+  close(): Promise<void>;
+}
+
+/** The proxy as main wires it: guardrails first, on the same logger and registry, plus a probe that keeps finished exchanges. */
+export async function startGuarded(upstream: string, env: Record<string, string>): Promise<GuardedProxy> {
+  const completed: Exchange[] = [];
+  const probe = { name: 'probe', onComplete: (ex: Exchange) => void completed.push(ex) };
+  let guardrails: Guardrails | undefined;
+  const proxy = await startTestProxy(upstream, env, async ({ env: fullEnv, logger, registry }) => {
+    guardrails = await createGuardrails(fullEnv, logger, registry);
+    return [guardrails.hooks, probe];
+  });
+  return {
+    proxy,
+    completed,
+    logs: proxy.logs,
+    async close() {
+      await proxy.close();
+      guardrails?.close();
+    },
+  };
+}
