@@ -57,4 +57,11 @@ export type ChannelKind = 'content' | 'tool_arguments' | 'tool_name' | 'reasonin
 export interface StreamInspector {
   /** Called once per channel, the first time it carries text. */
   channel(key: string, kind: ChannelKind): ChannelFilter;
+  /**
+   * For checks that need the whole answer (a remote verdict): asked once the upstream's stream has ended
+   * and ex.output holds the text released. While it runs the stream's terminal events (finish chunks,
+   * usage, `[DONE]`, TGI's last event) are held back; a verdict ends the stream in the client's dialect
+   * instead (finish_reason "content_filter" / an error event). Text already sent stays sent.
+   */
+  finalCheck?(): Promise<BlockVerdict | undefined>;
 }

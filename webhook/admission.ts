@@ -1,12 +1,14 @@
 /**
- * AdmissionReview v1 in, AdmissionReview v1 out (same uid). Pure: the server hands it parsed JSON
- * and the cluster facts; anything that is not a pod CREATE is allowed unchanged.
+ * AdmissionReview in, AdmissionReview out in the same apiVersion (v1 or v1beta1, same uid). Pure:
+ * the server hands it parsed JSON and the cluster facts; anything that is not a pod CREATE is
+ * allowed unchanged. Both versions share the request and response fields this webhook uses.
  */
 import { ClusterInfo, InjectResult, inject, podName } from './inject';
 import { JsonObject } from './patch';
 import { Settings } from './settings';
 
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
+export const ADMISSION_API_VERSIONS: readonly string[] = [ADMISSION_API_VERSION, 'admission.k8s.io/v1beta1'];
 
 export interface AdmissionOutcome {
   /** The AdmissionReview to send back. */
@@ -33,9 +35,13 @@ export function review(body: unknown, settings: Settings, cluster: ClusterInfo, 
   if (!isObject(body) || body.kind !== 'AdmissionReview' || !isObject(body.request)) {
     throw new BadReviewError('expected an AdmissionReview with a request');
   }
+  const apiVersion = answerVersion(body);
+  if (apiVersion === undefined) {
+    throw new BadReviewError(`AdmissionReview apiVersion ${JSON.stringify(body.apiVersion ?? null)} is not supported; this webhook answers ${ADMISSION_API_VERSIONS.join(' and ')}`);
+  }
   const req = body.request;
   if (typeof req.uid !== 'string' || req.uid === '') throw new BadReviewError('request.uid is missing');
-  const answer = (response: Record<string, unknown>) => ({ apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response: { uid: req.uid, ...response } });
+  const answer = (response: Record<string, unknown>) => ({ apiVersion, kind: 'AdmissionReview', response: { uid: req.uid, ...response } });
 
   const kind = isObject(req.kind) ? req.kind : {};
   const isPod = kind.kind === 'Pod' && (kind.group ?? '') === '' && (req.subResource === undefined || req.subResource === '');
@@ -54,4 +60,10 @@ export function review(body: unknown, settings: Settings, cluster: ClusterInfo, 
   if (r.patch.length === 0) return { ...base, review: answer({ allowed: true, ...warnings }) };
   const patch = Buffer.from(JSON.stringify(r.patch)).toString('base64');
   return { ...base, review: answer({ allowed: true, patchType: 'JSONPatch', patch, ...warnings }) };
+}
+
+/** The apiVersion to answer in: the one the review was sent in, when this webhook speaks it. */
+export function answerVersion(body: unknown): string | undefined {
+  const v = isObject(body) ? body.apiVersion : undefined;
+  return typeof v === 'string' && ADMISSION_API_VERSIONS.includes(v) ? v : undefined;
 }

@@ -3,6 +3,7 @@
  * (a test checks the doc) and the tests. Values are parsed into typed fields and used structurally;
  * nothing is ever templated into YAML or JSON as text.
  */
+import { CREDENTIAL_REF_FORMAT, CredentialRef, parseCredentialRef } from './credentials';
 import { QUANTITY } from './settings';
 
 export const PREFIX = 'agent-proxy.akto.io/';
@@ -20,6 +21,7 @@ export interface PodOverrides {
   memoryLimit?: string;
   port?: number;
   nativeSidecar?: boolean;
+  upstreamAuthorization?: CredentialRef[];
 }
 
 interface AnnotationDecl<K extends keyof PodOverrides = keyof PodOverrides> {
@@ -91,6 +93,17 @@ export const ANNOTATIONS: readonly AnnotationDecl[] = [
       if (v === 'true') return true;
       if (v === 'false') return false;
       throw new Error('must be "true" or "false"');
+    },
+  },
+  {
+    name: 'upstream-authorization', field: 'upstreamAuthorization', type: `comma-separated \`${CREDENTIAL_REF_FORMAT}\``, example: 'HF_INFERENCE_ENDPOINT=hf-token/token',
+    doc: 'Credential of the upstream whose URL the app holds in ENV_VAR, from a Secret in the pod\'s namespace; sent as Authorization to that upstream only. Adds to or replaces (per env var) the webhook\'s `upstreamAuthorization` entries.',
+    parse: (v) => {
+      const refs = v.split(',').map((s) => s.trim()).filter(Boolean).map(parseCredentialRef);
+      if (refs.length === 0) throw new Error(`must list at least one ${CREDENTIAL_REF_FORMAT}`);
+      const twice = refs.find((r, i) => refs.findIndex((o) => o.envVar === r.envVar) !== i);
+      if (twice) throw new Error(`names ${twice.envVar} twice`);
+      return refs;
     },
   },
 ];

@@ -9,6 +9,7 @@ import { Listener, SIDECAR_NAME, VOLUME_POLICY, VOLUME_SPOOL, VOLUME_TMP, buildS
 import { Settings, WEBHOOK_VERSION } from './settings';
 import { DEFAULT_CONTAINER_ANNOTATION, EnvEdit, InjectionStatus, readStatus, strip } from './status';
 import { UpstreamSource, discover, renameRefs } from './upstreams';
+import { chooseCredential, credentialsByVar } from './credentials';
 
 export interface NamespaceInfo {
   name: string;
@@ -228,16 +229,20 @@ export function inject(podIn: unknown, namespace: NamespaceInfo, settings: Setti
   };
   const listeners: Listener[] = [];
   const byKey = new Map<string, Listener>();
+  const varsOf = new Map<Listener, string[]>();
   const edits: EnvEdit[] = [];
   for (const t of targets) {
     let l = byKey.get(t.source.key);
     if (!l) {
       const port = allocate();
-      const envName = listeners.length === 0 ? 'APP_URL' : `UPSTREAM_${port}_URL`;
+      // The proxy's naming rule: APP_URL_<n> owns UPSTREAM_AUTHORIZATION_<n> and nothing else.
+      const envName = listeners.length === 0 ? 'APP_URL' : `APP_URL_${listeners.length}`;
       l = { port, envName, entries: renameRefs(t.source, `UPSTREAM_${port}_REF_`) };
       listeners.push(l);
       byKey.set(t.source.key, l);
+      varsOf.set(l, []);
     }
+    varsOf.get(l)!.push(t.varName);
     const rewritten: JsonObject = { name: t.varName, value: `http://127.0.0.1:${l.port}` };
     const init = t.field === 'initContainers';
     if (t.source.app.kind === 'replace') {
@@ -249,6 +254,20 @@ export function inject(podIn: unknown, namespace: NamespaceInfo, settings: Setti
     }
   }
   if (nextPort > 65535 || adminPort > 65535) return skip('no-free-port', 'no free port left for the proxy', true, warnings);
+
+  const credentials = credentialsByVar(settings.upstreamAuthorization, overrides.upstreamAuthorization);
+  for (const l of listeners) {
+    const choice = chooseCredential(varsOf.get(l)!, credentials);
+    if (choice.conflict === undefined) l.credential = choice.ref;
+    else if (settings.annotationErrors === 'deny') {
+      return { status: 'denied', reason: 'credential-conflict', patch: [], warnings, message: `${WARN}${choice.conflict}` };
+    } else warnings.push(`${WARN}${choice.conflict}; no credential is sent to that upstream`);
+  }
+  for (const ref of overrides.upstreamAuthorization ?? []) {
+    if (!targets.some((t) => t.varName === ref.envVar)) {
+      warnings.push(`${WARN}annotation ${PREFIX}upstream-authorization names ${ref.envVar}, which no rewritten container sets; not used`);
+    }
+  }
 
   const sidecar = buildSidecar(settings, { native, adminPort, listeners, overrides, adminPortName: portNames(stripped).has('akto-admin') ? undefined : 'akto-admin' });
   if (native) b.insert(['spec', 'initContainers'], 0, sidecar);

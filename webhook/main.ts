@@ -11,7 +11,7 @@ import type { KubeApi } from './kube-api';
 import { SelfManagedTls } from './self-managed-tls';
 import { createWebhookServer, TlsMaterial } from './server';
 import { loadSettings, Settings, WEBHOOK_VERSION } from './settings';
-import { readTlsFiles, TlsFileWatcher } from './tls-files';
+import { readTlsFiles, TlsFileWatcher } from '../proxy/http/tls-files';
 
 const NATIVE_RECHECK_MS = 10 * 60 * 1000;
 

@@ -1,5 +1,5 @@
 /**
- * The HTTPS server: POST /mutate (AdmissionReview v1), /healthz, /readyz, /metrics. Bounded body,
+ * The HTTPS server: POST /mutate (AdmissionReview v1 or v1beta1), /healthz, /readyz, /metrics. Bounded body,
  * certificate swap without restart (setSecureContext), and a drain window after SIGTERM during
  * which it keeps answering while /readyz says 503.
  */
@@ -10,14 +10,12 @@ import type { AddressInfo } from 'node:net';
 import express, { NextFunction, Request, Response } from 'express';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from '../proxy/telemetry/logger';
-import { BadReviewError, InjectFn, review } from './admission';
+import { ADMISSION_API_VERSION, BadReviewError, InjectFn, answerVersion, review } from './admission';
 import { ClusterInfo, inject } from './inject';
 import type { Settings } from './settings';
 
-export interface TlsMaterial {
-  cert: string;
-  key: string;
-}
+import type { TlsMaterial } from '../proxy/http/tls-files';
+export type { TlsMaterial };
 
 export interface WebhookServerOptions {
   settings: Settings;
@@ -131,7 +129,8 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
         res.status(500).json({ error: 'internal error' });
         return;
       }
-      res.json({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed: true, warnings: ['agent-proxy.akto.io: injection failed; pod admitted without the proxy'] } });
+      const apiVersion = answerVersion(body) ?? ADMISSION_API_VERSION;
+      res.json({ apiVersion, kind: 'AdmissionReview', response: { uid, allowed: true, warnings: ['agent-proxy.akto.io: injection failed; pod admitted without the proxy'] } });
     }
   });
   app.use((err: Error & { status?: number; type?: string }, _req: Request, res: Response, next: NextFunction) => {

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, Env } from '../proxy/config-env';
 import pkg from '../package.json';
+import { CREDENTIAL_REF, CREDENTIAL_REF_FORMAT } from './credentials';
 
 export const WEBHOOK_VERSION: string = pkg.version;
 
@@ -35,10 +36,12 @@ export interface Settings {
     };
   };
   akto: { secretName: string; baseUrlKey: string; tokenKey: string };
-  /** Secret holding the Authorization header value the proxy sends upstream; empty name = none. */
-  upstreamAuthorization: { secretName: string; key: string };
+  /** `ENV_VAR=secret/key` entries: the credential of the upstream whose URL the app holds in ENV_VAR. */
+  upstreamAuthorization: string[];
   /** ConfigMap (in the pod's namespace) mounted as the proxy's policy; empty name = proxy default. */
   policy: { configMapName: string; key: string };
+  /** Limits shared through Redis (LIMITS_REDIS_*); empty URL = per-pod limits. The password Secret is in the pod's namespace. */
+  limits: { redisUrl: string; passwordSecretName: string; passwordSecretKey: string; timeoutMs: number; keyPrefix: string };
   urlEnvVars: string[];
   excludedNamespaces: string[];
   nativeSidecar: NativeSidecarMode;
@@ -99,10 +102,14 @@ export const SETTINGS: readonly SettingDecl[] = [
   { key: 'akto.secretName', env: 'AKTO_SECRET_NAME', kind: { t: 'string', pattern: DNS_NAME }, default: 'akto-agent-proxy', doc: 'Secret in the pod\'s namespace with the Akto URL and token (referenced optional: a missing Secret means local trace sink).' },
   { key: 'akto.baseUrlKey', env: 'AKTO_SECRET_BASE_URL_KEY', kind: { t: 'string', pattern: KEY_NAME }, default: 'AKTO_API_BASE_URL', doc: 'Key of that Secret holding AKTO_API_BASE_URL.' },
   { key: 'akto.tokenKey', env: 'AKTO_SECRET_TOKEN_KEY', kind: { t: 'string', pattern: KEY_NAME }, default: 'AKTO_API_TOKEN', doc: 'Key of that Secret holding AKTO_API_TOKEN.' },
-  { key: 'upstreamAuthorization.secretName', env: 'UPSTREAM_AUTH_SECRET_NAME', kind: { t: 'string', pattern: DNS_NAME, allowEmpty: true }, default: '', doc: 'Secret with the Authorization value the proxy sends upstream (UPSTREAM_AUTHORIZATION); empty = none.' },
-  { key: 'upstreamAuthorization.key', env: 'UPSTREAM_AUTH_SECRET_KEY', kind: { t: 'string', pattern: KEY_NAME }, default: 'UPSTREAM_AUTHORIZATION', doc: 'Key in that Secret.' },
+  { key: 'upstreamAuthorization', env: 'UPSTREAM_AUTH_SECRETS', kind: { t: 'list', item: CREDENTIAL_REF }, default: [], doc: `Upstream credentials, each bound to the app env var holding that upstream's URL: \`${CREDENTIAL_REF_FORMAT}\` (Secret in the pod's namespace). The proxy sends the value as Authorization to that upstream only (UPSTREAM_AUTHORIZATION for APP_URL, UPSTREAM_AUTHORIZATION_<n> for APP_URL_<n>); per-pod annotation \`upstream-authorization\` adds or replaces entries.` },
   { key: 'policy.configMapName', env: 'POLICY_CONFIGMAP_NAME', kind: { t: 'string', pattern: DNS_NAME, allowEmpty: true }, default: '', doc: 'ConfigMap in the pod\'s namespace mounted as POLICY_FILE; empty = the proxy\'s built-in default policy.' },
   { key: 'policy.key', env: 'POLICY_CONFIGMAP_KEY', kind: { t: 'string', pattern: KEY_NAME }, default: 'policy.yaml', doc: 'Key of that ConfigMap holding the policy document.' },
+  { key: 'limits.redisUrl', env: 'SIDECAR_LIMITS_REDIS_URL', kind: { t: 'string', pattern: /^rediss?:\/\/[^\s@/]+(\/\d{1,5})?$/, allowEmpty: true, expected: 'redis://host[:port][/db] or rediss://..., without credentials' }, default: '', doc: 'LIMITS_REDIS_URL of every sidecar: limits shared through this Redis; empty = per-pod limits.' },
+  { key: 'limits.passwordSecretName', env: 'SIDECAR_LIMITS_REDIS_SECRET_NAME', kind: { t: 'string', pattern: DNS_NAME, allowEmpty: true }, default: '', doc: 'Secret in the pod\'s namespace with the Redis password (LIMITS_REDIS_PASSWORD); empty = none.' },
+  { key: 'limits.passwordSecretKey', env: 'SIDECAR_LIMITS_REDIS_SECRET_KEY', kind: { t: 'string', pattern: KEY_NAME }, default: 'LIMITS_REDIS_PASSWORD', doc: 'Key in that Secret.' },
+  { key: 'limits.timeoutMs', env: 'SIDECAR_LIMITS_REDIS_TIMEOUT_MS', kind: { t: 'int', min: 1, max: 10000 }, default: 5, doc: 'LIMITS_REDIS_TIMEOUT_MS: deadline of one limit check; past it each rule applies its on_error.' },
+  { key: 'limits.keyPrefix', env: 'SIDECAR_LIMITS_REDIS_KEY_PREFIX', kind: { t: 'string', pattern: /^[A-Za-z0-9_.-]{1,64}$/ }, default: 'aap', doc: 'LIMITS_REDIS_KEY_PREFIX: proxies with the same prefix and rule id share a counter.' },
   { key: 'urlEnvVars', env: 'URL_ENV_VARS', kind: { t: 'list', item: ENV_NAME }, default: ['AI_AGENT_INFERENCE_URL', 'OPENAI_BASE_URL', 'HF_INFERENCE_ENDPOINT'], doc: 'Env vars holding an inference URL to rewrite (per-pod annotation `env-vars` overrides).' },
   { key: 'excludedNamespaces', env: 'EXCLUDED_NAMESPACES', kind: { t: 'list', item: DNS_LABEL }, default: ['kube-system', 'kube-public', 'kube-node-lease'], doc: 'Namespaces never injected; the webhook\'s own namespace is always added.' },
   { key: 'nativeSidecar', env: 'NATIVE_SIDECAR', kind: { t: 'enum', values: ['auto', 'always', 'never'] }, default: 'auto', doc: '`auto`: native sidecar when the API server and every node\'s kubelet are >= 1.29 (API server alone without node list permission), else classic; per-pod annotation `native-sidecar` overrides.' },
@@ -270,7 +277,8 @@ export function defaultSettings(): Settings {
 /** The markdown table of docs/webhook.md, generated from SETTINGS (a test keeps the doc in sync). */
 export function renderSettingsTable(): string {
   const rows = SETTINGS.map((d) => {
-    const def = Array.isArray(d.default) ? d.default.join(', ') : d.default === '' ? '(empty)' : String(d.default);
+    const text = Array.isArray(d.default) ? d.default.join(', ') : String(d.default);
+    const def = text === '' ? '(empty)' : text;
     return `| \`${d.key}\` | \`${d.env}\` | ${kindText(d.kind)} | \`${def}\` | ${d.doc} |`;
   });
   return ['| key (file) | env | type | default | meaning |', '|---|---|---|---|---|', ...rows].join('\n');

@@ -1,10 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import type { ChannelFilter, ChannelKind, StreamInspector, StreamRelease } from '../hooks';
 import type { BlockVerdict, Exchange, Finding } from '../protocols/exchange';
-import type { CompiledPolicy, CompiledRule } from './compile';
+import type { CompiledAllow, CompiledPolicy, CompiledRule } from './compile';
 import { addHit, emptyStage, stronger, type HitRecord, type RuleRecord, type StageRecord } from './decision';
 import type { Detector, Match } from './detectors';
-import { addMs, blockVerdict, detect, detectorFailure, errorFinding, failsClosed, matchFinding, rulesFor, scanEntities, sizeMatch } from './engine';
+import { addMs, allowedFor, blockVerdict, detect, detectorFailure, errorFinding, failsClosed, matchFinding, rulesFor, scanEntities, sizeMatch, withoutAllowed } from './engine';
 import { normalizeText, type NormalizedText } from './normalize';
 import { applyRedactions, evidence, type RedactionContext, type RedactionSpan } from './redact';
 
@@ -25,13 +25,17 @@ interface ScanGroup {
   rules: CompiledRule[];
   entities?: ReadonlySet<string>;
   threshold?: number;
+  /** Allow-list entries of the group's one rule that apply to this exchange: their text is blanked before the scan. */
+  allow?: readonly CompiledAllow[];
+  /** Characters of released text the detector and the allow list's finders need before the held tail. */
+  lookback: number;
 }
 
 /** What one rule has counted over the whole stream (all channels). */
 interface RuleState {
   count: number;
-  /** Matches per entity, in first-seen order. */
-  entities: Map<string, number>;
+  /** Matches per entity and their highest score, in first-seen order. */
+  entities: Map<string, { n: number; score: number }>;
   /** Hits found before the rule reached min_count, recorded once it does (bounded like the record). */
   pendingHits: HitRecord[];
   error?: string;
@@ -61,6 +65,7 @@ class StreamState {
 
   constructor(
     private readonly rules: readonly CompiledRule[],
+    allowed: ReadonlyMap<CompiledRule, readonly CompiledAllow[]> | undefined,
     readonly maxHoldback: number,
     readonly ctx: RedactionContext,
     readonly record: StageRecord,
@@ -74,12 +79,17 @@ class StreamState {
       this.states.set(rule, { count: 0, entities: new Map(), pendingHits: [], record: rec });
       if (!rule.detector) continue;
       let g = byKey.get(rule.scanKey);
-      if (!g) byKey.set(rule.scanKey, (g = { detector: rule.detector, rules: [], entities: entities.get(rule.scanKey), threshold: rule.threshold }));
+      // A rule with an allow list has a scan key of its own (compile.ts), so its group holds only that rule.
+      const allow = allowed?.get(rule);
+      if (!g) {
+        const lookback = Math.max(rule.detector.lookback, ...(allow ?? []).flatMap((a) => a.finders.map((f) => f.lookback)));
+        byKey.set(rule.scanKey, (g = { detector: rule.detector, rules: [], entities: entities.get(rule.scanKey), threshold: rule.threshold, lookback, ...(allow ? { allow } : {}) }));
+      }
       g.rules.push(rule);
     }
     this.groups = [...byKey.values()];
     this.sizeRules = rules.filter((r) => !r.detector);
-    this.lookback = Math.max(0, ...this.groups.map((g) => g.detector.lookback));
+    this.lookback = Math.max(0, ...this.groups.map((g) => g.lookback));
   }
 
   fired(rule: CompiledRule): boolean {
@@ -98,7 +108,8 @@ class StreamState {
     const before = this.fired(rule);
     st.count++;
     st.record.hits = st.count;
-    st.entities.set(match.entity, (st.entities.get(match.entity) ?? 0) + 1);
+    const seen = st.entities.get(match.entity);
+    st.entities.set(match.entity, { n: (seen?.n ?? 0) + 1, score: Math.max(seen?.score ?? 0, match.score) });
     const hit: HitRecord = {
       rule: rule.id,
       detector: match.detector,
@@ -110,6 +121,7 @@ class StreamState {
       score: match.score,
       evidence: value === '' ? '' : evidence(value),
       ...(match.reason ? { reason: match.reason } : {}),
+      tier: 'heuristic',
       action: rule.action,
     };
     if (before) addHit(this.record, hit);
@@ -123,6 +135,17 @@ class StreamState {
     if (rule.monitor) st.record.intended = rule.intended;
     this.record.action = stronger(this.record.action, rule.action);
     return true;
+  }
+
+  /**
+   * A document-scope rule already counted on a channel scored its grown window again: the finding keeps the
+   * highest score, as the whole text's scan would report it.
+   */
+  rescore(rule: CompiledRule, match: Match): void {
+    const seen = this.states.get(rule)!.entities.get(match.entity);
+    if (!seen || match.score <= seen.score) return;
+    seen.score = match.score;
+    this.version++;
   }
 
   /** A rule's detector failed: recorded once; returns the verdict when its on_error blocks. */
@@ -169,7 +192,8 @@ class StreamState {
     const findings: Finding[] = [];
     for (const rule of this.rules) {
       const st = this.states.get(rule)!;
-      if (this.fired(rule)) for (const [entity, n] of st.entities) findings.push(matchFinding(rule, 'response', entity, n));
+      // The stream is judged by the detectors alone: the model tier answers for complete texts only.
+      if (this.fired(rule)) for (const [entity, { n, score }] of st.entities) findings.push(matchFinding(rule, 'response', entity, n, score, 'heuristic'));
       if (st.error) findings.push(errorFinding(rule, 'response', st.error));
     }
     this.report(findings, this.record);
@@ -186,6 +210,17 @@ function normIndex(nt: NormalizedText, orig: number): number {
     else hi = mid;
   }
   return lo;
+}
+
+/**
+ * Where an allowed phrase or pattern that may still complete begins (an original offset into `nt`), if one does:
+ * its text waits, since the rule must not judge what the allow list may yet blank.
+ */
+function pendingAllowed(allow: readonly CompiledAllow[], nt: NormalizedText, rel: number): number | undefined {
+  const from = normIndex(nt, rel);
+  let tail = 0;
+  for (const a of allow) for (const f of a.finders) tail = Math.max(tail, f.pendingTail(nt.text, from));
+  return tail > 0 ? nt.toOriginal(nt.text.length - tail) : undefined;
 }
 
 function isHighSurrogate(c: number): boolean {
@@ -255,15 +290,30 @@ class HoldbackFilter implements ChannelFilter {
       const windows = new Map<number, NormalizedText>();
       for (const g of s.groups) {
         const document = g.detector.scope === 'document';
-        const start = Math.max(0, rel - g.detector.lookback);
+        const start = Math.max(0, rel - g.lookback);
         let nt = windows.get(start);
         if (!nt) {
           const t = performance.now();
           windows.set(start, (nt = normalizeText(start === 0 ? text : text.slice(start))));
           addMs(s.record, 'normalize', performance.now() - t);
         }
-        const from = normIndex(nt, rel - start);
-        const result = detect(g.rules[0], nt, { entities: g.entities, threshold: g.threshold, from }, s.record);
+        let seen = nt;
+        if (g.allow) {
+          const pending = final ? undefined : pendingAllowed(g.allow, nt, rel - start);
+          if (pending !== undefined) {
+            hold = Math.min(hold, start + pending);
+            // A document-scope rule decides once the allowed phrase is complete (its window still holds the text).
+            if (document) continue;
+          }
+          try {
+            seen = withoutAllowed(nt, g.allow);
+          } catch (err) {
+            for (const rule of g.rules) verdict ??= s.failed(rule, detectorFailure(rule, err instanceof Error ? err : new Error(String(err))));
+            continue;
+          }
+        }
+        const from = normIndex(seen, rel - start);
+        const result = detect(g.rules[0], seen, { entities: g.entities, threshold: g.threshold, from }, s.record);
         if (result instanceof Error) {
           for (const rule of g.rules) verdict ??= s.failed(rule, detectorFailure(rule, result));
           continue;
@@ -275,9 +325,9 @@ class HoldbackFilter implements ChannelFilter {
         }
         if (final || document) continue;
         const t = performance.now();
-        const tail = g.detector.pendingTail(nt.text, from);
+        const tail = g.detector.pendingTail(seen.text, from);
         addMs(s.record, g.rules[0].detectorId, performance.now() - t);
-        if (tail > 0) hold = Math.min(hold, start + nt.toOriginal(nt.text.length - tail));
+        if (tail > 0) hold = Math.min(hold, start + seen.toOriginal(seen.text.length - tail));
       }
     }
     if (verdict) return this.stop(verdict);
@@ -289,7 +339,10 @@ class HoldbackFilter implements ChannelFilter {
       if (!document && f.end > cut) continue;
       for (const rule of f.group.rules) {
         if (rule.entities && !rule.entities.has(f.match.entity)) continue;
-        if (document && this.documentCounted.has(rule)) continue;
+        if (document && this.documentCounted.has(rule)) {
+          s.rescore(rule, f.match);
+          continue;
+        }
         if (document) this.documentCounted.add(rule);
         if (s.commit(rule, this.key, this.base + f.start, this.base + f.end, f.match, text.slice(f.start, f.end)) && rule.action === 'block') {
           verdict ??= s.blocked(rule, f.match.entity);
@@ -376,7 +429,7 @@ export function createHoldbackInspector(
   const applicable = rulesFor(policy, ex, 'response').filter((r) => !r.roles || r.roles.has(STREAM_ROLE));
   if (applicable.length === 0) return undefined;
   const record = emptyStage(true);
-  const state = new StreamState(applicable, policy.maxHoldback, ctx, record, report);
+  const state = new StreamState(applicable, allowedFor(applicable, ex), policy.maxHoldback, ctx, record, report);
   return {
     record,
     inspector: { channel: (key: string, kind: ChannelKind) => new HoldbackFilter(state, key, kind) },

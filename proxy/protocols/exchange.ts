@@ -9,8 +9,13 @@ export type ApiKind =
   | 'openai.completions' // POST /v1/completions
   | 'openai.embeddings' // POST /v1/embeddings
   | 'openai.responses' // POST /v1/responses (OpenAI Responses API)
-  | 'tei.embed' // POST /embed (and /rerank, /predict on TEI)
-  | 'hf.task' // any other JSON {inputs, parameters} payload (toolkit, custom handlers)
+  | 'anthropic.messages' // POST /v1/messages (vLLM's Anthropic-compatible route)
+  | 'tei.embed' // POST /embed (and /rerank, /predict, /similarity on TEI)
+  | 'pooling' // vLLM /pooling, /classify, /score, /v1|v2/rerank, /v2/embed
+  | 'tokenize' // /tokenize, /detokenize, TGI /chat_tokenize, TEI /decode
+  | 'invocations' // SageMaker /invocations whose body matched no known shape (chat, completion, TGI are refined)
+  | 'vertex' // TGI /vertex {instances}
+  | 'hf.task' // any other POST: toolkit, custom handlers; JSON text fields scanned generically
   | 'passthrough'; // everything else: forwarded unparsed, still traced
 
 /** The shape errors must take so the client's SDK shows them well. */
@@ -24,7 +29,12 @@ export type SegmentKind =
   | 'tool_arguments' // function-call arguments (request history or response)
   | 'tool_result' // role "tool"/"function" message content
   | 'prompt' // /v1/completions prompt
-  | 'inputs' // TGI / HF task inputs, TEI inputs, embeddings input
+  | 'inputs' // TGI / HF task inputs, TEI inputs, embeddings input, text/form/multipart bodies
+  | 'document' // retrieved documents (vLLM `documents`, rerank passages): untrusted
+  | 'tool_definition' // tools[] / functions[] descriptions and parameter schemas, tool_choice
+  | 'schema' // response_format, guided_*, structured_outputs, TGI grammar, Responses text.format
+  | 'template' // chat_template and chat_template_kwargs (vLLM renders them)
+  | 'parameter' // other text parameters the model reads (zero-shot candidate_labels, …)
   | 'completion' // generated text in a response
   | 'reasoning' // a response's reasoning text (reasoning_content, reasoning, Responses API reasoning items)
   | 'refusal' // a response's refusal text
@@ -53,6 +63,11 @@ export interface Segment {
   text: string;
   /** Set by editSegment; tells the server the body must be re-serialized. */
   edited?: boolean;
+  /**
+   * Text that cannot be written back (object keys, multipart fields, the merged overflow of a huge body):
+   * a redaction there blocks instead.
+   */
+  readonly?: boolean;
 }
 
 export interface Usage {
@@ -74,6 +89,8 @@ export type Outcome =
 
 export type Stage = 'request' | 'response';
 export type Severity = 'low' | 'medium' | 'high' | 'critical';
+/** Severities in order, for "at or above" comparisons. */
+export const SEVERITY_RANK: Readonly<Record<Severity, number>> = { low: 0, medium: 1, high: 2, critical: 3 };
 
 /** Something a guardrail, limit or anomaly rule found. Ingest turns these into Akto's tag and _guardrail. */
 export interface Finding {
@@ -86,6 +103,12 @@ export interface Finding {
   reason: string;
   detector?: string;
   entity?: string;
+  /** Risk category (prompt_injection, jailbreak, indirect_injection, toxicity, harmful_intent, pii.EMAIL, secrets.AWS_ACCESS_KEY, …). */
+  category?: string;
+  /** The score that decided, 0..1. */
+  score?: number;
+  /** heuristic (the detectors) or model (the classifier's combined score). */
+  tier?: 'heuristic' | 'model';
 }
 
 /** A hook's answer that stops the exchange: the client gets this instead of (the rest of) the upstream's answer. */
@@ -157,6 +180,8 @@ export interface Exchange {
   responseHeaders: Record<string, string>;
   /** Per-hook detail records (e.g. the guardrail decision record), keyed by hook name. */
   notes: Record<string, unknown>;
+  /** String values hooks add to the trace's `tag` (incident ids, Akto verdicts), so Akto can group by them. */
+  traceTags?: Record<string, string>;
 }
 
 export type ExchangeInit = Pick<Exchange, 'id' | 'method' | 'path' | 'api' | 'dialect' | 'upstream'> & Partial<Exchange>;

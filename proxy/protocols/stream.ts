@@ -12,6 +12,10 @@ export interface StreamRewriter {
   end(): Buffer | string;
   /** Set when a ChannelFilter blocked: the stream was closed in the client's dialect; the server stops reading upstream. */
   readonly blocked?: BlockVerdict;
+  /** With an inspector's finalCheck, after end(): the held terminal events, to send when the check passed. */
+  release(): string;
+  /** With an inspector's finalCheck, after end(): drops the held terminal events and closes the stream with this verdict. */
+  cut(verdict: BlockVerdict): string;
 }
 
 type Obj = Record<string, unknown>;
@@ -102,6 +106,9 @@ class Rewriter implements StreamRewriter {
   private readonly toolKeys = new Set<string>();
   private readonly finishedChoices = new Set<number>();
   private emitted: string[] = [];
+  /** Index in `emitted` from which the terminal events are held for the inspector's finalCheck. */
+  private heldFrom?: number;
+  private readonly holdEnd: boolean;
   private verdict?: BlockVerdict;
   private done = false;
   /** Last OpenAI chunk seen: the template for chunks we have to add. */
@@ -121,6 +128,7 @@ class Rewriter implements StreamRewriter {
     private readonly ex: Exchange,
     private readonly inspector?: StreamInspector,
   ) {
+    this.holdEnd = inspector?.finalCheck !== undefined;
     this.parser = new SseParser({
       event: (ev) => this.onEvent(ev),
       comment: (line) => {
@@ -148,10 +156,33 @@ class Rewriter implements StreamRewriter {
     return this.take();
   }
 
-  private take(): string {
-    if (this.emitted.length === 0) return '';
-    const out = this.emitted.length === 1 ? this.emitted[0] : this.emitted.join('');
+  release(): string {
+    this.heldFrom = undefined;
+    return this.take();
+  }
+
+  cut(verdict: BlockVerdict): string {
     this.emitted = [];
+    this.heldFrom = undefined;
+    this.verdict = verdict;
+    // The held finish events are dropped: every choice ends with the verdict.
+    this.finishedChoices.clear();
+    if (this.tgiNative) this.blockTgi([]);
+    else this.blockOpenAi([]);
+    return this.take();
+  }
+
+  /** From this event on, output waits for the final check (a local block releases it: no check follows). */
+  private holdTerminal(): void {
+    if (this.holdEnd && this.heldFrom === undefined) this.heldFrom = this.emitted.length;
+  }
+
+  private take(): string {
+    const upTo = this.verdict ? this.emitted.length : (this.heldFrom ?? this.emitted.length);
+    if (upTo === 0) return '';
+    const out = upTo === 1 ? this.emitted[0] : this.emitted.slice(0, upTo).join('');
+    this.emitted = upTo === this.emitted.length ? [] : this.emitted.slice(upTo);
+    if (this.heldFrom !== undefined) this.heldFrom = 0;
     return out;
   }
 
@@ -172,6 +203,7 @@ class Rewriter implements StreamRewriter {
     this.space = ev.dataSpace;
     if (!ev.hasData) return this.emitRaw(ev);
     if (ev.data === '[DONE]') {
+      this.holdTerminal();
       this.flushAll();
       return this.emitRaw(ev);
     }
@@ -243,6 +275,7 @@ class Rewriter implements StreamRewriter {
 
   /** An in-stream error event: its message is text the client reads too. */
   private onError(obj: Obj, ev: SseEvent): void {
+    this.holdTerminal();
     const err = obj.error;
     const holder = isObject(err) ? err : obj;
     const field = isObject(err) ? 'message' : 'error';
@@ -280,6 +313,7 @@ class Rewriter implements StreamRewriter {
     this.template = obj;
     const usage = usageFrom(obj.usage, 'stream');
     if (usage) this.ex.usage = usage;
+    if (choices.length === 0 || choices.some((c) => isObject(c) && finished(c.finish_reason))) this.holdTerminal();
     if (choices.length === 0) {
       this.flushAll();
       return this.emitRaw(ev);
@@ -469,6 +503,7 @@ class Rewriter implements StreamRewriter {
   /** A TGI native event: token text per event, the full text and details on the last one. */
   private onToken(obj: Obj, ev: SseEvent): void {
     this.tgiNative = true;
+    if (typeof obj.generated_text === 'string') this.holdTerminal();
     this.lastIndex = index(obj.index, this.lastIndex + 1);
     const got: Release[] = [];
     let changed = false;
@@ -537,7 +572,8 @@ class Rewriter implements StreamRewriter {
         .map((g) => g.text)
         .join('');
       if (text !== '') this.emitToken(text);
-      this.emitted.push(`${this.prefix()}${JSON.stringify(errorPayload('tgi', this.verdict))}\n\n`);
+      // A stream is only ever cut for its answer: huggingface_hub raises GenerationError for `generation`.
+      this.emitted.push(`${this.prefix()}${JSON.stringify(errorPayload('tgi', this.verdict, 'response'))}\n\n`);
     }
     this.finish();
   }
@@ -591,6 +627,7 @@ class Rewriter implements StreamRewriter {
       if (this.verdict) return this.blockResponses([]);
       return this.emitJson(ev, obj);
     }
+    if (type === 'error' || /^response\.(completed|incomplete|failed)$/.test(type)) this.holdTerminal();
     if (type === 'error' && typeof obj.message === 'string' && this.inspector) {
       const r = this.whole('error', 'error', 0, { at: 'none' }, ['message'], obj.message, got);
       if (this.verdict) return this.blockResponses(got);

@@ -6,29 +6,18 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parse as parseYaml, parseAllDocuments } from 'yaml';
+import { parse as parseYaml } from 'yaml';
 import { loadSettings } from '../../webhook/settings';
-import { describeIf, findTools, helm } from './harness';
+import { describeIf, findTools, helm, renderChart, renderChartError, type ChartObject } from './harness';
 
 const ROOT = path.resolve(__dirname, '../..');
 const CHART = path.join(ROOT, 'charts/akto-agent-proxy');
 const tools = findTools();
 
-type Obj = { kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string>; labels?: Record<string, string> }; [k: string]: any };
+type Obj = ChartObject;
 
-function render(args: string[] = [], ns = 'akto-system'): Obj[] {
-  const out = helm(tools.helm!, undefined, ['template', 'rel', CHART, '-n', ns, '--skip-tests', ...args]);
-  return parseAllDocuments(out).map((d) => d.toJSON()).filter(Boolean);
-}
-
-function renderError(args: string[]): string {
-  try {
-    render(args);
-  } catch (err) {
-    return (err as Error).message;
-  }
-  throw new Error(`helm template ${args.join(' ')} unexpectedly succeeded`);
-}
+const render = (args: string[] = [], ns = 'akto-system'): Obj[] => renderChart(tools.helm!, CHART, args, ns);
+const renderError = (args: string[]): string => renderChartError(tools.helm!, CHART, args);
 
 const one = (objs: Obj[], kind: string, name?: string): Obj => {
   const found = objs.filter((o) => o.kind === kind && (!name || o.metadata.name === name));
@@ -148,6 +137,12 @@ describeIf(!!tools.helm, 'helm')('Helm chart (helm template)', () => {
     const s2 = loadSettings({ WEBHOOK_SETTINGS_FILE: '/s' }, () => one(custom, 'ConfigMap', 'rel-akto-agent-proxy-webhook-settings').data['settings.yaml']);
     expect(s2.sidecar).toMatchObject({ runAsUser: null, image: 'reg.example/akto:1.2.3' });
     expect(s2).toMatchObject({ nativeSidecar: 'never', annotationErrors: 'warn' });
+    expect(settings.upstreamAuthorization).toEqual([]);
+
+    // Each credential stays bound to the env var of its upstream's URL.
+    const creds = render(['--set-json', 'sidecar.upstreamAuthorization=[{"envVar":"HF_INFERENCE_ENDPOINT","secretName":"hf-token","key":"token"},{"envVar":"OPENAI_BASE_URL","secretName":"openai","key":"api-key"}]']);
+    const s3 = loadSettings({ WEBHOOK_SETTINGS_FILE: '/s' }, () => one(creds, 'ConfigMap', 'rel-akto-agent-proxy-webhook-settings').data['settings.yaml']);
+    expect(s3.upstreamAuthorization).toEqual(['HF_INFERENCE_ENDPOINT=hf-token/token', 'OPENAI_BASE_URL=openai/api-key']);
   });
 
   test('agentNamespaces get the Akto Secret and the policy ConfigMap (pack or inline policy)', () => {
@@ -183,6 +178,9 @@ describeIf(!!tools.helm, 'helm')('Helm chart (helm template)', () => {
     [['--set', 'certs.mode=provided', '--set', 'certs.provided.existingSecret=x'], /needs webhook.caBundle/],
     [['--set', 'webhook.caBundle=Zm9v'], /webhook.caBundle is only used with certs.mode=provided/],
     [['--set', 'akto.apiToken=t', '--set', 'akto.existingSecret=s'], /either akto.apiToken or akto.existingSecret/],
+    // The old single credential for every upstream is gone: it sent one endpoint's token to all of them.
+    [['--set', 'sidecar.upstreamAuthorization.secretName=hf-token'], /upstreamAuthorization/],
+    [['--set-json', 'sidecar.upstreamAuthorization=[{"secretName":"hf-token","key":"token"}]'], /envVar is required/],
   ])('rejects bad values with a clear message: %j', (args, message) => {
     expect(renderError(args as string[])).toMatch(message);
   });

@@ -11,7 +11,7 @@ import { freePort } from '../support/ports';
 import os from 'node:os';
 import path from 'node:path';
 import forge from 'node-forge';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, parseAllDocuments } from 'yaml';
 
 export interface K8sTools {
   apiserver?: string;
@@ -455,4 +455,23 @@ export function helm(helmBin: string, kubeconfig: string | undefined, args: stri
   const res = spawnSync(helmBin, [...(kubeconfig ? ['--kubeconfig', kubeconfig] : []), ...args], { env, encoding: 'utf8', timeout: timeoutMs, maxBuffer: 32 * 1024 * 1024 });
   if (res.status !== 0) throw new Error(`helm ${args.join(' ')} failed (${res.status ?? res.signal}): ${res.stderr || res.error?.message}`);
   return res.stdout;
+}
+
+/** A rendered chart object (helm template output), loosely typed for assertions. */
+export type ChartObject = { kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string>; labels?: Record<string, string> }; [k: string]: any };
+
+/** `helm template rel <chart> -n <ns> --skip-tests ...args`, parsed. */
+export function renderChart(helmBin: string, chart: string, args: string[] = [], ns = 'akto-system'): ChartObject[] {
+  const out = helm(helmBin, undefined, ['template', 'rel', chart, '-n', ns, '--skip-tests', ...args]);
+  return parseAllDocuments(out).map((d) => d.toJSON()).filter(Boolean);
+}
+
+/** The error helm gives for these values; throws when rendering succeeds. */
+export function renderChartError(helmBin: string, chart: string, args: string[]): string {
+  try {
+    renderChart(helmBin, chart, args);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  throw new Error(`helm template ${args.join(' ')} unexpectedly succeeded`);
 }

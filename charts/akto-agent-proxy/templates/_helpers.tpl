@@ -76,3 +76,75 @@ app.kubernetes.io/component: webhook
 {{- define "aap.certManagerIssuerName" -}}
 {{- printf "%s-ca" (include "aap.webhookName" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
+
+{{- define "aap.gatewayName" -}}
+{{- printf "%s-gateway" (include "aap.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "aap.gatewaySelectorLabels" -}}
+app.kubernetes.io/name: {{ include "aap.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: gateway
+{{- end -}}
+
+{{- define "aap.gatewayTlsSecretName" -}}
+{{- default (printf "%s-tls" .Values.gateway.serviceName) .Values.gateway.tls.secretName -}}
+{{- end -}}
+
+{{/* The Akto Secret the proxies read, in namespace .ns (args: dict "root" $ "ns" NAME); nothing with existingSecret. */}}
+{{- define "aap.aktoSecret" -}}
+{{- $ := .root -}}
+{{- if not $.Values.akto.existingSecret }}
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ $.Values.akto.secretName }}
+  namespace: {{ .ns }}
+  labels:
+    {{- include "aap.labels" $ | nindent 4 }}
+type: Opaque
+data:
+  {{- if $.Values.akto.apiBaseUrl }}
+  {{ $.Values.akto.baseUrlKey }}: {{ $.Values.akto.apiBaseUrl | b64enc }}
+  {{- end }}
+  {{- if $.Values.akto.apiToken }}
+  {{ $.Values.akto.tokenKey }}: {{ $.Values.akto.apiToken | b64enc }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The policy ConfigMap the proxies mount as POLICY_FILE, in namespace .ns (args: dict "root" $ "ns" NAME). */}}
+{{- define "aap.policyConfigMap" -}}
+{{- $ := .root -}}
+{{- $policy := $.Values.policy.inline -}}
+{{- if not $policy }}{{ $policy = dict "version" 1 "extends" $.Values.policy.pack }}{{ end }}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ $.Values.policy.configMapName }}
+  namespace: {{ .ns }}
+  labels:
+    {{- include "aap.labels" $ | nindent 4 }}
+data:
+  policy.yaml: |
+    {{- toYaml $policy | nindent 4 }}
+{{- end -}}
+
+{{/* LIMITS_REDIS_* env entries for a proxy container (sidecars get the same through the webhook's settings). */}}
+{{- define "aap.limitsEnv" -}}
+{{- $l := .Values.limits -}}
+{{- if $l.redisUrl -}}
+- name: LIMITS_REDIS_URL
+  value: {{ $l.redisUrl | quote }}
+- name: LIMITS_REDIS_TIMEOUT_MS
+  value: {{ $l.timeoutMs | quote }}
+- name: LIMITS_REDIS_KEY_PREFIX
+  value: {{ $l.keyPrefix | quote }}
+{{- if $l.passwordSecret.name }}
+- name: LIMITS_REDIS_PASSWORD
+  valueFrom: { secretKeyRef: { name: {{ $l.passwordSecret.name }}, key: {{ $l.passwordSecret.key }} } }
+{{- end }}
+{{- end -}}
+{{- end -}}

@@ -3,7 +3,7 @@
  * homoglyph and zero-width tricks do not hide a word). One pass over the words of the text: each word is
  * looked up in a map of first words; multi-word phrases then check the following words in place.
  */
-import type { NormalizedText } from '../normalize';
+import { normalizeText, type NormalizedText } from '../normalize';
 import { escapeRegex, finish, wanted } from './context';
 import type { Detector, Match, ScanOptions } from './types';
 
@@ -34,7 +34,7 @@ export function createKeywordDetector(lists: readonly KeywordList[], id = 'keywo
   let longest = 0;
   for (const list of lists) {
     for (const raw of list.words) {
-      const words = raw.toLowerCase().match(WORD);
+      const words = normalizeText(raw).text.toLowerCase().match(WORD);
       if (!words) throw new Error(`keyword list "${list.id}": entry "${raw}" has no word characters`);
       longest = Math.max(longest, raw.length);
       const joined = words.join(' ');

@@ -69,7 +69,7 @@ describe('guardrails through the proxy (default pack)', () => {
     });
     expect(res.status).toBe(400);
     expect(res.headers.get('x-should-retry')).toBe('false');
-    expect(await res.json()).toEqual({ error: expect.stringContaining('prompt-injection'), error_type: 'guardrail_violation' });
+    expect(await res.json()).toEqual({ error: expect.stringContaining('prompt-injection'), error_type: 'validation' });
     expect(t.stub.requests.length).toBe(before);
   });
 

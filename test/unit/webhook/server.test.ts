@@ -12,7 +12,7 @@ import { createRegistry } from '../../../proxy/telemetry/metrics';
 import { generateCa, issueServingCert, KeyPairPem } from '../../../webhook/certs';
 import { createWebhookServer, WebhookServer } from '../../../webhook/server';
 import { loadSettings } from '../../../webhook/settings';
-import { readTlsFiles, TlsFileWatcher } from '../../../webhook/tls-files';
+import { readTlsFiles, TlsFileWatcher } from '../../../proxy/http/tls-files';
 
 const settings = loadSettings({ WEBHOOK_MAX_BODY_BYTES: '65536' });
 const logger = createLogger('silent');
@@ -44,9 +44,9 @@ function call(port: number, ca: string, method: string, path: string, body?: str
   });
 }
 
-function admissionReview(uid: string, pod: unknown, kind = 'Pod') {
+function admissionReview(uid: string, pod: unknown, kind = 'Pod', apiVersion: string | null = 'admission.k8s.io/v1') {
   return JSON.stringify({
-    apiVersion: 'admission.k8s.io/v1',
+    apiVersion,
     kind: 'AdmissionReview',
     request: { uid, kind: { group: '', version: 'v1', kind }, resource: { group: '', version: 'v1', resource: 'pods' }, namespace: 'agents', operation: 'CREATE', object: pod },
   });
@@ -115,6 +115,19 @@ describe('webhook HTTPS server', () => {
     expect(m.body).toMatch(/akto_webhook_admission_duration_seconds_bucket/);
     const expiry = Number(/akto_webhook_certificate_expiry_timestamp_seconds (\d+)/.exec(m.body)?.[1]);
     expect(Math.abs(expiry * 1000 - (now.getTime() + 24 * 3600 * 1000))).toBeLessThan(5000);
+  });
+
+  it('answers in the apiVersion it was asked in (v1beta1 too) and refuses unknown versions clearly', async () => {
+    const beta = await call(port, ca1.certPem, 'POST', '/mutate', admissionReview('uid-beta', agentPod, 'Pod', 'admission.k8s.io/v1beta1'));
+    expect(beta.status).toBe(200);
+    expect(JSON.parse(beta.body)).toMatchObject({ apiVersion: 'admission.k8s.io/v1beta1', kind: 'AdmissionReview', response: { uid: 'uid-beta', allowed: true, patchType: 'JSONPatch' } });
+    const betaOther = await call(port, ca1.certPem, 'POST', '/mutate', admissionReview('uid-beta-d', { metadata: {}, spec: {} }, 'Deployment', 'admission.k8s.io/v1beta1'));
+    expect(JSON.parse(betaOther.body)).toEqual({ apiVersion: 'admission.k8s.io/v1beta1', kind: 'AdmissionReview', response: { uid: 'uid-beta-d', allowed: true } });
+    for (const version of ['admission.k8s.io/v2', 'v1', 'admission.k8s.io/V1', null]) {
+      const r = await call(port, ca1.certPem, 'POST', '/mutate', admissionReview('uid-v', agentPod, 'Pod', version));
+      expect(r.status).toBe(400);
+      expect(JSON.parse(r.body).error).toMatch(/apiVersion .* is not supported; this webhook answers admission\.k8s\.io\/v1 and admission\.k8s\.io\/v1beta1/);
+    }
   });
 });
 

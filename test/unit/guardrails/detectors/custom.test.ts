@@ -77,11 +77,11 @@ describe('createSizeDetector', () => {
 });
 
 describe('builtinDetectors', () => {
-  it('registers pii, secrets and injection with their entities', () => {
+  it('registers pii, secrets, injection, toxicity and harmful with their entities', () => {
     const r = builtinDetectors();
-    expect(Object.keys(r).sort()).toEqual(['injection', 'pii', 'secrets']);
+    expect(Object.keys(r).sort()).toEqual(['harmful', 'injection', 'pii', 'secrets', 'toxicity']);
     expect(r.pii.entities).toContain('CREDIT_CARD');
     expect(r.secrets.entities).toContain('AWS_ACCESS_KEY');
-    expect(r.injection.entities).toEqual(['PROMPT_INJECTION', 'JAILBREAK']);
+    expect(r.injection.entities).toEqual(['PROMPT_INJECTION', 'JAILBREAK', 'INDIRECT_INJECTION']);
   });
 });
