@@ -98,7 +98,7 @@ describe('guardrails through the proxy (default pack)', () => {
       body: JSON.stringify({ inputs: 'key?', parameters: { max_new_tokens: 20 } }),
     });
     const body = await res.text();
-    expect(body).toContain('"error_type":"guardrail_violation"');
+    expect(body).toContain('"error_type":"generation"');
     expect(body).toContain('secrets-response-block');
     for (let i = 0; i + 4 <= AWS_KEY.length; i++) expect(body).not.toContain(AWS_KEY.slice(i, i + 4));
   });

@@ -309,12 +309,12 @@ describe('blocks', () => {
     expect(outputs(ex)).toEqual([['0', 'completion', 'Café ']]);
   });
 
-  test('TGI native: an error event with error_type guardrail_violation, no [DONE]', () => {
+  test('TGI native: an error event with error_type generation (huggingface_hub GenerationError), no [DONE]', () => {
     const ex = nativeEx();
     const { out, rw } = run(ex, TGI_NATIVE, inspector(() => blockOn('learn')), [10, 150]);
     const text = out.toString();
     expect(rw.blocked).toEqual(verdict);
-    expect(events(text).at(-1)).toEqual({ error: 'Blocked: secret in output', error_type: 'guardrail_violation' });
+    expect(events(text).at(-1)).toEqual({ error: 'Blocked: secret in output', error_type: 'generation' });
     expect(text).toMatch(/^data:\{/);
     expect(text).not.toContain('learn');
     expect(text).not.toContain('[DONE]');
