@@ -481,6 +481,9 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     ex.response = { status, headers, body };
     const verdict = await runVerdictHooks(flight, 'response');
     if (flight.done) return;
+    // A guard that could not judge the answer (an outage failing closed, 5xx) is no content verdict: the client
+    // gets that error, retryable as the verdict says, rather than an answer that looks filtered.
+    if (verdict && verdict.status >= 500) return respondBlocked(flight, verdict, 'response');
     let out = body;
     if (verdict) {
       // The model answered; a response-stage block is not the client's fault: the answer comes back with the
