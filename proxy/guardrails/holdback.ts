@@ -102,8 +102,8 @@ class StreamState {
     return rule.minCount > 1 && rule.action !== 'flag';
   }
 
-  /** Counts one match of `rule`; returns whether the rule fires with it for the first time. */
-  commit(rule: CompiledRule, channel: string, start: number, end: number, match: Match, value: string): boolean {
+  /** Counts one match of `rule`; returns its hit and whether the rule fires with it for the first time. */
+  commit(rule: CompiledRule, channel: string, start: number, end: number, match: Match, value: string): { hit: HitRecord; first: boolean } {
     const st = this.states.get(rule)!;
     const before = this.fired(rule);
     st.count++;
@@ -127,24 +127,29 @@ class StreamState {
     if (before) addHit(this.record, hit);
     else if (st.pendingHits.length < 100) st.pendingHits.push(hit);
     this.version++;
-    if (before || !this.fired(rule)) return false;
+    if (before || !this.fired(rule)) return { hit, first: false };
     for (const h of st.pendingHits) addHit(this.record, h);
     st.pendingHits = [];
     st.record.status = 'hit';
     st.record.action = rule.action;
     if (rule.monitor) st.record.intended = rule.intended;
     this.record.action = stronger(this.record.action, rule.action);
-    return true;
+    return { hit, first: true };
   }
 
   /**
-   * A document-scope rule already counted on a channel scored its grown window again: the finding keeps the
-   * highest score, as the whole text's scan would report it.
+   * A document-scope rule already counted on a channel scored the channel's grown window again: its hit follows
+   * the latest match (entity, score, span), as the whole text's scan would report it. The match the rule fired on
+   * stays counted: what was decided while the text streamed is not undone.
    */
-  rescore(rule: CompiledRule, match: Match): void {
-    const seen = this.states.get(rule)!.entities.get(match.entity);
-    if (!seen || match.score <= seen.score) return;
-    seen.score = match.score;
+  restate(rule: CompiledRule, hit: HitRecord, start: number, end: number, match: Match, value: string): void {
+    if (hit.entity === match.entity && hit.score === match.score && hit.start === start && hit.end === end) return;
+    const st = this.states.get(rule)!;
+    const old = st.entities.get(hit.entity)!;
+    if (--old.n === 0) st.entities.delete(hit.entity);
+    Object.assign(hit, { entity: match.entity, start, end, score: match.score, evidence: evidence(value), reason: match.reason });
+    const seen = st.entities.get(match.entity);
+    st.entities.set(match.entity, { n: (seen?.n ?? 0) + 1, score: Math.max(seen?.score ?? 0, match.score) });
     this.version++;
   }
 
@@ -241,8 +246,8 @@ class HoldbackFilter implements ChannelFilter {
   /** Absolute offset up to which text was released. */
   private released = 0;
   private done = false;
-  /** Document-scope rules (injection) already counted on this channel. */
-  private readonly documentCounted = new Set<CompiledRule>();
+  /** The hit of each document-scope rule (injection, toxicity, harmful intent) counted on this channel. */
+  private readonly documentHits = new Map<CompiledRule, HitRecord>();
 
   constructor(private readonly s: StreamState, private readonly key: string, private readonly kind: ChannelKind) {}
 
@@ -339,14 +344,14 @@ class HoldbackFilter implements ChannelFilter {
       if (!document && f.end > cut) continue;
       for (const rule of f.group.rules) {
         if (rule.entities && !rule.entities.has(f.match.entity)) continue;
-        if (document && this.documentCounted.has(rule)) {
-          s.rescore(rule, f.match);
+        const counted = document ? this.documentHits.get(rule) : undefined;
+        if (counted) {
+          s.restate(rule, counted, this.base + f.start, this.base + f.end, f.match, text.slice(f.start, f.end));
           continue;
         }
-        if (document) this.documentCounted.add(rule);
-        if (s.commit(rule, this.key, this.base + f.start, this.base + f.end, f.match, text.slice(f.start, f.end)) && rule.action === 'block') {
-          verdict ??= s.blocked(rule, f.match.entity);
-        }
+        const { hit, first } = s.commit(rule, this.key, this.base + f.start, this.base + f.end, f.match, text.slice(f.start, f.end));
+        if (document) this.documentHits.set(rule, hit);
+        if (first && rule.action === 'block') verdict ??= s.blocked(rule, f.match.entity);
         const start = Math.max(f.start, rel);
         const end = Math.min(f.end, cut);
         if (rule.action === 'redact' && end > start) candidates.push({ rule, span: { start: start - rel, end: end - rel, entity: f.match.entity, style: rule.redaction } });
