@@ -1,6 +1,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { Readable, Transform } from 'node:stream';
 import zlib from 'node:zlib';
+import { contentCodings } from './content-encoding';
 import { headerValue } from './headers';
 
 export class BodyTooLargeError extends Error {
@@ -95,10 +96,7 @@ const DECODERS: Record<string, () => Transform> = {
  * undefined for a coding that cannot be decoded here. `onError` hears a body that does not decode.
  */
 export function decodedBody(res: IncomingMessage, headers: OutgoingHttpHeaders, onError: (err: Error) => void): Readable | undefined {
-  const codings = (headerValue(res.headers, 'content-encoding') ?? '')
-    .split(',')
-    .map((c) => c.trim().toLowerCase())
-    .filter((c) => c !== '' && c !== 'identity');
+  const codings = contentCodings(headerValue(res.headers, 'content-encoding'));
   if (codings.length === 0) return res;
   if (codings.some((c) => DECODERS[c] === undefined)) return undefined;
   let out: Readable = res;
