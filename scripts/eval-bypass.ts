@@ -1,5 +1,6 @@
 /**
- * The `bypass` section of `npm run eval`: request-side bypass attempts (test/data/bypass/request*.jsonl) sent
+ * The `bypass` section of `npm run eval` (with the response side of scripts/eval-bypass-response.ts in one table):
+ * request-side bypass attempts (test/data/bypass/request*.jsonl) sent
  * through the real proxy (dist/proxy/main.js, default pack) to the differential upstream (FastAPI/uvicorn, see
  * test/fixtures/differential_upstream.py). A case GOT THROUGH when a handler parsed a body that still carries
  * all of its markers (the instruction, the secret, every piece of a split one): the model would have read it.
@@ -20,6 +21,7 @@ import { evaluateStage } from '../proxy/guardrails/engine';
 import { RedactionContext } from '../proxy/guardrails/redact';
 import { newExchange, type Segment } from '../proxy/protocols/exchange';
 import { PACKS } from '../proxy/policy/packs';
+import type { BypassFamily } from './eval-bypass-response';
 import { differentialPython, startDifferentialUpstream, type DiffRecord } from '../test/fixtures/differential-upstream';
 import { sendRaw } from '../test/support/raw-http';
 
@@ -190,17 +192,30 @@ export function formatConversationControls(rows: ConversationControls[]): string
   ].join('\n');
 }
 
-export function formatBypass(r: BypassReport | undefined): string {
-  if (!r) return '\nbypass: SKIPPED (the differential upstream is unavailable; see the message above)';
-  const row = (name: string, f: FamilyResult): string =>
-    `  ${name.padEnd(16)} ${String(f.cases).padStart(6)} ${String(f.attacks).padStart(8)} ${String(f.gotThrough).padStart(12)} ${String(f.benign).padStart(7)} ${String(f.benignRefused).padStart(15)}`;
+/**
+ * One table for both sides: the request families (this file) and the response and stream families
+ * (scripts/eval-bypass-response.ts), each side with its own total. Response cases are all attacks.
+ */
+export function formatBypass(r: BypassReport | undefined, responses: readonly BypassFamily[]): string {
+  const row = (side: string, name: string, f: FamilyResult): string =>
+    `  ${side.padEnd(9)} ${name.padEnd(18)} ${String(f.cases).padStart(6)} ${String(f.attacks).padStart(8)} ${String(f.gotThrough).padStart(12)} ${String(f.benign).padStart(7)} ${String(f.benignRefused).padStart(15)}`;
   const out = [
-    `\nbypass  (${r.corpus.join(', ')}: real proxy, default pack, differential FastAPI/uvicorn upstream)`,
-    `  ${'family'.padEnd(16)} ${'cases'.padStart(6)} ${'attacks'.padStart(8)} ${'got through'.padStart(12)} ${'benign'.padStart(7)} ${'benign refused'.padStart(15)}`,
-    ...Object.entries(r.families).map(([k, f]) => row(k, f)),
-    row('ALL', r.total),
+    `\nbypass  (real proxy, default pack; request: ${r ? r.corpus.join(', ') : 'request*.jsonl'} to the differential FastAPI/uvicorn upstream; response: response.jsonl from the stub upstream)`,
+    `  ${'side'.padEnd(9)} ${'family'.padEnd(18)} ${'cases'.padStart(6)} ${'attacks'.padStart(8)} ${'got through'.padStart(12)} ${'benign'.padStart(7)} ${'benign refused'.padStart(15)}`,
   ];
-  if (r.gotThrough.length > 0) out.push(`  got through: ${r.gotThrough.join(', ')}`);
-  if (r.benignRefused.length > 0) out.push(`  benign refused: ${r.benignRefused.join(', ')}`);
+  if (r) out.push(...Object.entries(r.families).map(([k, f]) => row('request', k, f)), row('request', 'ALL', r.total));
+  else out.push('  request   SKIPPED (the differential upstream is unavailable; see the message above)');
+  const response = (f: BypassFamily): FamilyResult => ({ cases: f.total, attacks: f.total, gotThrough: f.gotThrough, benign: 0, benignRefused: 0 });
+  const total: FamilyResult = { cases: 0, attacks: 0, gotThrough: 0, benign: 0, benignRefused: 0 };
+  for (const f of responses) {
+    out.push(row('response', f.family, response(f)));
+    total.cases += f.total;
+    total.attacks += f.total;
+    total.gotThrough += f.gotThrough;
+  }
+  out.push(row('response', 'ALL', total));
+  const through = [...(r?.gotThrough ?? []), ...responses.flatMap((f) => f.cases)];
+  if (through.length > 0) out.push(`  got through: ${through.join(', ')}`);
+  if (r && r.benignRefused.length > 0) out.push(`  benign refused: ${r.benignRefused.join(', ')}`);
   return out.join('\n');
 }

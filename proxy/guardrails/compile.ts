@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import type { OversizeAction } from '../hooks';
 import type { Exchange, Severity } from '../protocols/exchange';
 import { PolicyError } from '../policy/load';
 import { MODEL_CATEGORIES, type AllowEntry, type GuardrailRule, type ModelCategory, type ModelUse, type RedactionStyle, type ResolvedPolicy, type RuleAction, type RuleMatch } from '../policy/types';
@@ -55,6 +56,8 @@ export interface CompiledPolicy {
   readonly name: string;
   readonly rules: readonly CompiledRule[];
   readonly maxHoldback: number;
+  /** What to do with a response too large to buffer (policy guardrails.on_oversize). */
+  readonly onOversize: OversizeAction;
   /** Some rule may consult the model tier. */
   readonly usesModel: boolean;
   /** A request body a known inference route cannot read: refused (block) or forwarded uninspected (allow). */
@@ -230,6 +233,7 @@ export function compilePolicy(policy: ResolvedPolicy, builtins: Readonly<Record<
     name: policy.name,
     rules: compiled,
     maxHoldback: policy.guardrails.stream?.max_holdback_chars ?? DEFAULT_MAX_HOLDBACK,
+    onOversize: policy.guardrails.on_oversize ?? 'scan',
     usesModel: compiled.some((r) => r.model !== undefined),
     onUnparsable: policy.guardrails.on_unparsable ?? (inspectsRequests ? 'block' : 'allow'),
   };

@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { editSegment, type BlockVerdict, type Exchange, type Finding, type Segment, type Stage } from '../protocols/exchange';
 import { categoryOf, type CompiledAllow, type CompiledPolicy, type CompiledRule } from './compile';
 import { addHit, emptyStage, stronger, type StageRecord } from './decision';
-import { estimateTokens, type Match } from './detectors';
+import { estimateTokens, type Match, type ScanOptions } from './detectors';
 import { normalizeText, type NormalizedText } from './normalize';
 import { applyRedactions, evidence, type RedactionContext, type RedactionSpan } from './redact';
 
@@ -86,8 +86,29 @@ export function blockVerdict(rule: CompiledRule, stage: Stage, what: string): Bl
   return { status: rule.blockStatus, type: 'guardrail_violation', code: rule.id, message: `${head}: ${rule.message ?? what}` };
 }
 
-function addMs(record: StageRecord, key: string, ms: number): void {
+export function addMs(record: StageRecord, key: string, ms: number): void {
   record.detectorMs[key] = (record.detectorMs[key] ?? 0) + ms;
+}
+
+/**
+ * One detector run for a rule's scan group, timed into the record; with allow-list entries the detector sees the
+ * text with the allowed phrases blanked. Errors are returned, never thrown; the caller keeps the name only (a
+ * detector's message might quote the text it choked on).
+ */
+export function detect(rule: CompiledRule, norm: NormalizedText, opts: ScanOptions, record: StageRecord, allow?: readonly CompiledAllow[]): Match[] | Error {
+  const t = performance.now();
+  let result: Match[] | Error;
+  try {
+    result = rule.detector!.scan(allow ? withoutAllowed(norm, allow) : norm, opts);
+  } catch (err) {
+    result = err instanceof Error ? err : new Error(String(err));
+  }
+  addMs(record, rule.detectorId, performance.now() - t);
+  return result;
+}
+
+export function detectorFailure(rule: CompiledRule, err: Error): string {
+  return `detector ${rule.detector!.id} failed (${err.name})`;
 }
 
 /**
@@ -109,8 +130,7 @@ export function scanText(
   let norm: NormalizedText | undefined;
   const scans = new Map<string, Match[] | Error>();
   for (const rule of rules) {
-    const detector = rule.detector;
-    if (!detector || (rule.roles && !rule.roles.has(role))) continue;
+    if (!rule.detector || (rule.roles && !rule.roles.has(role))) continue;
     let result = scans.get(rule.scanKey);
     if (result === undefined) {
       if (!norm) {
@@ -118,21 +138,12 @@ export function scanText(
         norm = normalizeText(text);
         addMs(record, 'normalize', performance.now() - t);
       }
-      const t = performance.now();
-      try {
-        const allow = allowed?.get(rule);
-        const seen = allow ? normalizeText(blankAllowed(text, norm, allow)) : norm;
-        result = detector.scan(seen, { entities: entities.get(rule.scanKey), threshold: rule.threshold, untrusted: !trusted });
-      } catch (err) {
-        result = err instanceof Error ? err : new Error(String(err));
-      }
-      addMs(record, rule.detectorId, performance.now() - t);
+      result = detect(rule, norm, { entities: entities.get(rule.scanKey), threshold: rule.threshold, untrusted: !trusted }, record, allowed?.get(rule));
       scans.set(rule.scanKey, result);
     }
     const tally = tallies.get(rule)!;
     if (result instanceof Error) {
-      // The name only: a detector's message might quote the text it choked on.
-      tally.error = `detector ${detector.id} failed (${result.name})`;
+      tally.error = detectorFailure(rule, result);
       continue;
     }
     const own = result.filter((match) => !rule.entities || rule.entities.has(match.entity));
@@ -166,14 +177,14 @@ function decideWithModel(rule: CompiledRule, text: string, segment: number, heur
   }
 }
 
-/** `text` with every allowed phrase or pattern match replaced by spaces (same length: offsets stay valid). */
-function blankAllowed(text: string, norm: NormalizedText, allow: readonly CompiledAllow[]): string {
+/** `norm` with every allowed phrase or pattern match replaced by spaces in the original (same length: offsets stay valid). */
+export function withoutAllowed(norm: NormalizedText, allow: readonly CompiledAllow[]): NormalizedText {
   const spans: [number, number][] = [];
   for (const a of allow) for (const f of a.finders) for (const m of f.scan(norm)) spans.push([m.start, m.end]);
-  if (spans.length === 0) return text;
-  const chars = text.split('');
+  if (spans.length === 0) return norm;
+  const chars = norm.original.split('');
   for (const [start, end] of spans) for (let i = start; i < end; i++) chars[i] = ' ';
-  return chars.join('');
+  return normalizeText(chars.join(''));
 }
 
 /**
@@ -213,8 +224,46 @@ export function sizeMatch(rule: CompiledRule, chars: number, tokens: number): Ma
   return undefined;
 }
 
+/** The finding for `n` matches of one entity of a rule that fired; `score` is the highest, `tier` the one that decided. */
+export function matchFinding(rule: CompiledRule, stage: Stage, entity: string, n: number, score: number, tier: Tier): Finding {
+  const category = categoryOf(rule.detectorId, entity) ?? rule.category;
+  return {
+    source: 'guardrail',
+    ruleId: rule.id,
+    action: rule.action,
+    severity: rule.severity,
+    stage,
+    reason: `${n} ${entity} match${n > 1 ? 'es' : ''} (${rule.detectorId}, ${tier} tier)${rule.monitor ? `; monitor mode, would ${rule.intended}` : ''}`,
+    detector: rule.detectorId,
+    entity,
+    ...(category ? { category } : {}),
+    score,
+    tier,
+  };
+}
+
+/** Whether a rule that could not be evaluated blocks (on_error block, enforced). */
+export function failsClosed(rule: CompiledRule): boolean {
+  return rule.onError === 'block' && !rule.monitor;
+}
+
+/** The finding for a rule that could not be evaluated. */
+export function errorFinding(rule: CompiledRule, stage: Stage, error: string): Finding {
+  return {
+    source: 'guardrail',
+    ruleId: rule.id,
+    action: failsClosed(rule) ? 'block' : 'flag',
+    severity: rule.severity,
+    stage,
+    reason: `not evaluated: ${error}; on_error ${rule.onError}`,
+    detector: rule.detectorId,
+  };
+}
+
 export interface Decided {
   verdict?: BlockVerdict;
+  /** Segment keys a blocking rule matched in (a response block withholds just those choices). */
+  blocking: Set<number | string>;
   /** Redaction spans per segment key, offsets into that segment's text. */
   spans: Map<number | string, RedactionSpan[]>;
   findings: Finding[];
@@ -231,7 +280,7 @@ export function decide(
   record: StageRecord,
   readonlySegment: (segment: number | string) => boolean = () => false,
 ): Decided {
-  const out: Decided = { spans: new Map(), findings: [] };
+  const out: Decided = { spans: new Map(), blocking: new Set(), findings: [] };
   for (const rule of rules) {
     const tally = tallies.get(rule)!;
     const fired = tally.matches.length >= rule.minCount && tally.matches.length > 0;
@@ -257,6 +306,7 @@ export function decide(
           tier: tier ?? 'heuristic',
           action: rule.action,
         });
+        if (rule.action === 'block') out.blocking.add(segment);
         if (rule.action === 'redact' && match.end > match.start) {
           for (const part of parts ?? [{ segment, start: match.start, end: match.end }]) {
             if (readonlySegment(part.segment)) unredactable ??= match.entity;
@@ -272,22 +322,7 @@ export function decide(
         record.blockedBy = rule.id;
         record.action = 'block';
       }
-      for (const [entity, { n, score, tier }] of perEntity) {
-        const category = categoryOf(rule.detectorId, entity) ?? rule.category;
-        out.findings.push({
-          source: 'guardrail',
-          ruleId: rule.id,
-          action: rule.action,
-          severity: rule.severity,
-          stage,
-          reason: `${n} ${entity} match${n > 1 ? 'es' : ''} (${rule.detectorId}, ${tier} tier)${rule.monitor ? `; monitor mode, would ${rule.intended}` : ''}`,
-          detector: rule.detectorId,
-          entity,
-          ...(category ? { category } : {}),
-          score,
-          tier,
-        });
-      }
+      for (const [entity, { n, score, tier }] of perEntity) out.findings.push(matchFinding(rule, stage, entity, n, score, tier));
       if (rule.action === 'block' && !out.verdict) {
         out.verdict = blockVerdict(rule, stage, `${[...perEntity.keys()].join(', ')} detected`);
         record.blockedBy = rule.id;
@@ -295,7 +330,7 @@ export function decide(
       record.action = stronger(record.action, rule.action);
     }
     if (tally.error) {
-      const failClosed = rule.onError === 'block' && !rule.monitor;
+      const failClosed = failsClosed(rule);
       if (failClosed) {
         action = 'block';
         if (!out.verdict) {
@@ -304,15 +339,7 @@ export function decide(
         }
         record.action = 'block';
       }
-      out.findings.push({
-        source: 'guardrail',
-        ruleId: rule.id,
-        action: failClosed ? 'block' : 'flag',
-        severity: rule.severity,
-        stage,
-        reason: `not evaluated: ${tally.error}; on_error ${rule.onError}`,
-        detector: rule.detectorId,
-      });
+      out.findings.push(errorFinding(rule, stage, tally.error));
     }
     record.rules.push({
       id: rule.id,
@@ -362,7 +389,8 @@ export function evaluateStage(policy: CompiledPolicy, ex: Exchange, stage: Stage
     let chars = 0;
     let tokens = 0;
     for (const seg of segments) {
-      if (rule.roles && !rule.roles.has(seg.role)) continue;
+      // Token lists repeat the text of another segment.
+      if ((rule.roles && !rule.roles.has(seg.role)) || seg.kind === 'token_list') continue;
       chars += seg.text.length;
       tokens += estimateTokens(seg.text);
     }
@@ -370,11 +398,17 @@ export function evaluateStage(policy: CompiledPolicy, ex: Exchange, stage: Stage
     if (m) tallies.get(rule)!.matches.push({ segment: -1, text: '', match: m });
   }
   const decided = decide(rules, tallies, stage, record, (key) => typeof key === 'number' && segments[key]?.readonly === true);
-  if (!decided.verdict) {
+  // A blocked request is not sent at all; a blocked response still serves the choices no blocking rule matched in.
+  if (!decided.verdict || stage === 'response') {
     for (const [key, spans] of decided.spans) {
       const seg = segments[key as number];
       editSegment(seg, applyRedactions(seg.text, spans, ctx));
     }
+  }
+  if (stage === 'response') {
+    // A block that no one text carries (a size rule) withholds the whole answer.
+    const whole = [...decided.blocking].some((key) => typeof key !== 'number' || segments[key] === undefined);
+    for (const [i, seg] of segments.entries()) if (whole || decided.blocking.has(i)) seg.blocked = true;
   }
   record.ms = performance.now() - started;
   return { record, verdict: decided.verdict, findings: decided.findings };

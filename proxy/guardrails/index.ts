@@ -12,7 +12,7 @@ import type { ResolvedPolicy } from '../policy/types';
 import { compilePolicy, type CompiledPolicy } from './compile';
 import { emptyStage, type GuardrailDecision, type StageRecord } from './decision';
 import { builtinDetectors } from './detectors';
-import { evaluateStage, modelCandidates, type ModelOutcome, type StageOutcome } from './engine';
+import { evaluateStage, modelCandidates, rulesFor, type ModelOutcome, type StageOutcome } from './engine';
 import { createModelTier, type ModelTier } from './model-tier';
 import { createHoldbackInspector } from './holdback';
 import { hashKeyFrom, RedactionContext } from './redact';
@@ -202,13 +202,17 @@ export async function createGuardrails(env: Env, logger: Logger, registry: Regis
     onResponse: (ex) => run(ex, 'response'),
     openStream(ex) {
       const policy = policyFor(ex);
-      const seen = new Set<string>();
+      const counted = new Set<string>();
+      let current: Finding[] = [];
       const opened = createHoldbackInspector(policy, ex, ctxFor(ex), (findings) => {
+        // The stream's findings replace the previous list: counts grow as matches are released.
+        const stale = new Set(current);
+        ex.findings = ex.findings.filter((f) => !stale.has(f)).concat(findings);
+        current = findings;
         for (const f of findings) {
           const key = `${f.ruleId}\u0000${f.entity ?? ''}\u0000${f.action}`;
-          if (seen.has(key)) continue;
-          seen.add(key);
-          ex.findings.push(f);
+          if (counted.has(key)) continue;
+          counted.add(key);
           account('response', opened!.record, [f]);
           if (f.action === 'block') log.warn({ id: ex.id, stage: 'response', rule: f.ruleId, path: ex.path }, 'guardrail cut a stream');
         }
@@ -216,6 +220,10 @@ export async function createGuardrails(env: Env, logger: Logger, registry: Regis
       if (!opened) return undefined;
       decisionOf(ex, policy).response = opened.record;
       return opened.inspector;
+    },
+    responseInspection(ex) {
+      const policy = policyFor(ex);
+      return rulesFor(policy, ex, 'response').length > 0 ? { onOversize: policy.onOversize } : undefined;
     },
     onComplete(ex) {
       const record = (ex.notes.guardrails as GuardrailDecision | undefined)?.response;

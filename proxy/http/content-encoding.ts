@@ -31,15 +31,20 @@ const DECODERS: Record<string, Inflate> = {
   br: brotli,
 };
 
+/** The codings a Content-Encoding header lists, in the order they were applied (identity left out). */
+export function contentCodings(header: string | undefined): string[] {
+  return (header ?? '')
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== '' && c !== 'identity');
+}
+
 /**
  * Undoes a request's Content-Encoding (stacked codings in reverse order), never producing more than `limit`
  * bytes at any step: a zip bomb stops at the bound (maxOutputLength) instead of being inflated.
  */
 export async function decodeContentEncoding(body: Buffer, header: string | undefined, limit: number): Promise<ContentDecoding> {
-  const codings = (header ?? '')
-    .split(',')
-    .map((c) => c.trim().toLowerCase())
-    .filter((c) => c !== '' && c !== 'identity');
+  const codings = contentCodings(header);
   if (codings.length === 0) return { ok: true, body, codings };
   let out = body;
   for (const coding of [...codings].reverse()) {

@@ -124,6 +124,7 @@ export function resolvePolicy(doc: Policy, source: string): ResolvedPolicy {
   if (problems.length > 0) throw new PolicyError(source, problems);
   const { override: _o, remove: _r, rules: _rules, ...settings } = section;
   const mode = settings.mode ?? base?.guardrails.mode;
+  const onOversize = settings.on_oversize ?? base?.guardrails.on_oversize;
   return {
     ...(base ?? {}),
     ...doc,
@@ -131,6 +132,7 @@ export function resolvePolicy(doc: Policy, source: string): ResolvedPolicy {
     guardrails: {
       ...(base?.guardrails.stream || settings.stream ? { stream: { ...base?.guardrails.stream, ...settings.stream } } : {}),
       ...(mode ? { mode } : {}),
+      ...(onOversize ? { on_oversize: onOversize } : {}),
       ...(settings.on_unparsable ? { on_unparsable: settings.on_unparsable } : {}),
       rules: kept,
     },

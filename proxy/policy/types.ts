@@ -1,4 +1,5 @@
 import type { ApiKind, Severity } from '../protocols/exchange';
+import type { OversizeAction } from '../hooks';
 import type { Policy } from './store';
 
 /** The names of the built-in policy packs (POLICY_PACK, `extends`). */
@@ -75,11 +76,12 @@ export interface GuardrailsSection {
   override?: RuleOverride[];
   remove?: string[];
   stream?: { max_holdback_chars?: number };
+  on_oversize?: OversizeAction;
   on_unparsable?: 'allow' | 'block';
 }
 
 /** A policy after `extends` is resolved: `guardrails.rules` is the full list, no override/remove left. */
 export interface ResolvedPolicy extends Policy {
   name: string;
-  guardrails: { mode?: RuleMode; rules: GuardrailRule[]; stream?: { max_holdback_chars?: number }; on_unparsable?: 'allow' | 'block' };
+  guardrails: { mode?: RuleMode; rules: GuardrailRule[]; stream?: { max_holdback_chars?: number }; on_oversize?: OversizeAction; on_unparsable?: 'allow' | 'block' };
 }

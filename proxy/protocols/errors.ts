@@ -1,6 +1,12 @@
 import type { BlockVerdict, ErrorDialect, Stage } from './exchange';
 
 /**
+ * Response header naming a response-stage guardrail outcome on a complete (non-streamed) answer:
+ * `content_filter; rule=<id>` when choices were withheld, `redacted` when text was replaced.
+ */
+export const VERDICT_HEADER = 'x-guardrail-verdict';
+
+/**
  * TGI's error_type for a verdict. huggingface_hub raises a named exception only for TGI's own types
  * (validation → ValidationError, generation → GenerationError, overloaded → OverloadedError) and UnknownError
  * for anything else, so a refused request is `validation`, a refused answer `generation`, a limit `overloaded`.

@@ -35,7 +35,13 @@ export type SegmentKind =
   | 'schema' // response_format, guided_*, structured_outputs, TGI grammar, Responses text.format
   | 'template' // chat_template and chat_template_kwargs (vLLM renders them)
   | 'parameter' // other text parameters the model reads (zero-shot candidate_labels, …)
-  | 'completion'; // generated text in a response
+  | 'completion' // generated text in a response
+  | 'reasoning' // a response's reasoning text (reasoning_content, reasoning, Responses API reasoning items)
+  | 'refusal' // a response's refusal text
+  | 'tool_name' // a function name the model chose
+  | 'transcript' // the transcript of a response's audio
+  | 'error' // the message of an upstream error the client receives
+  | 'token_list'; // the tokens of a logprobs / top-tokens list, one segment per rank: nulled when it had a finding
 
 /** One piece of text in a request or response, with the exact place it came from. */
 export interface Segment {
@@ -47,6 +53,13 @@ export interface Segment {
   path: JsonPath;
   /** Choice index for response segments. */
   choice?: number;
+  /**
+   * Response segments: the JSON location of the choice or item the text belongs to, which a response-stage block
+   * empties ([] for the whole body).
+   */
+  unit?: JsonPath;
+  /** Response segments: a blocking rule matched in this text (set by guardrails). */
+  blocked?: boolean;
   text: string;
   /** Set by editSegment; tells the server the body must be re-serialized. */
   edited?: boolean;

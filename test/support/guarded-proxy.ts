@@ -1,11 +1,12 @@
 import { createGuardrails, type Guardrails } from '../../proxy/guardrails';
 import type { Exchange } from '../../proxy/protocols/exchange';
 import type { RunningProxy } from '../../proxy/server';
+import { startStubUpstream, type StubUpstream } from '../fixtures/stub-upstream';
 import { startTestProxy } from './proxy-harness';
 
 export interface GuardedProxy {
   proxy: RunningProxy;
-  /** Every exchange once it is over, in completion order. */
+  /** Exchanges as the proxy finished them (outcome, findings, decision record), in completion order. */
   completed: Exchange[];
   logs: Array<Record<string, unknown>>;
   close(): Promise<void>;
@@ -29,4 +30,21 @@ export async function startGuarded(upstream: string, env: Record<string, string>
       guardrails?.close();
     },
   };
+}
+
+/**
+ * A stub upstream and a guarded proxy in front of it for the tests of the enclosing describe: started before
+ * them, stopped after. Read `stub` and `g` inside the tests.
+ */
+export function useGuardedStub(env: Record<string, string> = {}): { readonly stub: StubUpstream; readonly g: GuardedProxy } {
+  const ctx = {} as { stub: StubUpstream; g: GuardedProxy };
+  beforeAll(async () => {
+    ctx.stub = await startStubUpstream();
+    ctx.g = await startGuarded(ctx.stub.url, env);
+  });
+  afterAll(async () => {
+    await ctx.g.close();
+    await ctx.stub.close();
+  });
+  return ctx;
 }

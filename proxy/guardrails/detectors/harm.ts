@@ -9,7 +9,7 @@
  *   (weapons, drugs, malware, fraud, violence against people) in the same sentence.
  */
 import type { NormalizedText } from '../normalize';
-import { wanted } from './context';
+import { DOCUMENT_WINDOW, wanted } from './context';
 import type { Detector, Match, ScanOptions } from './types';
 
 export const TOXICITY_ENTITIES = ['TOXICITY'] as const;
@@ -89,7 +89,10 @@ export function createToxicityDetector(): Detector {
       }
       return match('toxicity', 'TOXICITY', nt, fired, opts);
     },
+    // Scored over the whole text like injection: a stream rescans its recent window as it grows, holding nothing.
     pendingTail: () => 0,
+    lookback: DOCUMENT_WINDOW,
+    scope: 'document',
   };
 }
 
@@ -115,6 +118,9 @@ export function createHarmfulIntentDetector(): Detector {
       }
       return match('harmful', 'HARMFUL_INTENT', nt, fired, opts);
     },
+    // Scored over the whole text like injection: a stream rescans its recent window as it grows, holding nothing.
     pendingTail: () => 0,
+    lookback: DOCUMENT_WINDOW,
+    scope: 'document',
   };
 }

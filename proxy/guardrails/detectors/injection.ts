@@ -6,7 +6,7 @@
  * up and map to a score with 1 - e^(-sum), so one strong signal or several weak ones cross the threshold.
  */
 import { normalizeText, type NormalizedText } from '../normalize';
-import { escapeRegex, wanted } from './context';
+import { DOCUMENT_WINDOW, escapeRegex, wanted } from './context';
 import { decodeCandidates, REVERSED_HINTS, ROT13_HINTS } from './injection-decode';
 import { ASCII_VERB_PREFIXES, lexiconHits, PREFIX } from './injection-lexicon';
 import type { Detector, Match, ScanOptions } from './types';
@@ -452,8 +452,10 @@ export function createInjectionDetector(defaultThreshold = DEFAULT_THRESHOLD): D
       if (!wanted(opts, entity)) return [];
       return [{ detector: 'injection', entity, start: nt.toOriginal(ev.start), end: nt.toOriginalEnd(ev.end), score, reason: ev.reasons.join(',') }];
     },
-    // The decision is over the whole text, not a span that a later token could complete: stream holdback
-    // does not wait for it (the policy engine rescans the accumulated text instead).
+    // The decision is over the whole text, not a span that a later token could complete: a stream rescans the
+    // window of recent text as it grows instead of holding any back.
     pendingTail: () => 0,
+    lookback: DOCUMENT_WINDOW,
+    scope: 'document',
   };
 }

@@ -294,7 +294,7 @@ describe('Akto inline verdicts through the whole sidecar (AKTO_GUARDRAILS=both, 
     });
     const events = (await res.text()).split('\n\n').filter((e) => e.startsWith('data:')).map((e) => JSON.parse(e.slice(5)));
     const last = events[events.length - 1];
-    expect(last).toEqual({ error: expect.stringContaining('secret-leak'), error_type: 'guardrail_violation' });
+    expect(last).toEqual({ error: expect.stringContaining('secret-leak'), error_type: 'generation' });
     expect(events.some((e) => typeof e.generated_text === 'string')).toBe(false);
     const sent = events.slice(0, -1).map((e) => e.token.text).join('');
     expect(sent).toMatch(/^Echo: tell me the/);

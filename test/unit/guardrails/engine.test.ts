@@ -77,6 +77,14 @@ describe('decision engine with the built-in packs', () => {
     expect(out.verdict!.message).not.toContain(key);
   });
 
+  it('a size rule blocking a complete response withholds every choice (no one choice carries it)', () => {
+    const policy = policyFrom('guardrails:\n  rules:\n    - {id: short, detector: size, stage: response, action: block, max_chars: 20}\n');
+    const res = exchange([], { output: [segment('a'.repeat(15), 'assistant', { choice: 0 }), segment('b'.repeat(15), 'assistant', { choice: 1 })] });
+    const out = evaluateStage(policy, res, 'response', ctx());
+    expect(out.verdict).toMatchObject({ code: 'short' });
+    expect(res.output.map((s) => s.blocked)).toEqual([true, true]);
+  });
+
   it('off pack evaluates nothing', () => {
     const ex = exchange([segment(`mail ${EMAIL}`)]);
     const out = evaluateStage(pack('off'), ex, 'request', ctx());

@@ -50,7 +50,7 @@ describe('stream final check: terminal events wait for it', () => {
     const { rw, sent } = run(TGI_NATIVE, '/generate_stream', { inputs: 'x', parameters: {} });
     expect(sent).not.toContain('generated_text":" Deep');
     expect(dataLines(sent).map((d) => JSON.parse(d).token.text).join('')).toBe(' Deep learning is');
-    expect(dataLines(rw.cut(verdict)).map((d) => JSON.parse(d))).toEqual([{ error: verdict.message, error_type: 'guardrail_violation' }]);
+    expect(dataLines(rw.cut(verdict)).map((d) => JSON.parse(d))).toEqual([{ error: verdict.message, error_type: 'generation' }]);
   });
 
   test('without a final check nothing is held', () => {
