@@ -10,6 +10,8 @@ export const PREFIX = 'agent-proxy.akto.io/';
 export const INJECT_LABEL = `${PREFIX}inject`;
 export const NAMESPACE_LABEL = `${PREFIX}injection`;
 export const STATUS_ANNOTATION = `${PREFIX}status`;
+/** Every warning and refusal message the webhook writes starts with this. */
+export const WARNING_PREFIX = 'agent-proxy.akto.io: ';
 
 export interface PodOverrides {
   envVars?: string[];
