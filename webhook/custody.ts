@@ -57,19 +57,16 @@ function shadowedNames(container: JsonObject, explicit: ReadonlySet<string>, pla
   return [...names].filter((n) => !explicit.has(n) && !plan.urlVars.has(n)).sort();
 }
 
-/** Volumes carrying a credential Secret key, by volume name. */
+/** Volumes of a credential's Secret, by volume name (any key: the chart's policy checks the same, without items). */
 function credentialVolumes(spec: JsonObject, plan: CustodyPlan): Map<string, string> {
   const out = new Map<string, string>();
-  const carries = (secretName: unknown, items: unknown): string | undefined => {
-    const ref = plan.credentials.find((c) => c.secretName === secretName
-      && (!Array.isArray(items) || items.some((i) => isJsonObject(i) && i.key === c.key)));
-    return ref ? `${ref.secretName}/${ref.key}` : undefined;
-  };
+  const secrets = new Set(plan.credentials.map((c) => c.secretName));
   for (const v of Array.isArray(spec.volumes) ? spec.volumes : []) {
     if (!isJsonObject(v) || typeof v.name !== 'string') continue;
-    let found = isJsonObject(v.secret) ? carries(v.secret.secretName, v.secret.items) : undefined;
+    const names = [isJsonObject(v.secret) ? v.secret.secretName : undefined];
     const sources = isJsonObject(v.projected) && Array.isArray(v.projected.sources) ? v.projected.sources : [];
-    for (const s of sources) if (!found && isJsonObject(s) && isJsonObject(s.secret)) found = carries(s.secret.name, s.secret.items);
+    for (const s of sources) if (isJsonObject(s) && isJsonObject(s.secret)) names.push(s.secret.name);
+    const found = names.find((n): n is string => typeof n === 'string' && secrets.has(n));
     if (found) out.set(v.name, found);
   }
   return out;
@@ -102,7 +99,7 @@ export function applyCustody(b: PatchBuilder, plan: CustodyPlan): CustodyResult 
       }
       for (const m of Array.isArray(c.volumeMounts) ? c.volumeMounts : []) {
         const carried = isJsonObject(m) && typeof m.name === 'string' ? volumes.get(m.name) : undefined;
-        if (carried) leaks.push(`container "${container}" mounts volume "${String((m as JsonObject).name)}" holding the upstream credential ${carried}`);
+        if (carried) leaks.push(`container "${container}" mounts volume "${String((m as JsonObject).name)}" of Secret ${carried}, which holds an upstream credential`);
       }
     });
   }

@@ -214,7 +214,10 @@ function injectInto(pod: JsonObject, namespace: NamespaceInfo, settings: Setting
   }
 
   const native = overrides.nativeSidecar ?? (settings.nativeSidecar === 'always' || (settings.nativeSidecar === 'auto' && cluster.nativeSidecars));
-  const urlVars = overrides.envVars ?? settings.urlEnvVars;
+  // Where the guard is enforced, the pod's env-vars annotation adds to the list instead of replacing it, so naming
+  // another variable cannot leave a default one pointing at the endpoint (the chart's policy checks the union too).
+  const strict = posture.enforced && !posture.exemptBy;
+  const urlVars = strict ? [...new Set([...settings.urlEnvVars, ...overrides.envVars ?? []])] : overrides.envVars ?? settings.urlEnvVars;
   const loopbackPorts: number[] = [];
   const bypasses: string[] = [];
   const targets = findTargets(stripped, urlVars, overrides.envVars, native, warnings, bypasses, loopbackPorts);
