@@ -30,6 +30,16 @@ export interface CustodyResult {
 
 const ENV_NAME = /^[\x21-\x3c\x3e-\x7e]+$/;
 
+/**
+ * What the status annotation keeps of a replaced literal: never the credential itself (anyone who may read the pod
+ * would read it there). A re-invocation restores this marker and replaces it again, so the pod still converges.
+ */
+export const REDACTED_ORIGINAL = 'redacted-by-akto-proxy-custody';
+
+function recordable(e: JsonObject): JsonObject {
+  return typeof e.value === 'string' ? { ...e, value: REDACTED_ORIGINAL } : e;
+}
+
 function readsCredential(e: JsonObject, plan: CustodyPlan): boolean {
   const ref = isJsonObject(e.valueFrom) && isJsonObject(e.valueFrom.secretKeyRef) ? e.valueFrom.secretKeyRef : undefined;
   if (!ref) return false;
@@ -90,7 +100,7 @@ export function applyCustody(b: PatchBuilder, plan: CustodyPlan): CustodyResult 
         if (!isJsonObject(e) || typeof e.name !== 'string' || plan.urlVars.has(e.name) || isPlaceholder(e, plan)) return;
         if (!plan.envVars.includes(e.name) && !readsCredential(e, plan)) return;
         b.replace(pointer('spec', field, index, 'env', i), rewritten(e.name));
-        edits.push({ container, index, init, name: e.name, original: e, rewritten: rewritten(e.name) });
+        edits.push({ container, index, init, name: e.name, original: recordable(e), rewritten: rewritten(e.name) });
       });
       const explicit = new Set(env.filter(isJsonObject).map((e) => String(e.name)));
       for (const name of shadowedNames(c, explicit, plan)) {

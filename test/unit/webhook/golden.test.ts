@@ -22,6 +22,8 @@ interface Input {
   env?: Record<string, string>;
   cluster?: { nativeSidecars: boolean };
   enforced?: boolean;
+  /** Strings that must appear nowhere in the resulting pod (credentials custody removed). */
+  absent?: string[];
   review?: Record<string, unknown>;
   fromExpected?: string;
   thenPatch?: Operation[];
@@ -97,6 +99,7 @@ describe('golden AdmissionReviews', () => {
     if (update) writeFileSync(goldenPath, JSON.stringify(actual, null, 2) + '\n');
     expect(existsSync(goldenPath)).toBe(true);
     expect(actual).toEqual(readJson<Golden>(goldenPath));
+    for (const text of input.absent ?? []) expect(JSON.stringify(actual.pod)).not.toContain(text);
 
     // Idempotency: the same review on the resulting pod changes nothing.
     const again = structuredClone(rev);
