@@ -50,6 +50,12 @@ export function describeIf(ok: boolean, missing: string): jest.Describe {
 
 export { freePort };
 
+/** What a suite running the chart and the built webhook on a real API server lacks; empty when nothing. */
+export function missingForWebhookSuites(tools: K8sTools): string {
+  return [!tools.apiserver && 'kube-apiserver', !tools.etcd && 'etcd', !tools.helm && 'helm',
+    !existsSync(DIST_WEBHOOK) && 'dist/webhook/main.js (npm run build)'].filter(Boolean).join(', ');
+}
+
 // ---------------------------------------------------------------- certificates
 
 export interface Pem {

@@ -5,10 +5,10 @@
  * Secret and patches the caBundle, which proves the chart's RBAC is enough (and checks show it is no more); then
  * restarts and upgrades must leave that certificate alone.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { ControlPlane, DIST_WEBHOOK, describeIf, eventually, findTools, helm, startLocalWebhook } from './harness';
+import { ControlPlane, describeIf, eventually, findTools, helm, missingForWebhookSuites, startLocalWebhook } from './harness';
 
 const tools = findTools();
 const CHART = path.resolve(__dirname, '../../charts/akto-agent-proxy');
@@ -24,8 +24,8 @@ jest.setTimeout(180_000);
 type Obj = { metadata: { resourceVersion: string; annotations?: Record<string, string> }; [k: string]: unknown };
 interface Mwc { metadata: { resourceVersion: string }; webhooks: Array<{ name: string; clientConfig: { caBundle?: string; service?: unknown } }> }
 
-const haveDist = existsSync(DIST_WEBHOOK);
-describeIf(!!(tools.apiserver && tools.etcd && tools.helm) && haveDist, [!tools.apiserver && 'kube-apiserver', !tools.etcd && 'etcd', !tools.helm && 'helm', !haveDist && 'dist/webhook/main.js (npm run build)'].filter(Boolean).join(', '))('helm lifecycle against a real kube-apiserver', () => {
+const missing = missingForWebhookSuites(tools);
+describeIf(!missing, missing)('helm lifecycle against a real kube-apiserver', () => {
   let cp: ControlPlane;
   const run = (args: string[]): string => helm(tools.helm!, cp.kubeconfig, args);
 
