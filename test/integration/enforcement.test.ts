@@ -6,10 +6,14 @@
  * the ValidatingAdmissionPolicy alone refuses what would run unguarded, admits exempt pods and pods that carry the
  * sidecar, and keeps running pods from losing it (sidecar image swap, ephemeral containers).
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import OpenAI from 'openai';
+import { startStubUpstream, type StubUpstream } from '../fixtures/stub-upstream';
 import {
-  Container, ControlPlane, LocalWebhook, Pod, TestCa, describeIf, eventually, findTools, freePort, helm, missingForWebhookSuites, renderSettingsFile, startLocalWebhook,
+  Container, ControlPlane, LocalWebhook, Pod, TestCa, describeIf, eventually, findTools, freePort, helm, missingForWebhookSuites, renderSettingsFile,
+  runLikeKubelet, startLocalWebhook, waitForStartupProbe,
 } from './harness';
 
 const tools = findTools();
@@ -73,8 +77,11 @@ describeIf(!missing, missing)('enforced namespaces on a real kube-apiserver', ()
   let webhookCa: TestCa;
   let webhookUrl: string;
   let guarded: Pod; // an enforced pod the webhook injected, as stored
+  let upstream: StubUpstream;
+  let sidecarPorts: string[];
   const installArgs = (extra: string[] = []): string[] => [
     '--set', `webhook.url=${webhookUrl}`, '--set', 'certs.mode=provided', '--set', 'certs.provided.existingSecret=local-webhook-tls',
+    ...sidecarPorts,
     '--set', `webhook.caBundle=${Buffer.from(webhookCa.cert).toString('base64')}`,
     '--set', `sidecar.image=${SIDECAR_IMAGE}`, '--set', 'tests.enabled=false',
     '--set', `enforcement.exemptions.serviceAccounts={${ENFORCED}/batch-runner}`,
@@ -87,6 +94,10 @@ describeIf(!missing, missing)('enforced namespaces on a real kube-apiserver', ()
   const create = (ns: string, pod: object, dryRun = false) => cp.api.createPod(ns, { ...pod, metadata: { ...(pod as Pod).metadata, namespace: ns } }, dryRun);
 
   beforeAll(async () => {
+    // The endpoint needs its token, as a private Hugging Face endpoint does.
+    upstream = await startStubUpstream({ authorization: 'Bearer hf_secret_e2e' });
+    // Free loopback ports: the custody test runs the sidecar on this host, not in a pod network namespace.
+    sidecarPorts = ['--set', `sidecar.proxyPort=${await freePort()}`, '--set', `sidecar.adminPort=${await freePort()}`];
     cp = await ControlPlane.start({ apiserver: tools.apiserver!, etcd: tools.etcd! });
     webhookCa = new TestCa('akto-test-webhook-ca');
     const port = await freePort();
@@ -110,6 +121,7 @@ describeIf(!missing, missing)('enforced namespaces on a real kube-apiserver', ()
   afterAll(async () => {
     await webhook?.stop();
     await cp?.stop();
+    await upstream?.close();
   });
 
   describe('with the webhook running', () => {
@@ -124,6 +136,41 @@ describeIf(!missing, missing)('enforced namespaces on a real kube-apiserver', ()
       expect(envOf(app, 'HF_TOKEN')?.value).toBe(PLACEHOLDER);
       expect(JSON.stringify(guarded)).not.toContain('hf_real_token');
       expect(envOf(sidecar, 'UPSTREAM_AUTHORIZATION')?.valueFrom).toEqual({ secretKeyRef: { name: 'hf-token', key: 'token' } });
+    });
+
+    test('custody end to end: the agent\'s own key gets 401 at the endpoint, its call through the sidecar succeeds', async () => {
+      await cp.api.must('POST', `/api/v1/namespaces/${ENFORCED}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'hf-token' }, stringData: { token: 'Bearer hf_secret_e2e' } });
+      // The URL from a ConfigMap: a literal loopback URL would be taken for this pod's own port and refused here.
+      await cp.api.must('POST', `/api/v1/namespaces/${ENFORCED}/configmaps`, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'llm' }, data: { url: `${upstream.url}/v1` } });
+      const res = await create(ENFORCED, agentPod('custody-e2e', { env: [
+        { name: 'OPENAI_BASE_URL', valueFrom: { configMapKeyRef: { name: 'llm', key: 'url' } } },
+        { name: 'OPENAI_API_KEY', value: 'hf_secret_e2e' },
+      ] }));
+      expect(res.status).toBe(201);
+      const app = res.body.spec.containers.find((c) => c.name === 'agent')!;
+      const agentKey = envOf(app, 'OPENAI_API_KEY')!.value!;
+      expect(agentKey).toBe(PLACEHOLDER);
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'akto-custody-'));
+      const run = await runLikeKubelet(cp, res.body, sidecarOf(res.body)!, dir);
+      try {
+        await waitForStartupProbe(run, sidecarOf(res.body)!);
+        const direct = new OpenAI({ baseURL: `${upstream.url}/v1`, apiKey: agentKey, maxRetries: 0 });
+        await expect(direct.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }] })).rejects.toMatchObject({ status: 401 });
+        // The check has teeth: the real key would have worked.
+        const withRealKey = new OpenAI({ baseURL: `${upstream.url}/v1`, apiKey: 'hf_secret_e2e', maxRetries: 0 });
+        expect((await withRealKey.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }] })).choices).toHaveLength(1);
+        const guardedClient = new OpenAI({ baseURL: envOf(app, 'OPENAI_BASE_URL')!.value!, apiKey: agentKey, maxRetries: 0 });
+        const answer = await guardedClient.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hello through the guard' }] });
+        expect(answer.choices[0].message.content).toBe('Echo: hello through the guard');
+        expect(upstream.requests.at(-1)!.headers.authorization).toBe('Bearer hf_secret_e2e');
+      } finally {
+        if (run.child.exitCode === null && run.child.signalCode === null) {
+          const exited = new Promise((r) => run.child.once('exit', r));
+          run.child.kill('SIGTERM');
+          await exited;
+        }
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     test('an opt-out is refused, saying who may exempt a pod and how', async () => {
