@@ -24,7 +24,7 @@ export interface CustodyPlan {
 
 export interface CustodyResult {
   edits: EnvEdit[];
-  /** Ways a container can still read a credential that custody cannot replace (Secret volumes). */
+  /** Ways a container can still read a credential that custody cannot replace (Secret volumes, a shared process namespace). */
   leaks: string[];
 }
 
@@ -87,6 +87,9 @@ export function applyCustody(b: PatchBuilder, plan: CustodyPlan): CustodyResult 
   const leaks: string[] = [];
   const spec = isJsonObject(b.doc.spec) ? b.doc.spec : {};
   const volumes = credentialVolumes(spec, plan);
+  if (spec.shareProcessNamespace === true) {
+    leaks.push('the pod shares one process namespace (shareProcessNamespace), so an app container running as the proxy\'s user can read its environment');
+  }
   for (const field of ['initContainers', 'containers'] as const) {
     const list = b.get(['spec', field]);
     if (!Array.isArray(list)) continue;

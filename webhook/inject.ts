@@ -329,7 +329,7 @@ function takeCustody(b: PatchBuilder, settings: Settings, posture: Posture, uncr
   const required = posture.enforced && !posture.exemptBy && settings.enforcement.requireCustody;
   if (!required && !(settings.custody.enabled && uncredentialed)) return { edits: [], leaks: [], required };
   const result = applyCustody(b, { envVars: settings.custody.envVars, placeholder: settings.custody.placeholder, credentials, urlVars });
-  for (const leak of result.leaks) warnings.push(`${WARN}${leak}: custody cannot replace a file; the agent can still read it`);
+  for (const leak of result.leaks) warnings.push(`${WARN}${leak}: custody cannot take that credential away from the agent`);
   const bare = uncredentialed ?? [...urlVars];
   if (result.edits.length > 0 && bare.length > 0) {
     warnings.push(`${WARN}the app's credential variables now hold a placeholder, but no upstream credential is bound to ${bare.join(', ')}: calls there carry the placeholder`);

@@ -79,7 +79,7 @@ describeIf(!!tools.helm, 'helm')('chart: enforcement', () => {
     const plain = expressions(byKind(render(), 'ValidatingAdmissionPolicy')[0]);
     const custody = expressions(byKind(render(['--set', 'enforcement.requireCustody=true', '--set-json',
       'sidecar.upstreamAuthorization=[{"envVar":"OPENAI_BASE_URL","secretName":"hf-token","key":"token"}]']), 'ValidatingAdmissionPolicy')[0]);
-    expect(custody.length - plain.length).toBe(3);
+    expect(custody.length - plain.length).toBe(4);
     expect(custody.join('\n')).toContain('in ["hf-token/token"]');
     expect(custody.join('\n')).toContain("e.value == 'held-by-akto-proxy'");
   });

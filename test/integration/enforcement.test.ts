@@ -296,6 +296,7 @@ describeIf(!missing, missing)('enforced namespaces on a real kube-apiserver', ()
           p.spec.volumes!.push({ name: 'creds', secret: { secretName: 'hf-token' } });
           app.volumeMounts = [{ name: 'creds', mountPath: '/creds' }];
         }), /no volume may carry an upstream credential's Secret/],
+        ['a shared process namespace', withApp('c8', (_app, p) => { p.spec.shareProcessNamespace = true; }), /shared process namespace would let app containers read the sidecar's environment/],
         ['a second container with a token', withApp('c7', (_app, p) => { p.spec.containers.push({ name: 'uploader', image: 'u:1', env: [{ name: 'HUGGING_FACE_HUB_TOKEN', value: 'hf_x' }] }); }), /hold only the placeholder/],
       ];
       for (const [name, pod, why] of cases) await refusedByPolicy(name, pod, why);
