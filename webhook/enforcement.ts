@@ -52,13 +52,13 @@ export function postureOf(pod: JsonObject, namespace: { name: string; enforced?:
   return { enforced: true };
 }
 
-/** Who may exempt a pod and how: the end of every refusal. */
+/**
+ * Who may exempt a pod and how: the end of every refusal. The exemptions in force are not listed: they would tell a
+ * pod author which service account or labels to claim.
+ */
 export function exemptionHint(settings: Settings): string {
-  const e = settings.enforcement;
-  const sas = e.exemptServiceAccounts.length > 0 ? e.exemptServiceAccounts.join(', ') : 'none';
-  const selector = e.exemptPodSelector || 'none';
-  return `Only ${e.exemptionContact} can exempt a pod, in the chart values enforcement.exemptions `
-    + `(service accounts "namespace/name", now: ${sas}; pod label selector, now: ${selector}); a pod cannot exempt itself.`;
+  return `Only ${settings.enforcement.exemptionContact} can exempt a pod, by service account or pod labels in the chart values `
+    + 'enforcement.exemptions; a pod cannot exempt itself.';
 }
 
 function refused(namespace: string, reason: string, problem: string, warnings: string[], settings: Settings): InjectResult {
