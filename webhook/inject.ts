@@ -284,8 +284,8 @@ function injectInto(pod: JsonObject, namespace: NamespaceInfo, settings: Setting
       warnings.push(`${WARN}annotation ${PREFIX}upstream-authorization names ${ref.envVar}, which no rewritten container sets; not used`);
     }
   }
-  const uncredentialed = listeners.filter((l) => !l.credential).flatMap((l) => varsOf.get(l)!);
-  const custody = takeCustody(b, settings, posture, listeners.length > uncredentialed.length ? uncredentialed : undefined, [...credentials.values()], new Set(targets.map((t) => t.varName)), warnings);
+  const upstreams = listeners.map((l) => ({ credentialed: l.credential !== undefined, vars: varsOf.get(l)! }));
+  const custody = takeCustody(b, settings, posture, upstreams, [...credentials.values()], warnings);
   edits.push(...custody.edits);
   if (custody.required) bypasses.push(...custody.leaks);
 
@@ -322,15 +322,16 @@ function injectInto(pod: JsonObject, namespace: NamespaceInfo, settings: Setting
 }
 
 /**
- * Custody applies when some listener holds an upstream credential (`uncredentialed` then lists the URL
- * variables whose upstream has none), or everywhere in an enforced namespace that requires it.
+ * Custody applies when some upstream's listener holds its credential, or everywhere in an enforced namespace
+ * that requires it. `upstreams`: one per listener, with the app's URL variables that lead to it.
  */
-function takeCustody(b: PatchBuilder, settings: Settings, posture: Posture, uncredentialed: string[] | undefined, credentials: CredentialRef[], urlVars: Set<string>, warnings: string[]) {
+function takeCustody(b: PatchBuilder, settings: Settings, posture: Posture, upstreams: Array<{ credentialed: boolean; vars: string[] }>, credentials: CredentialRef[], warnings: string[]) {
   const required = posture.enforced && !posture.exemptBy && settings.enforcement.requireCustody;
-  if (!required && !(settings.custody.enabled && uncredentialed)) return { edits: [], leaks: [], required };
+  if (!required && !(settings.custody.enabled && upstreams.some((u) => u.credentialed))) return { edits: [], leaks: [], required };
+  const urlVars = new Set(upstreams.flatMap((u) => u.vars));
   const result = applyCustody(b, { envVars: settings.custody.envVars, placeholder: settings.custody.placeholder, credentials, urlVars });
   for (const leak of result.leaks) warnings.push(`${WARN}${leak}: custody cannot take that credential away from the agent`);
-  const bare = uncredentialed ?? [...urlVars];
+  const bare = upstreams.filter((u) => !u.credentialed).flatMap((u) => u.vars);
   if (result.edits.length > 0 && bare.length > 0) {
     warnings.push(`${WARN}the app's credential variables now hold a placeholder, but no upstream credential is bound to ${bare.join(', ')}: calls there carry the placeholder`);
   }
