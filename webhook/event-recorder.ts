@@ -54,6 +54,8 @@ export class EventRecorder {
   private running = false;
   private closed = false;
   private lastLog = new Map<string, number>();
+  /** Wall-clock time of the last API call: calls stay 1/maxPerSecond apart across bursts too. */
+  private lastSend = -Infinity;
   private idle: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: EventRecorderOptions) {
@@ -107,10 +109,14 @@ export class EventRecorder {
     await new Promise((r) => setImmediate(r)); // admissions of this tick coalesce first
     try {
       while (!this.closed && this.pending.size > 0) {
-        const [key, p] = this.pending.entries().next().value as [string, Pending];
+        const wait = this.lastSend + gapMs - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait).unref());
+        const next = this.pending.entries().next();
+        if (next.done) break;
+        const [key, p] = next.value;
         this.pending.delete(key);
+        this.lastSend = Date.now();
         await this.send(key, p);
-        if (this.pending.size > 0) await new Promise((r) => setTimeout(r, gapMs).unref());
       }
     } finally {
       this.running = false;
