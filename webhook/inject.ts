@@ -264,6 +264,7 @@ function injectInto(pod: JsonObject, namespace: NamespaceInfo, settings: Setting
     if (t.source.app.kind === 'replace') {
       b.replace(pointer('spec', t.field, t.index, 'env', t.source.app.index), rewritten);
       edits.push({ container: t.container, index: t.index, init, name: t.varName, original: t.source.app.original, rewritten });
+      edits.push(...rewriteEarlierCopies(b, t, rewritten, init));
     } else {
       b.insert(['spec', t.field, t.index, 'env'], 0, rewritten); // first, so later $(VAR) references see the rewrite
       edits.push({ container: t.container, index: t.index, init, name: t.varName, original: null, rewritten });
@@ -319,6 +320,23 @@ function injectInto(pod: JsonObject, namespace: NamespaceInfo, settings: Setting
   // Without a previous injection the status annotation alone differs: only a re-run can converge.
   if (status && jsonEqual(b.doc, pod)) return { status: 'unchanged', reason: 'already-injected', patch: [], warnings, bypasses };
   return { status: 'injected', reason: native ? 'native' : 'classic', patch: b.ops, warnings, bypasses };
+}
+
+/**
+ * Kubernetes takes the last entry of a name, but a `$(VAR)` between two copies sees the earlier one: every earlier
+ * copy gets the rewrite too (recorded last to first, so stripping restores each copy's own original).
+ */
+function rewriteEarlierCopies(b: PatchBuilder, t: Target, rewritten: JsonObject, init: boolean): EnvEdit[] {
+  const edits: EnvEdit[] = [];
+  const env = b.get(['spec', t.field, t.index, 'env']);
+  if (!Array.isArray(env) || t.source.app.kind !== 'replace') return edits;
+  for (let i = t.source.app.index - 1; i >= 0; i--) {
+    const e = env[i];
+    if (!isObject(e) || e.name !== t.varName) continue;
+    b.replace(pointer('spec', t.field, t.index, 'env', i), rewritten);
+    edits.push({ container: t.container, index: t.index, init, name: t.varName, original: e, rewritten });
+  }
+  return edits;
 }
 
 /**
