@@ -3,6 +3,7 @@
  * the server hands it parsed JSON and the cluster facts; anything that is not a pod CREATE is
  * allowed unchanged. Both versions share the request and response fields this webhook uses.
  */
+import { AdmissionEvent, eventFor } from './events';
 import { ClusterInfo, InjectResult, inject, podName } from './inject';
 import { JsonObject } from './patch';
 import { Settings } from './settings';
@@ -20,6 +21,13 @@ export interface AdmissionOutcome {
   namespace?: string;
   /** request.uid, to match the API server's audit log. */
   uid?: string;
+  /** The Event to record (never for dry-run requests: the webhook declares sideEffects NoneOnDryRun). */
+  event?: AdmissionEvent;
+}
+
+export interface ReviewOptions {
+  /** Called through the entry for namespaces labelled injection=enforced. */
+  enforced?: boolean;
 }
 
 export class BadReviewError extends Error {}
@@ -31,7 +39,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 export type InjectFn = typeof inject;
 
 /** Throws BadReviewError when no answer can be formed (no AdmissionReview or no uid): the server sends 400. */
-export function review(body: unknown, settings: Settings, cluster: ClusterInfo, injectFn: InjectFn = inject): AdmissionOutcome {
+export function review(body: unknown, settings: Settings, cluster: ClusterInfo, injectFn: InjectFn = inject, options: ReviewOptions = {}): AdmissionOutcome {
   if (!isObject(body) || body.kind !== 'AdmissionReview' || !isObject(body.request)) {
     throw new BadReviewError('expected an AdmissionReview with a request');
   }
@@ -51,11 +59,14 @@ export function review(body: unknown, settings: Settings, cluster: ClusterInfo, 
   const namespace = typeof req.namespace === 'string' && req.namespace
     ? req.namespace
     : isObject(req.object.metadata) && typeof req.object.metadata.namespace === 'string' ? req.object.metadata.namespace : 'default';
-  const r = injectFn(req.object, { name: namespace }, settings, cluster);
-  const base = { result: r.status, reason: r.reason, pod: podName(req.object as JsonObject), namespace, uid: req.uid };
+  const r = injectFn(req.object, { name: namespace, enforced: options.enforced === true }, settings, cluster);
+  const event = req.dryRun === true ? undefined : eventFor(r, req.object as JsonObject, namespace);
+  const base = { result: r.status, reason: r.reason, pod: podName(req.object as JsonObject), namespace, uid: req.uid, ...(event ? { event } : {}) };
   const warnings = r.warnings.length > 0 ? { warnings: r.warnings } : {};
   if (r.status === 'denied') {
-    return { ...base, review: answer({ allowed: false, status: { code: 400, reason: 'BadRequest', message: r.message ?? 'invalid annotations' }, ...warnings }) };
+    const code = r.code ?? 400;
+    const status = { code, reason: code === 403 ? 'Forbidden' : 'BadRequest', message: r.message ?? 'invalid annotations' };
+    return { ...base, review: answer({ allowed: false, status, ...warnings }) };
   }
   if (r.patch.length === 0) return { ...base, review: answer({ allowed: true, ...warnings }) };
   const patch = Buffer.from(JSON.stringify(r.patch)).toString('base64');

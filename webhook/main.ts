@@ -6,6 +6,7 @@ import { ConfigError } from '../proxy/config-env';
 import { createLogger, Logger } from '../proxy/telemetry/logger';
 import { createRegistry } from '../proxy/telemetry/metrics';
 import { detectNativeSidecars } from './cluster';
+import { EventRecorder } from './event-recorder';
 import type { ClusterInfo } from './inject';
 import type { KubeApi } from './kube-api';
 import { SelfManagedTls } from './self-managed-tls';
@@ -49,8 +50,12 @@ async function main(): Promise<void> {
   logger.info({ settings }, 'effective settings');
   const registry = createRegistry();
 
-  const needKube = settings.certs.mode === 'selfManaged' || settings.nativeSidecar === 'auto';
+  const needKube = settings.certs.mode === 'selfManaged' || settings.nativeSidecar === 'auto' || settings.events.enabled;
   const kube = needKube ? await connectKube(logger) : undefined;
+  if (settings.events.enabled && !kube) logger.warn('events.enabled, but no Kubernetes API: skips and opt-outs are only logged and sent as admission warnings');
+  const events = settings.events.enabled && kube
+    ? new EventRecorder({ kube, logger, registry, maxPerSecond: settings.events.maxPerSecond, instance: process.env.POD_NAME ?? 'akto-agent-proxy-webhook' })
+    : undefined;
 
   const cluster: ClusterInfo = { nativeSidecars: settings.nativeSidecar === 'always' };
   if (settings.nativeSidecar === 'auto') {
@@ -93,6 +98,7 @@ async function main(): Promise<void> {
     tls: material,
     cluster: () => cluster,
     ready: selfManaged ? () => selfManaged.ready() : undefined,
+    events,
   });
   selfManaged?.start((m) => server.setTls(m));
   fileWatcher?.start((m) => server.setTls(m));
@@ -106,6 +112,7 @@ async function main(): Promise<void> {
     logger.info({ signal }, 'shutting down');
     selfManaged?.stop();
     fileWatcher?.stop();
+    events?.close();
     void server.drain(settings.server.drainSeconds).then(() => {
       logger.info('stopped');
       process.exit(0);

@@ -1,5 +1,6 @@
 /**
- * The HTTPS server: POST /mutate (AdmissionReview v1 or v1beta1), /healthz, /readyz, /metrics. Bounded body,
+ * The HTTPS server: POST /mutate and /mutate/enforced (AdmissionReview v1 or v1beta1; the second is the
+ * webhook entry for namespaces labelled injection=enforced), /healthz, /readyz, /metrics. Bounded body,
  * certificate swap without restart (setSecureContext), and a drain window after SIGTERM during
  * which it keeps answering while /readyz says 503.
  */
@@ -11,6 +12,7 @@ import express, { NextFunction, Request, Response } from 'express';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from '../proxy/telemetry/logger';
 import { ADMISSION_API_VERSION, BadReviewError, InjectFn, answerVersion, review } from './admission';
+import type { AdmissionEvent } from './events';
 import { ClusterInfo, inject } from './inject';
 import type { Settings } from './settings';
 
@@ -28,7 +30,13 @@ export interface WebhookServerOptions {
   ready?: () => boolean;
   /** Replaceable for the benchmark's baseline; the product always uses inject. */
   injectFn?: InjectFn;
+  /** Where admission Events go (an EventRecorder); never awaited. */
+  events?: { record(event: AdmissionEvent): void };
 }
+
+export const MUTATE_PATH = '/mutate';
+/** The MutatingWebhookConfiguration entry for enforced namespaces calls this path. */
+export const MUTATE_ENFORCED_PATH = '/mutate/enforced';
 
 export interface WebhookServer {
   server: Server;
@@ -94,7 +102,8 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
   app.get('/metrics', async (_req, res) => {
     res.type(registry.contentType).send(await registry.metrics());
   });
-  app.post('/mutate', express.raw({ type: () => true, limit: settings.server.maxBodyBytes }), (req: Request, res: Response) => {
+  app.post([MUTATE_PATH, MUTATE_ENFORCED_PATH], express.raw({ type: () => true, limit: settings.server.maxBodyBytes }), (req: Request, res: Response) => {
+    const enforced = req.path === MUTATE_ENFORCED_PATH;
     const started = process.hrtime.bigint();
     const done = (result: string, reason: string) => {
       admissions.inc({ result, reason });
@@ -109,11 +118,12 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
       return;
     }
     try {
-      const out = review(body, settings, opts.cluster(), opts.injectFn ?? inject);
+      const out = review(body, settings, opts.cluster(), opts.injectFn ?? inject, { enforced });
       done(out.result, out.reason);
       if (out.result !== 'allowed') {
-        logger.info({ result: out.result, reason: out.reason, pod: out.pod, namespace: out.namespace, uid: out.uid }, 'admission');
+        logger.info({ result: out.result, reason: out.reason, pod: out.pod, namespace: out.namespace, uid: out.uid, enforced }, 'admission');
       }
+      if (out.event) opts.events?.record(out.event);
       res.json(out.review);
     } catch (err) {
       if (err instanceof BadReviewError) {

@@ -73,6 +73,33 @@ function secretRef(name: string, key: string): JsonObject {
   return { valueFrom: { secretKeyRef: { name, key, optional: true } } };
 }
 
+/** Akto inline verdicts, alerts and the model tier: set only when configured, so the proxy's defaults hold otherwise. */
+function optionalTiers(settings: Settings): JsonObject[] {
+  const env: JsonObject[] = [];
+  const a = settings.akto;
+  if (a.guardrails !== 'off') {
+    env.push(
+      { name: 'AKTO_GUARDRAILS', value: a.guardrails },
+      { name: 'AKTO_GUARDRAILS_TIMEOUT_MS', value: String(a.guardrailsTimeoutMs) },
+      { name: 'AKTO_GUARDRAILS_ON_ERROR', value: a.guardrailsOnError },
+      { name: 'AKTO_CONNECTOR', value: a.connector },
+    );
+  }
+  const alerts = settings.alerts;
+  if (alerts.secretName) {
+    env.push(
+      { name: 'ALERT_WEBHOOK_URL', ...secretRef(alerts.secretName, alerts.urlKey) },
+      { name: 'ALERT_AUTHORIZATION', ...secretRef(alerts.secretName, alerts.authorizationKey) },
+      { name: 'ALERT_FORMAT', value: alerts.format },
+      { name: 'ALERT_MIN_SEVERITY', value: alerts.minSeverity },
+    );
+  }
+  if (settings.classifier.url) {
+    env.push({ name: 'CLASSIFIER_URL', value: settings.classifier.url }, { name: 'CLASSIFIER_TIMEOUT_MS', value: String(settings.classifier.timeoutMs) });
+  }
+  return env;
+}
+
 export function buildSidecar(settings: Settings, plan: SidecarPlan): JsonObject {
   const s = settings.sidecar;
   const o = plan.overrides;
@@ -89,6 +116,7 @@ export function buildSidecar(settings: Settings, plan: SidecarPlan): JsonObject 
     { name: 'AKTO_API_BASE_URL', ...secretRef(settings.akto.secretName, settings.akto.baseUrlKey) },
     { name: 'AKTO_API_TOKEN', ...secretRef(settings.akto.secretName, settings.akto.tokenKey) },
   );
+  env.push(...optionalTiers(settings));
   const l = settings.limits;
   if (l.redisUrl) {
     env.push(

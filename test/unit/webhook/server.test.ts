@@ -10,6 +10,7 @@ import { applyPatch, Operation } from 'fast-json-patch';
 import { createLogger } from '../../../proxy/telemetry/logger';
 import { createRegistry } from '../../../proxy/telemetry/metrics';
 import { generateCa, issueServingCert, KeyPairPem } from '../../../webhook/certs';
+import type { AdmissionEvent } from '../../../webhook/events';
 import { createWebhookServer, WebhookServer } from '../../../webhook/server';
 import { loadSettings } from '../../../webhook/settings';
 import { readTlsFiles, TlsFileWatcher } from '../../../proxy/http/tls-files';
@@ -62,9 +63,13 @@ describe('webhook HTTPS server', () => {
   let port: number;
   const registry = createRegistry(false);
   let ready = true;
+  const events: AdmissionEvent[] = [];
 
   beforeAll(async () => {
-    srv = createWebhookServer({ settings, logger, registry, tls: { cert: leaf1.certPem, key: leaf1.keyPem }, cluster: () => ({ nativeSidecars: true }), ready: () => ready });
+    srv = createWebhookServer({
+      settings, logger, registry, tls: { cert: leaf1.certPem, key: leaf1.keyPem }, cluster: () => ({ nativeSidecars: true }), ready: () => ready,
+      events: { record: (e) => events.push(e) },
+    });
     port = await srv.listen(0, '127.0.0.1');
   });
   afterAll(() => srv.close());
@@ -79,6 +84,17 @@ describe('webhook HTTPS server', () => {
     const pod = applyPatch(structuredClone(agentPod), ops, true, false).newDocument as unknown as { spec: { initContainers: Array<{ name: string; restartPolicy: string }>; containers: Array<{ env: unknown[] }> } };
     expect(pod.spec.initContainers[0]).toMatchObject({ name: 'akto-proxy', restartPolicy: 'Always' });
     expect(pod.spec.containers[0].env).toEqual([{ name: 'OPENAI_BASE_URL', value: 'http://127.0.0.1:8080' }]);
+  });
+
+  it('/mutate/enforced is the enforced posture: an opt-out is refused there, warned about and recorded on /mutate', async () => {
+    const optOut = { ...agentPod, metadata: { name: 'opted', labels: { 'agent-proxy.akto.io/inject': 'false' } } };
+    const enforced = JSON.parse((await call(port, ca1.certPem, 'POST', '/mutate/enforced', admissionReview('uid-e', optOut))).body).response;
+    expect(enforced).toMatchObject({ uid: 'uid-e', allowed: false, status: { code: 403, reason: 'Forbidden' } });
+    expect(enforced.status.message).toMatch(/namespace "agents" is enforced .* cannot opt out .*Only the administrators of the akto-agent-proxy Helm release can exempt a pod/);
+    const enabled = JSON.parse((await call(port, ca1.certPem, 'POST', '/mutate', admissionReview('uid-o', optOut))).body).response;
+    expect(enabled).toMatchObject({ uid: 'uid-o', allowed: true, warnings: [expect.stringContaining('runs without the guardrail proxy')] });
+    expect(events.map((e) => [e.reason, e.regarding.name])).toEqual([['InjectionRefused', 'opted'], ['InjectionOptOut', 'opted']]);
+    expect((await call(port, ca1.certPem, 'POST', '/mutate/other', admissionReview('uid-x', optOut))).status).toBe(404);
   });
 
   it('allows non-Pod objects unchanged', async () => {

@@ -6,6 +6,9 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadProxyConfig } from '../../../proxy/config';
+import { loadAktoGuardrailsConfig } from '../../../proxy/akto/config';
+import { loadAlertConfig } from '../../../proxy/alerts/config';
+import { parseHttpUrl } from '../../../proxy/config-env';
 
 const expectedDir = join(__dirname, '../../fixtures/webhook/expected');
 
@@ -22,7 +25,7 @@ function resolveEnv(entries: EnvEntry[]): Record<string, string> {
     }
     const ref = e.valueFrom?.secretKeyRef ?? e.valueFrom?.configMapKeyRef;
     if (!ref) env[e.name] = 'from-field-ref';
-    else if (/^APP_URL/.test(e.name)) env[e.name] = `https://${ref.name}.example/${ref.key}`;
+    else if (/^APP_URL|_URL$/.test(e.name)) env[e.name] = `https://${ref.name}.example/${ref.key}`;
     else if (/^UPSTREAM_AUTHORIZATION/.test(e.name)) env[e.name] = `secret:${ref.name}/${ref.key}`;
     else env[e.name] = `${ref.name}-${ref.key}`.toLowerCase().replace(/[^a-z0-9-]/g, '-'); // a piece of a URL
   }
@@ -54,5 +57,20 @@ describe('the injected sidecar env is a configuration the proxy accepts', () => 
       const credential = declared.get(l.authorizationVar)?.valueFrom?.secretKeyRef;
       expect(l.authorization).toBe(credential ? `secret:${credential.name}/${credential.key}` : undefined);
     }
+    // The optional tiers the settings switch on start too.
+    const env = resolveEnv(entries);
+    expect(loadAktoGuardrailsConfig(env, 'test')?.mode).toBe(env.AKTO_GUARDRAILS);
+    expect(loadAlertConfig(env)?.format).toBe(env.ALERT_WEBHOOK_URL ? env.ALERT_FORMAT : undefined);
+    if (env.CLASSIFIER_URL) expect(parseHttpUrl('CLASSIFIER_URL', env.CLASSIFIER_URL).port).toBe('8090');
+  });
+
+  it('the optional tiers reach the sidecar when the settings turn them on', () => {
+    const golden = cases.find(([name]) => name === 'sidecar-optional-tiers')![1];
+    const env = resolveEnv(sidecarOf(golden.pod)!.env ?? []);
+    expect(env).toMatchObject({
+      AKTO_GUARDRAILS: 'both', AKTO_GUARDRAILS_TIMEOUT_MS: '800', AKTO_GUARDRAILS_ON_ERROR: 'block', AKTO_CONNECTOR: 'team-a',
+      ALERT_FORMAT: 'slack', ALERT_MIN_SEVERITY: 'high', CLASSIFIER_URL: 'http://akto-classifier.akto-system.svc:8090', CLASSIFIER_TIMEOUT_MS: '40',
+    });
+    expect(loadAlertConfig(env)?.url.hostname).toBe('akto-alerts.example');
   });
 });
