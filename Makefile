@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: demo test install build lint bench bench-peers eval eval-peers manifests image e2e e2e-kind clean
+.PHONY: demo test install build lint bench bench-peers eval eval-peers manifests image e2e e2e-kind clean models train
 
 $(NPM_STAMP): package-lock.json
 	npm ci --no-audit --no-fund
@@ -19,19 +19,29 @@ demo: build
 	node dist/scripts/demo.js
 
 # Installs, builds, lints, builds or reuses kube-apiserver/etcd/helm (cached outside the repo; skipped
-# loudly without Go), installs wrk (Debian) for the load-generator test, then runs every jest suite once, then the
-# real-cluster scenario of `make e2e` (one loud line when this machine cannot: not root, no Go), and prints one
-# totals line.
+# loudly without Go), installs wrk and redis-server (Debian) for the load-generator and shared-limits tests, the
+# differential upstream's pinned FastAPI/uvicorn venv (PyPI; its tests skip loudly without it) and the model-tier
+# weights (make models), then runs every jest suite once, then the real-cluster scenario of `make e2e` (one loud
+# line when this machine cannot: not root, no Go), and prints one totals line.
 test:
 	npm ci --no-audit --no-fund
 	npm run build
 	npm run lint
 	bash test/integration/k8s-tools.sh
-	bash bench/peers/install.sh wrk
+	bash bench/peers/install.sh wrk redis differential
+	bash scripts/models.sh
 	bash scripts/test-all.sh
 
 bench: build
 	npm run bench
+
+# The model tier's weights and tokenizer, verified by sha256, into MODELS_DIR (default ~/.cache/akto-agent-proxy/models).
+models:
+	bash scripts/models.sh
+
+# Retrains the committed classifier heads from the labelled data (tune half only); see classifier/heads/DATA_CARD.md.
+train: build models
+	npm run train -- --data ../shared/eval
 
 eval: build
 	npm run eval

@@ -18,6 +18,7 @@ import { chatExchange } from '../test/support/exchange';
 import { startAktoSink } from './akto-sink';
 import { createLogger } from '../proxy/telemetry/logger';
 import { createRegistry } from '../proxy/telemetry/metrics';
+import { SecretScrubber } from '../proxy/telemetry/scrub';
 
 export interface DeliveryCost {
   /** Microseconds spent in build + stringify + enqueue (what onComplete costs). */
@@ -29,6 +30,8 @@ export interface DeliveryCost {
 export interface IngestBenchResult {
   /** Microseconds per record for buildAktoRecord + JSON.stringify. */
   buildUs: number;
+  /** The same with four configured secrets to scrub (Akto token, two upstream credentials, hash key). */
+  buildScrubbedUs: number;
   /** Per record, memory delivery to a local receiver: time inside the hook, and all CPU until delivered. */
   memory: DeliveryCost;
   /** The same with SPOOL_WRITE_AHEAD=true (every record through the disk spool). */
@@ -65,6 +68,17 @@ export async function runIngestBench(records = 20_000): Promise<IngestBenchResul
   let recordBytes = 0;
   for (let i = 0; i < records; i++) recordBytes = JSON.stringify(buildAktoRecord(exchanges[i % 200], opts).record).length;
   const buildUs = Number(process.hrtime.bigint() - t0) / 1e3 / records;
+  const secrets = SecretScrubber.fromEnv({
+    AKTO_API_TOKEN: 'eyJhbGciOiJSUzI1NiJ9.bench-token.sig',
+    UPSTREAM_AUTHORIZATION: 'Bearer hf_benchUpstreamCredential',
+    UPSTREAM_AUTHORIZATION_1: 'Bearer sk-bench-0123456789',
+    GUARDRAILS_HASH_KEY: 'bench-hash-key-material',
+  });
+  const scrubbed: RecordOptions = { ...opts, secrets };
+  for (let i = 0; i < 2000; i++) JSON.stringify(buildAktoRecord(exchanges[i % 200], scrubbed).record);
+  t0 = process.hrtime.bigint();
+  for (let i = 0; i < records; i++) JSON.stringify(buildAktoRecord(exchanges[i % 200], scrubbed).record);
+  const buildScrubbedUs = Number(process.hrtime.bigint() - t0) / 1e3 / records;
 
   const tmp = mkdtempSync(path.join(tmpdir(), 'ingest-bench-'));
   const sink = await startAktoSink();
@@ -115,6 +129,7 @@ export async function runIngestBench(records = 20_000): Promise<IngestBenchResul
     }
     return {
       buildUs: round(buildUs),
+      buildScrubbedUs: round(buildScrubbedUs),
       memory,
       writeAhead,
       recordBytes,

@@ -2,6 +2,10 @@
  * `node [--expose-gc] dist/bench/limits.js [--requests N]`: per-request cost of the limits hooks
  * (identity, rate limits, token accounting, anomaly baselines), in process, on one core.
  *
+ * Then the shared limits: the same hooks with LIMITS_REDIS_URL pointing at a redis-server started on
+ * loopback (skipped with one line when redis-server is not installed), one request at a time, against
+ * the in-memory limiter in the same run: the p50 the Redis round trip adds.
+ *
  * Each request runs what the server runs: identityHooks.onRequest, hooks.onRequest, then
  * hooks.onComplete with usage. Exchanges are parsed once up front so only the limits work is timed.
  * Scenarios vary the number of distinct identities (1 to 200k, past the LRU cap) and the prompt
@@ -9,13 +13,14 @@
  * at most 4 KB). With --expose-gc it also reports heap per tracked identity.
  */
 import { Writable } from 'node:stream';
-import { createLimits } from '../proxy/limits';
+import { createLimits, type Limits } from '../proxy/limits';
 import { MemoryPolicyStore, type Policy } from '../proxy/policy/store';
 import type { Exchange } from '../proxy/protocols/exchange';
 import { parseRequest } from '../proxy/protocols/request';
 import { classifyRoute } from '../proxy/protocols/routes';
 import { createLogger } from '../proxy/telemetry/logger';
 import { createRegistry } from '../proxy/telemetry/metrics';
+import { findRedisServer, startRedis } from '../test/support/redis';
 
 const POLICY: Policy = {
   identity: { sources: [{ from: 'header', name: 'x-end-user-id' }, { from: 'body', field: 'user' }, { from: 'api_key' }] },
@@ -140,7 +145,7 @@ function heapPerIdentity(cap: number): number | undefined {
   return per;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const arg = process.argv.indexOf('--requests');
   const n = arg > 0 ? Number(process.argv[arg + 1]) : 200_000;
   const cap = 10_000;
@@ -162,6 +167,79 @@ function main(): void {
   const target = 0.05;
   const worst = Math.max(...results.map((r) => r.p50));
   console.log(`worst p50 ${worst.toFixed(4)} ms: ${worst <= target ? 'within' : 'OVER'} the ${target} ms target`);
+  await shared(Math.min(n, 20_000));
 }
 
-main();
+/** One request at a time through the hooks, awaiting the shared store's answer as the server does. */
+async function runAwaited(limits: Limits, requests: number, chars: number): Promise<Result> {
+  const pool: Exchange[] = [];
+  for (let i = 0; i < 256; i++) pool.push(exchange(i, 'u0', chars));
+  const output = { role: 'assistant', kind: 'completion' as const, trusted: false, path: ['choices', 0, 'message', 'content'], choice: 0, text: 'The answer is short.' };
+  const times = new Float64Array(requests);
+  for (let i = 0; i < requests; i++) {
+    const ex = pool[i % pool.length];
+    reset(ex);
+    (ex.requestHeaders as Record<string, string>)['x-end-user-id'] = `user-${i % 1000}`;
+    const t0 = process.hrtime.bigint();
+    const v = (await limits.identityHooks.onRequest!(ex)) ?? (await limits.hooks.onRequest!(ex));
+    if (v) throw new Error(`request ${i} was limited (${v.code}); the bench policy must admit everything`);
+    ex.upstreamMs = 3;
+    ex.output[0] = output;
+    ex.usage = { promptTokens: 40, completionTokens: 5, totalTokens: 45, source: 'response' };
+    ex.response = { status: 200, headers: {} };
+    ex.outcome = 'ok';
+    limits.hooks.onComplete!(ex);
+    times[i] = Number(process.hrtime.bigint() - t0) / 1e6;
+  }
+  const warm = times.slice(Math.floor(requests / 10)).sort();
+  return { name: '', p50: warm[Math.floor(warm.length * 0.5)], p99: warm[Math.floor(warm.length * 0.99)], mean: warm.reduce((a, b) => a + b, 0) / warm.length, tracked: 0 };
+}
+
+async function shared(requests: number): Promise<void> {
+  console.log('');
+  if (!findRedisServer()) {
+    console.log('shared limits: redis-server not installed (bash bench/peers/install.sh redis); skipped');
+    return;
+  }
+  const redis = await startRedis();
+  const silent = new Writable({ write: (_c, _e, cb) => cb() });
+  const onePerUser: Policy = { ...POLICY, limits: [(POLICY.limits as unknown[])[0]] };
+  const scenarios: Array<[string, Policy]> = [
+    ['1 rule per identity (1 script call)', onePerUser],
+    ['3 rules: identity, model, global (3 calls, one write)', POLICY],
+  ];
+  console.log(`shared limits on loopback redis-server, one request at a time, ${requests} requests (LIMITS_REDIS_TIMEOUT_MS 50 so nothing falls back)`);
+  console.log('scenario'.padEnd(56) + 'memory p50'.padStart(12) + 'redis p50'.padStart(12) + 'added p50'.padStart(12) + 'redis p99'.padStart(12) + 'ratio'.padStart(8));
+  let worstAdded = 0;
+  try {
+    for (const [name, policy] of scenarios) {
+      const registry = createRegistry(false);
+      const memory = createLimits(new MemoryPolicyStore(policy), {}, createLogger('warn', silent), createRegistry(false));
+      const viaRedis = createLimits(new MemoryPolicyStore(policy), { LIMITS_REDIS_URL: redis.url, LIMITS_REDIS_TIMEOUT_MS: '50', LIMITS_REDIS_KEY_PREFIX: `bench${Date.now()}` }, createLogger('warn', silent), registry);
+      while (!/^akto_proxy_limits_store_up 1$/m.test(await registry.metrics())) await new Promise((r) => setTimeout(r, 10));
+      // Alternate short rounds so both see the same machine load.
+      const mem: Result[] = [];
+      const red: Result[] = [];
+      for (let round = 0; round < 4; round++) {
+        mem.push(await runAwaited(memory, requests / 4, 1000));
+        red.push(await runAwaited(viaRedis, requests / 4, 1000));
+      }
+      const fellBack = /akto_proxy_limits_store_fallbacks_total\{[^}]*\} [1-9]/.test(await registry.metrics());
+      const med = (rs: Result[], k: 'p50' | 'p99'): number => rs.map((r) => r[k]).sort((a, b) => a - b)[rs.length >> 1];
+      const m50 = med(mem, 'p50');
+      const r50 = med(red, 'p50');
+      worstAdded = Math.max(worstAdded, r50 - m50);
+      console.log(
+        name.padEnd(56) + m50.toFixed(4).padStart(12) + r50.toFixed(4).padStart(12) + (r50 - m50).toFixed(4).padStart(12) + med(red, 'p99').toFixed(4).padStart(12) + `${(r50 / m50).toFixed(1)}x`.padStart(8) + (fellBack ? '  (some checks fell back!)' : ''),
+      );
+      memory.close();
+      viaRedis.close();
+    }
+  } finally {
+    await redis.stop();
+  }
+  const target = 0.3;
+  console.log(`worst p50 added by the Redis check ${worstAdded.toFixed(4)} ms: ${worstAdded <= target ? 'within' : 'OVER'} the ${target} ms target`);
+}
+
+void main();

@@ -5,7 +5,12 @@ import path from 'node:path';
 
 /** Shared plumbing for the benchmarks: child processes for the stub upstream and the proxy, and stats. */
 
-export const ROOT = path.resolve(__dirname, '../..');
+/** The repository root: the first directory above this file with a tsconfig.json (from bench/ under ts-jest, or dist/bench/). */
+export const ROOT = ((): string => {
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'tsconfig.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+})();
 export const DIST = path.join(ROOT, 'dist');
 
 export interface Child {

@@ -1,15 +1,21 @@
 import type { Registry } from 'prom-client';
 import pkg from '../package.json';
-import { loadProxyConfig } from './config';
-import type { Env } from './config-env';
+import { createAktoGuardrails } from './akto';
+import { createAlerts } from './alerts';
+import { loadProxyConfig, type ProxyConfig } from './config';
+import { ConfigError, type Env } from './config-env';
 import { createGuardrails } from './guardrails';
 import { createIngest } from './ingest';
 import { checkLimitsPolicy, createLimits } from './limits';
 import { startProxy, type RunningProxy } from './server';
 import { createLogger, type Logger } from './telemetry/logger';
+import { SecretScrubber } from './telemetry/scrub';
 import { createRegistry } from './telemetry/metrics';
+import { refuseSelfTarget } from './self-target';
 
 export const VERSION: string = pkg.version;
+/** Alerts get a short part of the shutdown drain: traces matter more. */
+const ALERT_DRAIN_MS = 2000;
 
 export interface RunningApp extends RunningProxy {
   logger: Logger;
@@ -22,25 +28,32 @@ export interface RunningApp extends RunningProxy {
  */
 export async function startApp(env: Env, opts: { logger?: Logger; registry?: Registry } = {}): Promise<RunningApp> {
   const config = loadProxyConfig(env);
-  const logger = opts.logger ?? createLogger(config.logLevel);
+  await refuseSelfTarget(config, env);
+  const secrets = SecretScrubber.fromEnv(env);
+  const logger = opts.logger ?? createLogger(config.logLevel, undefined, secrets);
   const registry = opts.registry ?? createRegistry();
   const guardrails = await createGuardrails(env, logger, registry, [checkLimitsPolicy]);
   const limits = createLimits(guardrails.store, env, logger, registry);
-  const ingest = await createIngest(env, logger, registry, { version: VERSION });
+  const akto = createAktoGuardrails(env, logger, registry, { version: VERSION });
+  const alerts = createAlerts(env, logger, registry, { version: VERSION });
+  if (alerts) limits.onIncident(alerts.incident);
+  const ingest = await createIngest(env, logger, registry, { version: VERSION, secrets });
   // Identity first (a cooled-down identity is refused before any scanning, an escalated one gets its
-  // stricter pack), then guardrails, then admission against the limits, then the trace.
-  const hooks = [limits.identityHooks, guardrails.hooks, limits.hooks, ingest.hooks];
+  // stricter pack), then the local guardrails, then admission against the limits, then Akto's verdict
+  // (a local block or a 429 never waits for Akto), then the trace and the alerts.
+  const hooks = [limits.identityHooks, guardrails.hooks, limits.hooks, ...(akto ? [akto.hooks] : []), ingest.hooks, ...(alerts ? [alerts.hooks] : [])];
   const stopFeatures = async (drainMs: number): Promise<void> => {
     limits.close();
     guardrails.close();
-    await ingest.close(drainMs);
+    akto?.close();
+    await Promise.all([ingest.close(drainMs), alerts?.close(Math.min(drainMs, ALERT_DRAIN_MS))]);
   };
   let proxy: RunningProxy;
   try {
-    proxy = await startProxy({ config, hooks, logger, registry, env });
+    proxy = await startProxy({ config, hooks, logger, registry, env, readyDetail: () => [guardrails.modelTier.describe()] });
   } catch (err) {
     await stopFeatures(0);
-    throw err;
+    throw listenError(err, config, env) ?? err;
   }
   return {
     ...proxy,
@@ -53,4 +66,23 @@ export async function startApp(env: Env, opts: { logger?: Logger; registry?: Reg
       await stopFeatures(Math.max(1000, config.drainTimeoutMs - (Date.now() - started)));
     },
   };
+}
+
+/** A port or address that cannot be used is a configuration error naming the variable that chose it. */
+function listenError(err: unknown, config: ProxyConfig, env: Env): ConfigError | undefined {
+  const e = err as NodeJS.ErrnoException & { port?: number; address?: string };
+  const admin = e.port === config.adminPort && !config.listeners.some((l) => l.port === e.port);
+  const portKey = admin ? 'ADMIN_PORT' : env.UPSTREAMS?.trim() ? 'UPSTREAMS' : 'AKTO_PROXY_PORT';
+  const hostKey = admin ? 'ADMIN_HOST' : 'LISTEN_HOST';
+  const where = `${e.address ?? '?'}:${e.port ?? '?'}`;
+  switch (e.code) {
+    case 'EADDRINUSE':
+      return new ConfigError(portKey, `port ${e.port} is already in use (${where}); choose a free port`);
+    case 'EACCES':
+      return new ConfigError(portKey, `port ${e.port} needs privileges this process does not have (${where}); use a port above 1023`);
+    case 'EADDRNOTAVAIL':
+      return new ConfigError(hostKey, `${e.address} is not an address of this machine`);
+    default:
+      return undefined;
+  }
 }

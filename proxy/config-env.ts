@@ -1,3 +1,5 @@
+import { parseHttpUrlText } from './http/url';
+
 /**
  * Helpers every subsystem uses to read its own environment variables. A bad value throws a
  * ConfigError naming the variable; main turns it into one log line and exit code 2.
@@ -76,16 +78,9 @@ export function envUrl(env: Env, key: string, required = false): URL | undefined
 }
 
 export function parseHttpUrl(key: string, value: string): URL {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new ConfigError(key, 'is not a valid URL (expected http://host[:port][/path] or https://...)');
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ConfigError(key, `must use http or https, got "${url.protocol.replace(':', '')}"`);
-  }
-  return url;
+  const parsed = parseHttpUrlText(value);
+  if (parsed.problem !== undefined) throw new ConfigError(key, parsed.problem);
+  return parsed.url;
 }
 
 /** A comma-separated list, trimmed, empty entries dropped. */

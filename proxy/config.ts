@@ -1,4 +1,6 @@
-import { Env, envEnum, envInt, envPort, envString, envUrl, ConfigError, parseHttpUrl, envBool } from './config-env';
+import { validateHeaderValue } from 'node:http';
+import { Env, envEnum, envInt, envPort, envString, ConfigError, parseHttpUrl, envBool } from './config-env';
+import type { ListenerTls } from './http/serving';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -7,6 +9,12 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export interface Listener {
   port: number;
   upstream: URL;
+  /** The env var holding the upstream URL (APP_URL, APP_URL_1, ...). */
+  urlVar: string;
+  /** The env var that may hold this upstream's credential, by the naming rule. */
+  authorizationVar: string;
+  /** When set, replaces any client Authorization header on the way to THIS upstream only. Never logged. */
+  authorization?: string;
 }
 
 export interface ProxyConfig {
@@ -22,12 +30,12 @@ export interface ProxyConfig {
   maxRequestBytes: number;
   /** Largest response body that is buffered and inspected; larger ones stream through uninspected. */
   maxResponseBytes: number;
-  /** When set, replaces any client Authorization header on the way upstream. Never logged. */
-  upstreamAuthorization?: string;
   /** Milliseconds to finish in-flight requests after SIGTERM. */
   drainTimeoutMs: number;
   /** Pass `Accept-Encoding: identity` upstream on inspected routes so bodies can be read. */
   forceIdentityEncoding: boolean;
+  /** HTTPS on the proxied ports (gateway mode); unset = plain HTTP. */
+  listenTls?: ListenerTls;
 }
 
 const MiB = 1024 * 1024;
@@ -40,7 +48,6 @@ export function loadProxyConfig(env: Env): ProxyConfig {
   for (const l of listeners) {
     if (l.port !== 0 && l.port === adminPort) throw new ConfigError('ADMIN_PORT', `must differ from the proxy port ${l.port}`);
   }
-  const authorization = envString(env, 'UPSTREAM_AUTHORIZATION');
   return {
     listeners,
     listenHost: envString(env, 'LISTEN_HOST', '0.0.0.0'),
@@ -50,31 +57,87 @@ export function loadProxyConfig(env: Env): ProxyConfig {
     requestTimeoutMs: envInt(env, 'REQUEST_TIMEOUT', 120, 1, 3600) * 1000,
     maxRequestBytes: envInt(env, 'MAX_REQUEST_SIZE', 10 * MiB, 1024),
     maxResponseBytes: envInt(env, 'MAX_RESPONSE_SIZE', 10 * MiB, 1024),
-    upstreamAuthorization: authorization,
     drainTimeoutMs: envInt(env, 'DRAIN_TIMEOUT', 25, 0, 3600) * 1000,
     forceIdentityEncoding: envBool(env, 'UPSTREAM_IDENTITY_ENCODING', true),
+    listenTls: loadListenTls(env),
   };
+}
+
+/** LISTEN_TLS_CERT_FILE and LISTEN_TLS_KEY_FILE come together; LISTEN_TLS_RELOAD_MS (default 5000) polls for rotation. */
+function loadListenTls(env: Env): ListenerTls | undefined {
+  const certFile = envString(env, 'LISTEN_TLS_CERT_FILE');
+  const keyFile = envString(env, 'LISTEN_TLS_KEY_FILE');
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  if (certFile === undefined) throw new ConfigError('LISTEN_TLS_CERT_FILE', 'must be set together with LISTEN_TLS_KEY_FILE');
+  if (keyFile === undefined) throw new ConfigError('LISTEN_TLS_KEY_FILE', 'must be set together with LISTEN_TLS_CERT_FILE');
+  return { certFile, keyFile, reloadMs: envInt(env, 'LISTEN_TLS_RELOAD_MS', 5000, 50, 3_600_000) };
+}
+
+/** URL variables of listeners: APP_URL, or APP_URL_<suffix> with UPSTREAMS. */
+const URL_VAR = /^APP_URL(?:_([A-Za-z0-9_]+))?$/;
+/** Every variable that may hold an upstream credential (typos included); each must belong to exactly one listener. */
+const AUTHORIZATION_PREFIX = 'UPSTREAM_AUTHORIZATION';
+
+/** The one credential variable of a URL variable: APP_URL -> UPSTREAM_AUTHORIZATION, APP_URL_1 -> UPSTREAM_AUTHORIZATION_1. */
+export function authorizationVarFor(urlVar: string): string {
+  const m = URL_VAR.exec(urlVar);
+  if (!m) throw new Error(`${urlVar} is not a listener URL variable`);
+  return m[1] === undefined ? AUTHORIZATION_PREFIX : `${AUTHORIZATION_PREFIX}_${m[1]}`;
 }
 
 /**
  * APP_URL gives one upstream on AKTO_PROXY_PORT. UPSTREAMS (set by the webhook when a pod talks to
- * several endpoints) lists `port=ENV_NAME` pairs: each port forwards to the URL held in ENV_NAME,
- * so a URL that comes from a Secret never appears in the pod spec as text.
+ * several endpoints) lists `port=APP_URL_<suffix>` pairs: each port forwards to the URL held in
+ * that variable, so a URL that comes from a Secret never appears in the pod spec as text. Each
+ * URL variable owns one credential variable by name, and a credential variable no listener owns
+ * stops the start: a token is never sent anywhere but the upstream it was configured for.
  */
 function loadListeners(env: Env, proxyPort: number): Listener[] {
   const spec = envString(env, 'UPSTREAMS');
-  if (spec === undefined) return [{ port: proxyPort, upstream: envUrl(env, 'APP_URL', true) }];
-  const listeners: Listener[] = [];
-  for (const entry of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const m = /^(\d{1,5})=([A-Za-z_][A-Za-z0-9_]*)$/.exec(entry);
-    if (!m) throw new ConfigError('UPSTREAMS', `entry "${entry}" must look like 8080=APP_URL (port=ENV_VAR_NAME)`);
-    const port = Number(m[1]);
-    if (port > 65535) throw new ConfigError('UPSTREAMS', `port ${port} is out of range`);
-    if (listeners.some((l) => l.port === port)) throw new ConfigError('UPSTREAMS', `port ${port} is listed twice`);
-    const value = envString(env, m[2]);
-    if (value === undefined) throw new ConfigError(m[2], `is named by UPSTREAMS for port ${port} but not set`);
-    listeners.push({ port, upstream: parseHttpUrl(m[2], value) });
+  const entries: Array<{ port: number; urlVar: string }> = [];
+  if (spec === undefined) entries.push({ port: proxyPort, urlVar: 'APP_URL' });
+  else {
+    for (const entry of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+      const m = /^(\d{1,5})=([A-Za-z_][A-Za-z0-9_]*)$/.exec(entry);
+      if (!m) throw new ConfigError('UPSTREAMS', `entry "${entry}" must look like 8080=APP_URL (port=ENV_VAR_NAME)`);
+      const port = Number(m[1]);
+      const urlVar = m[2];
+      if (port > 65535) throw new ConfigError('UPSTREAMS', `port ${port} is out of range`);
+      if (entries.some((e) => e.port === port)) throw new ConfigError('UPSTREAMS', `port ${port} is listed twice`);
+      if (!URL_VAR.test(urlVar)) {
+        throw new ConfigError('UPSTREAMS', `names ${urlVar}: listener URL variables are APP_URL or APP_URL_<suffix>, so each has one credential variable (UPSTREAM_AUTHORIZATION or UPSTREAM_AUTHORIZATION_<suffix>)`);
+      }
+      const twin = entries.find((e) => e.urlVar === urlVar);
+      if (twin) throw new ConfigError('UPSTREAMS', `names ${urlVar} for ports ${twin.port} and ${port}: each upstream (and its credential) belongs to one listener`);
+      entries.push({ port, urlVar });
+    }
+    if (entries.length === 0) throw new ConfigError('UPSTREAMS', 'lists no upstream');
   }
-  if (listeners.length === 0) throw new ConfigError('UPSTREAMS', 'lists no upstream');
+  const listeners = entries.map(({ port, urlVar }): Listener => {
+    const value = envString(env, urlVar);
+    if (value === undefined) {
+      throw new ConfigError(urlVar, spec === undefined ? 'is required but not set' : `is named by UPSTREAMS for port ${port} but not set`);
+    }
+    const authorizationVar = authorizationVarFor(urlVar);
+    const authorization = envString(env, authorizationVar);
+    if (authorization !== undefined) checkHeaderValue(authorizationVar, authorization);
+    return { port, upstream: parseHttpUrl(urlVar, value), urlVar, authorizationVar, authorization };
+  });
+  for (const key of Object.keys(env)) {
+    if (!key.startsWith(AUTHORIZATION_PREFIX) || envString(env, key) === undefined) continue;
+    if (listeners.some((l) => l.authorizationVar === key)) continue;
+    const owner = `APP_URL${key.slice(AUTHORIZATION_PREFIX.length)}`;
+    const listed = listeners.map((l) => l.urlVar).join(', ');
+    throw new ConfigError(key, `is set but no listener forwards to ${owner} (the listeners use ${listed}); a credential is only sent to the upstream of its own URL variable`);
+  }
   return listeners;
+}
+
+/** A header value Node would refuse at send time (CR, LF, other control characters) is a start error. */
+function checkHeaderValue(key: string, value: string): void {
+  try {
+    validateHeaderValue('authorization', value);
+  } catch {
+    throw new ConfigError(key, 'must be a single-line header value without control characters');
+  }
 }

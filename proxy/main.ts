@@ -2,13 +2,14 @@
 import { startApp } from './app';
 import { ConfigError } from './config-env';
 import { createLogger } from './telemetry/logger';
+import { SecretScrubber } from './telemetry/scrub';
 
 async function main(): Promise<void> {
   let app;
   try {
     app = await startApp(process.env);
   } catch (err) {
-    const logger = createLogger('info');
+    const logger = createLogger('info', undefined, SecretScrubber.fromEnv(process.env));
     if (err instanceof ConfigError) {
       // One line naming the variable; no stack trace for a configuration mistake.
       logger.fatal({ key: err.key }, `configuration error: ${err.message}`);

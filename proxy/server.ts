@@ -1,20 +1,23 @@
 import { randomUUID } from 'node:crypto';
-import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { Registry } from 'prom-client';
 import type { ProxyConfig, Listener } from './config';
 import type { Env } from './config-env';
-import type { ExchangeHooks, StreamInspector } from './hooks';
-import { BodyTooLargeError, Capture, readBody } from './http/body';
+import type { ExchangeHooks, OversizeAction, ResponseInspection, StreamInspector } from './hooks';
+import { BodyTooLargeError, Capture, decodedBody, readBody } from './http/body';
 import { createUpstreamAgent } from './http/agents';
-import { headerValue, isEventStream, isJsonLike, stripHopByHop } from './http/headers';
-import { renderError } from './protocols/errors';
-import { newExchange, type BlockVerdict, type Exchange, type Outcome } from './protocols/exchange';
-import { attachRequestBody, serializeRequest } from './protocols/request';
+import { createServingServer, type ServingServer } from './http/serving';
+import { decodeContentEncoding } from './http/content-encoding';
+import { headerValue, isEventStream, isUploadType, stripHopByHop } from './http/headers';
+import { renderError, VERDICT_HEADER } from './protocols/errors';
+import { newExchange, type BlockVerdict, type Exchange, type Outcome, type Stage } from './protocols/exchange';
+import { attachRequestBody, isInferenceRoute, serializeRequest, utf8ContentType } from './protocols/request';
 import { parseResponse, serializeResponse } from './protocols/response';
-import { classifyRoute } from './protocols/routes';
+import { routeRequest } from './protocols/routes';
+import { createJsonStreamRewriter } from './protocols/json-stream';
 import { createStreamRewriter, type StreamRewriter } from './protocols/stream';
 import { chainInspectors } from './stream-chain';
 import type { Logger } from './telemetry/logger';
@@ -28,6 +31,8 @@ export interface ProxyOptions {
   registry: Registry;
   /** Environment for CA lookup; defaults to process.env. */
   env?: Env;
+  /** Extra lines for the /readyz body. */
+  readyDetail?: () => string[];
 }
 
 export interface RunningProxy {
@@ -46,6 +51,19 @@ interface Route {
   agent: http.Agent;
 }
 
+/** Turns upstream body bytes into the bytes the client gets (an event-stream or large-JSON rewriter). */
+interface BodyRewriter {
+  push(chunk: Buffer): Buffer | string;
+  end(): Buffer | string;
+  readonly blocked?: BlockVerdict;
+}
+
+/** An inspector's check of a stream's whole answer, and the rewriter holding the stream's terminal events for it. */
+interface FinalCheck {
+  check(): Promise<BlockVerdict | undefined>;
+  rewriter: StreamRewriter;
+}
+
 /** Everything one request needs between the client side and the upstream side. */
 interface Flight {
   ex: Exchange;
@@ -57,6 +75,8 @@ interface Flight {
   inspect: boolean;
   /** The request body was read into ex.requestBody, so it is sent from there rather than piped. */
   bodyRead: boolean;
+  /** The body arrived with a Content-Encoding that was undone: the decoded bytes are forwarded. */
+  contentDecoded: boolean;
   proxyReq?: http.ClientRequest;
   proxyRes?: IncomingMessage;
   timer?: NodeJS.Timeout;
@@ -81,14 +101,16 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const inFlight = new Set<Flight>();
   let draining = false;
 
-  const proxy = httpProxy.createProxyServer({});
+  // The path is set on the upstream request itself (bodySource): http-proxy's own join would rewrite it.
+  const proxy = httpProxy.createProxyServer({ prependPath: false, ignorePath: true });
   proxy.on('proxyRes', (proxyRes, req) => {
     const flight = (req as FlightRequest)[FLIGHT];
     if (flight) onUpstreamResponse(flight, proxyRes);
   });
   proxy.on('proxyReq', (proxyReq, req) => {
     const flight = (req as FlightRequest)[FLIGHT];
-    if (flight) flight.proxyReq = proxyReq;
+    if (!flight) return;
+    flight.proxyReq = proxyReq;
   });
   // http-proxy reports resets of sockets the client already closed here, not to the callback.
   proxy.on('econnreset', () => undefined);
@@ -100,17 +122,20 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   }));
 
   const servers: http.Server[] = [];
+  const serving: ServingServer[] = [];
   const sockets = new Set<Socket>();
   for (const route of routes) {
     // Node's own server, not express, on the proxied port: express re-prototypes every req/res,
     // which raised the CPU per proxied request by ~70% in an A/B (see README, Measured figures).
-    const server = http.createServer((req, res) => {
+    const listener = createServingServer(config.listenTls, logger, (req, res) => {
       handle(route, req, res).catch((err: unknown) => {
         logger.error({ err }, 'unexpected error while proxying');
         if (!res.headersSent) res.writeHead(500).end();
         else res.destroy();
       });
     });
+    serving.push(listener);
+    const server = listener.server;
     server.keepAliveTimeout = 65_000;
     server.headersTimeout = 66_000;
     server.requestTimeout = 0; // streams may run for minutes; REQUEST_TIMEOUT covers the upstream side
@@ -131,15 +156,15 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     host: config.adminHost,
     registry,
     ready: () => !draining,
+    detail: opts.readyDetail,
   });
 
-  const urls = servers.map((s) => `http://${loopbackHost(config.listenHost)}:${(s.address() as AddressInfo).port}`);
+  const urls = servers.map((s, i) => `${serving[i].scheme}://${loopbackHost(config.listenHost)}:${(s.address() as AddressInfo).port}`);
   logger.info(
     {
-      listeners: routes.map((r, i) => ({ url: urls[i], upstream: redactUrl(r.listener.upstream) })),
+      listeners: routes.map((r, i) => ({ url: urls[i], upstream: redactUrl(r.listener.upstream), authorization: r.listener.authorization ? 'set' : 'not set' })),
       admin: admin.url,
       hooks: hooks.map((h) => h.name),
-      upstreamAuthorization: config.upstreamAuthorization ? 'set' : 'not set',
     },
     'akto-agent-proxy listening',
   );
@@ -148,24 +173,25 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     const started = process.hrtime.bigint();
     const method = req.method ?? 'GET';
     // The webhook points apps at the bare listener, so APP_URL may carry "/v1": classify what the endpoint serves.
-    const path = upstreamPath(route.listener.upstream, req.url ?? '/');
-    const { api, dialect } = classifyRoute(method, path);
+    const routed = routeRequest(method, req.url ?? '/', route.listener.upstream.pathname);
+    const api = routed.ok ? routed.api : 'passthrough';
     const contentType = headerValue(req.headers, 'content-type');
-    const inspect = api !== 'passthrough' && isJsonLike(contentType);
+    const inspect = api !== 'passthrough' && (isInferenceRoute(api) || !isUploadType(contentType));
     const ex = newExchange({
       id: requestId(req),
       method,
-      path,
+      path: routed.ok ? routed.path : pathOnly(req.url ?? '/').slice(0, 256),
       api,
-      dialect,
+      dialect: routed.dialect,
       clientAddress: req.socket.remoteAddress ?? '',
       requestHeaders: { ...req.headers },
       upstream: route.listener.upstream,
     });
-    const flight: Flight = { ex, route, req, res, started, inspect, bodyRead: false, timedOut: false, sentAt: 0, bytesIn: 0, done: false };
+    const flight: Flight = { ex, route, req, res, started, inspect, bodyRead: false, contentDecoded: false, timedOut: false, sentAt: 0, bytesIn: 0, done: false };
     inFlight.add(flight);
     metrics.inFlight.inc();
     res.once('close', () => onClientClose(flight));
+    if (!routed.ok) return rejectPath(flight, routed.reason);
 
     if (inspect) {
       const declared = Number(headerValue(req.headers, 'content-length') ?? 0);
@@ -179,14 +205,25 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       }
       flight.bodyRead = true;
       flight.bytesIn = body.length;
-      attachRequestBody(ex, body, contentType);
+      // Decode as the upstream would, never past the bound: the decoded bytes are what is inspected and forwarded.
+      const decoded = await decodeContentEncoding(body, headerValue(req.headers, 'content-encoding'), config.maxRequestBytes);
+      if (!decoded.ok && decoded.tooLarge) return rejectTooLarge(flight);
+      if (decoded.ok && decoded.codings.length > 0) {
+        flight.contentDecoded = true;
+        ex.notes.body = { decodedFrom: decoded.codings };
+      }
+      attachRequestBody(ex, decoded.ok ? decoded.body : body, contentType, decoded.ok ? undefined : decoded.reason);
       if (ex.api === 'passthrough') flight.inspect = false;
     }
 
     const verdict = await runVerdictHooks(flight, 'request');
     if (verdict) return respondBlocked(flight, verdict);
     if (flight.done) return;
-    if (ex.input.some((s) => s.edited)) ex.requestBody = serializeRequest(ex);
+    if (ex.input.some((s) => s.edited && !s.readonly)) {
+      ex.requestBody = serializeRequest(ex);
+      const ct = utf8ContentType(contentType);
+      if (ct !== undefined) req.headers['content-type'] = ct;
+    }
 
     forward(flight);
   }
@@ -216,12 +253,13 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     if (flight.inspect && config.forceIdentityEncoding) headers['accept-encoding'] = 'identity';
     if (flight.bodyRead) {
       headers['content-length'] = String(ex.requestBody.length);
+      if (flight.contentDecoded) delete headers['content-encoding'];
     } else {
       const capture = new Capture(config.maxRequestBytes);
       flight.requestCapture = capture;
       req.on('data', (chunk: Buffer) => capture.add(chunk));
     }
-    if (config.upstreamAuthorization !== undefined) headers.authorization = config.upstreamAuthorization;
+    if (route.listener.authorization !== undefined) headers.authorization = route.listener.authorization;
     headers['x-request-id'] = ex.id;
 
     (req as FlightRequest)[FLIGHT] = flight;
@@ -236,7 +274,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
         changeOrigin: true,
         xfwd: true,
         selfHandleResponse: true,
-        buffer: flight.bodyRead ? bodySource(ex.requestBody) : undefined,
+        buffer: bodySource(ex.path, flight.bodyRead ? ex.requestBody : req),
       },
       (err) => onUpstreamError(flight, err as NodeJS.ErrnoException),
     );
@@ -275,7 +313,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   }
 
   function onUpstreamResponse(flight: Flight, proxyRes: IncomingMessage): void {
-    const { ex, res } = flight;
+    const { ex } = flight;
     flight.proxyRes = proxyRes;
     ex.upstreamMs = Math.round((performance.now() - flight.sentAt) * 100) / 100;
     ex.upstreamAddress = proxyRes.socket?.remoteAddress;
@@ -290,123 +328,274 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     headers['x-request-id'] = ex.id;
     const status = proxyRes.statusCode ?? 502;
     const contentType = headerValue(proxyRes.headers, 'content-type');
-    const encoded = (headerValue(proxyRes.headers, 'content-encoding') ?? 'identity') !== 'identity';
     flight.capture = new Capture(config.maxResponseBytes);
     proxyRes.on('error', () => undefined); // reported through 'aborted' / close below
 
-    if (flight.inspect && !encoded && isEventStream(contentType)) return relayStream(flight, proxyRes, status, headers);
-    const declared = Number(headerValue(proxyRes.headers, 'content-length') ?? 0);
-    if (flight.inspect && !encoded && declared <= config.maxResponseBytes) return inspectBody(flight, proxyRes, status, headers);
-    relayRaw(flight, proxyRes, status, headers);
-    res.on('finish', () => finish(flight, 'ok'));
+    if (!flight.inspect) return relayRaw(flight, proxyRes, status, headers);
+    const inspection = responseInspection(ex);
+    // An inspected route's body is read as the client will read it: decompressed, whatever the upstream chose.
+    const body = decodedBody(proxyRes, headers, (err) => bodyFailed(flight, proxyRes, err));
+    if (!body) {
+      if (!inspection) return relayRaw(flight, proxyRes, status, headers);
+      const encoding = headerValue(proxyRes.headers, 'content-encoding');
+      return refuseResponse(flight, proxyRes, {
+        status: 502,
+        type: 'response_unreadable',
+        code: 'response_unreadable',
+        message: `upstream answered with content-encoding "${encoding}", which the guardrails cannot read`,
+      });
+    }
+    if (isEventStream(contentType)) return relayStream(flight, proxyRes, body, status, headers);
+    const declared = body === proxyRes ? Number(headerValue(proxyRes.headers, 'content-length') ?? 0) : 0;
+    if (declared > config.maxResponseBytes) return oversize(flight, proxyRes, body, status, headers, inspection, []);
+    // The headers the body is read with: no content-encoding once it was decoded.
+    const read: IncomingHttpHeaders = body === proxyRes ? proxyRes.headers : { ...proxyRes.headers, 'content-encoding': undefined };
+    inspectBody(flight, proxyRes, body, status, headers, inspection, read);
   }
 
-  /** Uninspected body: bytes flow through as they come; a copy within the bound goes to the trace. */
-  function relayRaw(flight: Flight, proxyRes: IncomingMessage, status: number, headers: OutgoingHttpHeaders, prefix?: Buffer): void {
+  /** The strictest answer of the hooks that inspect this response (block over scan over allow), or undefined. */
+  function responseInspection(ex: Exchange): ResponseInspection | undefined {
+    const rank: Record<OversizeAction, number> = { allow: 0, scan: 1, block: 2 };
+    let found: ResponseInspection | undefined;
+    for (const hook of hooks) {
+      let r: ResponseInspection | undefined;
+      try {
+        r = hook.responseInspection?.(ex);
+      } catch (err) {
+        hookFailed(hook, 'response', err);
+      }
+      if (r && (!found || rank[r.onOversize] > rank[found.onOversize])) found = r;
+    }
+    return found;
+  }
+
+  /** Uninspected (or unreadable) body: bytes flow through as they come; a copy within the bound goes to the trace. */
+  function relayRaw(flight: Flight, source: Readable, status: number, headers: OutgoingHttpHeaders, prefix: Buffer[] = []): void {
     const { res } = flight;
     clearTimeout(flight.timer);
     res.writeHead(status, headers);
-    if (prefix) {
-      flight.capture!.add(prefix);
-      res.write(prefix);
+    for (const chunk of prefix) {
+      flight.capture!.add(chunk);
+      res.write(chunk);
     }
-    proxyRes.on('data', (chunk: Buffer) => flight.capture!.add(chunk));
-    proxyRes.on('end', () => recordResponse(flight, status, headers));
-    proxyRes.pipe(res);
+    source.on('data', (chunk: Buffer) => flight.capture!.add(chunk));
+    source.on('end', () => recordResponse(flight, status, headers));
+    source.pipe(res);
+    res.on('finish', () => finish(flight, 'ok'));
   }
 
-  function inspectBody(flight: Flight, proxyRes: IncomingMessage, status: number, headers: OutgoingHttpHeaders): void {
+  function inspectBody(
+    flight: Flight,
+    proxyRes: IncomingMessage,
+    body: Readable,
+    status: number,
+    headers: OutgoingHttpHeaders,
+    inspection: ResponseInspection | undefined,
+    read: IncomingHttpHeaders,
+  ): void {
     const chunks: Buffer[] = [];
     let size = 0;
-    let overflowed = false;
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
       chunks.push(chunk);
       if (size > config.maxResponseBytes) {
-        // Too big to inspect: hand over what we have and stream the rest untouched.
-        overflowed = true;
-        proxyRes.off('data', onData);
-        proxyRes.off('end', onEnd);
-        flight.ex.notes.proxy = { responseInspected: false, reason: 'response larger than MAX_RESPONSE_SIZE' };
-        relayRaw(flight, proxyRes, status, headers, Buffer.concat(chunks, size));
-        flight.res.on('finish', () => finish(flight, 'ok'));
+        body.off('data', onData);
+        body.off('end', onEnd);
+        oversize(flight, proxyRes, body, status, headers, inspection, chunks);
       }
     };
     const onEnd = (): void => {
-      if (overflowed) return;
       clearTimeout(flight.timer);
-      void completeInspected(flight, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size), status, headers, proxyRes);
+      void completeInspected(flight, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size), status, headers, read);
     };
-    proxyRes.on('data', onData);
-    proxyRes.on('end', onEnd);
+    body.on('data', onData);
+    body.on('end', onEnd);
   }
 
-  async function completeInspected(flight: Flight, body: Buffer, status: number, headers: OutgoingHttpHeaders, proxyRes: IncomingMessage): Promise<void> {
+  /**
+   * A response too large to buffer: per the policy's on_oversize, streamed through the channel filters in
+   * bounded memory (scan), refused (block), or passed unchecked (allow, also when nothing inspects responses).
+   */
+  function oversize(flight: Flight, proxyRes: IncomingMessage, body: Readable, status: number, headers: OutgoingHttpHeaders, inspection: ResponseInspection | undefined, read: Buffer[]): void {
+    const { ex } = flight;
+    const action = inspection?.onOversize ?? 'allow';
+    const reason = 'response larger than MAX_RESPONSE_SIZE';
+    if (action === 'block') {
+      ex.notes.proxy = { responseInspected: false, reason, onOversize: action };
+      return refuseResponse(flight, proxyRes, { status: 502, type: 'response_too_large', code: 'response_too_large', message: `upstream response exceeds MAX_RESPONSE_SIZE (${config.maxResponseBytes} bytes)` });
+    }
+    const inspector = action === 'scan' ? responseInspector(ex) : undefined;
+    if (!inspector) {
+      ex.notes.proxy = { responseInspected: false, reason };
+      return relayRaw(flight, body, status, headers, read);
+    }
+    ex.notes.proxy = { responseInspected: 'streamed', reason };
+    scanLargeBody(flight, proxyRes, body, status, headers, inspector, read);
+  }
+
+  function scanLargeBody(flight: Flight, proxyRes: IncomingMessage, body: Readable, status: number, headers: OutgoingHttpHeaders, inspector: StreamInspector, read: Buffer[]): void {
+    delete headers['content-length'];
+    flight.res.writeHead(status, headers);
+    relayThrough(flight, proxyRes, body, status, headers, createJsonStreamRewriter(flight.ex, inspector), { stopOnBlock: false, read });
+  }
+
+  /** The upstream died mid-body (or its body would not decode): release what filters still hold, end the response. */
+  function upstreamDied(flight: Flight, status: number, headers: OutgoingHttpHeaders, flush: () => void): void {
+    if (flight.done) return;
+    // Also fires when we cancelled the upstream because the client left.
+    if (flight.req.socket.destroyed) return onClientClose(flight);
+    flush();
+    flight.res.end();
+    recordResponse(flight, status, headers);
+    finish(flight, 'upstream_error');
+  }
+
+  function bodyFailed(flight: Flight, proxyRes: IncomingMessage, err: Error): void {
+    if (flight.done) return;
+    logger.warn({ reqId: flight.ex.id, err: errorSummary(err) }, 'upstream response body could not be decoded');
+    if (!flight.res.headersSent) {
+      sendError(flight, { status: 502, type: 'upstream_unreachable', code: 'response_unreadable', message: 'upstream response body could not be decoded' }, false);
+      finish(flight, 'upstream_error');
+    } else {
+      flight.res.end();
+      finish(flight, 'upstream_error');
+    }
+    proxyRes.destroy();
+  }
+
+  /** Answers instead of the upstream's response (its body is not read), recorded as blocked. */
+  function refuseResponse(flight: Flight, proxyRes: IncomingMessage, verdict: BlockVerdict): void {
+    clearTimeout(flight.timer);
+    respondBlocked(flight, verdict, 'response');
+    proxyRes.destroy();
+  }
+
+  /** The stream filters of the hooks that inspect this exchange's response, chained; undefined when none does. */
+  function responseInspector(ex: Exchange): StreamInspector | undefined {
+    return chainInspectors(hooks.map((h) => openStream(h, ex)).filter((i): i is StreamInspector => i !== undefined));
+  }
+
+  async function completeInspected(flight: Flight, body: Buffer, status: number, headers: OutgoingHttpHeaders, read: IncomingHttpHeaders): Promise<void> {
     const { ex, res } = flight;
-    parseResponse(ex, body, proxyRes.headers);
+    parseResponse(ex, body, read);
     ex.response = { status, headers, body };
     const verdict = await runVerdictHooks(flight, 'response');
-    if (verdict) return respondBlocked(flight, verdict);
     if (flight.done) return;
-    const out = ex.output.some((s) => s.edited) ? serializeResponse(ex, body) : body;
+    // A guard that could not judge the answer (an outage failing closed, 5xx) is no content verdict: the client
+    // gets that error, retryable as the verdict says, rather than an answer that looks filtered.
+    if (verdict && verdict.status >= 500) return respondBlocked(flight, verdict, 'response');
+    let out = body;
+    if (verdict) {
+      // The model answered; a response-stage block is not the client's fault: the answer comes back with the
+      // offending choices withheld (finish_reason content_filter), never as a 4xx the client would blame itself for.
+      const filtered = serializeResponse(ex, body, verdict);
+      if (!filtered) return respondBlocked(flight, verdict, 'response');
+      out = filtered;
+      headers[VERDICT_HEADER] = `content_filter; rule=${verdict.code}`;
+    } else if (ex.output.some((s) => s.edited)) {
+      out = serializeResponse(ex, body);
+      headers[VERDICT_HEADER] = 'redacted';
+    }
     headers['content-length'] = String(out.length);
     delete headers['transfer-encoding'];
     flight.capture!.add(out);
     res.writeHead(status, headers);
     res.end(out);
     recordResponse(flight, status, headers);
-    finish(flight, 'ok');
+    finish(flight, verdict ? 'blocked' : 'ok');
   }
 
-  function relayStream(flight: Flight, proxyRes: IncomingMessage, status: number, headers: OutgoingHttpHeaders): void {
+  function relayStream(flight: Flight, proxyRes: IncomingMessage, body: Readable, status: number, headers: OutgoingHttpHeaders): void {
     const { ex, res } = flight;
     ex.stream = true;
     delete headers['content-length'];
-    const inspector = chainInspectors(hooks.map((h) => openStream(h, ex)).filter((i): i is StreamInspector => i !== undefined));
-    const rewriter: StreamRewriter = createStreamRewriter(ex, inspector);
+    const inspector = responseInspector(ex);
     res.writeHead(status, headers);
     res.flushHeaders();
+    const rewriter = createStreamRewriter(ex, inspector);
+    const check = inspector?.finalCheck;
+    // Without an inspector nothing can change the bytes: they are sent first and parsed for usage and the trace after.
+    relayThrough(flight, proxyRes, body, status, headers, rewriter, {
+      passThrough: !inspector,
+      stopOnBlock: true,
+      ...(check ? { final: { check: () => check.call(inspector), rewriter } } : {}),
+    });
+  }
+
+  /**
+   * Sends `body` to the client through `rewriter` as it arrives, ending with what the filters still hold. A
+   * stream stops reading the upstream at a block; a large JSON body is read to its end so the client's JSON stays whole.
+   */
+  function relayThrough(
+    flight: Flight,
+    proxyRes: IncomingMessage,
+    body: Readable,
+    status: number,
+    headers: OutgoingHttpHeaders,
+    rewriter: BodyRewriter,
+    opts: { passThrough?: boolean; stopOnBlock: boolean; read?: Buffer[]; final?: FinalCheck },
+  ): void {
+    const { res } = flight;
     const send = (bytes: Buffer | string): void => {
       if (bytes.length === 0) return;
       flight.capture!.add(bytes);
       res.write(bytes);
     };
-    proxyRes.on('data', (chunk: Buffer) => {
+    for (const chunk of opts.read ?? []) send(rewriter.push(chunk));
+    body.on('data', (chunk: Buffer) => {
       if (flight.done) return;
       armIdleTimer(flight);
-      if (!inspector) {
-        // Nothing can change the bytes: send first, parse for usage and the trace after.
+      if (opts.passThrough) {
         send(chunk);
         rewriter.push(chunk);
         return;
       }
       send(rewriter.push(chunk));
-      if (rewriter.blocked) {
+      if (opts.stopOnBlock && rewriter.blocked) {
         clearTimeout(flight.timer);
-        proxyRes.destroy();
         res.end();
         recordResponse(flight, status, headers);
+        // Finish before cancelling the upstream: destroying it emits 'aborted' at once, read as an upstream failure.
         finish(flight, 'blocked');
+        proxyRes.destroy();
       }
     });
-    proxyRes.on('end', () => {
-      if (flight.done) return;
-      clearTimeout(flight.timer);
-      send(rewriter.end());
+    const close = (): void => {
       res.end();
       recordResponse(flight, status, headers);
       finish(flight, rewriter.blocked ? 'blocked' : 'ok');
-    });
-    proxyRes.on('aborted', () => {
+    };
+    body.on('end', () => {
       if (flight.done) return;
-      // Also fires when we cancelled the upstream because the client left.
-      if (flight.req.socket.destroyed) return onClientClose(flight);
-      // The upstream died mid-stream: release what filters still hold, then end the response.
+      clearTimeout(flight.timer);
       send(rewriter.end());
-      res.end();
-      recordResponse(flight, status, headers);
-      finish(flight, 'upstream_error');
+      const final = opts.final;
+      if (!final || rewriter.blocked) return close();
+      // A check of the whole answer (Akto): the terminal events wait for it; tokens already sent stay sent.
+      void finalVerdict(final.check).then((verdict) => {
+        if (flight.done) return; // the client left meanwhile
+        send(verdict ? final.rewriter.cut(verdict) : final.rewriter.release());
+        close();
+      });
     });
+    // The upstream died mid-body: release what filters still hold, and the terminal events a final check held.
+    proxyRes.on('aborted', () =>
+      upstreamDied(flight, status, headers, () => {
+        send(rewriter.end());
+        if (opts.final) send(opts.final.rewriter.release());
+      }),
+    );
+  }
+
+  /** A final check that throws is logged and counted like a failed hook; the stream then ends as it was. */
+  async function finalVerdict(check: () => Promise<BlockVerdict | undefined>): Promise<BlockVerdict | undefined> {
+    try {
+      return await check();
+    } catch (err) {
+      metrics.hookErrors.inc({ hook: 'stream', phase: 'final_check' });
+      logger.error({ phase: 'final_check', err: errorSummary(err) }, 'stream final check failed; the stream ends as it was');
+      return undefined;
+    }
   }
 
   function armIdleTimer(flight: Flight): void {
@@ -432,30 +621,33 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       : { status, headers, body: bytes, truncated: capture.truncated };
   }
 
-  function respondBlocked(flight: Flight, verdict: BlockVerdict): void {
-    sendError(flight, verdict, false);
+  function respondBlocked(flight: Flight, verdict: BlockVerdict, stage: Stage = 'request'): void {
+    sendError(flight, verdict, false, stage);
+    finish(flight, 'blocked');
+  }
+
+  /** A request target with no single meaning for every upstream (routes.ts): refused before anything is read. */
+  function rejectPath(flight: Flight, reason: string): void {
+    flight.ex.notes.proxy = { refused: 'request path', reason };
+    sendError(flight, { status: 400, type: 'invalid_request_path', code: 'invalid_request_path', message: `Request refused: ${reason}` }, false);
     finish(flight, 'blocked');
   }
 
   function rejectTooLarge(flight: Flight): void {
-    sendError(
-      flight,
-      { status: 413, type: 'request_too_large', code: 'request_too_large', message: `request body exceeds MAX_REQUEST_SIZE (${config.maxRequestBytes} bytes)` },
-      false,
-    );
-    // The rest of the body is not read: close the connection rather than drain it.
-    flight.res.setHeader('connection', 'close');
+    // The rest of the body is not read: close the connection rather than drain it (set before the head is written).
+    const message = `request body exceeds MAX_REQUEST_SIZE (${config.maxRequestBytes} bytes)${flight.bodyRead ? ' once decoded' : ''}`;
+    sendError(flight, { status: 413, type: 'request_too_large', code: 'request_too_large', message, headers: { connection: 'close' } }, false);
     finish(flight, 'too_large');
   }
 
   /** Answers with an error in the client's API shape. Transient upstream failures stay retryable. */
-  function sendError(flight: Flight, verdict: BlockVerdict, retryable: boolean): void {
+  function sendError(flight: Flight, verdict: BlockVerdict, retryable: boolean, stage: Stage = 'request'): void {
     const { res, ex } = flight;
     if (res.headersSent) {
       res.end();
       return;
     }
-    const rendered = renderError(ex.dialect, verdict);
+    const rendered = renderError(ex.dialect, verdict, stage);
     const headers: OutgoingHttpHeaders = { ...rendered.headers, ...ex.responseHeaders, 'x-request-id': ex.id };
     if (retryable) delete headers['x-should-retry'];
     headers['content-length'] = String(rendered.body.length);
@@ -522,6 +714,8 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       bytesOut,
       identity: ex.identity,
       findings: ex.findings.length > 0 ? ex.findings.map((f) => `${f.ruleId}:${f.action}`) : undefined,
+      // category:tier:score of each guardrail finding that names a risk category (e.g. prompt_injection:model:0.97)
+      risks: ex.findings.some((f) => f.category) ? ex.findings.filter((f) => f.category).map((f) => `${f.category}:${f.tier ?? 'heuristic'}:${f.score ?? ''}`) : undefined,
     };
     logger.info(line, 'request');
     if (logger.isLevelEnabled('debug')) {
@@ -544,6 +738,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   async function close(): Promise<void> {
     draining = true;
     for (const s of servers) s.close();
+    for (const s of serving) s.stop();
     const deadline = Date.now() + config.drainTimeoutMs;
     while (inFlight.size > 0 && Date.now() < deadline) await sleep(50);
     for (const f of inFlight) f.res.destroy();
@@ -557,22 +752,24 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
 }
 
 /**
- * http-proxy sends a pre-read body by calling `buffer.pipe(proxyReq)`. Ending the upstream request
- * with the bytes directly writes head and body in one syscall, without a stream per request.
+ * http-proxy sends the body by calling `buffer.pipe(proxyReq)` right after creating the upstream request, before
+ * its head is written: the one place to set the path to exactly the classified one (http-proxy's own join of
+ * target and req.url collapses and rewrites). A pre-read body ends the request with the bytes directly, head and
+ * body in one syscall; an uninspected one streams from the client.
  */
-function bodySource(body: Buffer): Readable {
-  return { pipe: <T extends NodeJS.WritableStream>(dest: T): T => (dest.end(body), dest) } as unknown as Readable;
+function bodySource(path: string, body: Buffer | IncomingMessage): Readable {
+  const pipe = <T extends NodeJS.WritableStream>(dest: T): T => {
+    (dest as unknown as http.ClientRequest).path = path;
+    if (Buffer.isBuffer(body)) dest.end(body);
+    else body.pipe(dest);
+    return dest;
+  };
+  return { pipe } as unknown as Readable;
 }
 
 function requestId(req: IncomingMessage): string {
   const given = headerValue(req.headers, 'x-request-id');
   return given !== undefined && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
-}
-
-/** APP_URL's path is a prefix of every request path, as http-proxy joins them. */
-function upstreamPath(upstream: URL, requestPath: string): string {
-  const base = upstream.pathname.endsWith('/') ? upstream.pathname.slice(0, -1) : upstream.pathname;
-  return base + (requestPath.startsWith('/') ? requestPath : `/${requestPath}`);
 }
 
 function pathOnly(path: string): string {

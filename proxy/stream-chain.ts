@@ -7,6 +7,7 @@ import type { ChannelFilter, ChannelKind, StreamInspector, StreamRelease } from 
 export function chainInspectors(inspectors: StreamInspector[]): StreamInspector | undefined {
   if (inspectors.length === 0) return undefined;
   if (inspectors.length === 1) return inspectors[0];
+  const checks = inspectors.filter((i) => i.finalCheck);
   return {
     channel(key: string, kind: ChannelKind): ChannelFilter {
       const filters = inspectors.map((i) => i.channel(key, kind));
@@ -15,6 +16,17 @@ export function chainInspectors(inspectors: StreamInspector[]): StreamInspector 
         end: () => pass(filters, '', true),
       };
     },
+    ...(checks.length > 0
+      ? {
+          async finalCheck() {
+            for (const i of checks) {
+              const verdict = await i.finalCheck!();
+              if (verdict) return verdict;
+            }
+            return undefined;
+          },
+        }
+      : {}),
   };
 }
 

@@ -4,7 +4,9 @@
  * Runs the built-in detectors over the labelled JSONL sets (text, label, category, spans) and prints, per file
  * and category, tp/fp/tn/fn, precision, recall, false-positive rate and scan time per MB; for PII also
  * span-level counts per entity. Time is CPU time of normalize + scan. Rows are split into two stable halves by a hash of their text so thresholds
- * tuned on one half ("tune") can be checked on the other ("holdout").
+ * tuned on one half ("tune") can be checked on the other ("holdout"). Then the `bypass` section: the request-side
+ * (scripts/eval-bypass.ts) and the response and stream (scripts/eval-bypass-response.ts) bypass corpora through
+ * the real proxy, in one table.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -12,6 +14,8 @@ import path from 'node:path';
 import { builtinDetectors } from '../proxy/guardrails/detectors';
 import type { Detector, Match, ScanOptions } from '../proxy/guardrails/detectors';
 import { normalizeText } from '../proxy/guardrails/normalize';
+import { conversationControls, formatBypass, formatConversationControls, runBypass } from './eval-bypass';
+import { evalResponseBypass } from './eval-bypass-response';
 
 export interface Row {
   text: string;
@@ -316,19 +320,25 @@ export function evaluate(dir: string): FileReport[] {
   return reports;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const dir = resolveDataDir(args.data);
   const reports = evaluate(dir);
-  if (args.format === 'json') console.log(JSON.stringify({ data: dir, reports }, null, 2));
-  else console.log(formatTable(reports));
+  // Loaded here, not at the top: eval-tiers imports this module's helpers.
+  const { evaluateTiers, formatTiers } = await import('./eval-tiers.js');
+  const tiers = await evaluateTiers(dir, (s) => console.error(s));
+  // Bypass corpora through the real proxy: request side (scripts/eval-bypass.ts), response and stream side
+  // (scripts/eval-bypass-response.ts).
+  const bypass = await runBypass(findRepoRoot(__dirname));
+  const responseBypass = await evalResponseBypass();
+  const conversations = conversationControls(dir);
+  if (args.format === 'json') console.log(JSON.stringify({ data: dir, reports, tiers, bypass, responseBypass, conversations }, null, 2));
+  else console.log(formatTable(reports) + formatTiers(tiers) + formatBypass(bypass, responseBypass) + formatConversationControls(conversations));
 }
 
 if (require.main === module) {
-  try {
-    main();
-  } catch (err) {
+  main().catch((err: unknown) => {
     console.error(`eval: ${(err as Error).message}`);
     process.exit(2);
-  }
+  });
 }

@@ -3,12 +3,15 @@
  * (a test checks the doc) and the tests. Values are parsed into typed fields and used structurally;
  * nothing is ever templated into YAML or JSON as text.
  */
+import { CREDENTIAL_REF_FORMAT, CredentialRef, parseCredentialRef } from './credentials';
 import { QUANTITY } from './settings';
 
 export const PREFIX = 'agent-proxy.akto.io/';
 export const INJECT_LABEL = `${PREFIX}inject`;
 export const NAMESPACE_LABEL = `${PREFIX}injection`;
 export const STATUS_ANNOTATION = `${PREFIX}status`;
+/** Every warning and refusal message the webhook writes starts with this. */
+export const WARNING_PREFIX = 'agent-proxy.akto.io: ';
 
 export interface PodOverrides {
   envVars?: string[];
@@ -20,6 +23,7 @@ export interface PodOverrides {
   memoryLimit?: string;
   port?: number;
   nativeSidecar?: boolean;
+  upstreamAuthorization?: CredentialRef[];
 }
 
 interface AnnotationDecl<K extends keyof PodOverrides = keyof PodOverrides> {
@@ -46,7 +50,7 @@ function quantity(kind: 'cpu' | 'memory') {
 export const ANNOTATIONS: readonly AnnotationDecl[] = [
   {
     name: 'env-vars', field: 'envVars', type: 'comma-separated env var names', example: 'OPENAI_BASE_URL,MY_LLM_URL',
-    doc: 'Env vars holding inference URLs to rewrite in this pod; replaces the webhook\'s `urlEnvVars` list. A var named here may come from `envFrom`: the app gets an explicit entry and the proxy reads the same key of the same source.',
+    doc: 'Env vars holding inference URLs to rewrite in this pod; replaces the webhook\'s `urlEnvVars` list (in an enforced namespace: adds to it). A var named here may come from `envFrom`: the app gets an explicit entry and the proxy reads the same key of the same source.',
     parse: (v) => {
       const names = v.split(',').map((s) => s.trim()).filter(Boolean);
       if (names.length === 0) throw new Error('must list at least one env var name');
@@ -56,7 +60,7 @@ export const ANNOTATIONS: readonly AnnotationDecl[] = [
   },
   {
     name: 'policy-pack', field: 'policyPack', type: 'built-in policy pack name', example: 'strict',
-    doc: 'Sets POLICY_PACK on the proxy instead of mounting the policy ConfigMap.',
+    doc: 'Sets POLICY_PACK on the proxy instead of mounting the policy ConfigMap. In an enforced namespace the packs in `enforcement.refusedPolicyPacks` (default `off`, `monitor`) refuse the pod.',
     parse: (v) => {
       if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(v)) throw new Error('must be a lowercase name of letters, digits and dashes');
       return v;
@@ -91,6 +95,17 @@ export const ANNOTATIONS: readonly AnnotationDecl[] = [
       if (v === 'true') return true;
       if (v === 'false') return false;
       throw new Error('must be "true" or "false"');
+    },
+  },
+  {
+    name: 'upstream-authorization', field: 'upstreamAuthorization', type: `comma-separated \`${CREDENTIAL_REF_FORMAT}\``, example: 'HF_INFERENCE_ENDPOINT=hf-token/token',
+    doc: 'Credential of the upstream whose URL the app holds in ENV_VAR, from a Secret in the pod\'s namespace; sent as Authorization to that upstream only. Adds to or replaces (per env var) the webhook\'s `upstreamAuthorization` entries.',
+    parse: (v) => {
+      const refs = v.split(',').map((s) => s.trim()).filter(Boolean).map(parseCredentialRef);
+      if (refs.length === 0) throw new Error(`must list at least one ${CREDENTIAL_REF_FORMAT}`);
+      const twice = refs.find((r, i) => refs.findIndex((o) => o.envVar === r.envVar) !== i);
+      if (twice) throw new Error(`names ${twice.envVar} twice`);
+      return refs;
     },
   },
 ];
@@ -158,7 +173,9 @@ export function renderAnnotationsDoc(): string {
     '<!-- Generated from webhook/annotations.ts; test/unit/webhook/annotations.test.ts fails when this file is stale. -->',
     '',
     'Opt in with the namespace label `' + NAMESPACE_LABEL + '=enabled` or the pod label `' + INJECT_LABEL + ': "true"`.',
-    'The pod label `' + INJECT_LABEL + ': "false"` opts a pod out and wins over the namespace label.',
+    'The pod label `' + INJECT_LABEL + ': "false"` opts a pod out and wins over the namespace label, with an admission',
+    'warning, a Kubernetes Event on the pod\'s owner and a log line. In a namespace labelled `' + NAMESPACE_LABEL + '=enforced`',
+    'the opt-out is refused unless the chart\'s values exempt the pod (docs/enforcement.md).',
     '',
     'Put these annotations on the **pod template** (`spec.template.metadata.annotations` of a Deployment, Job, ...),',
     'not on the Deployment itself. An invalid value rejects the pod with a message naming the annotation, or, with',

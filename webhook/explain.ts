@@ -2,8 +2,9 @@
  * Offline check: runs the webhook's own inject() on a manifest and prints the decision, the
  * warnings kubectl would show, and the resulting pod (or the JSON Patch).
  *
- *   node dist/webhook/explain.js deployment.yaml [--namespace agents] [--native|--classic] [--patch]
+ *   node dist/webhook/explain.js deployment.yaml [--namespace agents] [--enforced] [--native|--classic] [--patch]
  *
+ * `--enforced` judges the pods as in a namespace labelled agent-proxy.akto.io/injection=enforced.
  * Settings come from WEBHOOK_SETTINGS_FILE / env, as for the webhook. Workloads (Deployment, Job,
  * CronJob, ...) are checked through their pod template.
  */
@@ -15,6 +16,8 @@ import { loadSettings, Settings } from './settings';
 
 export interface ExplainOptions {
   namespace?: string;
+  /** As in a namespace labelled injection=enforced. */
+  enforced?: boolean;
   cluster: ClusterInfo;
   showPatch: boolean;
 }
@@ -47,7 +50,7 @@ export function explain(text: string, opts: ExplainOptions, settings: Settings):
       continue;
     }
     const namespace = opts.namespace ?? (typeof meta.namespace === 'string' ? meta.namespace : 'default');
-    const r: InjectResult = inject(pod, { name: namespace }, settings, opts.cluster);
+    const r: InjectResult = inject(pod, { name: namespace, enforced: opts.enforced === true }, settings, opts.cluster);
     out.push(`# ${name} in namespace ${namespace}: ${r.status} (${r.reason})${r.message ? `: ${r.message}` : ''}`);
     for (const w of r.warnings) out.push(`# warning: ${w}`);
     if (r.patch.length === 0) continue;
@@ -76,13 +79,13 @@ function main(argv: string[]): number {
     else file ??= argv[i];
   }
   if (!file || flags.has('--help')) {
-    process.stderr.write('usage: explain <manifest.yaml|-> [--namespace NS] [--native|--classic] [--patch]\n');
+    process.stderr.write('usage: explain <manifest.yaml|-> [--namespace NS] [--enforced] [--native|--classic] [--patch]\n');
     return 2;
   }
   const settings = loadSettings();
   const text = readFileSync(file === '-' ? 0 : file, 'utf8');
   const cluster = { nativeSidecars: flags.has('--native') || (!flags.has('--classic') && settings.nativeSidecar === 'always') };
-  process.stdout.write(explain(text, { namespace, cluster, showPatch: flags.has('--patch') }, settings));
+  process.stdout.write(explain(text, { namespace, enforced: flags.has('--enforced'), cluster, showPatch: flags.has('--patch') }, settings));
   return 0;
 }
 

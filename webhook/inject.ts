@@ -3,17 +3,22 @@
  * previous call injected (per the status annotation), injects again, and returns targeted JSON
  * Patch ops, or no ops when the pod is already in the wanted state.
  */
-import { INJECT_LABEL, NAMESPACE_LABEL, PREFIX, PodOverrides, STATUS_ANNOTATION, parseAnnotations, AnnotationProblem } from './annotations';
-import { JsonObject, JsonValue, PatchBuilder, PatchOp, jsonEqual, pointer } from './patch';
+import { INJECT_LABEL, NAMESPACE_LABEL, PREFIX, PodOverrides, STATUS_ANNOTATION, WARNING_PREFIX, parseAnnotations, AnnotationProblem } from './annotations';
+import { JsonObject, JsonValue, PatchBuilder, PatchOp, isJsonObject as isObject, jsonEqual, pointer } from './patch';
 import { Listener, SIDECAR_NAME, VOLUME_POLICY, VOLUME_SPOOL, VOLUME_TMP, buildSidecar, buildVolumes } from './sidecar';
 import { Settings, WEBHOOK_VERSION } from './settings';
 import { DEFAULT_CONTAINER_ANNOTATION, EnvEdit, InjectionStatus, readStatus, strip } from './status';
 import { UpstreamSource, discover, renameRefs } from './upstreams';
+import { CredentialRef, chooseCredential, credentialsByVar } from './credentials';
+import { applyCustody } from './custody';
+import { Posture, enforce, postureOf } from './enforcement';
 
 export interface NamespaceInfo {
   name: string;
   /** When known, opt-in is checked here too; when undefined the webhook's selectors decided. */
   labels?: Record<string, string>;
+  /** Labelled injection=enforced (the webhook entry for those namespaces calls /mutate/enforced). */
+  enforced?: boolean;
 }
 
 export interface ClusterInfo {
@@ -33,14 +38,15 @@ export interface InjectResult {
   skipped?: string;
   /** Denial message naming every bad annotation. */
   message?: string;
+  /** HTTP status of a denial (400 by default). */
+  code?: number;
+  /** Ways around the sidecar left in the pod: URL variables not rewritten (loopback, unproxiable, classic
+   * init containers) and, where custody is required, credentials it cannot replace. */
+  bypasses?: string[];
 }
 
-const WARN = 'agent-proxy.akto.io: ';
+const WARN = WARNING_PREFIX;
 const OUR_VOLUMES = [VOLUME_SPOOL, VOLUME_TMP, VOLUME_POLICY];
-
-function isObject(v: unknown): v is JsonObject {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
 
 function stringMap(v: JsonValue | undefined): Record<string, string> {
   const out: Record<string, string> = {};
@@ -99,7 +105,7 @@ interface Target {
 function gate(pod: JsonObject, namespace: NamespaceInfo, settings: Settings): InjectResult | undefined {
   const meta = isObject(pod.metadata) ? pod.metadata : {};
   const podLabel = stringMap(meta.labels)[INJECT_LABEL];
-  if (podLabel === 'false') return skip('opted-out', `pod label ${INJECT_LABEL}="false"`, false);
+  if (podLabel === 'false') return skip('opted-out', `pod label ${INJECT_LABEL}="false": this pod runs without the guardrail proxy`, true);
   if (settings.excludedNamespaces.includes(namespace.name)) {
     return skip('excluded-namespace', `namespace "${namespace.name}" is excluded from injection`, true);
   }
@@ -138,8 +144,8 @@ function checkPortOverride(overrides: PodOverrides, used: Map<number, string>, a
   return [problem];
 }
 
-/** Every (container, URL var) to rewrite, with warnings for what is left alone. */
-function findTargets(stripped: JsonObject, urlVars: string[], named: string[] | undefined, native: boolean, warnings: string[], loopbackPorts: number[]): Target[] {
+/** Every (container, URL var) to rewrite, with warnings (and bypasses) for what is left alone. */
+function findTargets(stripped: JsonObject, urlVars: string[], named: string[] | undefined, native: boolean, warnings: string[], bypasses: string[], loopbackPorts: number[]): Target[] {
   const targets: Target[] = [];
   for (const field of ['initContainers', 'containers'] as const) {
     const list = isObject(stripped.spec) && Array.isArray(stripped.spec[field]) ? (stripped.spec[field] as JsonValue[]) : [];
@@ -151,11 +157,14 @@ function findTargets(stripped: JsonObject, urlVars: string[], named: string[] | 
         if (d.kind === 'none') continue;
         if (d.kind === 'ignored') {
           warnings.push(WARN + d.warning);
+          bypasses.push(d.warning);
           if (d.loopbackPort !== undefined) loopbackPorts.push(d.loopbackPort);
           continue;
         }
         if (field === 'initContainers' && !native) {
-          warnings.push(`${WARN}init container "${cname}" sets ${varName}; not rewritten: a classic sidecar starts after init containers`);
+          const text = `init container "${cname}" sets ${varName}; not rewritten: a classic sidecar starts after init containers`;
+          warnings.push(WARN + text);
+          bypasses.push(text);
           continue;
         }
         if (d.warning) warnings.push(WARN + d.warning);
@@ -170,7 +179,11 @@ export function inject(podIn: unknown, namespace: NamespaceInfo, settings: Setti
   if (!isObject(podIn) || !isObject(podIn.spec) || !Array.isArray(podIn.spec.containers) || podIn.spec.containers.length === 0) {
     return skip('invalid-pod', 'the object is not a pod with containers', false);
   }
-  const pod = podIn;
+  const posture = postureOf(podIn, namespace, settings);
+  return enforce(injectInto(podIn, namespace, settings, cluster, posture), podIn, namespace.name, posture, settings);
+}
+
+function injectInto(pod: JsonObject, namespace: NamespaceInfo, settings: Settings, cluster: ClusterInfo, posture: Posture): InjectResult {
   const gated = gate(pod, namespace, settings);
   if (gated) return gated;
 
@@ -201,14 +214,18 @@ export function inject(podIn: unknown, namespace: NamespaceInfo, settings: Setti
   }
 
   const native = overrides.nativeSidecar ?? (settings.nativeSidecar === 'always' || (settings.nativeSidecar === 'auto' && cluster.nativeSidecars));
-  const urlVars = overrides.envVars ?? settings.urlEnvVars;
+  // Where the guard is enforced, the pod's env-vars annotation adds to the list instead of replacing it, so naming
+  // another variable cannot leave a default one pointing at the endpoint (the chart's policy checks the union too).
+  const strict = posture.enforced && !posture.exemptBy;
+  const urlVars = strict ? [...new Set([...settings.urlEnvVars, ...overrides.envVars ?? []])] : overrides.envVars ?? settings.urlEnvVars;
   const loopbackPorts: number[] = [];
-  const targets = findTargets(stripped, urlVars, overrides.envVars, native, warnings, loopbackPorts);
+  const bypasses: string[] = [];
+  const targets = findTargets(stripped, urlVars, overrides.envVars, native, warnings, bypasses, loopbackPorts);
   if (targets.length === 0) {
     const hasEnvFrom = [...containersOf(stripped, 'containers'), ...containersOf(stripped, 'initContainers')].some((c) => Array.isArray(c.envFrom) && c.envFrom.length > 0);
     const hint = hasEnvFrom ? ` (if an envFrom source provides one, name it in annotation ${PREFIX}env-vars)` : '';
     const text = `no container sets ${urlVars.join(', ')}${hint}; no sidecar injected`;
-    return skip('no-url-env', text, true, warnings, status ? b.ops : []); // strip ops undo a previous injection
+    return { ...skip('no-url-env', text, true, warnings, status ? b.ops : []), bypasses }; // strip ops undo a previous injection
   }
 
   // Ports: the admin port and one listener per distinct upstream, avoiding ports the pod uses.
@@ -228,27 +245,50 @@ export function inject(podIn: unknown, namespace: NamespaceInfo, settings: Setti
   };
   const listeners: Listener[] = [];
   const byKey = new Map<string, Listener>();
+  const varsOf = new Map<Listener, string[]>();
   const edits: EnvEdit[] = [];
   for (const t of targets) {
     let l = byKey.get(t.source.key);
     if (!l) {
       const port = allocate();
-      const envName = listeners.length === 0 ? 'APP_URL' : `UPSTREAM_${port}_URL`;
+      // The proxy's naming rule: APP_URL_<n> owns UPSTREAM_AUTHORIZATION_<n> and nothing else.
+      const envName = listeners.length === 0 ? 'APP_URL' : `APP_URL_${listeners.length}`;
       l = { port, envName, entries: renameRefs(t.source, `UPSTREAM_${port}_REF_`) };
       listeners.push(l);
       byKey.set(t.source.key, l);
+      varsOf.set(l, []);
     }
+    varsOf.get(l)!.push(t.varName);
     const rewritten: JsonObject = { name: t.varName, value: `http://127.0.0.1:${l.port}` };
     const init = t.field === 'initContainers';
     if (t.source.app.kind === 'replace') {
       b.replace(pointer('spec', t.field, t.index, 'env', t.source.app.index), rewritten);
       edits.push({ container: t.container, index: t.index, init, name: t.varName, original: t.source.app.original, rewritten });
+      edits.push(...rewriteEarlierCopies(b, t, rewritten, init));
     } else {
       b.insert(['spec', t.field, t.index, 'env'], 0, rewritten); // first, so later $(VAR) references see the rewrite
       edits.push({ container: t.container, index: t.index, init, name: t.varName, original: null, rewritten });
     }
   }
   if (nextPort > 65535 || adminPort > 65535) return skip('no-free-port', 'no free port left for the proxy', true, warnings);
+
+  const credentials = credentialsByVar(settings.upstreamAuthorization, overrides.upstreamAuthorization);
+  for (const l of listeners) {
+    const choice = chooseCredential(varsOf.get(l)!, credentials);
+    if (choice.conflict === undefined) l.credential = choice.ref;
+    else if (settings.annotationErrors === 'deny') {
+      return { status: 'denied', reason: 'credential-conflict', patch: [], warnings, message: `${WARN}${choice.conflict}` };
+    } else warnings.push(`${WARN}${choice.conflict}; no credential is sent to that upstream`);
+  }
+  for (const ref of overrides.upstreamAuthorization ?? []) {
+    if (!targets.some((t) => t.varName === ref.envVar)) {
+      warnings.push(`${WARN}annotation ${PREFIX}upstream-authorization names ${ref.envVar}, which no rewritten container sets; not used`);
+    }
+  }
+  const upstreams = listeners.map((l) => ({ credentialed: l.credential !== undefined, vars: varsOf.get(l)! }));
+  const custody = takeCustody(b, settings, posture, upstreams, [...credentials.values()], warnings);
+  edits.push(...custody.edits);
+  if (custody.required) bypasses.push(...custody.leaks);
 
   const sidecar = buildSidecar(settings, { native, adminPort, listeners, overrides, adminPortName: portNames(stripped).has('akto-admin') ? undefined : 'akto-admin' });
   if (native) b.insert(['spec', 'initContainers'], 0, sidecar);
@@ -278,6 +318,40 @@ export function inject(podIn: unknown, namespace: NamespaceInfo, settings: Setti
     warnings.push(`${WARN}Job pod with a classic sidecar: the proxy keeps running after the job's containers finish (native sidecars need Kubernetes >= 1.29)`);
   }
   // Without a previous injection the status annotation alone differs: only a re-run can converge.
-  if (status && jsonEqual(b.doc, pod)) return { status: 'unchanged', reason: 'already-injected', patch: [], warnings };
-  return { status: 'injected', reason: native ? 'native' : 'classic', patch: b.ops, warnings };
+  if (status && jsonEqual(b.doc, pod)) return { status: 'unchanged', reason: 'already-injected', patch: [], warnings, bypasses };
+  return { status: 'injected', reason: native ? 'native' : 'classic', patch: b.ops, warnings, bypasses };
+}
+
+/**
+ * Kubernetes takes the last entry of a name, but a `$(VAR)` between two copies sees the earlier one: every earlier
+ * copy gets the rewrite too (recorded last to first, so stripping restores each copy's own original).
+ */
+function rewriteEarlierCopies(b: PatchBuilder, t: Target, rewritten: JsonObject, init: boolean): EnvEdit[] {
+  const edits: EnvEdit[] = [];
+  const env = b.get(['spec', t.field, t.index, 'env']);
+  if (!Array.isArray(env) || t.source.app.kind !== 'replace') return edits;
+  for (let i = t.source.app.index - 1; i >= 0; i--) {
+    const e = env[i];
+    if (!isObject(e) || e.name !== t.varName) continue;
+    b.replace(pointer('spec', t.field, t.index, 'env', i), rewritten);
+    edits.push({ container: t.container, index: t.index, init, name: t.varName, original: e, rewritten });
+  }
+  return edits;
+}
+
+/**
+ * Custody applies when some upstream's listener holds its credential, or everywhere in an enforced namespace
+ * that requires it. `upstreams`: one per listener, with the app's URL variables that lead to it.
+ */
+function takeCustody(b: PatchBuilder, settings: Settings, posture: Posture, upstreams: Array<{ credentialed: boolean; vars: string[] }>, credentials: CredentialRef[], warnings: string[]) {
+  const required = posture.enforced && !posture.exemptBy && settings.enforcement.requireCustody;
+  if (!required && !(settings.custody.enabled && upstreams.some((u) => u.credentialed))) return { edits: [], leaks: [], required };
+  const urlVars = new Set(upstreams.flatMap((u) => u.vars));
+  const result = applyCustody(b, { envVars: settings.custody.envVars, placeholder: settings.custody.placeholder, credentials, urlVars });
+  for (const leak of result.leaks) warnings.push(`${WARN}${leak}: custody cannot take that credential away from the agent`);
+  const bare = upstreams.filter((u) => !u.credentialed).flatMap((u) => u.vars);
+  if (result.edits.length > 0 && bare.length > 0) {
+    warnings.push(`${WARN}the app's credential variables now hold a placeholder, but no upstream credential is bound to ${bare.join(', ')}: calls there carry the placeholder`);
+  }
+  return { ...result, required };
 }

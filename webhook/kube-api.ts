@@ -8,6 +8,22 @@ export interface SecretData {
   resourceVersion?: string;
 }
 
+/** A core/v1 Event about an object, as the webhook records it (the API client adds apiVersion/kind). */
+export interface EventRecord {
+  namespace: string;
+  involvedObject: { apiVersion: string; kind: string; name: string; namespace: string; uid?: string };
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+  count: number;
+  firstTimestamp: Date;
+  lastTimestamp: Date;
+  /** source.component and reportingComponent. */
+  component: string;
+  /** reportingInstance (the webhook pod). */
+  instance: string;
+}
+
 export interface KubeApi {
   /** The API server's URL, for messages. */
   readonly server?: string;
@@ -23,6 +39,10 @@ export interface KubeApi {
   serverVersion(): Promise<{ major: string; minor: string; gitVersion?: string }>;
   /** status.nodeInfo.kubeletVersion of every node (e.g. "v1.30.2"); throws when not allowed. */
   kubeletVersions(): Promise<string[]>;
+  /** Creates the Event (generated name); returns its name. */
+  createEvent(event: EventRecord): Promise<string>;
+  /** Counts repeats into an existing Event; 'gone' when it no longer exists (expired). */
+  updateEventCount(namespace: string, name: string, count: number, lastTimestamp: Date): Promise<'updated' | 'gone'>;
 }
 
 export interface OwnerReference {

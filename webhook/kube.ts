@@ -137,6 +137,35 @@ export async function loadKube(): Promise<KubeApi> {
       const nodes = await core.listNode({});
       return nodes.items.map((n) => n.status?.nodeInfo?.kubeletVersion ?? '');
     },
+    async createEvent(e) {
+      const created = await core.createNamespacedEvent({
+        namespace: e.namespace,
+        body: {
+          metadata: { generateName: `${e.involvedObject.name.slice(0, 200)}.`, namespace: e.namespace },
+          involvedObject: e.involvedObject,
+          type: e.type,
+          reason: e.reason,
+          message: e.message,
+          count: e.count,
+          firstTimestamp: e.firstTimestamp,
+          lastTimestamp: e.lastTimestamp,
+          source: { component: e.component },
+          reportingComponent: e.component,
+          reportingInstance: e.instance,
+        },
+      });
+      return created.metadata?.name ?? '';
+    },
+    async updateEventCount(namespace, name, count, lastTimestamp) {
+      try {
+        await core.patchNamespacedEvent({ name, namespace, body: { count, lastTimestamp: lastTimestamp.toISOString() } },
+          k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+        return 'updated';
+      } catch (err) {
+        if (status(err) === 404) return 'gone';
+        throw err;
+      }
+    },
     async serverVersion() {
       const v = await version.getCode();
       return { major: v.major, minor: v.minor, gitVersion: v.gitVersion };

@@ -1,20 +1,21 @@
 /**
  * Entry point: `node dist/webhook/main.js`. Loads settings (file + env), listens at once (probes see a live
  * process; /readyz says what start-up still waits for), waits for the Kubernetes API server when it needs it,
- * asks it about native sidecars, sets up TLS (files or self-managed), then serves admissions. SIGTERM at any
- * moment stops it: during start-up at once, once serving after the drain window.
+ * asks it about native sidecars, sets up TLS (files or self-managed) and the Events recorder, then serves
+ * admissions. SIGTERM at any moment stops it: during start-up at once, once serving after the drain window.
  */
 import { ConfigError } from '../proxy/config-env';
 import { createLogger, Logger } from '../proxy/telemetry/logger';
 import { createRegistry } from '../proxy/telemetry/metrics';
 import { generateCa, issueServingCert } from './certs';
 import { detectNativeSidecars } from './cluster';
+import { EventRecorder } from './event-recorder';
 import type { ClusterInfo } from './inject';
 import type { KubeApi } from './kube-api';
 import { SelfManagedTls } from './self-managed-tls';
 import { createWebhookServer, TlsMaterial, WebhookServer } from './server';
 import { loadSettings, Settings, WEBHOOK_VERSION } from './settings';
-import { readTlsFiles, TlsFileWatcher } from './tls-files';
+import { readTlsFiles, TlsFileWatcher } from '../proxy/http/tls-files';
 
 const NATIVE_RECHECK_MS = 10 * 60 * 1000;
 /** One API call while waiting for the API server: a blackholed address must not hang start-up for minutes. */
@@ -126,11 +127,12 @@ async function main(): Promise<void> {
   const startup = new Startup();
 
   // Filled in as start-up proceeds; the signal handlers are installed before anything can hang.
-  const live: { server?: WebhookServer; stopTimers?: () => void } = {};
+  const live: { server?: WebhookServer; events?: EventRecorder; stopTimers?: () => void } = {};
   const stop = (signal: string) => {
     if (startup.stopping) return;
     startup.stop();
     logger.info({ signal, starting: startup.reason }, 'shutting down');
+    live.events?.close();
     if (startup.reason !== undefined) {
       // Never ready, so nothing was routed here: nothing to drain.
       const closed = live.server?.close() ?? Promise.resolve();
@@ -171,12 +173,14 @@ async function main(): Promise<void> {
     cluster: () => cluster,
     starting: () => startup.reason,
     ready: () => selfManaged?.readiness() ?? true,
+    // Admissions are refused until start-up ends, so the recorder (it needs the API server) comes later.
+    events: { record: (event) => live.events?.record(event) },
   });
   live.server = server;
   const port = await server.listen(settings.server.port);
   logger.info({ port, certMode: settings.certs.mode }, 'listening; starting up');
 
-  const needKube = settings.certs.mode === 'selfManaged' || settings.nativeSidecar === 'auto';
+  const needKube = settings.certs.mode === 'selfManaged' || settings.nativeSidecar === 'auto' || settings.events.enabled;
   const kube = needKube ? await connectKube(logger) : undefined;
   if (settings.certs.mode === 'selfManaged' && !kube) {
     logger.fatal('certs.mode selfManaged needs the Kubernetes API (in-cluster service account or KUBECONFIG)');
@@ -184,7 +188,11 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  if (settings.events.enabled && !kube) logger.warn('events.enabled, but no Kubernetes API: skips and opt-outs are only logged and sent as admission warnings');
   if (kube) await waitForApiServer(kube, startup, logger);
+  if (settings.events.enabled && kube) {
+    live.events = new EventRecorder({ kube, logger, registry, maxPerSecond: settings.events.maxPerSecond, instance: process.env.POD_NAME ?? 'akto-agent-proxy-webhook' });
+  }
 
   if (settings.nativeSidecar === 'auto') {
     const refresh = async () => {

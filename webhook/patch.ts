@@ -13,6 +13,10 @@ export type PatchOp =
   | { op: 'replace'; path: string; value: JsonValue }
   | { op: 'remove'; path: string };
 
+export function isJsonObject(v: unknown): v is JsonObject {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
 /** RFC 6901: `~` becomes `~0` first, then `/` becomes `~1`. */
 export function escapePointer(segment: string | number): string {
   return String(segment).replace(/~/g, '~0').replace(/\//g, '~1');

@@ -1,5 +1,6 @@
 /**
- * The HTTPS server: POST /mutate (AdmissionReview v1), /healthz, /readyz, /metrics. Bounded body,
+ * The HTTPS server: POST /mutate and /mutate/enforced (AdmissionReview v1 or v1beta1; the second is the
+ * webhook entry for namespaces labelled injection=enforced), /healthz, /readyz, /metrics. Bounded body,
  * certificate swap without restart (setSecureContext), and a drain window after SIGTERM during
  * which it keeps answering while /readyz says 503.
  */
@@ -10,14 +11,13 @@ import type { AddressInfo } from 'node:net';
 import express, { NextFunction, Request, Response } from 'express';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from '../proxy/telemetry/logger';
-import { BadReviewError, InjectFn, review } from './admission';
+import { ADMISSION_API_VERSION, BadReviewError, InjectFn, answerVersion, review } from './admission';
+import type { AdmissionEvent } from './events';
 import { ClusterInfo, inject } from './inject';
 import type { Settings } from './settings';
 
-export interface TlsMaterial {
-  cert: string;
-  key: string;
-}
+import type { TlsMaterial } from '../proxy/http/tls-files';
+export type { TlsMaterial };
 
 export interface WebhookServerOptions {
   settings: Settings;
@@ -32,7 +32,13 @@ export interface WebhookServerOptions {
   starting?: () => string | undefined;
   /** Replaceable for the benchmark's baseline; the product always uses inject. */
   injectFn?: InjectFn;
+  /** Where admission Events go (an EventRecorder); never awaited. */
+  events?: { record(event: AdmissionEvent): void };
 }
+
+export const MUTATE_PATH = '/mutate';
+/** The MutatingWebhookConfiguration entry for enforced namespaces calls this path. */
+export const MUTATE_ENFORCED_PATH = '/mutate/enforced';
 
 export interface WebhookServer {
   server: Server;
@@ -99,7 +105,8 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
   app.get('/metrics', async (_req, res) => {
     res.type(registry.contentType).send(await registry.metrics());
   });
-  app.post('/mutate', express.raw({ type: () => true, limit: settings.server.maxBodyBytes }), (req: Request, res: Response) => {
+  app.post([MUTATE_PATH, MUTATE_ENFORCED_PATH], express.raw({ type: () => true, limit: settings.server.maxBodyBytes }), (req: Request, res: Response) => {
+    const enforced = req.path === MUTATE_ENFORCED_PATH;
     const started = process.hrtime.bigint();
     const done = (result: string, reason: string) => {
       admissions.inc({ result, reason });
@@ -120,11 +127,12 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
       return;
     }
     try {
-      const out = review(body, settings, opts.cluster(), opts.injectFn ?? inject);
+      const out = review(body, settings, opts.cluster(), opts.injectFn ?? inject, { enforced });
       done(out.result, out.reason);
       if (out.result !== 'allowed') {
-        logger.info({ result: out.result, reason: out.reason, pod: out.pod, namespace: out.namespace, uid: out.uid }, 'admission');
+        logger.info({ result: out.result, reason: out.reason, pod: out.pod, namespace: out.namespace, uid: out.uid, enforced }, 'admission');
       }
+      if (out.event) opts.events?.record(out.event);
       res.json(out.review);
     } catch (err) {
       if (err instanceof BadReviewError) {
@@ -140,7 +148,8 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
         res.status(500).json({ error: 'internal error' });
         return;
       }
-      res.json({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed: true, warnings: ['agent-proxy.akto.io: injection failed; pod admitted without the proxy'] } });
+      const apiVersion = answerVersion(body) ?? ADMISSION_API_VERSION;
+      res.json({ apiVersion, kind: 'AdmissionReview', response: { uid, allowed: true, warnings: ['agent-proxy.akto.io: injection failed; pod admitted without the proxy'] } });
     }
   });
   app.use((err: Error & { status?: number; type?: string }, _req: Request, res: Response, next: NextFunction) => {

@@ -2,7 +2,9 @@
  * The injected proxy container and its volumes, built structurally from typed settings and
  * validated overrides (never from text templates).
  */
+import { authorizationVarFor } from '../proxy/config';
 import { PodOverrides } from './annotations';
+import { CredentialRef } from './credentials';
 import { JsonObject } from './patch';
 import { Settings } from './settings';
 
@@ -22,6 +24,8 @@ export interface Listener {
   envName: string;
   /** Sidecar env entries: referenced copies first, the URL entry last. */
   entries: JsonObject[];
+  /** This upstream's credential, sent to it alone (the proxy's UPSTREAM_AUTHORIZATION* naming rule). */
+  credential?: CredentialRef;
 }
 
 export interface SidecarPlan {
@@ -69,11 +73,41 @@ function secretRef(name: string, key: string): JsonObject {
   return { valueFrom: { secretKeyRef: { name, key, optional: true } } };
 }
 
+/** Akto inline verdicts, alerts and the model tier: set only when configured, so the proxy's defaults hold otherwise. */
+function optionalTiers(settings: Settings): JsonObject[] {
+  const env: JsonObject[] = [];
+  const a = settings.akto;
+  if (a.guardrails !== 'off') {
+    env.push(
+      { name: 'AKTO_GUARDRAILS', value: a.guardrails },
+      { name: 'AKTO_GUARDRAILS_TIMEOUT_MS', value: String(a.guardrailsTimeoutMs) },
+      { name: 'AKTO_GUARDRAILS_ON_ERROR', value: a.guardrailsOnError },
+      { name: 'AKTO_CONNECTOR', value: a.connector },
+    );
+  }
+  const alerts = settings.alerts;
+  if (alerts.secretName) {
+    env.push(
+      { name: 'ALERT_WEBHOOK_URL', ...secretRef(alerts.secretName, alerts.urlKey) },
+      { name: 'ALERT_AUTHORIZATION', ...secretRef(alerts.secretName, alerts.authorizationKey) },
+      { name: 'ALERT_FORMAT', value: alerts.format },
+      { name: 'ALERT_MIN_SEVERITY', value: alerts.minSeverity },
+    );
+  }
+  if (settings.classifier.url) {
+    env.push({ name: 'CLASSIFIER_URL', value: settings.classifier.url }, { name: 'CLASSIFIER_TIMEOUT_MS', value: String(settings.classifier.timeoutMs) });
+  }
+  return env;
+}
+
 export function buildSidecar(settings: Settings, plan: SidecarPlan): JsonObject {
   const s = settings.sidecar;
   const o = plan.overrides;
   const env: JsonObject[] = [];
-  for (const l of plan.listeners) env.push(...l.entries.map((e, i) => (i === l.entries.length - 1 ? { name: l.envName, ...e } : e)));
+  for (const l of plan.listeners) {
+    env.push(...l.entries.map((e, i) => (i === l.entries.length - 1 ? { name: l.envName, ...e } : e)));
+    if (l.credential) env.push({ name: authorizationVarFor(l.envName), valueFrom: { secretKeyRef: { name: l.credential.secretName, key: l.credential.key } } });
+  }
   if (plan.listeners.length > 1) env.push({ name: 'UPSTREAMS', value: plan.listeners.map((l) => `${l.port}=${l.envName}`).join(',') });
   env.push(
     { name: 'AKTO_PROXY_PORT', value: String(plan.listeners[0].port) },
@@ -82,8 +116,15 @@ export function buildSidecar(settings: Settings, plan: SidecarPlan): JsonObject 
     { name: 'AKTO_API_BASE_URL', ...secretRef(settings.akto.secretName, settings.akto.baseUrlKey) },
     { name: 'AKTO_API_TOKEN', ...secretRef(settings.akto.secretName, settings.akto.tokenKey) },
   );
-  if (settings.upstreamAuthorization.secretName) {
-    env.push({ name: 'UPSTREAM_AUTHORIZATION', valueFrom: { secretKeyRef: { name: settings.upstreamAuthorization.secretName, key: settings.upstreamAuthorization.key } } });
+  env.push(...optionalTiers(settings));
+  const l = settings.limits;
+  if (l.redisUrl) {
+    env.push(
+      { name: 'LIMITS_REDIS_URL', value: l.redisUrl },
+      { name: 'LIMITS_REDIS_TIMEOUT_MS', value: String(l.timeoutMs) },
+      { name: 'LIMITS_REDIS_KEY_PREFIX', value: l.keyPrefix },
+    );
+    if (l.passwordSecretName) env.push({ name: 'LIMITS_REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: l.passwordSecretName, key: l.passwordSecretKey } } });
   }
   if (o.policyPack) env.push({ name: 'POLICY_PACK', value: o.policyPack });
   else if (settings.policy.configMapName) env.push({ name: 'POLICY_FILE', value: POLICY_FILE });

@@ -3,6 +3,7 @@
  * value: a literal, the same valueFrom, a keyRef into the same envFrom source, and `$(VAR)`
  * references carried over under names of our own so they resolve in the sidecar too.
  */
+import { isLoopbackHost, parseHttpUrlText, urlPort } from '../proxy/http/url';
 import { JsonObject, JsonValue } from './patch';
 
 export interface EnvEntry extends JsonObject {
@@ -26,9 +27,14 @@ export type Discovery =
   | { kind: 'found'; source: UpstreamSource; warning?: string }
   | { kind: 'ignored'; warning: string; loopbackPort?: number };
 
-const LOOPBACK_URL = /^https?:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?(\/.*)?$/i;
 const REF = /\$\$|\$\(([^)]*)\)/g;
 const MAX_REF_DEPTH = 8;
+
+/** The value has a `$(NAME)` Kubernetes expands (`$$` is an escaped `$`). */
+function hasRef(value: string): boolean {
+  for (const m of value.matchAll(REF)) if (m[1] !== undefined) return true;
+  return false;
+}
 
 function isObject(v: unknown): v is JsonObject {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -154,12 +160,19 @@ export function discover(container: JsonObject, name: string, allowEnvFrom: bool
   if (typeof e.value === 'string') {
     const value = e.value.trim();
     if (value === '') return { kind: 'ignored', warning: `container "${cname}": ${name} is empty; not rewritten` };
-    const loop = LOOPBACK_URL.exec(value);
-    if (loop) {
-      const port = loop[2] ? Number(loop[2].slice(1)) : value.toLowerCase().startsWith('https') ? 443 : 80;
-      return { kind: 'ignored', loopbackPort: port, warning: `container "${cname}": ${name} already points at ${value} (loopback); left as is` };
-    }
     const resolver = new RefResolver(container, refPrefix);
+    // A value built from `$(VAR)` references is judged once the sidecar starts; a literal is judged here,
+    // with the parser the proxy uses, so the sidecar is never handed a URL it refuses.
+    if (!hasRef(e.value)) {
+      const parsed = parseHttpUrlText(value);
+      if (parsed.problem !== undefined) {
+        return { kind: 'ignored', warning: `container "${cname}": ${name} ${parsed.problem}; it cannot be proxied and is left unchanged` };
+      }
+      if (isLoopbackHost(parsed.url.hostname)) {
+        const where = `${parsed.url.protocol}//${parsed.url.host}`;
+        return { kind: 'ignored', loopbackPort: urlPort(parsed.url), warning: `container "${cname}": ${name} already points at ${where} (loopback: this pod itself); left as is` };
+      }
+    }
     const rewritten = resolver.value(e.value, i, 0);
     const entry = { value: rewritten };
     const key = canonical({ refs: resolver.refs, entry });

@@ -2,7 +2,12 @@
 # Installs the peers that `npm run bench:peers` and `npm run eval:peers` compare against, each into a cache
 # outside the repo (nothing from a peer is ever committed), pinned by version so runs are comparable.
 #
-#   bash bench/peers/install.sh PEER...      PEER: wrk nginx portkey litellm presidio detect-secrets
+#   bash bench/peers/install.sh PEER...      PEER: wrk nginx portkey litellm presidio detect-secrets redis differential
+#
+# `wrk` (load generator) and `redis` (the shared-limits store the limits tests start on loopback) are tools
+# the test suite needs, installed the same way. `differential` is not a peer but the same kind of install: the
+# Python packages (FastAPI, uvicorn) of the differential upstream the request-integrity tests run
+# (test/fixtures/differential_upstream.py).
 #
 # Prints one line per peer: `ready PEER PATH` or `unavailable PEER: reason`. It exits 0 either way, so a
 # benchmark can skip a peer it cannot get with one clear line instead of failing the whole run.
@@ -14,6 +19,10 @@ PORTKEY_HONO_NODE_SERVER=${PORTKEY_HONO_NODE_SERVER:-1.14.1}
 LITELLM_VERSION=${LITELLM_VERSION:-1.108.0}
 PRESIDIO_VERSION=${PRESIDIO_VERSION:-2.2.366}
 DETECT_SECRETS_VERSION=${DETECT_SECRETS_VERSION:-1.5.0}
+# Every package of the differential upstream's venv, pinned (pip freeze), so its parsing never drifts.
+DIFFERENTIAL_PACKAGES="fastapi==0.165.0 starlette==1.10.0 uvicorn==0.55.0 h11==0.16.0 pydantic==2.14.4 pydantic_core==2.50.5 \
+annotated-doc==0.0.7 annotated-types==0.8.0 anyio==4.16.0 click==8.5.1 idna==3.20 opentelemetry-api==1.45.2 \
+typing-inspection==0.4.5 typing_extensions==4.16.0 brotli==1.2.1"
 
 CACHE=${AKTO_PEERS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/akto-agent-proxy/peers}
 mkdir -p "$CACHE"
@@ -62,6 +71,11 @@ install_peer() {
     command -v wrk >/dev/null || apt_install wrk || { unavailable wrk "apt-get install wrk failed (see $CACHE/apt.log)"; return; }
     ready wrk "$(command -v wrk)"
     ;;
+  redis)
+    local bin=/usr/bin/redis-server
+    [ -x "$bin" ] || apt_install redis-server || { unavailable redis "apt-get install redis-server failed (see $CACHE/apt.log)"; return; }
+    ready redis "$bin"
+    ;;
   nginx)
     local bin=/usr/sbin/nginx
     [ -x "$bin" ] || apt_install nginx-light || { unavailable nginx "apt-get install nginx-light failed (see $CACHE/apt.log)"; return; }
@@ -93,8 +107,14 @@ install_peer() {
       { unavailable detect-secrets "pip install detect-secrets==$DETECT_SECRETS_VERSION failed (see $CACHE/detect-secrets.log)"; return; }
     ready detect-secrets "$CACHE/detect-secrets/bin/python"
     ;;
+  differential)
+    # shellcheck disable=SC2086 # one word per package
+    venv_install differential "$DIFFERENTIAL_PACKAGES" $DIFFERENTIAL_PACKAGES ||
+      { unavailable differential "pip install of the differential upstream's packages failed (see $CACHE/differential.log)"; return; }
+    ready differential "$CACHE/differential/bin/python"
+    ;;
   *)
-    unavailable "$1" "unknown peer (known: wrk nginx portkey litellm presidio detect-secrets)"
+    unavailable "$1" "unknown peer (known: wrk nginx portkey litellm presidio detect-secrets redis differential)"
     ;;
   esac
 }

@@ -173,7 +173,7 @@ function akto(name: string, describe: string, guarded: boolean, env: (stubs: Stu
       const ports = { 0: await freePort(), 50: await freePort() } as Record<ServiceMs, number>;
       const proxy = await startProxyProcess(
         stubs.url[0],
-        { AKTO_PROXY_PORT: String(ports[0]), UPSTREAMS: `${ports[0]}=APP_URL,${ports[50]}=SLOW_STUB_URL`, SLOW_STUB_URL: stubs.url[50], ...env(stubs) },
+        { AKTO_PROXY_PORT: String(ports[0]), UPSTREAMS: `${ports[0]}=APP_URL,${ports[50]}=APP_URL_1`, APP_URL_1: stubs.url[50], ...env(stubs) },
         undefined,
         cpus,
       );

@@ -19,7 +19,7 @@ export function checkPolicies(files: readonly string[], write: (s: string) => vo
   for (const file of files) {
     try {
       const policy = loadPolicyFile(file, [(p, source) => void compilePolicy(p, detectors, source)]);
-      const rules = policy.guardrails.rules.map((r) => `${r.id} (${r.detector}, ${r.stage ?? 'both'}, ${r.action}${r.mode === 'monitor' || policy.guardrails.mode === 'monitor' ? ', monitor' : ''})`);
+      const rules = policy.guardrails.rules.map((r) => `${r.id} (${r.category ?? r.detector}, ${r.stage ?? 'both'}, ${r.action}${r.mode === 'monitor' || policy.guardrails.mode === 'monitor' ? ', monitor' : ''})`);
       write(`${file}: ok, policy "${policy.name}", ${rules.length} rules\n${rules.map((r) => `  ${r}\n`).join('')}`);
     } catch (err) {
       failed = true;

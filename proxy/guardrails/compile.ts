@@ -1,7 +1,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import type { OversizeAction } from '../hooks';
 import type { Exchange, Severity } from '../protocols/exchange';
 import { PolicyError } from '../policy/load';
-import type { GuardrailRule, RedactionStyle, ResolvedPolicy, RuleAction, RuleMatch } from '../policy/types';
+import { MODEL_CATEGORIES, type AllowEntry, type GuardrailRule, type ModelCategory, type ModelUse, type RedactionStyle, type ResolvedPolicy, type RuleAction, type RuleMatch } from '../policy/types';
 import { createKeywordDetector, createRegexDetector, type Detector } from './detectors';
 import { globMatch } from './glob';
 
@@ -36,13 +37,58 @@ export interface CompiledRule {
   readonly roles?: ReadonlySet<string>;
   readonly maxChars?: number;
   readonly maxTokens?: number;
+  /** The risk category the rule was written for (category rules). */
+  readonly category?: string;
+  /** For prompt_injection, indirect_injection, jailbreak, toxicity, harmful_intent: when the model tier scores the text. */
+  readonly model?: { category: ModelCategory; use: ModelUse };
+  /** Text this rule does not inspect, where each entry applies. */
+  readonly allow?: readonly CompiledAllow[];
   appliesTo(ex: Exchange): boolean;
+}
+
+export interface CompiledAllow {
+  appliesTo(ex: Exchange): boolean;
+  /** Detectors whose matches (on normalized text, original offsets) are blanked. */
+  readonly finders: readonly Detector[];
 }
 
 export interface CompiledPolicy {
   readonly name: string;
   readonly rules: readonly CompiledRule[];
   readonly maxHoldback: number;
+  /** What to do with a response too large to buffer (policy guardrails.on_oversize). */
+  readonly onOversize: OversizeAction;
+  /** Some rule may consult the model tier. */
+  readonly usesModel: boolean;
+  /** A request body a known inference route cannot read: refused (block) or forwarded uninspected (allow). */
+  readonly onUnparsable: 'allow' | 'block';
+}
+
+/** What a category rule scans with: prompt_injection → the injection detector's PROMPT_INJECTION, pii.EMAIL → pii's EMAIL, … */
+const CATEGORY_DETECTORS: Record<ModelCategory, { detector: 'injection' | 'toxicity' | 'harmful'; entity: string }> = {
+  prompt_injection: { detector: 'injection', entity: 'PROMPT_INJECTION' },
+  jailbreak: { detector: 'injection', entity: 'JAILBREAK' },
+  indirect_injection: { detector: 'injection', entity: 'INDIRECT_INJECTION' },
+  toxicity: { detector: 'toxicity', entity: 'TOXICITY' },
+  harmful_intent: { detector: 'harmful', entity: 'HARMFUL_INTENT' },
+};
+
+/** The category a finding of `detector` / `entity` belongs to (for logs, metrics and traces). */
+export function categoryOf(detector: string, entity: string | undefined): string | undefined {
+  for (const [category, d] of Object.entries(CATEGORY_DETECTORS)) if (d.detector === detector && d.entity === entity) return category;
+  if ((detector === 'pii' || detector === 'secrets') && entity) return `${detector}.${entity}`;
+  return undefined;
+}
+
+function isModelCategory(c: string): c is ModelCategory {
+  return (MODEL_CATEGORIES as readonly string[]).includes(c);
+}
+
+/** detector and entities of a category rule; entities undefined = all of the detector's. */
+function categoryTarget(category: string): { detector: string; entities?: string[] } {
+  if (isModelCategory(category)) return { detector: CATEGORY_DETECTORS[category].detector, entities: [CATEGORY_DETECTORS[category].entity] };
+  const [detector, entity] = category.split('.');
+  return { detector, entities: entity === '*' ? undefined : [entity] };
 }
 
 function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
@@ -52,6 +98,7 @@ function headerValue(headers: IncomingHttpHeaders, name: string): string | undef
 
 function matcher(match: RuleMatch | undefined): (ex: Exchange) => boolean {
   if (!match) return () => true;
+  const identities = match.identities;
   const methods = match.methods?.map((m) => m.toUpperCase());
   const headers = match.headers ? Object.entries(match.headers).map(([k, v]) => [k.toLowerCase(), v] as const) : undefined;
   return (ex) => {
@@ -72,8 +119,25 @@ function matcher(match: RuleMatch | undefined): (ex: Exchange) => boolean {
         if (value === undefined || !globMatch(glob, value)) return false;
       }
     }
+    if (identities) {
+      const id = ex.identity;
+      if (id === undefined || !identities.some((g) => globMatch(g, id))) return false;
+    }
     return true;
   };
+}
+
+function compileAllow(entries: readonly AllowEntry[], where: string, problems: string[]): CompiledAllow[] {
+  return entries.map((e, i) => {
+    const finders: Detector[] = [];
+    try {
+      if (e.phrases) finders.push(createKeywordDetector([{ id: 'ALLOWED', words: e.phrases }], 'allow'));
+      if (e.patterns) finders.push(createRegexDetector(e.patterns.map((p, k) => ({ id: `ALLOWED_${k}`, pattern: p.pattern, flags: p.case_insensitive ? 'i' : undefined })), 'allow'));
+    } catch (err) {
+      problems.push(`${where}/allow/${i}: ${(err as Error).message}`);
+    }
+    return { appliesTo: matcher(e.match), finders };
+  });
 }
 
 /** RULE-ID → RULE_ID, the entity name of a custom rule's matches when its patterns carry no id. */
@@ -82,9 +146,9 @@ function entityOf(ruleId: string): string {
   return /^[A-Z]/.test(e) ? e : `R_${e}`;
 }
 
-function buildDetector(rule: GuardrailRule, builtins: Readonly<Record<string, Detector>>, problems: string[], where: string): Detector | undefined {
+function buildDetector(rule: GuardrailRule, name: string, builtins: Readonly<Record<string, Detector>>, problems: string[], where: string): Detector | undefined {
   try {
-    switch (rule.detector) {
+    switch (name) {
       case 'regex':
         return createRegexDetector(
           (rule.patterns ?? []).map((p) => ({ id: p.id ?? entityOf(rule.id), pattern: p.pattern, flags: p.case_insensitive ? 'i' : undefined })),
@@ -95,13 +159,13 @@ function buildDetector(rule: GuardrailRule, builtins: Readonly<Record<string, De
       case 'size':
         return undefined;
       default: {
-        const d = builtins[rule.detector];
-        if (!d) problems.push(`${where}/detector: no built-in detector "${rule.detector}"`);
+        const d = builtins[name];
+        if (!d) problems.push(`${where}/${rule.category ? 'category' : 'detector'}: no built-in detector "${name}"`);
         return d;
       }
     }
   } catch (err) {
-    problems.push(`${where}/${rule.detector === 'regex' ? 'patterns' : 'keywords'}: ${(err as Error).message}`);
+    problems.push(`${where}/${name === 'regex' ? 'patterns' : 'keywords'}: ${(err as Error).message}`);
     return undefined;
   }
 }
@@ -115,25 +179,31 @@ export function compilePolicy(policy: ResolvedPolicy, builtins: Readonly<Record<
   const policyMonitor = policy.guardrails.mode === 'monitor';
   const rules = policy.guardrails.rules.map((rule): CompiledRule | undefined => {
     const where = `/guardrails/rules[id=${rule.id}]`;
-    const detector = buildDetector(rule, builtins, problems, where);
-    if (rule.detector === 'size' && rule.action === 'redact') problems.push(`${where}/action: a size rule can block or flag, not redact`);
-    if (detector && rule.entities) {
-      for (const e of rule.entities) {
+    const target = rule.category ? categoryTarget(rule.category) : { detector: rule.detector as string, entities: rule.entities };
+    const detectorId = target.detector;
+    const detector = buildDetector(rule, detectorId, builtins, problems, where);
+    if (detectorId === 'size' && rule.action === 'redact') problems.push(`${where}/action: a size rule can block or flag, not redact`);
+    const entities = rule.category && rule.entities ? rule.entities.filter((e) => !target.entities || target.entities.includes(e)) : target.entities;
+    if (detector && entities) {
+      for (const e of entities) {
         if (!detector.entities.includes(e)) {
-          problems.push(`${where}/entities: "${e}" is not an entity of detector ${rule.detector} (${detector.entities.join(', ')})`);
+          problems.push(`${where}/${rule.category ? 'category' : 'entities'}: "${e}" is not an entity of detector ${detectorId} (${detector.entities.join(', ')})`);
         }
       }
     }
-    if (rule.detector !== 'size' && !detector) return undefined;
+    if (detectorId !== 'size' && !detector) return undefined;
     const monitor = policyMonitor || rule.mode === 'monitor';
     const stage = rule.stage ?? 'both';
-    const builtin = rule.detector === 'pii' || rule.detector === 'secrets' || rule.detector === 'injection';
+    const builtin = detectorId === 'pii' || detectorId === 'secrets' || detectorId === 'injection' || detectorId === 'toxicity' || detectorId === 'harmful';
+    const model = rule.category && isModelCategory(rule.category) && rule.model !== 'never' ? { category: rule.category, use: rule.model ?? 'auto' } : undefined;
+    const allow = rule.allow ? compileAllow(rule.allow, where, problems) : undefined;
     return {
       id: rule.id,
-      detectorId: rule.detector,
+      detectorId,
       detector,
-      scanKey: builtin ? `${rule.detector}@${rule.threshold ?? ''}` : `rule:${rule.id}`,
-      entities: rule.entities ? new Set(rule.entities) : undefined,
+      // Rules that blank allowed text see a different text: they scan on their own.
+      scanKey: builtin && !allow ? `${detectorId}@${rule.threshold ?? ''}` : `rule:${rule.id}`,
+      entities: entities ? new Set(entities) : undefined,
       threshold: rule.threshold,
       request: stage !== 'response',
       response: stage !== 'request',
@@ -149,13 +219,22 @@ export function compilePolicy(policy: ResolvedPolicy, builtins: Readonly<Record<
       roles: rule.match?.roles ? new Set(rule.match.roles) : undefined,
       maxChars: rule.max_chars,
       maxTokens: rule.max_tokens,
+      ...(rule.category ? { category: rule.category } : {}),
+      ...(model ? { model } : {}),
+      ...(allow ? { allow } : {}),
       appliesTo: matcher(rule.match),
     };
   });
   if (problems.length > 0) throw new PolicyError(source, problems);
+  const compiled = rules.filter((r): r is CompiledRule => r !== undefined);
+  // Nothing would inspect the request anyway (monitor mode, no request rules): an unreadable body passes by default.
+  const inspectsRequests = !policyMonitor && compiled.some((r) => r.request && !r.monitor);
   return {
     name: policy.name,
-    rules: rules.filter((r): r is CompiledRule => r !== undefined),
+    rules: compiled,
     maxHoldback: policy.guardrails.stream?.max_holdback_chars ?? DEFAULT_MAX_HOLDBACK,
+    onOversize: policy.guardrails.on_oversize ?? 'scan',
+    usesModel: compiled.some((r) => r.model !== undefined),
+    onUnparsable: policy.guardrails.on_unparsable ?? (inspectsRequests ? 'block' : 'allow'),
   };
 }

@@ -7,7 +7,7 @@ export interface HitRecord {
   detector: string;
   entity: string;
   stage: Stage;
-  /** Index into ex.input / ex.output, or the stream channel key for streamed responses. */
+  /** Index into ex.input / ex.output, the stream channel key, or a joined view and the segments it spans (`joined:trusted:0-2`). */
   segment: number | string;
   path?: JsonPath;
   start: number;
@@ -15,6 +15,8 @@ export interface HitRecord {
   score: number;
   evidence: string;
   reason?: string;
+  /** Which tier decided: the detectors (heuristic) or the model tier. */
+  tier?: 'heuristic' | 'model';
   /** What was done about it: the rule's action, or 'flag' in monitor mode. */
   action: RuleAction;
 }
@@ -55,6 +57,8 @@ export interface StageRecord {
 /** ex.notes.guardrails */
 export interface GuardrailDecision {
   policy: string;
+  /** The request body could not be read (on a known inference route) and what on_unparsable did about it. */
+  unparsed?: { reason: string; action: 'allow' | 'block' };
   request?: StageRecord;
   response?: StageRecord;
 }

@@ -3,15 +3,17 @@ import type { Logger } from 'pino';
 import { envString, type Env } from '../config-env';
 import type { ExchangeHooks } from '../hooks';
 import type { BlockVerdict, Exchange, Finding, Stage } from '../protocols/exchange';
+import { isInferenceRoute } from '../protocols/request';
 import { PACKS } from '../policy/packs';
 import { isPackName, type PolicyCheck } from '../policy/load';
 import { openPolicyStore } from '../policy/open';
 import type { PolicyStore } from '../policy/store';
 import type { ResolvedPolicy } from '../policy/types';
 import { compilePolicy, type CompiledPolicy } from './compile';
-import type { GuardrailDecision, StageRecord } from './decision';
+import { emptyStage, type GuardrailDecision, type StageRecord } from './decision';
 import { builtinDetectors } from './detectors';
-import { evaluateStage } from './engine';
+import { evaluateStage, modelCandidates, rulesFor, type ModelOutcome, type StageOutcome } from './engine';
+import { createModelTier, type ModelTier } from './model-tier';
 import { createHoldbackInspector } from './holdback';
 import { hashKeyFrom, RedactionContext } from './redact';
 
@@ -21,11 +23,14 @@ export interface Guardrails {
   hooks: ExchangeHooks;
   /** The policy store, shared with limits. */
   store: PolicyStore<ResolvedPolicy>;
+  /** The model tier (classifier), for /readyz detail. */
+  modelTier: ModelTier;
   close(): void;
 }
 
 interface GuardrailMetrics {
   hits: Counter<'rule' | 'action' | 'stage'>;
+  categories: Counter<'category' | 'tier' | 'action' | 'stage'>;
   notEvaluated: Counter<'rule' | 'stage'>;
   seconds: Histogram<'stage'>;
 }
@@ -36,6 +41,12 @@ function metrics(registry: Registry): GuardrailMetrics {
       name: 'guardrail_rule_hits_total',
       help: 'Guardrail rules that fired, by rule id, action taken and stage.',
       labelNames: ['rule', 'action', 'stage'],
+      registers: [registry],
+    }),
+    categories: new Counter({
+      name: 'guardrail_category_hits_total',
+      help: 'Findings by risk category, the tier that decided (heuristic or model), action and stage.',
+      labelNames: ['category', 'tier', 'action', 'stage'],
       registers: [registry],
     }),
     notEvaluated: new Counter({
@@ -77,6 +88,7 @@ export async function createGuardrails(env: Env, logger: Logger, registry: Regis
   const opened = openPolicyStore(env, logger, registry, [compileCheck, ...sectionChecks]);
   const packs = new Map(Object.entries(PACKS).map(([name, p]) => [name, compilePolicy(p, builtins, `pack:${name}`)]));
   const hashKey = hashKeyFrom(envString(env, 'GUARDRAILS_HASH_KEY'));
+  const modelTier = createModelTier(env, logger, registry);
   const m = metrics(registry);
   const contexts = new WeakMap<Exchange, RedactionContext>();
   const log = logger.child({ component: 'guardrails' });
@@ -119,14 +131,39 @@ export async function createGuardrails(env: Env, logger: Logger, registry: Regis
   const account = (stage: Stage, record: StageRecord, findings: Finding[]): void => {
     for (const f of findings) {
       if (f.reason.startsWith('not evaluated')) m.notEvaluated.inc({ rule: f.ruleId, stage });
-      else m.hits.inc({ rule: f.ruleId, action: f.action, stage });
+      else {
+        m.hits.inc({ rule: f.ruleId, action: f.action, stage });
+        if (f.category) m.categories.inc({ category: f.category, tier: f.tier ?? 'heuristic', action: f.action, stage });
+      }
     }
     if (!record.streamed) m.seconds.observe({ stage }, record.ms / 1000);
   };
 
-  const run = (ex: Exchange, stage: Stage): BlockVerdict | void => {
-    const policy = policyFor(ex);
-    const out = evaluateStage(policy, ex, stage, ctxFor(ex));
+  /** A known inference route whose body could not be read: refused unless the policy allows it (fail closed). */
+  const unparsable = (ex: Exchange, policy: CompiledPolicy): BlockVerdict | undefined => {
+    if (ex.parseError === undefined || !isInferenceRoute(ex.api)) return undefined;
+    decisionOf(ex, policy).unparsed = { reason: ex.parseError, action: policy.onUnparsable };
+    if (policy.onUnparsable === 'allow') return undefined;
+    const finding: Finding = {
+      source: 'guardrail',
+      ruleId: 'on_unparsable',
+      action: 'block',
+      severity: 'medium',
+      stage: 'request',
+      reason: `request body could not be read (${ex.parseError}); on_unparsable block`,
+    };
+    ex.findings.push(finding);
+    account('request', emptyStage(), [finding]);
+    log.warn({ id: ex.id, stage: 'request', rule: 'on_unparsable', path: ex.path }, 'guardrail refused an unreadable body');
+    return {
+      status: 400,
+      type: 'invalid_request_error',
+      code: 'unparsable_body',
+      message: `Request refused: the body could not be read as the upstream would read it (${ex.parseError})`,
+    };
+  };
+
+  const settle = (ex: Exchange, stage: Stage, policy: CompiledPolicy, out: StageOutcome): BlockVerdict | void => {
     if (out.record.rules.length === 0) return;
     decisionOf(ex, policy)[stage] = out.record;
     ex.findings.push(...out.findings);
@@ -135,19 +172,47 @@ export async function createGuardrails(env: Env, logger: Logger, registry: Regis
     return out.verdict;
   };
 
+  /**
+   * The heuristic tier decides synchronously. Only when a rule asks for the model tier (model: always, or a
+   * grey-zone heuristic score) and a classifier is configured does the hook return a promise; while the
+   * classifier is down the rules that asked are not_evaluated at once and their on_error decides.
+   */
+  const run = (ex: Exchange, stage: Stage): BlockVerdict | void | Promise<BlockVerdict | void> => {
+    const policy = policyFor(ex);
+    if (stage === 'request') {
+      const refused = unparsable(ex, policy);
+      if (refused) return refused;
+    }
+    const ctx = ctxFor(ex);
+    if (modelTier.mode === 'off' || !policy.usesModel) return settle(ex, stage, policy, evaluateStage(policy, ex, stage, ctx));
+    const wanted = modelCandidates(policy, ex, stage);
+    if (wanted.length === 0) return settle(ex, stage, policy, evaluateStage(policy, ex, stage, ctx));
+    const asked = new Set(wanted.map((w) => w.segment));
+    const finish = (model: ModelOutcome): BlockVerdict | void => settle(ex, stage, policy, evaluateStage(policy, ex, stage, ctx, model));
+    if (modelTier.state() !== 'ready') return finish({ scores: new Map(), asked, error: `model tier ${modelTier.state()}` });
+    return modelTier.classify(wanted).then(
+      (scores) => finish({ scores: new Map(wanted.map((w, i) => [w.segment, scores[i]])), asked }),
+      (err: Error) => finish({ scores: new Map(), asked, error: err.message }),
+    );
+  };
+
   const hooks: ExchangeHooks = {
     name: 'guardrails',
     onRequest: (ex) => run(ex, 'request'),
     onResponse: (ex) => run(ex, 'response'),
     openStream(ex) {
       const policy = policyFor(ex);
-      const seen = new Set<string>();
+      const counted = new Set<string>();
+      let current: Finding[] = [];
       const opened = createHoldbackInspector(policy, ex, ctxFor(ex), (findings) => {
+        // The stream's findings replace the previous list: counts grow as matches are released.
+        const stale = new Set(current);
+        ex.findings = ex.findings.filter((f) => !stale.has(f)).concat(findings);
+        current = findings;
         for (const f of findings) {
           const key = `${f.ruleId}\u0000${f.entity ?? ''}\u0000${f.action}`;
-          if (seen.has(key)) continue;
-          seen.add(key);
-          ex.findings.push(f);
+          if (counted.has(key)) continue;
+          counted.add(key);
           account('response', opened!.record, [f]);
           if (f.action === 'block') log.warn({ id: ex.id, stage: 'response', rule: f.ruleId, path: ex.path }, 'guardrail cut a stream');
         }
@@ -156,10 +221,22 @@ export async function createGuardrails(env: Env, logger: Logger, registry: Regis
       decisionOf(ex, policy).response = opened.record;
       return opened.inspector;
     },
+    responseInspection(ex) {
+      const policy = policyFor(ex);
+      return rulesFor(policy, ex, 'response').length > 0 ? { onOversize: policy.onOversize } : undefined;
+    },
     onComplete(ex) {
       const record = (ex.notes.guardrails as GuardrailDecision | undefined)?.response;
       if (record?.streamed) m.seconds.observe({ stage: 'response' }, record.ms / 1000);
     },
   };
-  return { hooks, store: opened.store, close: opened.close };
+  return {
+    hooks,
+    store: opened.store,
+    modelTier,
+    close() {
+      opened.close();
+      modelTier.close();
+    },
+  };
 }

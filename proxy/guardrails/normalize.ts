@@ -1,11 +1,17 @@
 /**
- * Text normalization before detection: NFKC, zero-width and bidi controls stripped, common homoglyphs
- * folded to ASCII. Keeps a map from every normalized index back to the original so matches can be
- * reported (and redacted) on the text the client actually sent.
+ * Text normalization before detection: NFKC, zero-width and bidi controls stripped, accents folded on Latin
+ * and Greek letters, Unicode TR39 look-alikes folded to ASCII. Keeps a map from every normalized index back to
+ * the original so matches can be reported (and redacted) on the text the client actually sent.
  *
  * NFKC is applied per code point (not across combining sequences) so every output character has exactly
  * one source character; standalone combining marks are dropped, which also undoes "zalgo" decoration.
+ *
+ * Look-alikes are folded per word: a word whose every letter is ASCII or has an ASCII prototype ("іgnоrе",
+ * "ᴘʀᴏᴍᴘᴛ") becomes that ASCII word, while a word with one letter of its own script ("игнорируй") keeps all
+ * of its letters, so real Russian or Greek text is not turned into half-Latin noise.
  */
+import { CONFUSABLE_PAIRS } from './confusables';
+
 export interface NormalizedText {
   original: string;
   text: string;
@@ -19,19 +25,23 @@ export interface NormalizedText {
 
 const NON_ASCII = /[\u0080-\uffff]/;
 
-/** Latin lookalikes from Cyrillic, Greek and a few IPA/Latin-extended letters, plus typographic punctuation. */
-const HOMOGLYPHS: Record<string, string> = {
-  а: 'a', в: 'b', е: 'e', ё: 'e', һ: 'h', і: 'i', ї: 'i', ј: 'j', к: 'k', м: 'm', н: 'h', о: 'o', п: 'n', р: 'p',
-  с: 'c', т: 't', у: 'y', х: 'x', ѕ: 's', ԁ: 'd', ԛ: 'q', ԝ: 'w', ӏ: 'l', ь: 'b',
-  А: 'A', В: 'B', Е: 'E', Ё: 'E', З: '3', І: 'I', Ї: 'I', Ј: 'J', К: 'K', М: 'M', Н: 'H', О: 'O', Р: 'P', С: 'C',
-  Т: 'T', У: 'Y', Х: 'X', Ѕ: 'S', Ԁ: 'D', Ԛ: 'Q', Ԝ: 'W', Ӏ: 'I',
-  α: 'a', β: 'b', γ: 'y', ε: 'e', ι: 'i', κ: 'k', ν: 'v', ο: 'o', ρ: 'p', τ: 't', υ: 'u', χ: 'x', ω: 'w',
-  Α: 'A', Β: 'B', Ε: 'E', Ζ: 'Z', Η: 'H', Ι: 'I', Κ: 'K', Μ: 'M', Ν: 'N', Ο: 'O', Ρ: 'P', Τ: 'T', Υ: 'Y', Χ: 'X',
-  ı: 'i', ɑ: 'a', ɡ: 'g', ɩ: 'i', ʟ: 'L', ǀ: 'l', ꓲ: 'I',
+/** Typographic punctuation folded to ASCII. */
+const PUNCTUATION: Record<string, string> = {
   '\u2018': "'", '\u2019': "'", '\u201a': "'", '\u201b': "'", '\u2032': "'",
   '\u201c': '"', '\u201d': '"', '\u201e': '"', '\u201f': '"', '\u2033': '"', '\u00ab': '"', '\u00bb': '"',
   '\u2010': '-', '\u2011': '-', '\u2012': '-', '\u2013': '-', '\u2014': '-', '\u2015': '-', '\u2212': '-',
 };
+
+/** Latin letters with a stroke or other mark that NFD does not take apart. */
+const LATIN_EXTRA: Record<string, string> = {
+  ł: 'l', Ł: 'L', ø: 'o', Ø: 'O', đ: 'd', Đ: 'D', ħ: 'h', Ħ: 'H', ŀ: 'l', Ŀ: 'L', ŧ: 't', Ŧ: 'T', ƀ: 'b', ɨ: 'i', ʉ: 'u',
+};
+
+const CONFUSABLE = new Map<string, string>();
+{
+  const chars = Array.from(CONFUSABLE_PAIRS);
+  for (let k = 0; k + 1 < chars.length; k += 2) CONFUSABLE.set(chars[k], chars[k + 1]);
+}
 
 /** Zero-width, bidi, invisible operators, BOM, soft hyphen, Mongolian vowel separator, variation selectors, tags. */
 function isInvisible(cp: number): boolean {
@@ -55,22 +65,63 @@ function isCombiningMark(cp: number): boolean {
   return (cp >= 0x0300 && cp <= 0x036f) || (cp >= 0x1ab0 && cp <= 0x1aff) || (cp >= 0x1dc0 && cp <= 0x1dff) || (cp >= 0x20d0 && cp <= 0x20ff);
 }
 
-const foldCache = new Map<number, string>();
+/** Latin (Latin-1 to Latin Extended-B, Latin Extended Additional) and Greek letters: their accents are folded. */
+function foldsAccents(cp: number): boolean {
+  return (cp >= 0xc0 && cp <= 0x24f) || (cp >= 0x1e00 && cp <= 0x1eff) || (cp >= 0x370 && cp <= 0x3ff) || (cp >= 0x1f00 && cp <= 0x1fff);
+}
+
+const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
+const ASCII_ONLY = /^[\t-~]*$/;
+
+/** What one non-ASCII code point becomes. */
+interface Folded {
+  /** NFKC, accents folded; look-alikes kept. */
+  plain: string;
+  /** plain with TR39 look-alikes folded to ASCII. */
+  ascii: string;
+  /** Part of a word (a letter or digit). */
+  word: boolean;
+  /** A letter of another script with no ASCII look-alike: its word keeps its look-alikes. */
+  foreign: boolean;
+}
+
+const foldCache = new Map<number, Folded>();
 const FOLD_CACHE_MAX = 4096;
 
-/** NFKC of one code point followed by homoglyph folding of each resulting character. */
-function fold(cp: number, ch: string): string {
+function foldAccents(c: string): string {
+  const extra = LATIN_EXTRA[c];
+  if (extra !== undefined) return extra;
+  const cp = c.codePointAt(0) as number;
+  if (!foldsAccents(cp)) return c;
+  let out = '';
+  for (const d of c.normalize('NFD')) if (!isCombiningMark(d.codePointAt(0) as number)) out += d;
+  return out;
+}
+
+function foldCodePoint(cp: number, ch: string): Folded {
   const cached = foldCache.get(cp);
   if (cached !== undefined) return cached;
-  let out = '';
+  let plain = '';
+  let ascii = '';
   for (const c of ch.normalize('NFKC')) {
     const code = c.codePointAt(0) as number;
     if (isInvisible(code) || isCombiningMark(code)) continue;
-    out += HOMOGLYPHS[c] ?? c;
+    const p = PUNCTUATION[c] ?? foldAccents(c);
+    plain += p;
+    ascii += CONFUSABLE.get(p) ?? p;
   }
+  // Some look-alikes are listed under their own form, not their NFKC form (ϲ is "c", its NFKC ς is not).
+  const direct = CONFUSABLE.get(ch);
+  if (direct !== undefined) ascii = direct;
+  const word = LETTER_OR_DIGIT.test(plain);
+  const folded: Folded = { plain, ascii, word, foreign: word && !ASCII_ONLY.test(ascii) };
   if (foldCache.size >= FOLD_CACHE_MAX) foldCache.clear();
-  foldCache.set(cp, out);
-  return out;
+  foldCache.set(cp, folded);
+  return folded;
+}
+
+function isAsciiWordChar(code: number): boolean {
+  return (code >= 48 && code <= 57) || (code >= 65 && code <= 90) || (code >= 97 && code <= 122) || code === 95;
 }
 
 const identityMap = (i: number): number => i;
@@ -82,6 +133,22 @@ export function normalizeText(s: string): NormalizedText {
   const starts: number[] = [];
   const ends: number[] = [];
   let invisible = 0;
+  const emit = (at: number, width: number, out: string): void => {
+    if (out.length === 0) return;
+    parts.push(out);
+    for (let k = 0; k < out.length; k++) {
+      starts.push(at);
+      ends.push(at + width);
+    }
+  };
+  // The current word, held back from its first look-alike on until we know whether it has a foreign letter.
+  const held: { at: number; width: number; plain: string; ascii: string }[] = [];
+  let foreignWord = false;
+  const endWord = (): void => {
+    for (const h of held) emit(h.at, h.width, foreignWord ? h.plain : h.ascii);
+    held.length = 0;
+    foreignWord = false;
+  };
   let runStart = 0; // start of the pending run of ASCII copied as one slice
   const flushRun = (upTo: number): void => {
     if (upTo <= runStart) return;
@@ -95,27 +162,38 @@ export function normalizeText(s: string): NormalizedText {
   while (i < s.length) {
     const code = s.charCodeAt(i);
     if (code < 0x80) {
+      if (held.length > 0) {
+        if (isAsciiWordChar(code)) held.push({ at: i, width: 1, plain: s[i], ascii: s[i] });
+        else {
+          endWord();
+          runStart = i;
+          i++;
+          continue;
+        }
+        runStart = i + 1;
+      } else if (!isAsciiWordChar(code)) foreignWord = false;
       i++;
       continue;
     }
     flushRun(i);
     const cp = s.codePointAt(i) as number;
     const width = cp > 0xffff ? 2 : 1;
-    if (isInvisible(cp)) {
-      invisible++;
-    } else if (!isCombiningMark(cp)) {
-      const out = fold(cp, s.slice(i, i + width));
-      if (out.length > 0) {
-        parts.push(out);
-        for (let k = 0; k < out.length; k++) {
-          starts.push(i);
-          ends.push(i + width);
-        }
+    if (isInvisible(cp)) invisible++;
+    else if (!isCombiningMark(cp)) {
+      const f = foldCodePoint(cp, s.slice(i, i + width));
+      if (!f.word) {
+        endWord();
+        emit(i, width, f.ascii);
+      } else {
+        if (f.foreign) foreignWord = true;
+        if (held.length > 0 || (f.ascii !== f.plain && !foreignWord)) held.push({ at: i, width, plain: f.plain, ascii: f.ascii });
+        else emit(i, width, f.plain);
       }
     }
     i += width;
     runStart = i;
   }
+  endWord();
   flushRun(s.length);
   const text = parts.join('');
   const len = s.length;

@@ -1,4 +1,8 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { Readable, Transform } from 'node:stream';
+import zlib from 'node:zlib';
+import { contentCodings } from './content-encoding';
+import { headerValue } from './headers';
 
 export class BodyTooLargeError extends Error {
   constructor(readonly limit: number) {
@@ -76,4 +80,32 @@ export class Capture {
   get bytes(): Buffer {
     return this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size);
   }
+}
+
+/** Decoders for the content codings a client decodes; gzip and deflate share one that detects the wrapper. */
+const DECODERS: Record<string, () => Transform> = {
+  gzip: () => zlib.createUnzip(),
+  'x-gzip': () => zlib.createUnzip(),
+  deflate: () => zlib.createUnzip(),
+  br: () => zlib.createBrotliDecompress(),
+};
+
+/**
+ * A response body as the client will read it: decoded per content-encoding (the last coding applied first),
+ * with the encoding and length headers dropped from `headers`; the response itself when it is not encoded;
+ * undefined for a coding that cannot be decoded here. `onError` hears a body that does not decode.
+ */
+export function decodedBody(res: IncomingMessage, headers: OutgoingHttpHeaders, onError: (err: Error) => void): Readable | undefined {
+  const codings = contentCodings(headerValue(res.headers, 'content-encoding'));
+  if (codings.length === 0) return res;
+  if (codings.some((c) => DECODERS[c] === undefined)) return undefined;
+  let out: Readable = res;
+  for (const coding of codings.reverse()) {
+    const decoder = DECODERS[coding]();
+    decoder.on('error', onError);
+    out = out.pipe(decoder);
+  }
+  delete headers['content-encoding'];
+  delete headers['content-length'];
+  return out;
 }

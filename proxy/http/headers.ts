@@ -37,9 +37,12 @@ export function isEventStream(contentType: string | undefined): boolean {
   return contentType !== undefined && contentType.toLowerCase().startsWith('text/event-stream');
 }
 
-/** JSON bodies and bodies without a declared type are parsed; images, audio and forms pass through unparsed. */
-export function isJsonLike(contentType: string | undefined): boolean {
-  if (contentType === undefined || contentType === '') return true;
-  const t = contentType.toLowerCase();
-  return t.startsWith('application/json') || t.includes('+json') || t.startsWith('text/plain');
+/**
+ * Declared types whose bodies stream through on routes that are not known inference routes: media, archives and
+ * multipart uploads (an audio file for a transcription route may be far larger than MAX_REQUEST_SIZE). Known
+ * inference routes read every body whatever its declared type, because the upstream may parse it anyway.
+ */
+export function isUploadType(contentType: string | undefined): boolean {
+  const t = (contentType ?? '').toLowerCase();
+  return /^\s*(?:image|audio|video|multipart)\//.test(t) || /^\s*application\/(?:octet-stream|pdf|zip|gzip|x-tar)/.test(t);
 }

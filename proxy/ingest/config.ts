@@ -5,8 +5,6 @@ import { SECRET_HEADERS } from '../telemetry/logger';
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-export type TimeUnit = 's' | 'ms';
-
 /** Where records go and how; every field comes from one env var (see docs/ingest.md). */
 export interface IngestConfig {
   /** Akto's data-ingestion base URL; undefined = write records to traceFile instead. */
@@ -29,7 +27,6 @@ export interface RecordSettings {
   agentName: string;
   podName?: string;
   podNamespace?: string;
-  timeUnit: TimeUnit;
   maxPayloadBytes: number;
   /** Lower-case header names whose values become "<redacted>". */
   secretHeaders: ReadonlySet<string>;
@@ -49,6 +46,8 @@ export interface DeliverySettings {
   authRetryMs: number;
   /** Every record goes to the spool first and is sent from there (survives SIGKILL/OOM). */
   writeAhead: boolean;
+  /** Answers of 500/422 in a row before a batch is split, and a single record dead-lettered. */
+  errorAttempts: number;
 }
 
 export interface SpoolSettings {
@@ -67,6 +66,10 @@ export function loadIngestConfig(env: Env): IngestConfig {
     throw new ConfigError('AKTO_API_TOKEN', 'must be the raw token without a "Bearer " prefix (Akto rejects the prefix with 401)');
   }
   if (token !== undefined && /[\r\n]/.test(token)) throw new ConfigError('AKTO_API_TOKEN', 'must be a single line');
+  // Akto's readers parse `time` as a 32-bit int of seconds; a millisecond value drops every record downstream.
+  if (envEnum(env, 'AKTO_TIME_UNIT', ['s', 'ms'] as const, 's') === 'ms') {
+    throw new ConfigError('AKTO_TIME_UNIT', 'ms is not supported: Akto reads `time` as an int of epoch seconds and drops records with a millisecond time; unset it (records use seconds)');
+  }
   const spoolMax = envInt(env, 'SPOOL_MAX_BYTES', 256 * MiB, 64 * KiB);
   const podName = envString(env, 'POD_NAME');
   const serverName = envString(env, 'APP_SERVER_NAME');
@@ -83,7 +86,6 @@ export function loadIngestConfig(env: Env): IngestConfig {
       agentName: envString(env, 'PROJECT_NAME') ?? podName ?? serverName ?? 'akto-agent-proxy',
       podName,
       podNamespace: envString(env, 'POD_NAMESPACE'),
-      timeUnit: envEnum(env, 'AKTO_TIME_UNIT', ['s', 'ms'] as const, 's'),
       // Two payloads plus headers must fit one 10 MiB POST; Akto allows 5 MiB per string.
       maxPayloadBytes: envInt(env, 'AKTO_MAX_PAYLOAD_BYTES', MiB, KiB, 4 * MiB),
       secretHeaders: new Set([...SECRET_HEADERS, ...envList(env, 'AKTO_SECRET_HEADERS').map((h) => h.toLowerCase())]),
@@ -99,6 +101,7 @@ export function loadIngestConfig(env: Env): IngestConfig {
       retryMaxMs: Math.max(retryBaseMs, envInt(env, 'AKTO_RETRY_MAX_MS', 30_000, 1, 3_600_000)),
       authRetryMs: envInt(env, 'AKTO_AUTH_RETRY_MS', 60_000, 1, 3_600_000),
       writeAhead: envBool(env, 'SPOOL_WRITE_AHEAD', false),
+      errorAttempts: envInt(env, 'AKTO_ERROR_ATTEMPTS', 4, 1, 100),
     },
     spool: {
       dir: path.resolve(envString(env, 'SPOOL_DIR', './.spool')),

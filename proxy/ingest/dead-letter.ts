@@ -1,7 +1,10 @@
 import { promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Logger } from '../telemetry/logger';
 import type { IngestMetrics } from './metrics';
+import type { SecretScrubber } from '../telemetry/scrub';
+import { diskFiles, type FileOpener, PartialWriteError, wholeLines, writeFully } from './files';
 import { errorText } from './spool';
 
 export const DEAD_LETTER_FILE = 'dead-letter.jsonl';
@@ -19,19 +22,23 @@ export class DeadLetterFile {
     private readonly maxBytes: number,
     private readonly logger: Logger,
     private readonly metrics: IngestMetrics,
+    private readonly secrets?: SecretScrubber,
+    private readonly files: FileOpener = diskFiles,
   ) {}
 
-  static async open(dir: string, maxBytes: number, logger: Logger, metrics: IngestMetrics): Promise<DeadLetterFile> {
+  static async open(dir: string, maxBytes: number, logger: Logger, metrics: IngestMetrics, secrets?: SecretScrubber, files?: FileOpener): Promise<DeadLetterFile> {
     const file = path.join(dir, DEAD_LETTER_FILE);
     const size = await fsp.stat(file).then(
       (s) => s.size,
       () => 0,
     );
-    return new DeadLetterFile(file, size, maxBytes, logger, metrics);
+    return new DeadLetterFile(file, size, maxBytes, logger, metrics, secrets, files);
   }
 
   add(records: readonly string[], status: number, error: string): Promise<void> {
-    const prefix = `{"rejectedAt":"${new Date().toISOString()}","status":${status},"error":${JSON.stringify(error)},"record":`;
+    // Akto's answer may reflect our request (its Authorization header included): scrubbed like a log line.
+    const reason = this.secrets ? this.secrets.scrub(error) : error;
+    const prefix = `{"rejectedAt":"${new Date().toISOString()}","status":${status},"error":${JSON.stringify(reason)},"record":`;
     const text = records.map((r) => `${prefix}${r}}\n`).join('');
     const bytes = Buffer.byteLength(text);
     const run = this.chain.then(async () => {
@@ -43,14 +50,26 @@ export class DeadLetterFile {
         );
         return;
       }
+      const lines = text.slice(0, -1).split('\n');
+      let kept = lines.length;
+      let fh: FileHandle | undefined;
       try {
-        await fsp.appendFile(this.file, text);
+        fh = await this.files.open(this.file, 'a');
+        await writeFully(fh, text);
         this.bytes += bytes;
-        this.metrics.deadLettered.inc(records.length);
       } catch (err) {
-        this.metrics.dropped.inc({ reason: 'dead_letter_full' }, records.length);
-        this.logger.error({ file: this.file, err: errorText(err), records: records.length }, 'dead-letter write failed; rejected records dropped');
+        // Only whole lines count as kept; a torn tail is cut off.
+        const written = err instanceof PartialWriteError ? err.written : 0;
+        const whole = wholeLines(lines, written);
+        if (fh && written > whole.bytes) await fh.truncate(this.bytes + whole.bytes).catch(() => undefined);
+        this.bytes += whole.bytes;
+        kept = whole.count;
+        this.metrics.dropped.inc({ reason: 'dead_letter_write' }, records.length - kept);
+        this.logger.error({ file: this.file, err: errorText(err), records: records.length - kept }, 'dead-letter write failed; rejected records dropped');
+      } finally {
+        await fh?.close().catch(() => undefined);
       }
+      if (kept > 0) this.metrics.deadLettered.inc(kept);
     });
     this.chain = run;
     return run;

@@ -16,6 +16,8 @@ export interface RecordSink {
 interface Batch {
   lines: string[];
   bytes: number;
+  /** 500/422 answers in a row for exactly these lines. */
+  suspects: number;
 }
 
 /** `{"batchData":[` + `]}` and one comma per record. */
@@ -25,12 +27,16 @@ const GROWTH_LOG_INTERVAL_MS = 60_000;
 const REJECT_LOG_INTERVAL_MS = 10_000;
 const MIN_BATCH_BYTES = 16 * 1024;
 
+type Failure = Extract<PostResult, { kind: 'retry' | 'auth' | 'suspect' }>;
+
 /**
- * Delivers records to Akto. Normally records wait in memory, are cut into batches by count, bytes
- * or time and POSTed with at most maxInFlight requests open. When a POST fails (Akto down, slow,
- * refusing the token) or the memory bound is reached, the pipeline switches to the spool: new
- * records are appended to disk and a replay loop sends segments oldest-first, retrying with
- * exponential backoff and jitter, until the spool is empty and memory delivery resumes.
+ * Delivers records to Akto. Records wait in memory, are cut into batches by count, bytes or time
+ * and POSTed with at most maxInFlight requests open. A batch that fails (Akto down, slow, refusing
+ * the token) stays in memory and is retried with exponential backoff and jitter; memory is used
+ * first, whatever the state of the disk. Only what does not fit AKTO_MEMORY_QUEUE_BYTES, and what
+ * is left at shutdown, goes to the spool; a replay loop sends the spool oldest-first. Lines the
+ * spool could not write come back to memory while it has room; past that they are counted as
+ * dropped and logged. With SPOOL_WRITE_AHEAD every record goes to the spool first instead.
  */
 export class Delivery implements RecordSink {
   private pending: string[] = [];
@@ -40,16 +46,19 @@ export class Delivery implements RecordSink {
   private inFlight = 0;
   private readonly slotWaiters: Array<() => void> = [];
   private timer?: NodeJS.Timeout;
-  private spoolMode = false;
+  /** Pumps the memory queue again once a backoff has passed. */
+  private wake?: NodeJS.Timeout;
   private replay?: Promise<void>;
-  /** Earliest time the next POST may go out after a failure (shared by all replay workers). */
+  /** Earliest time the next POST may go out after a failure (shared by memory and replay). */
   private retryAt = 0;
   private failures = 0;
   private closing = false;
+  private spooling = false;
   private readonly stop = new AbortController();
   private lastAuthLog = -Infinity;
   private lastGrowthLog = -Infinity;
   private lastRejectLog = -Infinity;
+  private lastDropLog = -Infinity;
   private rejectsSuppressed = 0;
   private readonly memoryTasks = new Set<Promise<void>>();
   /** AKTO_MAX_BATCH_BYTES, lowered when something in front of Akto answers 413. */
@@ -65,35 +74,25 @@ export class Delivery implements RecordSink {
   ) {
     this.batchBytes = settings.maxBatchBytes;
     metrics.memorySource = () => this.memoryBytes;
-    if (settings.writeAhead) {
-      this.spoolMode = true;
-      if (!spool.isEmpty) this.startReplay();
-    } else if (!spool.isEmpty) this.enterSpoolMode('records left in the spool by a previous run');
+    spool.onUnwritten = (lines) => this.takeBack(lines);
+    if (!spool.isEmpty) {
+      if (!settings.writeAhead) this.noteSpooling('records left in the spool by a previous run');
+      this.startReplay();
+    }
   }
 
   enqueue(line: string): void {
     this.metrics.queued.inc();
-    if (this.closing || this.spoolMode) {
+    if (this.closing) return this.spool.append(line);
+    if (this.settings.writeAhead) {
       this.spool.append(line);
-      if (this.settings.writeAhead) this.startReplay();
-      else this.noteGrowth();
+      this.startReplay();
       return;
     }
-    const bytes = Buffer.byteLength(line) + 1;
-    if (this.memoryBytes + bytes > this.settings.memoryQueueBytes) {
-      this.spool.append(line);
-      this.enterSpoolMode(`memory queue passed AKTO_MEMORY_QUEUE_BYTES (${this.settings.memoryQueueBytes} bytes)`);
-      return;
-    }
-    if (this.pending.length > 0 && this.pendingBytes + bytes + ENVELOPE_BYTES > this.batchBytes) this.cut();
-    this.pending.push(line);
-    this.pendingBytes += bytes;
-    this.memoryBytes += bytes;
-    if (this.pending.length >= this.settings.batchSize) this.cut();
-    else if (!this.timer) {
-      this.timer = setTimeout(() => this.cut(), this.settings.batchIntervalMs);
-      this.timer.unref();
-    }
+    if (this.hold(line)) return;
+    this.spool.append(line);
+    this.noteSpooling(`memory queue is full (AKTO_MEMORY_QUEUE_BYTES, ${this.settings.memoryQueueBytes} bytes)`);
+    this.startReplay();
   }
 
   async close(drainMs: number): Promise<void> {
@@ -102,11 +101,12 @@ export class Delivery implements RecordSink {
     this.cut();
     const deadline = Date.now() + drainMs;
     // Stop early when the next retry would come after the deadline anyway (Akto down).
-    while (Date.now() < deadline && !this.idle() && !(this.spoolMode && this.retryAt >= deadline)) {
+    while (Date.now() < deadline && !this.idle() && this.retryAt < deadline) {
       await delay(Math.min(20, Math.max(1, deadline - Date.now())));
     }
     // Whatever is still unsent goes to disk; open POSTs are aborted and spooled by their callers.
     this.stop.abort();
+    if (this.wake) clearTimeout(this.wake);
     this.spillQueue();
     await Promise.all([...this.memoryTasks]);
     await this.replay;
@@ -118,8 +118,36 @@ export class Delivery implements RecordSink {
   }
 
   private idle(): boolean {
-    const spoolDone = this.settings.writeAhead ? this.spool.isEmpty : !this.spoolMode;
-    return this.pending.length === 0 && this.queue.length === 0 && this.memoryTasks.size === 0 && spoolDone;
+    return this.pending.length === 0 && this.queue.length === 0 && this.memoryTasks.size === 0 && this.spool.isEmpty;
+  }
+
+  /** Keeps a record in memory when the bound allows; false when it does not fit. */
+  private hold(line: string): boolean {
+    const bytes = Buffer.byteLength(line) + 1;
+    if (this.memoryBytes + bytes > this.settings.memoryQueueBytes) return false;
+    if (this.pending.length > 0 && this.pendingBytes + bytes + ENVELOPE_BYTES > this.batchBytes) this.cut();
+    this.pending.push(line);
+    this.pendingBytes += bytes;
+    this.memoryBytes += bytes;
+    if (this.pending.length >= this.settings.batchSize) this.cut();
+    else if (!this.timer) {
+      this.timer = setTimeout(() => this.cut(), this.settings.batchIntervalMs);
+      this.timer.unref();
+    }
+    return true;
+  }
+
+  /** Lines the spool could not write (disk full, read-only): back to memory while it has room. */
+  private takeBack(lines: string[]): void {
+    let dropped = 0;
+    for (const line of lines) if (this.closing || !this.hold(line)) dropped++;
+    if (dropped === 0) return;
+    this.metrics.dropped.inc({ reason: 'spool_write' }, dropped);
+    const now = Date.now();
+    if (now - this.lastDropLog < REJECT_LOG_INTERVAL_MS) return;
+    this.lastDropLog = now;
+    const why = this.closing ? 'the proxy is stopping' : 'the memory queue is full (AKTO_MEMORY_QUEUE_BYTES)';
+    this.logger.error({ records: dropped }, `trace records dropped: the spool could not write them (SPOOL_DIR) and ${why}`);
   }
 
   /** Turns pending records into a batch and sends what the in-flight bound allows. */
@@ -129,7 +157,7 @@ export class Delivery implements RecordSink {
       this.timer = undefined;
     }
     if (this.pending.length > 0) {
-      this.queue.push({ lines: this.pending, bytes: this.pendingBytes });
+      this.queue.push({ lines: this.pending, bytes: this.pendingBytes, suspects: 0 });
       this.pending = [];
       this.pendingBytes = 0;
     }
@@ -138,6 +166,14 @@ export class Delivery implements RecordSink {
 
   private pump(): void {
     while (this.queue.length > 0 && this.inFlight < this.settings.maxInFlight && !this.stop.signal.aborted) {
+      const wait = this.retryAt - Date.now();
+      if (wait > 0) {
+        this.wake ??= setTimeout(() => {
+          this.wake = undefined;
+          this.pump();
+        }, wait);
+        return;
+      }
       const batch = this.queue.shift() as Batch;
       this.inFlight++;
       const task = this.sendFromMemory(batch).finally(() => {
@@ -150,7 +186,7 @@ export class Delivery implements RecordSink {
 
   private async sendFromMemory(batch: Batch): Promise<void> {
     let result = await this.post(batch.lines);
-    // A reset on a reused keep-alive socket is common and harmless: one immediate retry before spooling.
+    // A reset on a reused keep-alive socket is common and harmless: one immediate retry.
     if (result.kind === 'retry' && result.status === undefined && result.reason !== 'timeout' && !this.stop.signal.aborted) {
       this.metrics.retried.inc(batch.lines.length);
       result = await this.post(batch.lines);
@@ -162,27 +198,45 @@ export class Delivery implements RecordSink {
     if (result.kind === 'reject' && result.status === 413 && batch.lines.length > 1) {
       // Too large for Akto (or a proxy in front of it): send the halves instead, first in line.
       this.shrinkBatches(batch.bytes);
-      const mid = batch.lines.length >> 1;
-      this.queue.unshift(...[batch.lines.slice(0, mid), batch.lines.slice(mid)].map(toBatch));
+      this.queue.unshift(...halves(batch.lines));
       return;
     }
-    this.memoryBytes -= batch.bytes;
-    if (result.kind === 'reject') return this.reject(batch.lines, result);
-    // Retryable or auth: the batch and everything behind it go to the spool and the replay loop.
+    if (result.kind === 'reject') {
+      this.memoryBytes -= batch.bytes;
+      return this.reject(batch.lines, result);
+    }
+    if (this.stop.signal.aborted) {
+      // Stopping: the batch goes to the spool with the rest.
+      this.memoryBytes -= batch.bytes;
+      for (const line of batch.lines) this.spool.append(line);
+      return;
+    }
+    if (result.kind === 'suspect' && ++batch.suspects >= this.settings.errorAttempts) {
+      if (batch.lines.length > 1) {
+        // One bad record must not hold the others back: find it by halves.
+        this.queue.unshift(...halves(batch.lines));
+        return;
+      }
+      this.memoryBytes -= batch.bytes;
+      return this.reject(batch.lines, result);
+    }
+    // Retryable: the batch stays in memory, first in line, and is sent again after the backoff.
     this.metrics.retried.inc(batch.lines.length);
-    for (const line of batch.lines) this.spool.append(line);
+    this.queue.unshift(batch);
     this.noteFailure(result);
-    if (!this.closing) this.enterSpoolMode(describe(result));
   }
 
-  private enterSpoolMode(reason: string): void {
-    if (!this.spoolMode) {
-      this.spoolMode = true;
+  /** Says once per outage that records now go to disk. */
+  private noteSpooling(reason: string): void {
+    const now = Date.now();
+    if (!this.spooling) {
+      this.spooling = true;
+      this.lastGrowthLog = now;
       this.logger.warn({ reason, spoolBytes: this.spool.bytes }, 'trace delivery to Akto is falling behind; spooling records to disk (SPOOL_DIR)');
-      this.lastGrowthLog = Date.now();
+    } else if (now - this.lastGrowthLog >= GROWTH_LOG_INTERVAL_MS) {
+      this.lastGrowthLog = now;
+      this.logger.warn({ spoolBytes: this.spool.bytes, segments: this.spool.segments }, 'trace spool is growing while Akto is unreachable or slow');
     }
-    this.spillQueue();
-    this.startReplay();
   }
 
   private startReplay(): void {
@@ -190,7 +244,7 @@ export class Delivery implements RecordSink {
     const run: Promise<void> = this.replayLoop().finally(() => {
       if (this.replay === run) this.replay = undefined;
       // Records may have arrived between the loop's last look and now.
-      if (!this.closing && this.spoolMode && !this.spool.isEmpty) this.startReplay();
+      if (!this.closing && !this.spool.isEmpty) this.startReplay();
     });
     this.replay = run;
   }
@@ -201,7 +255,7 @@ export class Delivery implements RecordSink {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    if (this.pending.length > 0) this.queue.push({ lines: this.pending, bytes: this.pendingBytes });
+    if (this.pending.length > 0) this.queue.push({ lines: this.pending, bytes: this.pendingBytes, suspects: 0 });
     this.pending = [];
     this.pendingBytes = 0;
     for (const batch of this.queue.splice(0)) {
@@ -230,8 +284,8 @@ export class Delivery implements RecordSink {
           this.spool.release(seg);
         }
       }
-      if (!this.stop.signal.aborted && this.spool.isEmpty && !this.settings.writeAhead) {
-        this.spoolMode = false;
+      if (!this.stop.signal.aborted && this.spool.isEmpty && this.spooling) {
+        this.spooling = false;
         this.logger.info('trace spool drained; delivering from memory again');
       }
     } catch (err) {
@@ -260,6 +314,7 @@ export class Delivery implements RecordSink {
 
   /** True once the batch is delivered or dead-lettered; false if stopped first. */
   private async sendWithRetry(lines: string[]): Promise<boolean> {
+    let suspects = 0;
     for (;;) {
       await this.pause(this.retryAt - Date.now());
       if (this.stop.signal.aborted) return false;
@@ -271,18 +326,19 @@ export class Delivery implements RecordSink {
         this.releaseSlot();
       }
       if (result.kind === 'ok') return true;
-      if (result.kind === 'reject' && result.status === 413 && lines.length > 1) {
-        this.shrinkBatches(Buffer.byteLength(batchBody(lines)));
+      const split = (result.kind === 'reject' && result.status === 413) || (result.kind === 'suspect' && ++suspects >= this.settings.errorAttempts);
+      if (split && lines.length > 1) {
+        if (result.kind === 'reject') this.shrinkBatches(Buffer.byteLength(batchBody(lines)));
         const mid = lines.length >> 1;
         return (await this.sendWithRetry(lines.slice(0, mid))) && this.sendWithRetry(lines.slice(mid));
       }
-      if (result.kind === 'reject') {
-        await this.reject(lines, result);
+      if (result.kind === 'reject' || split) {
+        await this.reject(lines, result as Extract<PostResult, { kind: 'reject' | 'suspect' }>);
         return true;
       }
       if (this.stop.signal.aborted) return false;
       this.metrics.retried.inc(lines.length);
-      this.noteFailure(result);
+      this.noteFailure(result as Failure);
     }
   }
 
@@ -300,6 +356,7 @@ export class Delivery implements RecordSink {
       this.failures = 0;
       this.retryAt = 0;
       this.metrics.sent.inc(lines.length);
+      if (result.acknowledged) this.metrics.acknowledged.inc(lines.length);
       this.metrics.lastSuccess.set(Date.now() / 1000);
     } else {
       this.metrics.batchFailures.inc({ reason: failureReason(result) });
@@ -308,7 +365,7 @@ export class Delivery implements RecordSink {
   }
 
   /** Schedules the next attempt: Retry-After when given, slow for auth, else backoff with jitter. */
-  private noteFailure(result: Exclude<PostResult, { kind: 'ok' | 'reject' }>): void {
+  private noteFailure(result: Failure): void {
     this.failures++;
     let wait: number;
     if (result.kind === 'auth') {
@@ -318,7 +375,7 @@ export class Delivery implements RecordSink {
       const ceiling = Math.min(this.settings.retryMaxMs, this.settings.retryBaseMs * 2 ** Math.min(this.failures - 1, 30));
       wait = ceiling / 2 + Math.random() * (ceiling / 2);
       if (result.retryAfterMs !== undefined) wait = Math.max(wait, Math.min(result.retryAfterMs, 10 * this.settings.retryMaxMs));
-      this.logger.debug({ reason: result.reason, retryInMs: Math.round(wait) }, 'trace batch not delivered; will retry');
+      this.logger.debug({ reason: describe(result), retryInMs: Math.round(wait) }, 'trace batch not delivered; will retry');
     }
     this.retryAt = Math.max(this.retryAt, Date.now() + wait);
   }
@@ -330,7 +387,7 @@ export class Delivery implements RecordSink {
     this.lastAuthLog = now;
     this.logger.error(
       { status, retryInMs: this.settings.authRetryMs },
-      `Akto refused the trace upload with HTTP ${status}: check AKTO_API_TOKEN (the raw token from Akto, no "Bearer " prefix). Records are kept in the spool and retried.`,
+      `Akto refused the trace upload with HTTP ${status}: check AKTO_API_TOKEN (the raw token from Akto, no "Bearer " prefix). Records are kept and retried.`,
     );
   }
 
@@ -344,24 +401,18 @@ export class Delivery implements RecordSink {
     );
   }
 
-  private async reject(lines: string[], result: Extract<PostResult, { kind: 'reject' }>): Promise<void> {
+  private async reject(lines: string[], result: Extract<PostResult, { kind: 'reject' | 'suspect' }>): Promise<void> {
     const now = Date.now();
     if (now - this.lastRejectLog >= REJECT_LOG_INTERVAL_MS) {
+      const why = result.kind === 'suspect' ? ` ${this.settings.errorAttempts} times in a row` : '';
       this.logger.error(
         { status: result.status, body: result.body, records: lines.length, file: this.deadLetter.file, suppressed: this.rejectsSuppressed },
-        `Akto rejected a trace batch with HTTP ${result.status}; moved it to the dead-letter file`,
+        `Akto rejected a trace batch with HTTP ${result.status}${why}; moved it to the dead-letter file`,
       );
       this.lastRejectLog = now;
       this.rejectsSuppressed = 0;
     } else this.rejectsSuppressed++;
     await this.deadLetter.add(lines, result.status, result.body);
-  }
-
-  private noteGrowth(): void {
-    const now = Date.now();
-    if (now - this.lastGrowthLog < GROWTH_LOG_INTERVAL_MS) return;
-    this.lastGrowthLog = now;
-    this.logger.warn({ spoolBytes: this.spool.bytes, segments: this.spool.segments }, 'trace spool is growing while Akto is unreachable or slow');
   }
 
   private acquireSlot(): Promise<void> {
@@ -398,10 +449,15 @@ export class Delivery implements RecordSink {
   }
 }
 
+function halves(lines: string[]): Batch[] {
+  const mid = lines.length >> 1;
+  return [lines.slice(0, mid), lines.slice(mid)].map(toBatch);
+}
+
 function toBatch(lines: string[]): Batch {
   let bytes = 0;
   for (const l of lines) bytes += Buffer.byteLength(l) + 1;
-  return { lines, bytes };
+  return { lines, bytes, suspects: 0 };
 }
 
 /** Groups records by count and bytes so each POST stays under the body limit. */
@@ -426,13 +482,16 @@ export function splitBatches(lines: readonly string[], maxCount: number, maxByte
 function failureReason(result: Exclude<PostResult, { kind: 'ok' }>): string {
   if (result.kind === 'auth') return 'auth';
   if (result.kind === 'reject') return 'rejected';
+  if (result.kind === 'suspect') return `http_${result.status}`;
   if (result.status === undefined) return result.reason === 'timeout' ? 'timeout' : 'network';
   if (result.status >= 500) return 'http_5xx';
   return `http_${result.status}`;
 }
 
-function describe(result: Exclude<PostResult, { kind: 'ok' | 'reject' }>): string {
-  return result.kind === 'auth' ? `HTTP ${result.status} (AKTO_API_TOKEN refused)` : result.reason;
+function describe(result: Failure): string {
+  if (result.kind === 'auth') return `HTTP ${result.status} (AKTO_API_TOKEN refused)`;
+  if (result.kind === 'suspect') return `HTTP ${result.status}`;
+  return result.reason;
 }
 
 function delay(ms: number): Promise<void> {

@@ -13,6 +13,7 @@ import { buildAktoRecord, RecordOptions } from './record';
 import { aktoRoute, createAktoSender } from './sender';
 import { errorText, Spool } from './spool';
 import { TraceFileSink } from './trace-file';
+import { SecretScrubber } from '../telemetry/scrub';
 
 export { buildAktoRecord } from './record';
 export type { AktoRecord, RecordOptions } from './record';
@@ -31,12 +32,13 @@ const BUILD_ERROR_LOG_INTERVAL_MS = 60_000;
  * Traces to Akto. Reads its env vars (ConfigError on bad values), opens the spool or the trace
  * file, and returns the hook that turns each finished exchange into one Akto record.
  */
-export async function createIngest(env: Env, logger: Logger, registry: Registry, info: { version: string }): Promise<Ingest> {
+export async function createIngest(env: Env, logger: Logger, registry: Registry, info: { version: string; secrets?: SecretScrubber }): Promise<Ingest> {
   const config = loadIngestConfig(env);
   const log = logger.child({ component: 'ingest' });
   const metrics = new IngestMetrics(registry);
-  const sink = await openSink(config, log, metrics);
-  const opts: RecordOptions = { ...config.record, version: info.version };
+  const secrets = info.secrets ?? SecretScrubber.fromEnv(env);
+  const sink = await openSink(config, log, metrics, secrets);
+  const opts: RecordOptions = { ...config.record, version: info.version, secrets };
   let lastBuildErrorLog = -Infinity;
 
   const hooks: ExchangeHooks = {
@@ -59,9 +61,9 @@ export async function createIngest(env: Env, logger: Logger, registry: Registry,
   return { hooks, close: (drainMs) => sink.close(drainMs) };
 }
 
-async function openSink(config: IngestConfig, log: Logger, metrics: IngestMetrics): Promise<RecordSink> {
+async function openSink(config: IngestConfig, log: Logger, metrics: IngestMetrics, secrets: SecretScrubber): Promise<RecordSink> {
   if (!config.baseUrl) {
-    const sink = await TraceFileSink.open(config.traceFile, log, metrics);
+    const sink = await TraceFileSink.open(config.traceFile, log, metrics, { maxPendingBytes: config.delivery.memoryQueueBytes });
     log.info({ file: config.traceFile }, 'AKTO_API_BASE_URL is not set: trace records go to TRACE_FILE');
     return sink;
   }
@@ -72,7 +74,7 @@ async function openSink(config: IngestConfig, log: Logger, metrics: IngestMetric
   let deadLetter: DeadLetterFile;
   try {
     spool = await Spool.open(config.spool, log, metrics);
-    deadLetter = await DeadLetterFile.open(config.spool.dir, config.spool.deadLetterMaxBytes, log, metrics);
+    deadLetter = await DeadLetterFile.open(config.spool.dir, config.spool.deadLetterMaxBytes, log, metrics, secrets);
   } catch (err) {
     throw new ConfigError('SPOOL_DIR', `cannot use ${config.spool.dir} as the trace spool: ${errorText(err)}`);
   }
@@ -84,7 +86,10 @@ async function openSink(config: IngestConfig, log: Logger, metrics: IngestMetric
   return delivery;
 }
 
-/** One GET /api/auth-check at start, so a bad token shows in the log before the first batch. */
+/**
+ * One GET /api/auth-check at start, so a bad token shows in the log before the first batch. The
+ * log line says what was checked: with no token, a 2xx only means Akto runs without authentication.
+ */
 function probeToken(baseUrl: URL, token: string | undefined, timeoutMs: number, log: Logger, onRefused: (status: number) => void): void {
   const url = aktoRoute(baseUrl, '/api/auth-check');
   const request = url.protocol === 'https:' ? https.request : http.request;
@@ -92,10 +97,14 @@ function probeToken(baseUrl: URL, token: string | undefined, timeoutMs: number, 
   const req = request(url, { method: 'GET', headers, timeout: timeoutMs }, (res) => {
     res.resume();
     const status = res.statusCode ?? 0;
+    const checked = { akto: baseUrl.origin, check: 'GET /api/auth-check', status };
     if (status === 401 || status === 403) onRefused(status);
-    else if (status >= 200 && status < 300) log.info('Akto accepted AKTO_API_TOKEN');
+    else if (status >= 200 && status < 300) {
+      if (token === undefined) log.warn(checked, 'Akto answered the auth check without a token: its ingestion service runs without authentication (AKTO_API_TOKEN is not set)');
+      else log.info(checked, 'Akto accepted AKTO_API_TOKEN (auth check passed)');
+    } else log.warn(checked, `could not verify AKTO_API_TOKEN: the auth check answered HTTP ${status} (is AKTO_API_BASE_URL the data-ingestion service?)`);
   });
   req.on('timeout', () => req.destroy(new Error('timeout')));
-  req.on('error', (err) => log.warn({ err: err.message, akto: baseUrl.origin }, 'Akto is not reachable at start; traces will be spooled until it is'));
+  req.on('error', (err) => log.warn({ err: err.message, akto: baseUrl.origin }, 'Akto is not reachable at start; traces are kept and retried until it is'));
   req.end();
 }

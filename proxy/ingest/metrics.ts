@@ -1,12 +1,13 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Why a record left the pipeline without reaching Akto. Each is counted and logged. */
-export type DropReason = 'spool_full' | 'corrupt' | 'dead_letter_full' | 'build_error' | 'trace_file' | 'spool_write';
+export type DropReason = 'spool_full' | 'corrupt' | 'dead_letter_full' | 'dead_letter_write' | 'build_error' | 'trace_file' | 'spool_write';
 
 /** The trace pipeline's metrics, registered on the process registry it is given. */
 export class IngestMetrics {
   readonly queued: Counter;
   readonly sent: Counter;
+  readonly acknowledged: Counter;
   readonly retried: Counter;
   readonly spooled: Counter;
   readonly dropped: Counter<'reason'>;
@@ -24,12 +25,21 @@ export class IngestMetrics {
   constructor(registry: Registry) {
     const registers = [registry];
     this.queued = new Counter({ name: 'akto_ingest_records_queued_total', help: 'Trace records accepted for delivery', registers });
-    this.sent = new Counter({ name: 'akto_ingest_records_sent_total', help: 'Trace records Akto (or the trace file) accepted', registers });
+    this.sent = new Counter({
+      name: 'akto_ingest_records_sent_total',
+      help: 'Trace records delivered: Akto answered 2xx (which is not proof of storage), or the trace file wrote them',
+      registers,
+    });
+    this.acknowledged = new Counter({
+      name: 'akto_ingest_records_acknowledged_total',
+      help: 'Trace records in 2xx answers whose body said {"success":true}; Akto\'s ingestData answers {"success":false} even when it stored them',
+      registers,
+    });
     this.retried = new Counter({ name: 'akto_ingest_records_retried_total', help: 'Trace records in batches sent again after a failure', registers });
     this.spooled = new Counter({ name: 'akto_ingest_records_spooled_total', help: 'Trace records written to the disk spool', registers });
     this.dropped = new Counter({
       name: 'akto_ingest_records_dropped_total',
-      help: 'Trace records lost, by reason (spool_full, corrupt, dead_letter_full, build_error, trace_file, spool_write)',
+      help: 'Trace records lost, by reason (spool_full, corrupt, dead_letter_full, dead_letter_write, build_error, trace_file, spool_write)',
       labelNames: ['reason'],
       registers,
     });
@@ -41,7 +51,7 @@ export class IngestMetrics {
     this.truncated = new Counter({ name: 'akto_ingest_payloads_truncated_total', help: 'Payloads cut to AKTO_MAX_PAYLOAD_BYTES', registers });
     this.batchFailures = new Counter({
       name: 'akto_ingest_batch_failures_total',
-      help: 'Failed POSTs to Akto by reason (network, timeout, http_408, http_429, http_5xx, auth, rejected)',
+      help: 'Failed POSTs to Akto by reason (network, timeout, http_408, http_429, http_500, http_422, http_5xx, auth, rejected)',
       labelNames: ['reason'],
       registers,
     });

@@ -1,7 +1,8 @@
 import { STATUS_CODES } from 'node:http';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { isIP } from 'node:net';
-import type { Exchange, Finding, Outcome } from '../protocols/exchange';
+import { SEVERITY_RANK, type Exchange, type Finding, type Outcome } from '../protocols/exchange';
+import type { SecretScrubber } from '../telemetry/scrub';
 import type { RecordSettings } from './config';
 
 /**
@@ -32,6 +33,8 @@ export interface AktoRecord {
 export interface RecordOptions extends RecordSettings {
   /** The proxy's version, for the `agent-proxy` tag. */
   version: string;
+  /** Configured secret values, replaced wherever they show up in the record. */
+  secrets?: SecretScrubber;
 }
 
 export interface BuiltRecord {
@@ -41,6 +44,16 @@ export interface BuiltRecord {
 }
 
 export const REDACTED = '<redacted>';
+
+/**
+ * Largest serialized record. Akto's ingestion service answers 200 to a bigger one and then its
+ * Kafka producer refuses the message, so the record is lost; 64 KiB stay free for what the service
+ * adds (`"mode":"observe"` in tag) and Kafka's own framing.
+ */
+export const MAX_RECORD_BYTES = 5 * 1024 * 1024 - 64 * 1024;
+
+/** Findings listed in _guardrail; a prompt full of e-mail addresses must not make the record huge. */
+export const MAX_LISTED_FINDINGS = 100;
 
 /** Status the client got when no upstream response was recorded. */
 const OUTCOME_STATUS: Record<Outcome, number> = {
@@ -61,15 +74,15 @@ const AKTO_ACTION: Record<Finding['action'], string> = {
   alert: 'alert',
 };
 
-const SEVERITY_RANK: Record<Finding['severity'], number> = { low: 0, medium: 1, high: 2, critical: 3 };
 const ACTION_RANK: Record<Finding['action'], number> = { flag: 0, alert: 0, redact: 1, limit: 2, block: 3 };
 
 /** Builds the Akto record for a finished exchange. Pure: everything it needs is in ex and opts. */
 export function buildAktoRecord(ex: Exchange, opts: RecordOptions): BuiltRecord {
-  let truncated = 0;
-  const cut = (text: string): string => {
+  const cutFields = new Set<'requestPayload' | 'responsePayload'>();
+  const scrub = (text: string): string => (opts.secrets ? opts.secrets.scrub(text) : text);
+  const cut = (text: string, field: 'requestPayload' | 'responsePayload'): string => {
     const out = truncateUtf8(text, opts.maxPayloadBytes);
-    if (out !== text) truncated++;
+    if (out !== text) cutFields.add(field);
     return out;
   };
 
@@ -80,14 +93,15 @@ export function buildAktoRecord(ex: Exchange, opts: RecordOptions): BuiltRecord 
   if (res?.truncated) responsePayload += '\n[cut at the proxy capture bound MAX_RESPONSE_SIZE]';
 
   const record: AktoRecord = {
-    path: ex.path,
-    requestHeaders: JSON.stringify(requestHeaderObject(ex.requestHeaders, host, ex.requestBody.length, opts.secretHeaders)),
-    responseHeaders: JSON.stringify(responseHeaderObject(res?.headers, ex.responseHeaders, opts.secretHeaders)),
+    path: scrub(ex.path),
+    requestHeaders: scrub(JSON.stringify(requestHeaderObject(ex.requestHeaders, host, ex.requestBody.length, opts.secretHeaders))),
+    responseHeaders: scrub(JSON.stringify(responseHeaderObject(res?.headers, ex.responseHeaders, opts.secretHeaders))),
     method: ex.method.toUpperCase(),
-    requestPayload: cut(ex.requestBody.toString('utf8')),
-    responsePayload: cut(responsePayload),
+    requestPayload: cut(scrub(ex.requestBody.toString('utf8')), 'requestPayload'),
+    responsePayload: cut(scrub(responsePayload), 'responsePayload'),
     ip: opts.podIp ?? (normalizeAddress(ex.clientAddress) || '0.0.0.0'),
-    time: String(opts.timeUnit === 'ms' ? Math.floor(ex.startedAt) : Math.floor(ex.startedAt / 1000)),
+    // Epoch seconds: Akto's readers parse `time` as an int (a millisecond value fails and drops the record).
+    time: String(Math.floor(ex.startedAt / 1000)),
     statusCode: String(status),
     type: 'HTTP/1.1',
     status: STATUS_CODES[status] ?? String(status),
@@ -95,13 +109,55 @@ export function buildAktoRecord(ex: Exchange, opts: RecordOptions): BuiltRecord 
     akto_vxlan_id: '0',
     is_pending: 'false',
     source: 'MIRRORING',
-    tag: JSON.stringify(tagObject(ex, opts)),
+    tag: '',
   };
   const upstreamHost = ex.upstream.hostname.replace(/^\[|\]$/g, '');
   const destIp = ex.upstreamAddress ?? (isIP(upstreamHost) ? upstreamHost : undefined);
   if (destIp) record.destIp = destIp;
-  if (ex.findings.length > 0) record._guardrail = JSON.stringify(guardrailObject(ex.findings));
-  return { record, truncated };
+  if (ex.findings.length > 0) record._guardrail = scrub(JSON.stringify(guardrailObject(ex.findings)));
+  for (const field of fitRecord(record)) cutFields.add(field);
+  const tag = tagObject(ex, opts);
+  if (cutFields.size > 0) tag.truncated = [...cutFields].sort().join(',');
+  record.tag = scrub(JSON.stringify(tag));
+  return { record, truncated: cutFields.size };
+}
+
+/** Bytes of a string as a JSON string literal (quotes and escapes included). */
+function jsonBytes(text: string): number {
+  return Buffer.byteLength(JSON.stringify(text));
+}
+
+/**
+ * Cuts the payloads (the larger first, each keeping at least its fair half) until the serialized
+ * record fits MAX_RECORD_BYTES; returns the payload fields it cut. The cheap bound (every UTF-16
+ * unit at most 6 bytes escaped) skips the measuring for ordinary records.
+ */
+function fitRecord(record: AktoRecord): Array<'requestPayload' | 'responsePayload'> {
+  let bound = 1024; // the small fields and the tag added after this check
+  for (const v of Object.values(record)) if (typeof v === 'string') bound += v.length * 6 + 8;
+  if (bound <= MAX_RECORD_BYTES) return [];
+  const cut: Array<'requestPayload' | 'responsePayload'> = [];
+  for (let round = 0; round < 8; round++) {
+    const req = jsonBytes(record.requestPayload);
+    const res = jsonBytes(record.responsePayload);
+    const over = Buffer.byteLength(JSON.stringify(record)) + 1024 - MAX_RECORD_BYTES;
+    if (over <= 0) break;
+    const budget = Math.max(0, req + res - over);
+    const reqShare = req <= budget / 2 ? req : res <= budget / 2 ? budget - res : budget / 2;
+    const targets: Array<['requestPayload' | 'responsePayload', number, number]> = [
+      ['requestPayload', req, reqShare],
+      ['responsePayload', res, budget - reqShare],
+    ];
+    for (const [field, size, share] of targets) {
+      if (size <= share) continue;
+      const text = record[field];
+      // Escaping inflates some text (quotes, control characters): scale the raw byte target by it.
+      const raw = Buffer.byteLength(text);
+      record[field] = truncateUtf8(text, Math.max(0, Math.floor((share * raw) / size) - 2));
+      if (!cut.includes(field)) cut.push(field);
+    }
+  }
+  return cut;
 }
 
 function requestHeaderObject(
@@ -150,12 +206,31 @@ function tagObject(ex: Exchange, opts: RecordOptions): Record<string, string> {
     'exchange-id': ex.id,
   };
   if (ex.api !== 'passthrough') tag.api = ex.api;
+  // Forwarded (or refused) without the guardrails reading the body: say so instead of looking clean.
+  if (ex.parseError !== undefined) tag['request-body'] = 'unparsed';
   if (ex.model !== undefined) tag.model = ex.model;
   if (ex.stream) tag.stream = 'true';
   if (ex.identity !== undefined) tag.identity = ex.identity;
   if (opts.podName !== undefined) tag.pod = opts.podName;
   if (opts.podNamespace !== undefined) tag.namespace = opts.podNamespace;
+  if (ex.findings.length > 0 && tag.guardrail !== 'allowed') {
+    const top = primaryFinding(ex.findings);
+    // A block without a blocking finding (e.g. Akto unreachable with ON_ERROR=block) is named by its hook.
+    if (tag.guardrail !== 'blocked' || top.action === 'block' || top.action === 'limit') tag['decided-by'] = decidedBy(top);
+  }
+  // Hooks add keys (incident, akto-request, ...); they never replace the keys above.
+  if (ex.traceTags) for (const key of Object.keys(ex.traceTags)) if (!(key in tag)) tag[key] = ex.traceTags[key];
   return tag;
+}
+
+/**
+ * Which tier decided, so "why was this blocked" has one answer: `local:<rule id>` for this proxy's
+ * policy, `akto:<policy>` for Akto's inline verdicts (guardrail findings with detector "akto", whose
+ * rule id already says so), `limit:<rule>`, or the anomaly rule.
+ */
+function decidedBy(f: Finding): string {
+  if (f.source === 'guardrail') return f.detector === 'akto' ? f.ruleId : `local:${f.ruleId}`;
+  return f.source === 'limit' ? `limit:${f.ruleId}` : f.ruleId;
 }
 
 /** One word for the tag: what the guardrails did to this exchange. */
@@ -187,13 +262,18 @@ function guardrailObject(findings: readonly Finding[]): Record<string, unknown> 
     guardrailRule: top.ruleId,
     guardrailSeverity: top.severity.toUpperCase(),
     guardrailStage: top.stage,
-    guardrailFindings: findings.map((f) => ({
+    ...(top.category !== undefined ? { guardrailCategory: top.category, guardrailScore: top.score, guardrailTier: top.tier } : {}),
+    ...(findings.length > MAX_LISTED_FINDINGS ? { guardrailFindingsOmitted: findings.length - MAX_LISTED_FINDINGS } : {}),
+    guardrailFindings: findings.slice(0, MAX_LISTED_FINDINGS).map((f) => ({
       source: f.source,
       rule: f.ruleId,
       action: f.action,
       severity: f.severity,
       stage: f.stage,
       ...(f.entity !== undefined ? { entity: f.entity } : {}),
+      ...(f.category !== undefined ? { category: f.category } : {}),
+      ...(f.score !== undefined ? { score: f.score } : {}),
+      ...(f.tier !== undefined ? { tier: f.tier } : {}),
     })),
   };
 }

@@ -3,6 +3,7 @@ import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Logger } from '../telemetry/logger';
 import type { SpoolSettings } from './config';
+import { diskFiles, type FileOpener, PartialWriteError, wholeLines, writeFully } from './files';
 import type { IngestMetrics } from './metrics';
 
 /** One closed, append-only file of records, one JSON record per line. */
@@ -22,6 +23,9 @@ const WRITE_ERROR_LOG_INTERVAL_MS = 10_000;
  * it is sealed and at most every fsyncIntervalMs while active (0 = every flush). A process crash
  * (SIGKILL, OOM) loses nothing that was flushed; a machine crash can lose the last interval.
  * Segments are replayed oldest-first; past maxBytes the oldest segment is dropped and counted.
+ * A write that fails part-way (disk full) keeps only the whole lines it wrote (the torn tail is
+ * cut off) and hands the lines that did not reach the disk to `onUnwritten`; only lines on disk
+ * count as spooled.
  */
 export class Spool {
   private readonly sealed: Segment[] = [];
@@ -40,17 +44,20 @@ export class Spool {
   private readonly reading = new Set<string>();
   private closed = false;
   private lastWriteErrorLog = -Infinity;
-  private lostSinceLog = 0;
+  private unwrittenSinceLog = 0;
+  /** Lines a failed write did not get to disk. By default they are counted as lost; Delivery takes them back. */
+  onUnwritten: (lines: string[]) => void = (lines) => this.metrics.dropped.inc({ reason: 'spool_write' }, lines.length);
 
   private constructor(
     private readonly settings: SpoolSettings,
     private readonly logger: Logger,
     private readonly metrics: IngestMetrics,
+    private readonly files: FileOpener,
   ) {}
 
   /** Opens (creating) the spool directory and adopts the segments a previous run left behind. */
-  static async open(settings: SpoolSettings, logger: Logger, metrics: IngestMetrics): Promise<Spool> {
-    const spool = new Spool(settings, logger, metrics);
+  static async open(settings: SpoolSettings, logger: Logger, metrics: IngestMetrics, files: FileOpener = diskFiles): Promise<Spool> {
+    const spool = new Spool(settings, logger, metrics, files);
     metrics.spoolSource = () => spool.bytes;
     await fsp.mkdir(settings.dir, { recursive: true });
     const names = (await fsp.readdir(settings.dir)).filter((n) => SEGMENT_RE.test(n)).sort();
@@ -93,7 +100,6 @@ export class Spool {
   append(line: string): void {
     this.buffer.push(line);
     this.bufferBytes += Buffer.byteLength(line) + 1;
-    this.metrics.spooled.inc();
     if (this.bufferBytes >= FLUSH_NOW_BYTES) void this.flush();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -115,17 +121,17 @@ export class Spool {
         await this.writeLines(lines);
       } catch (err) {
         this.writingBytes -= this.unwritten(lines);
-        const lost = lines.length - this.writeProgress;
-        this.metrics.dropped.inc({ reason: 'spool_write' }, lost);
-        this.lostSinceLog += lost;
+        const unwritten = lines.slice(this.writeProgress);
+        this.unwrittenSinceLog += unwritten.length;
         const now = Date.now();
         if (now - this.lastWriteErrorLog >= WRITE_ERROR_LOG_INTERVAL_MS) {
           this.lastWriteErrorLog = now;
-          this.logger.error({ err: errorText(err), dir: this.settings.dir, records: this.lostSinceLog }, 'trace spool write failed (SPOOL_DIR); records lost');
-          this.lostSinceLog = 0;
+          this.logger.error({ err: errorText(err), dir: this.settings.dir, records: this.unwrittenSinceLog }, 'trace spool write failed (SPOOL_DIR); records not written to disk');
+          this.unwrittenSinceLog = 0;
         }
-        // Start the next write in a fresh segment; a torn line stays at the end of this one.
+        // Start the next write in a fresh segment.
         await this.sealActive().catch(() => undefined);
+        this.onUnwritten(unwritten);
       }
       await this.enforceBound();
     });
@@ -197,13 +203,17 @@ export class Spool {
       const file = path.join(this.settings.dir, seg.name);
       const tmp = `${file}.tmp`;
       const text = remaining.join('\n') + '\n';
-      const fh = await fsp.open(tmp, 'w');
+      const fh = await this.files.open(tmp, 'w');
       try {
-        await fh.writeFile(text);
+        await writeFully(fh, text);
         await fh.sync();
-      } finally {
-        await fh.close();
+      } catch (err) {
+        // The segment itself is untouched: its records are replayed (again) later.
+        await fh.close().catch(() => undefined);
+        await fsp.rm(tmp, { force: true });
+        throw err;
       }
+      await fh.close();
       await fsp.rename(tmp, file);
       const bytes = Buffer.byteLength(text);
       this.diskBytes += bytes - seg.bytes;
@@ -246,13 +256,21 @@ export class Spool {
         bytes += Buffer.byteLength(lines[end]) + 1;
         end++;
       }
-      await active.fh.write(lines.slice(start, end).join('\n') + '\n');
+      const chunk = lines.slice(start, end);
+      try {
+        await writeFully(active.fh, chunk.join('\n') + '\n');
+      } catch (err) {
+        const written = err instanceof PartialWriteError ? err.written : 0;
+        const whole = wholeLines(chunk, written);
+        this.commit(active, whole.count, whole.bytes);
+        this.writeProgress = start + whole.count;
+        // A torn last line is cut off, so the file holds whole records only.
+        if (written > whole.bytes) await active.fh.truncate(active.seg.bytes).catch(() => undefined);
+        throw err;
+      }
+      this.commit(active, chunk.length, bytes);
       start = end;
       this.writeProgress = start;
-      active.seg.bytes += bytes;
-      active.dirty = true;
-      this.diskBytes += bytes;
-      this.writingBytes -= bytes;
       if (active.seg.bytes >= this.settings.segmentBytes) await this.sealActive();
     }
     if (!this.active) return;
@@ -267,6 +285,16 @@ export class Spool {
     }
   }
 
+  /** Lines that are on disk now. */
+  private commit(active: NonNullable<Spool['active']>, count: number, bytes: number): void {
+    if (count === 0) return;
+    active.seg.bytes += bytes;
+    active.dirty = true;
+    this.diskBytes += bytes;
+    this.writingBytes -= bytes;
+    this.metrics.spooled.inc(count);
+  }
+
   /** Bytes of the lines a failed writeLines did not get to disk. */
   private unwritten(lines: string[]): number {
     let n = 0;
@@ -276,7 +304,7 @@ export class Spool {
 
   private async openActive(): Promise<NonNullable<Spool['active']>> {
     const name = `seg-${String(this.seq++).padStart(12, '0')}.jsonl`;
-    const fh = await fsp.open(path.join(this.settings.dir, name), 'a');
+    const fh = await this.files.open(path.join(this.settings.dir, name), 'a');
     this.active = { seg: { name, bytes: 0 }, fh, dirty: false, lastSync: Date.now() };
     return this.active;
   }

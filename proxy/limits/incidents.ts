@@ -1,4 +1,27 @@
+import type { Severity } from '../protocols/exchange';
 import type { AnomalyRuleId, AnomalyState, Incident } from './anomaly';
+
+/** What listeners (alerts) hear each time an alert opens or extends an incident. */
+export interface IncidentEvent {
+  id: string;
+  /** The anomaly rule, e.g. anomaly.loop. */
+  kind: AnomalyRuleId;
+  severity: Severity;
+  scope: 'identity' | 'workload';
+  /** The identity key or the workload name. */
+  subject: string;
+  /** True for the alert that opened the incident. */
+  opened: boolean;
+  count: number;
+  firstSeen: number;
+  lastSeen: number;
+  /** Generated from counts and baselines; never prompt text. */
+  explanation: string;
+  model?: string;
+  requestId: string;
+}
+
+export type IncidentListener = (event: IncidentEvent) => void;
 
 /**
  * Groups repeated alerts of one rule for one identity into an incident (id, first and last seen,

@@ -3,16 +3,18 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { ConfigError, envInt, type Env } from '../config-env';
 import type { ExchangeHooks } from '../hooks';
 import type { Policy, PolicyStore } from '../policy/store';
-import type { BlockVerdict, Exchange, Finding } from '../protocols/exchange';
+import { SEVERITY_RANK, type BlockVerdict, type Exchange, type Finding, type Severity } from '../protocols/exchange';
 import type { Logger } from '../telemetry/logger';
 import { Alert, AnomalyState, newAnomalyState, onCompleteSignals, onRequestSignals } from './anomaly';
 import { systemClock, type Clock } from './clock';
 import { promptFingerprint } from './fingerprint';
 import { resolveIdentity, workloadFromEnv, type IdentitySourceName } from './identity';
-import { Incidents } from './incidents';
-import { Limiter, type Admission, type Denial } from './limiter';
+import { Incidents, type IncidentListener } from './incidents';
+import { Limiter, type Admission, type Decision, type Denial } from './limiter';
 import { Lru } from './lru';
 import { compileLimitsPolicy, LimitsPolicyError, type LimitsConfig } from './policy';
+import type { SharedAdmission } from './shared-limiter';
+import { createSharedLimiter } from './store';
 
 export { checkLimitsPolicy } from './policy';
 import { completionTokens, promptChars } from './usage';
@@ -41,13 +43,17 @@ export interface Limits {
    * and sets ex.notes.limits.escalatedPack so the request's guardrails can already use it.
    */
   identityHooks: ExchangeHooks;
+  /** Hears every alert that opens or extends an incident (the alert sender subscribes). Must not throw. */
+  onIncident(listener: IncidentListener): void;
   close(): void;
 }
 
 /** Per-exchange state that must not leak into traces (notes are recorded; this is not). */
 interface Flight {
   state: AnomalyState;
-  admission?: Admission;
+  admission?: Admission | SharedAdmission;
+  /** onComplete ran (the client left) while a shared-store check was still out: release on arrival. */
+  ended?: boolean;
 }
 
 /**
@@ -55,7 +61,9 @@ interface Flight {
  *
  * Env: LIMITS_MAX_IDENTITIES (default 10000) caps the identities tracked (LRU; rule counters are
  * capped at 4x that); LIMITS_DEFAULT_COMPLETION_TOKENS (default 256) is the completion assumed when a
- * request sets no max_tokens; POD_NAMESPACE, POD_NAME, POD_SERVICE_ACCOUNT name the workload.
+ * request sets no max_tokens; POD_NAMESPACE, POD_NAME, POD_SERVICE_ACCOUNT name the workload;
+ * LIMITS_REDIS_URL (and the LIMITS_REDIS_* settings in store.ts) moves the rule counters to Redis, shared
+ * by every pod using it. Anomaly baselines and cool-downs stay per pod.
  */
 export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logger, registry: Registry, clock: Clock = systemClock): Limits {
   const maxIdentities = envInt(env, 'LIMITS_MAX_IDENTITIES', 10_000, 1, 10_000_000);
@@ -71,12 +79,17 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
     if (err instanceof LimitsPolicyError) throw new ConfigError('POLICY_FILE', err.message);
     throw err;
   }
-  const limiter = new Limiter(maxIdentities * 4, defaultCompletion);
+  const local = new Limiter(maxIdentities * 4, defaultCompletion);
+  const shared = createSharedLimiter(env, local, defaultCompletion, logger, registry, clock);
+  const limiter = shared?.limiter ?? local;
   limiter.setRules(cfg.rules);
+  /** A shared admission only ever comes from the shared limiter, which also settles local ones. */
+  const release = (adm: Admission | SharedAdmission, ex: Exchange, now: number): number => (shared ? shared.limiter.complete(adm, ex, now) : local.complete(adm as Admission, ex, now));
   const identities = new Lru<AnomalyState>(maxIdentities);
   let workloadState = newAnomalyState(clock());
   const incidents = new Incidents(cfg.anomalies.maxLogLinesPerMinute, `inc-${randomBytes(3).toString('hex')}`);
   const flights = new WeakMap<Exchange, Flight>();
+  const incidentListeners: IncidentListener[] = [];
   /** Reused for each request's alerts (hooks run one at a time), so the common no-alert case allocates nothing. */
   const scratch: Alert[] = [];
 
@@ -90,7 +103,7 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
     }
   });
 
-  const m = metrics(registry, () => [identities.size, limiter.states.size], () => [identities.evictions, limiter.states.evictions]);
+  const m = metrics(registry, () => [identities.size, local.states.size], () => [identities.evictions, local.states.evictions]);
 
   function flightOf(ex: Exchange): Flight {
     let f = flights.get(ex);
@@ -117,7 +130,12 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
     const ms = s.blockedUntil - now;
     const rule = s.blockedBy ?? 'anomaly';
     // The alert that starts a cool-down already left its finding.
-    if (!justRaised) ex.findings.push({ source: 'anomaly', ruleId: rule, action: 'block', severity: 'high', stage: 'request', reason: `identity is in a cool-down after ${rule} for ${Math.ceil(ms / 1000)}s more` });
+    if (!justRaised) {
+      ex.findings.push({ source: 'anomaly', ruleId: rule, action: 'block', severity: 'high', stage: 'request', reason: `identity is in a cool-down after ${rule} for ${Math.ceil(ms / 1000)}s more` });
+      // Requests refused during the cool-down belong to the incident that started it.
+      const incident = s.blockedBy ? s.incidents?.get(s.blockedBy) : undefined;
+      if (incident) tagIncident(ex, incident.id, s.blockedBy!, 'high');
+    }
     (ex.notes.limits as LimitsNote).limitedBy = rule;
     m.limited.inc({ rule, kind: 'cooldown' });
     return {
@@ -167,6 +185,23 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
         detector: alert.ruleId.replace(/^anomaly\./, ''),
       };
       ex.findings.push(finding);
+      tagIncident(ex, incident.id, alert.ruleId, alert.severity);
+      for (const listener of incidentListeners) {
+        listener({
+          id: incident.id,
+          kind: alert.ruleId,
+          severity: alert.severity,
+          scope,
+          subject: who,
+          opened,
+          count: incident.count,
+          firstSeen: incident.firstSeen,
+          lastSeen: incident.lastSeen,
+          explanation: alert.explanation,
+          model: ex.model,
+          requestId: ex.id,
+        });
+      }
       if (writeLine) {
         const suppressedLines = incidents.suppressed;
         incidents.suppressed = 0;
@@ -199,9 +234,14 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
     const what =
       d.kind === 'concurrent'
         ? `${d.limit} concurrent requests`
-        : `${d.limit} ${d.limit === 1 ? d.kind.slice(0, -1) : d.kind} per ${humanWindow(d.kind === 'requests' ? rule.requests!.windowMs : rule.tokens!.windowMs)}`;
+        : d.kind === 'store'
+          ? ''
+          : `${d.limit} ${d.limit === 1 ? d.kind.slice(0, -1) : d.kind} per ${humanWindow(d.kind === 'requests' ? rule.requests!.windowMs : rule.tokens!.windowMs)}`;
     const scope = rule.per === 'global' ? 'in total' : `per ${rule.per.replace('_', ' and ')}`;
-    const reason = `rule ${rule.id} allows ${what} ${scope}`;
+    const reason =
+      d.kind === 'store'
+        ? `rule ${rule.id} cannot be checked: the shared limits store did not answer (${d.storeFailure}) and the rule's on_error is block`
+        : `rule ${rule.id} allows ${what} ${scope}`;
     ex.findings.push({ source: 'limit', ruleId: rule.id, action: 'limit', severity: 'low', stage: 'request', reason });
     (ex.notes.limits as LimitsNote).limitedBy = rule.id;
     m.limited.inc({ rule: rule.id, kind: d.kind });
@@ -251,14 +291,7 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
       }
 
       const d = limiter.admit(ex, ex.identity!, now);
-      for (const s of d.shadowDenials) {
-        ex.findings.push({ source: 'limit', ruleId: s.rule.id, action: 'flag', severity: 'low', stage: 'request', reason: `shadow: rule ${s.rule.id} would refuse (${s.kind})` });
-        m.shadow.inc({ rule: s.rule.id, kind: s.kind });
-      }
-      if (d.denied) return rateLimited(ex, d.denied, d.headers);
-      f.admission = d.admission;
-      for (const k in d.headers) ex.responseHeaders[k] = d.headers[k];
-      return undefined;
+      return d instanceof Promise ? d.then((res) => admitted(ex, f, res)) : admitted(ex, f, d);
     },
     onComplete(ex) {
       const f = flights.get(ex);
@@ -269,15 +302,32 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
         return;
       }
       flights.delete(ex);
+      f.ended = true;
       const now = clock();
       if (f.admission) {
-        const charged = limiter.complete(f.admission, ex, now);
+        const charged = release(f.admission, ex, now);
         const note = ex.notes.limits as LimitsNote | undefined;
         if (note && f.admission.estimate > 0) note.tokens = { estimated: f.admission.estimate, charged };
       }
       if (cfg.anomalies.enabled) completeSignals(ex, f, now);
     },
   };
+
+  function admitted(ex: Exchange, f: Flight, d: Decision<Admission | SharedAdmission>): BlockVerdict | undefined {
+    for (const s of d.shadowDenials) {
+      ex.findings.push({ source: 'limit', ruleId: s.rule.id, action: 'flag', severity: 'low', stage: 'request', reason: `shadow: rule ${s.rule.id} would refuse (${s.kind})` });
+      m.shadow.inc({ rule: s.rule.id, kind: s.kind });
+    }
+    if (d.denied) return rateLimited(ex, d.denied, d.headers);
+    if (f.ended) {
+      // The exchange ended while the shared store answered: give back what was just taken.
+      if (d.admission) release(d.admission, ex, clock());
+      return undefined;
+    }
+    f.admission = d.admission;
+    for (const k in d.headers) ex.responseHeaders[k] = d.headers[k];
+    return undefined;
+  }
 
   function completeSignals(ex: Exchange, f: Flight, now = clock()): void {
     let hit = false;
@@ -308,13 +358,27 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
   return {
     hooks,
     identityHooks,
+    onIncident(listener) {
+      incidentListeners.push(listener);
+    },
     close() {
       unsubscribe();
+      shared?.close();
       identities.clear();
-      limiter.states.clear();
+      local.states.clear();
       workloadState = newAnomalyState(clock());
     },
   };
+}
+
+/** The trace's tag names the exchange's incident (the most severe one when alerts of several rules fired). */
+function tagIncident(ex: Exchange, id: string, kind: string, severity: Severity): void {
+  const tags = (ex.traceTags ??= {});
+  const current = tags['incident-severity'] as Severity | undefined;
+  if (current !== undefined && SEVERITY_RANK[current] >= SEVERITY_RANK[severity]) return;
+  tags.incident = id;
+  tags['incident-kind'] = kind;
+  tags['incident-severity'] = severity;
 }
 
 /** Longest Retry-After we let SDKs wait out on their own. */

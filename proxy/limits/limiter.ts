@@ -26,7 +26,8 @@ export interface Admission {
   released: boolean;
 }
 
-export type LimitKind = 'requests' | 'tokens' | 'concurrent';
+/** `store`: the shared store could not answer and the rule's on_error is block. */
+export type LimitKind = 'requests' | 'tokens' | 'concurrent' | 'store';
 
 export interface Denial {
   rule: LimitRule;
@@ -35,15 +36,17 @@ export interface Denial {
   limit: number;
   /** Milliseconds until the denied bucket is full again (0 for concurrency). */
   resetMs: number;
+  /** kind `store`: why the shared store could not answer. */
+  storeFailure?: string;
 }
 
-export interface Decision {
+export interface Decision<A = Admission> {
   /** Set when an enforced rule refuses the request; nothing was taken then. */
   denied?: Denial;
   /** Shadow rules that would have refused it. */
   shadowDenials: Denial[];
   /** Present when admitted and at least one rule matched. */
-  admission?: Admission;
+  admission?: A;
   /** x-ratelimit-* headers for the most constrained enforced rule of each kind. */
   headers: Record<string, string>;
 }
@@ -61,14 +64,14 @@ function scopeKey(rule: LimitRule, identity: string, model: string): string {
   }
 }
 
-function matches(rule: LimitRule, ex: Exchange, path: string): boolean {
+export function matches(rule: LimitRule, ex: Exchange, path: string): boolean {
   if (rule.paths && !rule.paths.has(path)) return false;
   if (rule.apis && !rule.apis.has(ex.api)) return false;
   if (rule.models && (ex.model === undefined || !rule.models.has(ex.model))) return false;
   return true;
 }
 
-function pathOnly(p: string): string {
+export function pathOnly(p: string): string {
   const q = p.indexOf('?');
   return q < 0 ? p : p.slice(0, q);
 }
@@ -118,7 +121,7 @@ export class Limiter {
     }
     if (matched.length === 0 && !decision.denied) return decision;
     if (decision.denied) {
-      this.fillHeaders(decision.headers, matched, decision.denied);
+      fillHeaders(decision.headers, matched, decision.denied);
       return decision;
     }
     for (const c of matched) {
@@ -126,7 +129,7 @@ export class Limiter {
       if (c.state.tok) c.state.tok.level -= c.tokens;
       if (c.rule.concurrent !== undefined) c.state.inflight++;
     }
-    this.fillHeaders(decision.headers, matched);
+    fillHeaders(decision.headers, matched);
     decision.admission = { charges: matched, promptEstimate: est?.prompt ?? 0, estimate: est?.total ?? 0, released: false };
     return decision;
   }
@@ -175,27 +178,33 @@ export class Limiter {
     refill(b, limit, now);
     return b;
   }
+}
 
-  /** Reports the enforced rule with the least remaining per kind (levels are after this request's charge); a denied kind reports 0 remaining. */
-  private fillHeaders(h: Record<string, string>, charges: Charge[], denied?: Denial): void {
-    const least = { requests: Infinity, tokens: Infinity };
-    const report = (kind: 'requests' | 'tokens', bucket: Bucket | undefined, limit: WindowLimit | undefined): void => {
-      if (!bucket || !limit || bucket.level >= least[kind]) return;
-      least[kind] = bucket.level;
-      h[`x-ratelimit-limit-${kind}`] = String(limit.limit);
-      h[`x-ratelimit-remaining-${kind}`] = String(Math.max(0, Math.floor(bucket.level)));
-      h[`x-ratelimit-reset-${kind}`] = seconds(msUntilFull({ level: bucket.level, at: bucket.at }, limit));
-    };
-    for (const c of charges) {
-      if (c.rule.shadow) continue;
-      report('requests', c.state.req, c.rule.requests);
-      report('tokens', c.state.tok, c.rule.tokens);
-    }
-    if (denied && denied.kind !== 'concurrent') {
-      const kind = denied.kind;
-      h[`x-ratelimit-limit-${kind}`] = String(denied.limit);
-      h[`x-ratelimit-remaining-${kind}`] = '0';
-      h[`x-ratelimit-reset-${kind}`] = seconds(denied.resetMs);
-    }
+/** Bucket levels of one admitted rule, for the x-ratelimit-* headers (after this request's charge). */
+export interface RuleLevels {
+  rule: LimitRule;
+  state: { req?: Bucket; tok?: Bucket };
+}
+
+/** Reports the enforced rule with the least remaining per kind; a denied kind reports 0 remaining. */
+export function fillHeaders(h: Record<string, string>, charges: readonly RuleLevels[], denied?: Denial): void {
+  const least = { requests: Infinity, tokens: Infinity };
+  const report = (kind: 'requests' | 'tokens', bucket: Bucket | undefined, limit: WindowLimit | undefined): void => {
+    if (!bucket || !limit || bucket.level >= least[kind]) return;
+    least[kind] = bucket.level;
+    h[`x-ratelimit-limit-${kind}`] = String(limit.limit);
+    h[`x-ratelimit-remaining-${kind}`] = String(Math.max(0, Math.floor(bucket.level)));
+    h[`x-ratelimit-reset-${kind}`] = seconds(msUntilFull(bucket, limit));
+  };
+  for (const c of charges) {
+    if (c.rule.shadow) continue;
+    report('requests', c.state.req, c.rule.requests);
+    report('tokens', c.state.tok, c.rule.tokens);
+  }
+  if (denied && (denied.kind === 'requests' || denied.kind === 'tokens')) {
+    const kind = denied.kind;
+    h[`x-ratelimit-limit-${kind}`] = String(denied.limit);
+    h[`x-ratelimit-remaining-${kind}`] = '0';
+    h[`x-ratelimit-reset-${kind}`] = seconds(denied.resetMs);
   }
 }

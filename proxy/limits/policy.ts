@@ -37,7 +37,11 @@ export interface LimitRuleSpec {
   tokens?: WindowSpec;
   concurrent?: number;
   mode?: 'enforce' | 'shadow';
+  on_error?: StoreErrorAction;
 }
+
+/** What a rule does when the shared store (LIMITS_REDIS_URL) cannot answer in time. */
+export type StoreErrorAction = 'local' | 'allow' | 'block';
 
 export interface EscalationSpec {
   action: 'block' | 'pack';
@@ -94,6 +98,7 @@ export interface LimitRule {
   tokens?: WindowLimit;
   concurrent?: number;
   shadow: boolean;
+  onError: StoreErrorAction;
 }
 
 export interface Escalation {
@@ -191,6 +196,7 @@ function compileRules(specs: LimitRuleSpec[] | undefined): LimitRule[] {
       tokens: compileWindow(r.tokens, `${at}.tokens`),
       concurrent: r.concurrent,
       shadow: r.mode === 'shadow',
+      onError: r.on_error ?? 'local',
     };
     if (!rule.requests && !rule.tokens && rule.concurrent === undefined) {
       throw new LimitsPolicyError(at, 'needs at least one of requests, tokens, concurrent');

@@ -18,7 +18,8 @@ export function promptChars(ex: Exchange): number {
 
 export function outputChars(ex: Exchange): number {
   let n = 0;
-  for (const s of ex.output) n += s.text.length;
+  // Token lists repeat the text of another segment.
+  for (const s of ex.output) if (s.kind !== 'token_list') n += s.text.length;
   return n;
 }
 

@@ -88,6 +88,9 @@ function ruleIdProblems(rules: readonly GuardrailRule[], where: string): string[
   return problems;
 }
 
+export const NO_RULES =
+  '/: no guardrail rule (an empty, version-only or partly written file would turn the guardrails off): extend a pack (extends: default) or add rules; to run without guardrails say so with extends: off';
+
 /** Apply `extends`: inherit the pack's rules, then replace/add `rules`, merge `override`, drop `remove`. */
 export function resolvePolicy(doc: Policy, source: string): ResolvedPolicy {
   const section = (doc.guardrails ?? {}) as GuardrailsSection;
@@ -115,9 +118,13 @@ export function resolvePolicy(doc: Policy, source: string): ResolvedPolicy {
   (section.remove ?? []).forEach((id, i) => {
     if (!index.has(id)) problems.push(`/guardrails/remove/${i}: no inherited rule "${id}" to remove`);
   });
+  const kept = rules.filter((r) => !removed.has(r.id));
+  // An empty file, `version: 1` alone or a half-written one must not switch the guardrails off.
+  if (kept.length === 0 && doc.extends !== 'off' && problems.length === 0) problems.push(NO_RULES);
   if (problems.length > 0) throw new PolicyError(source, problems);
   const { override: _o, remove: _r, rules: _rules, ...settings } = section;
   const mode = settings.mode ?? base?.guardrails.mode;
+  const onOversize = settings.on_oversize ?? base?.guardrails.on_oversize;
   return {
     ...(base ?? {}),
     ...doc,
@@ -125,7 +132,9 @@ export function resolvePolicy(doc: Policy, source: string): ResolvedPolicy {
     guardrails: {
       ...(base?.guardrails.stream || settings.stream ? { stream: { ...base?.guardrails.stream, ...settings.stream } } : {}),
       ...(mode ? { mode } : {}),
-      rules: rules.filter((r) => !removed.has(r.id)),
+      ...(onOversize ? { on_oversize: onOversize } : {}),
+      ...(settings.on_unparsable ? { on_unparsable: settings.on_unparsable } : {}),
+      rules: kept,
     },
   };
 }

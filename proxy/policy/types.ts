@@ -1,11 +1,18 @@
 import type { ApiKind, Severity } from '../protocols/exchange';
+import type { OversizeAction } from '../hooks';
 import type { Policy } from './store';
 
 /** The names of the built-in policy packs (POLICY_PACK, `extends`). */
 export const PACK_NAMES = ['default', 'monitor', 'strict', 'off'] as const;
 export type PackName = (typeof PACK_NAMES)[number];
 
-export type DetectorName = 'pii' | 'secrets' | 'injection' | 'regex' | 'keywords' | 'size';
+export type DetectorName = 'pii' | 'secrets' | 'injection' | 'toxicity' | 'harmful' | 'regex' | 'keywords' | 'size';
+/** Risk categories a rule can name instead of a detector. */
+export const MODEL_CATEGORIES = ['prompt_injection', 'indirect_injection', 'jailbreak', 'toxicity', 'harmful_intent'] as const;
+export type ModelCategory = (typeof MODEL_CATEGORIES)[number];
+/** A model category, or pii.<ENTITY|*>, secrets.<ENTITY|*>. */
+export type RiskCategory = ModelCategory | `pii.${string}` | `secrets.${string}`;
+export type ModelUse = 'auto' | 'always' | 'never';
 export type RuleStage = 'request' | 'response' | 'both';
 export type RuleAction = 'block' | 'redact' | 'flag';
 export type RuleMode = 'enforce' | 'monitor';
@@ -18,6 +25,8 @@ export interface RuleMatch {
   models?: string[];
   headers?: Record<string, string>;
   roles?: string[];
+  /** Globs over the request's identity (set by limits from the identity policy). */
+  identities?: string[];
 }
 
 export interface RegexPattern {
@@ -26,10 +35,20 @@ export interface RegexPattern {
   case_insensitive?: boolean;
 }
 
-/** One guardrail rule as written in a policy (snake_case, as in YAML). */
+/** Text a rule does not inspect (blanked before its scan), optionally only where `match` holds. */
+export interface AllowEntry {
+  phrases?: string[];
+  patterns?: RegexPattern[];
+  match?: RuleMatch;
+}
+
+/** One guardrail rule as written in a policy (snake_case, as in YAML). Exactly one of detector and category. */
 export interface GuardrailRule {
   id: string;
-  detector: DetectorName;
+  detector?: DetectorName;
+  category?: RiskCategory;
+  model?: ModelUse;
+  allow?: AllowEntry[];
   action: RuleAction;
   description?: string;
   entities?: string[];
@@ -49,7 +68,7 @@ export interface GuardrailRule {
   max_tokens?: number;
 }
 
-export type RuleOverride = Partial<Omit<GuardrailRule, 'detector'>> & { id: string };
+export type RuleOverride = Partial<Omit<GuardrailRule, 'detector' | 'category'>> & { id: string };
 
 export interface GuardrailsSection {
   mode?: RuleMode;
@@ -57,10 +76,12 @@ export interface GuardrailsSection {
   override?: RuleOverride[];
   remove?: string[];
   stream?: { max_holdback_chars?: number };
+  on_oversize?: OversizeAction;
+  on_unparsable?: 'allow' | 'block';
 }
 
 /** A policy after `extends` is resolved: `guardrails.rules` is the full list, no override/remove left. */
 export interface ResolvedPolicy extends Policy {
   name: string;
-  guardrails: { mode?: RuleMode; rules: GuardrailRule[]; stream?: { max_holdback_chars?: number } };
+  guardrails: { mode?: RuleMode; rules: GuardrailRule[]; stream?: { max_holdback_chars?: number }; on_oversize?: OversizeAction; on_unparsable?: 'allow' | 'block' };
 }

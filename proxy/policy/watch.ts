@@ -38,6 +38,8 @@ export interface WatchOptions {
  */
 export class WatchedPolicyStore extends MemoryPolicyStore<ResolvedPolicy> {
   private lastText: string;
+  /** Read once by settle(), waiting for a second identical read. */
+  private pendingText: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly watcher: FSWatcher | undefined;
   private readonly poll: NodeJS.Timeout | undefined;
@@ -60,21 +62,54 @@ export class WatchedPolicyStore extends MemoryPolicyStore<ResolvedPolicy> {
       logger.warn({ policyFile: path, err: (err as Error).message }, 'cannot watch the policy directory; relying on polling');
     }
     if (opts.pollMs) {
-      this.poll = setInterval(() => this.reload(), opts.pollMs);
+      this.poll = setInterval(() => this.settle(), opts.pollMs);
       this.poll.unref();
     }
   }
 
   /** Re-read now; true when a new policy took effect. */
   reload(): boolean {
-    let text: string;
+    const text = this.read();
+    return text !== undefined && this.apply(text);
+  }
+
+  close(): void {
+    this.watcher?.close();
+    if (this.timer) clearTimeout(this.timer);
+    if (this.poll) clearInterval(this.poll);
+  }
+
+  private read(): string | undefined {
     try {
-      text = readText(this.path);
+      return readText(this.path);
     } catch (err) {
       // Mid-swap the file can be missing for an instant; the next event or poll retries.
       this.fail((err as PolicyError).problems);
-      return false;
+      return undefined;
     }
+  }
+
+  /**
+   * Events and polls apply a change only once two reads a debounce apart agree: a writer that
+   * truncates and then writes (not an atomic rename) is caught between the two and waited for.
+   * A file that stays empty or rule-less is refused by validation, keeping the old policy.
+   */
+  private settle(): void {
+    const text = this.read();
+    if (text === undefined || text === this.lastText) {
+      this.pendingText = undefined;
+      return;
+    }
+    if (text !== this.pendingText) {
+      this.pendingText = text;
+      this.schedule();
+      return;
+    }
+    this.pendingText = undefined;
+    this.apply(text);
+  }
+
+  private apply(text: string): boolean {
     if (text === this.lastText) return false;
     this.lastText = text; // a bad version is reported once, not on every poll
     let policy: ResolvedPolicy;
@@ -91,17 +126,11 @@ export class WatchedPolicyStore extends MemoryPolicyStore<ResolvedPolicy> {
     return true;
   }
 
-  close(): void {
-    this.watcher?.close();
-    if (this.timer) clearTimeout(this.timer);
-    if (this.poll) clearInterval(this.poll);
-  }
-
   private schedule(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.reload();
+      this.settle();
     }, this.opts.debounceMs ?? 250);
     this.timer.unref();
   }

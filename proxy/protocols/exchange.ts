@@ -8,8 +8,14 @@ export type ApiKind =
   | 'openai.chat' // POST /v1/chat/completions
   | 'openai.completions' // POST /v1/completions
   | 'openai.embeddings' // POST /v1/embeddings
-  | 'tei.embed' // POST /embed (and /rerank, /predict on TEI)
-  | 'hf.task' // any other JSON {inputs, parameters} payload (toolkit, custom handlers)
+  | 'openai.responses' // POST /v1/responses (OpenAI Responses API)
+  | 'anthropic.messages' // POST /v1/messages (vLLM's Anthropic-compatible route)
+  | 'tei.embed' // POST /embed (and /rerank, /predict, /similarity on TEI)
+  | 'pooling' // vLLM /pooling, /classify, /score, /v1|v2/rerank, /v2/embed
+  | 'tokenize' // /tokenize, /detokenize, TGI /chat_tokenize, TEI /decode
+  | 'invocations' // SageMaker /invocations whose body matched no known shape (chat, completion, TGI are refined)
+  | 'vertex' // TGI /vertex {instances}
+  | 'hf.task' // any other POST: toolkit, custom handlers; JSON text fields scanned generically
   | 'passthrough'; // everything else: forwarded unparsed, still traced
 
 /** The shape errors must take so the client's SDK shows them well. */
@@ -23,8 +29,19 @@ export type SegmentKind =
   | 'tool_arguments' // function-call arguments (request history or response)
   | 'tool_result' // role "tool"/"function" message content
   | 'prompt' // /v1/completions prompt
-  | 'inputs' // TGI / HF task inputs, TEI inputs, embeddings input
-  | 'completion'; // generated text in a response
+  | 'inputs' // TGI / HF task inputs, TEI inputs, embeddings input, text/form/multipart bodies
+  | 'document' // retrieved documents (vLLM `documents`, rerank passages): untrusted
+  | 'tool_definition' // tools[] / functions[] descriptions and parameter schemas, tool_choice
+  | 'schema' // response_format, guided_*, structured_outputs, TGI grammar, Responses text.format
+  | 'template' // chat_template and chat_template_kwargs (vLLM renders them)
+  | 'parameter' // other text parameters the model reads (zero-shot candidate_labels, …)
+  | 'completion' // generated text in a response
+  | 'reasoning' // a response's reasoning text (reasoning_content, reasoning, Responses API reasoning items)
+  | 'refusal' // a response's refusal text
+  | 'tool_name' // a function name the model chose
+  | 'transcript' // the transcript of a response's audio
+  | 'error' // the message of an upstream error the client receives
+  | 'token_list'; // the tokens of a logprobs / top-tokens list, one segment per rank: nulled when it had a finding
 
 /** One piece of text in a request or response, with the exact place it came from. */
 export interface Segment {
@@ -36,9 +53,21 @@ export interface Segment {
   path: JsonPath;
   /** Choice index for response segments. */
   choice?: number;
+  /**
+   * Response segments: the JSON location of the choice or item the text belongs to, which a response-stage block
+   * empties ([] for the whole body).
+   */
+  unit?: JsonPath;
+  /** Response segments: a blocking rule matched in this text (set by guardrails). */
+  blocked?: boolean;
   text: string;
   /** Set by editSegment; tells the server the body must be re-serialized. */
   edited?: boolean;
+  /**
+   * Text that cannot be written back (object keys, multipart fields, the merged overflow of a huge body):
+   * a redaction there blocks instead.
+   */
+  readonly?: boolean;
 }
 
 export interface Usage {
@@ -60,6 +89,8 @@ export type Outcome =
 
 export type Stage = 'request' | 'response';
 export type Severity = 'low' | 'medium' | 'high' | 'critical';
+/** Severities in order, for "at or above" comparisons. */
+export const SEVERITY_RANK: Readonly<Record<Severity, number>> = { low: 0, medium: 1, high: 2, critical: 3 };
 
 /** Something a guardrail, limit or anomaly rule found. Ingest turns these into Akto's tag and _guardrail. */
 export interface Finding {
@@ -72,6 +103,12 @@ export interface Finding {
   reason: string;
   detector?: string;
   entity?: string;
+  /** Risk category (prompt_injection, jailbreak, indirect_injection, toxicity, harmful_intent, pii.EMAIL, secrets.AWS_ACCESS_KEY, …). */
+  category?: string;
+  /** The score that decided, 0..1. */
+  score?: number;
+  /** heuristic (the detectors) or model (the classifier's combined score). */
+  tier?: 'heuristic' | 'model';
 }
 
 /** A hook's answer that stops the exchange: the client gets this instead of (the rest of) the upstream's answer. */
@@ -143,6 +180,8 @@ export interface Exchange {
   responseHeaders: Record<string, string>;
   /** Per-hook detail records (e.g. the guardrail decision record), keyed by hook name. */
   notes: Record<string, unknown>;
+  /** String values hooks add to the trace's `tag` (incident ids, Akto verdicts), so Akto can group by them. */
+  traceTags?: Record<string, string>;
 }
 
 export type ExchangeInit = Pick<Exchange, 'id' | 'method' | 'path' | 'api' | 'dialect' | 'upstream'> & Partial<Exchange>;

@@ -25,3 +25,8 @@ export function describeParseError(err: unknown): string {
   const m = /position (\d+)/.exec(err instanceof Error ? err.message : '');
   return m ? `malformed JSON at character ${m[1]}` : 'malformed JSON';
 }
+
+/** A parsed JSON object (not null, not an array). */
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}

@@ -5,13 +5,21 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 /**
- * The prompt TGI (or a text-generation pipeline) echoed at the start of `generated_text`, or ''.
- * POST / and pipelines default to return_full_text=true; /generate only when asked. Output
- * guardrails must not re-scan the user's own input, so callers strip this prefix.
+ * The prompt echoed at the start of a generated text, or ''. TGI's POST / and text-generation pipelines
+ * default to return_full_text=true (/generate only when asked); OpenAI completions with `echo: true` start
+ * each choice with its prompt (`choice` picks it from a prompt list). Output guardrails must not re-scan the
+ * user's own input, so callers strip this prefix.
  */
-export function echoedPrompt(ex: Exchange, generated: string): string {
+export function echoedPrompt(ex: Exchange, generated: string, choice = 0): string {
   const json = ex.requestJson;
-  if (!isObject(json) || typeof json.inputs !== 'string' || json.inputs === '') return '';
+  if (!isObject(json)) return '';
+  if (ex.api === 'openai.completions') {
+    if (json.echo !== true) return '';
+    const prompts = Array.isArray(json.prompt) ? json.prompt : [json.prompt];
+    const prompt = prompts.length > 0 ? prompts[choice % prompts.length] : undefined;
+    return typeof prompt === 'string' && prompt !== '' && generated.startsWith(prompt) ? prompt : '';
+  }
+  if (typeof json.inputs !== 'string' || json.inputs === '') return '';
   const params = isObject(json.parameters) ? json.parameters : undefined;
   const fullTextDefault = ex.api === 'tgi.compat' || ex.api === 'hf.task';
   const fullText = typeof params?.return_full_text === 'boolean' ? params.return_full_text : fullTextDefault;

@@ -1,14 +1,52 @@
 import type { ApiKind, ErrorDialect } from './exchange';
+import { decodedPath, lenientPath, normalizeTarget } from './path';
 
-/** OpenAI-compatible routes, also behind a path prefix (agents may call /openai/v1/...). */
-const OPENAI_ROUTE = /\/v1\/(chat\/completions|completions|embeddings)$/;
-const TEI_ROUTES = new Set(['/embed', '/embed_all', '/embed_sparse', '/rerank', '/predict']);
+interface RouteSpec {
+  /** Matches the path's last segments, so the route is found behind any prefix (APP_URL path, gateways, Azure). */
+  suffix: string;
+  api: ApiKind;
+  /** Error shape when the route fixes one; otherwise OpenAI on /v1/* and TGI's elsewhere. */
+  dialect?: ErrorDialect;
+}
 
-const OPENAI_KIND: Record<string, ApiKind> = {
-  'chat/completions': 'openai.chat',
-  completions: 'openai.completions',
-  embeddings: 'openai.embeddings',
-};
+/**
+ * Every text-carrying inference route of TGI, vLLM, TEI, SGLang and the OpenAI/Anthropic-compatible servers
+ * (docs/protocols.md lists them). Longer suffixes first: `/chat/completions` before `/completions`.
+ */
+const ROUTES: readonly RouteSpec[] = [
+  { suffix: '/chat/completions/render', api: 'openai.chat', dialect: 'openai' },
+  { suffix: '/chat/completions/batch', api: 'openai.chat', dialect: 'openai' },
+  { suffix: '/chat/completions', api: 'openai.chat', dialect: 'openai' },
+  { suffix: '/completions/render', api: 'openai.completions', dialect: 'openai' },
+  { suffix: '/completions', api: 'openai.completions', dialect: 'openai' },
+  { suffix: '/embeddings', api: 'openai.embeddings', dialect: 'openai' },
+  { suffix: '/responses', api: 'openai.responses', dialect: 'openai' },
+  { suffix: '/v1/messages/count_tokens', api: 'anthropic.messages', dialect: 'openai' },
+  { suffix: '/v1/messages', api: 'anthropic.messages', dialect: 'openai' },
+  { suffix: '/generate_stream', api: 'tgi.generate_stream' },
+  { suffix: '/generate', api: 'tgi.generate' },
+  { suffix: '/chat_tokenize', api: 'tokenize' },
+  { suffix: '/detokenize', api: 'tokenize', dialect: 'openai' },
+  { suffix: '/tokenize', api: 'tokenize' },
+  { suffix: '/decode', api: 'tokenize' },
+  { suffix: '/invocations', api: 'invocations' },
+  { suffix: '/vertex', api: 'vertex' },
+  { suffix: '/v1/rerank', api: 'pooling', dialect: 'openai' },
+  { suffix: '/v2/rerank', api: 'pooling', dialect: 'openai' },
+  { suffix: '/v1/score', api: 'pooling', dialect: 'openai' },
+  { suffix: '/score', api: 'pooling', dialect: 'openai' },
+  { suffix: '/generative_scoring', api: 'pooling', dialect: 'openai' },
+  { suffix: '/classify', api: 'pooling', dialect: 'openai' },
+  { suffix: '/pooling', api: 'pooling', dialect: 'openai' },
+  { suffix: '/v2/embed', api: 'pooling', dialect: 'openai' },
+  { suffix: '/encode', api: 'pooling' },
+  { suffix: '/rerank', api: 'tei.embed' },
+  { suffix: '/embed_sparse', api: 'tei.embed' },
+  { suffix: '/embed_all', api: 'tei.embed' },
+  { suffix: '/embed', api: 'tei.embed' },
+  { suffix: '/predict', api: 'tei.embed' },
+  { suffix: '/similarity', api: 'tei.embed' },
+];
 
 /** Strips the query string and one trailing slash (except the root). */
 function routePath(path: string): string {
@@ -18,19 +56,44 @@ function routePath(path: string): string {
 }
 
 /**
- * Decides the wire API from method and path alone; parseRequest refines 'hf.task' from the body.
- * Errors take the OpenAI shape on /v1/* and TGI's everywhere else.
+ * Decides the wire API from method and path alone; parseRequest refines 'invocations', 'vertex' and 'hf.task'
+ * from the body. `requestPath` (the path the client asked for, without APP_URL's prefix) makes `POST /` TGI's
+ * compat route behind a prefix too. Errors take the OpenAI shape on /v1/* and TGI's everywhere else.
  */
-export function classifyRoute(method: string, path: string): { api: ApiKind; dialect: ErrorDialect } {
+export function classifyRoute(method: string, path: string, requestPath = path): { api: ApiKind; dialect: ErrorDialect } {
   const p = routePath(path);
-  const dialect: ErrorDialect = p.includes('/v1/') || p.endsWith('/v1') ? 'openai' : 'tgi';
-  if (method.toUpperCase() !== 'POST') return { api: 'passthrough', dialect };
-  const openai = OPENAI_ROUTE.exec(p);
-  if (openai) return { api: OPENAI_KIND[openai[1]], dialect: 'openai' };
-  if (p === '/') return { api: 'tgi.compat', dialect };
-  if (p === '/generate') return { api: 'tgi.generate', dialect };
-  if (p === '/generate_stream') return { api: 'tgi.generate_stream', dialect };
-  if (TEI_ROUTES.has(p)) return { api: 'tei.embed', dialect };
-  if (p === '/embeddings') return { api: 'openai.embeddings', dialect: 'openai' };
-  return { api: 'hf.task', dialect };
+  const defaultDialect: ErrorDialect = p.includes('/v1/') || p.endsWith('/v1') ? 'openai' : 'tgi';
+  if (method.toUpperCase() !== 'POST') return { api: 'passthrough', dialect: defaultDialect };
+  if (p === '/' || routePath(requestPath) === '/') return { api: 'tgi.compat', dialect: defaultDialect };
+  for (const r of ROUTES) if (p.endsWith(r.suffix)) return { api: r.api, dialect: r.dialect ?? defaultDialect };
+  return { api: 'hf.task', dialect: defaultDialect };
+}
+
+/** A request routed: what to classify and forward, or why it is refused. */
+export type RoutedRequest =
+  | { ok: true; api: ApiKind; dialect: ErrorDialect; /** Upstream path with query: exactly what is forwarded. */ path: string }
+  | { ok: false; dialect: ErrorDialect; reason: string };
+
+/**
+ * Turns a raw request target into the upstream path and its route. The path is canonical (see path.ts) and
+ * prefixed with APP_URL's path; known routes are forwarded without a trailing slash, so an upstream that
+ * redirects `/x/` to `/x` never sends the client around the proxy. If decoding the remaining escapes (as
+ * uvicorn does) or decoding them leniently (as some intermediaries do) would reach another route, the request
+ * is refused: there is no single path that every upstream would route the same way.
+ */
+export function routeRequest(method: string, rawTarget: string, basePath: string): RoutedRequest {
+  const normalized = normalizeTarget(rawTarget);
+  const base = basePath.endsWith('/') ? basePath.slice(0, -1) : basePath;
+  if (!normalized.ok) return { ok: false, dialect: classifyRoute('GET', rawTarget).dialect, reason: normalized.reason };
+  const { target } = normalized;
+  const full = base + target.path;
+  const route = classifyRoute(method, full, target.path);
+  for (const view of [decodedPath(full), lenientPath(full)]) {
+    const other = view === undefined ? undefined : classifyRoute(method, view, view.slice(base.length) || '/').api;
+    if (other !== route.api) {
+      return { ok: false, dialect: route.dialect, reason: 'percent-escapes in the path would reach a different route depending on who decodes them' };
+    }
+  }
+  const keepSlash = target.trailingSlash && (route.api === 'hf.task' || route.api === 'passthrough') && target.path !== '/';
+  return { ok: true, ...route, path: `${full}${keepSlash ? '/' : ''}${target.query}` };
 }

@@ -12,14 +12,19 @@ export interface AdminServer {
  * Health and metrics on their own port, never on the proxied one: the agent's traffic cannot
  * reach them and probes do not show up as inference traffic.
  */
-export async function createAdminServer(opts: { port: number; host: string; registry: Registry; ready: () => boolean }): Promise<AdminServer> {
+/**
+ * `detail` adds lines to the /readyz body (e.g. "model tier (remote): unreachable …"): facts an operator
+ * wants to see, none of which makes the sidecar unready — it still proxies and guards with the heuristic tier.
+ */
+export async function createAdminServer(opts: { port: number; host: string; registry: Registry; ready: () => boolean; detail?: () => string[] }): Promise<AdminServer> {
   const app = express();
   app.disable('x-powered-by');
   app.get('/healthz', (_req, res) => {
     res.type('text/plain').send('ok\n');
   });
   app.get('/readyz', (_req, res) => {
-    if (opts.ready()) res.type('text/plain').send('ready\n');
+    const detail = opts.detail?.() ?? [];
+    if (opts.ready()) res.type('text/plain').send(['ready', ...detail].join('\n') + '\n');
     else res.status(503).type('text/plain').send('draining\n');
   });
   app.get('/metrics', async (_req, res) => {

@@ -1,4 +1,5 @@
 import pino, { Logger, LevelWithSilent } from 'pino';
+import type { SecretScrubber } from './scrub';
 
 export type { Logger };
 
@@ -58,9 +59,11 @@ export function redactLogObject(obj: Obj): Obj {
 
 /**
  * The one logger of the process: pino JSON to stdout (fd 1). Nothing else writes to stdout.
- * `destination` exists so tests can capture lines; production always passes nothing.
+ * `destination` exists so tests can capture lines; production always passes nothing. Every line
+ * passes the process's secret scrubber last, whatever field or message carries the value.
  */
-export function createLogger(level: LevelWithSilent = 'info', destination?: pino.DestinationStream): Logger {
+export function createLogger(level: LevelWithSilent = 'info', destination?: pino.DestinationStream, secrets?: SecretScrubber): Logger {
+  const scrubber = secrets && !secrets.empty ? secrets : undefined;
   return pino(
     {
       level,
@@ -69,6 +72,7 @@ export function createLogger(level: LevelWithSilent = 'info', destination?: pino
       // One pass over the log object's keys, not pino's `redact` with a `*.headers` wildcard: that runs
       // its redactor over every field of every line and cost ~10% of a proxied request's CPU.
       formatters: { level: (label) => ({ level: label }), log: redactLogObject },
+      ...(scrubber ? { hooks: { streamWrite: (line: string) => scrubber.scrub(line) } } : {}),
     },
     destination ?? bufferedStdout(),
   );

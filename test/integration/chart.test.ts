@@ -6,29 +6,18 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parse as parseYaml, parseAllDocuments } from 'yaml';
+import { parse as parseYaml } from 'yaml';
 import { loadSettings } from '../../webhook/settings';
-import { describeIf, findTools, helm } from './harness';
+import { describeIf, findTools, helm, renderChart, renderChartError, type ChartObject } from './harness';
 
 const ROOT = path.resolve(__dirname, '../..');
 const CHART = path.join(ROOT, 'charts/akto-agent-proxy');
 const tools = findTools();
 
-type Obj = { kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string>; labels?: Record<string, string> }; [k: string]: any };
+type Obj = ChartObject;
 
-function render(args: string[] = [], ns = 'akto-system'): Obj[] {
-  const out = helm(tools.helm!, undefined, ['template', 'rel', CHART, '-n', ns, '--skip-tests', ...args]);
-  return parseAllDocuments(out).map((d) => d.toJSON()).filter(Boolean);
-}
-
-function renderError(args: string[]): string {
-  try {
-    render(args);
-  } catch (err) {
-    return (err as Error).message;
-  }
-  throw new Error(`helm template ${args.join(' ')} unexpectedly succeeded`);
-}
+const render = (args: string[] = [], ns = 'akto-system'): Obj[] => renderChart(tools.helm!, CHART, args, ns);
+const renderError = (args: string[]): string => renderChartError(tools.helm!, CHART, args);
 
 const one = (objs: Obj[], kind: string, name?: string): Obj => {
   const found = objs.filter((o) => o.kind === kind && (!name || o.metadata.name === name));
@@ -46,24 +35,34 @@ describeIf(!!tools.helm, 'helm')('Helm chart (helm template)', () => {
     expect(() => helm(tools.helm!, undefined, ['lint', '--strict', CHART])).not.toThrow();
   });
 
-  test('MutatingWebhookConfiguration: two exclusive entries, short timeout, no side effects, system and own namespace excluded', () => {
+  test('MutatingWebhookConfiguration: four exclusive entries, short timeout, side effects only off dry runs, system and own namespace excluded', () => {
     const mwc = one(defaults, 'MutatingWebhookConfiguration');
-    expect(mwc.webhooks).toHaveLength(2);
+    expect(mwc.webhooks.map((w: { name: string }) => w.name)).toEqual(['namespace', 'object', 'opt-out', 'enforced'].map((n) => `${n}.inject.agent-proxy.akto.io`));
     for (const w of mwc.webhooks) {
-      expect(w).toMatchObject({ sideEffects: 'None', reinvocationPolicy: 'IfNeeded', failurePolicy: 'Fail', admissionReviewVersions: ['v1'] });
+      // Events are the one side effect, never on dry runs.
+      expect(w).toMatchObject({ sideEffects: 'NoneOnDryRun', admissionReviewVersions: ['v1'] });
       expect(w.timeoutSeconds).toBeLessThanOrEqual(10);
       expect(w.rules).toEqual([{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }]);
-      expect(w.clientConfig.service).toEqual({ name: 'rel-akto-agent-proxy-webhook', namespace: 'akto-system', path: '/mutate', port: 443 });
+      expect(w.clientConfig.service).toEqual({ name: 'rel-akto-agent-proxy-webhook', namespace: 'akto-system', path: w.name.startsWith('enforced.') ? '/mutate/enforced' : '/mutate', port: 443 });
       expect(w.clientConfig.caBundle).toBeUndefined(); // selfManaged: the webhook patches it at runtime
       const byName = w.namespaceSelector.matchExpressions.find((e: { key: string }) => e.key === 'kubernetes.io/metadata.name');
       expect(byName.operator).toBe('NotIn');
       expect(byName.values).toEqual(expect.arrayContaining(['akto-system', 'kube-system']));
     }
-    const [ns, obj] = mwc.webhooks;
+    const [ns, obj, optOut, enforced] = mwc.webhooks;
+    expect(ns).toMatchObject({ failurePolicy: 'Fail', reinvocationPolicy: 'IfNeeded' });
     expect(ns.namespaceSelector.matchExpressions).toContainEqual({ key: 'agent-proxy.akto.io/injection', operator: 'In', values: ['enabled'] });
     expect(ns.objectSelector.matchExpressions).toEqual([{ key: 'agent-proxy.akto.io/inject', operator: 'NotIn', values: ['false'] }]);
-    expect(obj.namespaceSelector.matchExpressions).toContainEqual({ key: 'agent-proxy.akto.io/injection', operator: 'NotIn', values: ['enabled', 'disabled'] });
+    expect(obj.namespaceSelector.matchExpressions).toContainEqual({ key: 'agent-proxy.akto.io/injection', operator: 'NotIn', values: ['enabled', 'enforced', 'disabled'] });
     expect(obj.objectSelector.matchExpressions).toEqual([{ key: 'agent-proxy.akto.io/inject', operator: 'In', values: ['true'] }]);
+    // The opt-out notice never blocks a pod: it only warns and records an Event.
+    expect(optOut).toMatchObject({ failurePolicy: 'Ignore', reinvocationPolicy: 'Never' });
+    expect(optOut.namespaceSelector.matchExpressions).toContainEqual({ key: 'agent-proxy.akto.io/injection', operator: 'In', values: ['enabled'] });
+    expect(optOut.objectSelector.matchExpressions).toEqual([{ key: 'agent-proxy.akto.io/inject', operator: 'In', values: ['false'] }]);
+    // Enforced namespaces: every pod, opt-outs included, reaches the webhook.
+    expect(enforced).toMatchObject({ failurePolicy: 'Fail', reinvocationPolicy: 'IfNeeded' });
+    expect(enforced.namespaceSelector.matchExpressions).toContainEqual({ key: 'agent-proxy.akto.io/injection', operator: 'In', values: ['enforced'] });
+    expect(enforced.objectSelector).toBeUndefined();
   });
 
   test('webhook Deployment: 2 replicas, restricted security context, probes, resources, spread, PDB, never injected itself', () => {
@@ -96,28 +95,33 @@ describeIf(!!tools.helm, 'helm')('Helm chart (helm template)', () => {
     expect(open.spec.ingress).toEqual([{ ports: [{ port: 8443, protocol: 'TCP' }] }]);
   });
 
-  test('RBAC: selfManaged gets only its own Secret and webhook configuration by name; other cert modes get none', () => {
+  test('RBAC: selfManaged gets only its own Secret and webhook configuration by name, Events only create/patch on events; other cert modes get no certificate RBAC', () => {
     const role = one(defaults, 'Role');
     expect(role.metadata.namespace).toBe('akto-system');
     expect(role.rules).toEqual([
       { apiGroups: [''], resources: ['secrets'], resourceNames: ['rel-akto-agent-proxy-webhook-tls'], verbs: ['get', 'update', 'patch'] },
       { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
     ]);
-    const cr = one(defaults, 'ClusterRole');
+    const cr = one(defaults, 'ClusterRole', 'rel-akto-agent-proxy-webhook-cabundle');
     expect(cr.rules).toEqual([{ apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: [one(defaults, 'MutatingWebhookConfiguration').metadata.name], verbs: ['get', 'patch'] }]);
+    const events = one(defaults, 'ClusterRole', 'rel-akto-agent-proxy-webhook-events');
+    expect(events.rules).toEqual([{ apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] }]);
+    expect(one(defaults, 'ClusterRoleBinding', 'rel-akto-agent-proxy-webhook-events').subjects).toEqual([{ kind: 'ServiceAccount', name: 'rel-akto-agent-proxy-webhook', namespace: 'akto-system' }]);
     expect(one(defaults, 'Deployment').spec.template.spec.automountServiceAccountToken).toBe(true);
 
-    const provided = render(['--set', 'certs.mode=provided', '--set', 'certs.provided.existingSecret=my-tls', '--set', 'webhook.caBundle=Zm9v']);
-    expect(provided.filter((o) => /Role/.test(o.kind))).toEqual([]);
+    const providedArgs = ['--set', 'certs.mode=provided', '--set', 'certs.provided.existingSecret=my-tls', '--set', 'webhook.caBundle=Zm9v'];
+    const provided = render(providedArgs);
+    expect(provided.filter((o) => /Role/.test(o.kind)).map((o) => o.metadata.name)).toEqual(['rel-akto-agent-proxy-webhook-events', 'rel-akto-agent-proxy-webhook-events']);
     const dep = one(provided, 'Deployment').spec.template.spec;
-    expect(dep.automountServiceAccountToken).toBe(true); // nativeSidecar auto asks the API server's version
-    const noApi = render(['--set', 'certs.mode=provided', '--set', 'certs.provided.existingSecret=my-tls', '--set', 'webhook.caBundle=Zm9v', '--set', 'sidecar.nativeSidecar=always']);
+    expect(dep.automountServiceAccountToken).toBe(true); // nativeSidecar auto asks the API server's version; Events
+    const noApi = render([...providedArgs, '--set', 'sidecar.nativeSidecar=always', '--set', 'webhook.events.enabled=false']);
+    expect(noApi.filter((o) => /Role/.test(o.kind))).toEqual([]);
     expect(one(noApi, 'Deployment').spec.template.spec.automountServiceAccountToken).toBe(false);
     expect(dep.volumes).toContainEqual({ name: 'tls', secret: { secretName: 'my-tls' } });
     expect(one(provided, 'MutatingWebhookConfiguration').webhooks[0].clientConfig.caBundle).toBe('Zm9v');
   });
 
-  test('certManager mode: Certificate for the service DNS names and CA injection annotation, no RBAC', () => {
+  test('certManager mode: Certificate for the service DNS names and CA injection annotation, no certificate RBAC', () => {
     const objs = render(['--set', 'certs.mode=certManager']);
     expect(objs.filter((o) => o.kind === 'Issuer').map((o) => o.metadata.name)).toEqual(['rel-akto-agent-proxy-webhook-ca-selfsign', 'rel-akto-agent-proxy-webhook-ca']);
     expect(render(['--set', 'certs.mode=certManager', '--set', 'certs.certManager.issuerRef.name=corp', '--set', 'certs.certManager.issuerRef.kind=ClusterIssuer']).filter((o) => o.kind === 'Issuer')).toEqual([]);
@@ -125,7 +129,7 @@ describeIf(!!tools.helm, 'helm')('Helm chart (helm template)', () => {
     expect(cert.spec.dnsNames).toContain('rel-akto-agent-proxy-webhook.akto-system.svc');
     expect(cert.spec.secretName).toBe('rel-akto-agent-proxy-webhook-tls');
     expect(one(objs, 'MutatingWebhookConfiguration').metadata.annotations?.['cert-manager.io/inject-ca-from']).toBe('akto-system/rel-akto-agent-proxy-webhook');
-    expect(objs.filter((o) => /Role/.test(o.kind))).toEqual([]);
+    expect(objs.filter((o) => /Role/.test(o.kind) && !o.metadata.name.endsWith('-events'))).toEqual([]);
   });
 
   test('rendering is deterministic and carries no certificate bytes (no churn on upgrade, GitOps-safe)', () => {
@@ -138,7 +142,8 @@ describeIf(!!tools.helm, 'helm')('Helm chart (helm template)', () => {
   test('webhook.url registers the webhook by URL instead of the Service', () => {
     const objs = render(['--set', 'webhook.url=https://127.0.0.1:9443/mutate', '--set', 'certs.mode=provided', '--set', 'certs.provided.existingSecret=x', '--set', 'webhook.caBundle=Zm9v']);
     for (const w of one(objs, 'MutatingWebhookConfiguration').webhooks) {
-      expect(w.clientConfig).toEqual({ url: 'https://127.0.0.1:9443/mutate', caBundle: 'Zm9v' });
+      const url = w.name.startsWith('enforced.') ? 'https://127.0.0.1:9443/mutate/enforced' : 'https://127.0.0.1:9443/mutate';
+      expect(w.clientConfig).toEqual({ url, caBundle: 'Zm9v' });
     }
   });
 
@@ -161,6 +166,12 @@ describeIf(!!tools.helm, 'helm')('Helm chart (helm template)', () => {
     const s2 = loadSettings({ WEBHOOK_SETTINGS_FILE: '/s' }, () => one(custom, 'ConfigMap', 'rel-akto-agent-proxy-webhook-settings').data['settings.yaml']);
     expect(s2.sidecar).toMatchObject({ runAsUser: null, image: 'reg.example/akto:1.2.3' });
     expect(s2).toMatchObject({ nativeSidecar: 'never', annotationErrors: 'warn' });
+    expect(settings.upstreamAuthorization).toEqual([]);
+
+    // Each credential stays bound to the env var of its upstream's URL.
+    const creds = render(['--set-json', 'sidecar.upstreamAuthorization=[{"envVar":"HF_INFERENCE_ENDPOINT","secretName":"hf-token","key":"token"},{"envVar":"OPENAI_BASE_URL","secretName":"openai","key":"api-key"}]']);
+    const s3 = loadSettings({ WEBHOOK_SETTINGS_FILE: '/s' }, () => one(creds, 'ConfigMap', 'rel-akto-agent-proxy-webhook-settings').data['settings.yaml']);
+    expect(s3.upstreamAuthorization).toEqual(['HF_INFERENCE_ENDPOINT=hf-token/token', 'OPENAI_BASE_URL=openai/api-key']);
   });
 
   test('agentNamespaces get the Akto Secret and the policy ConfigMap (pack or inline policy)', () => {
@@ -196,6 +207,9 @@ describeIf(!!tools.helm, 'helm')('Helm chart (helm template)', () => {
     [['--set', 'certs.mode=provided', '--set', 'certs.provided.existingSecret=x'], /needs webhook.caBundle/],
     [['--set', 'webhook.caBundle=Zm9v'], /webhook.caBundle is only used with certs.mode=provided/],
     [['--set', 'akto.apiToken=t', '--set', 'akto.existingSecret=s'], /either akto.apiToken or akto.existingSecret/],
+    // The old single credential for every upstream is gone: it sent one endpoint's token to all of them.
+    [['--set', 'sidecar.upstreamAuthorization.secretName=hf-token'], /upstreamAuthorization/],
+    [['--set-json', 'sidecar.upstreamAuthorization=[{"secretName":"hf-token","key":"token"}]'], /envVar is required/],
   ])('rejects bad values with a clear message: %j', (args, message) => {
     expect(renderError(args as string[])).toMatch(message);
   });
@@ -214,7 +228,7 @@ describeIf(!!tools.helm, 'helm')('Helm chart (helm template)', () => {
 
   test('docs/install.md documents every value in values.yaml, and only those', () => {
     const values = parseYaml(readFileSync(path.join(CHART, 'values.yaml'), 'utf8'));
-    const wholeObjects = new Set(['resources', 'inline', 'issuerRef', 'podAnnotations', 'podLabels', 'nodeSelector', 'affinity', 'annotations']);
+    const wholeObjects = new Set(['resources', 'inline', 'issuerRef', 'podAnnotations', 'podLabels', 'nodeSelector', 'affinity', 'annotations', 'podSelector']);
     const leaves = (o: Record<string, unknown>, prefix = ''): string[] => Object.entries(o).flatMap(([k, v]) =>
       v !== null && typeof v === 'object' && !Array.isArray(v) && !wholeObjects.has(k) ? leaves(v as Record<string, unknown>, `${prefix}${k}.`) : [`${prefix}${k}`]);
     const documented = new Set<string>();

@@ -5,13 +5,14 @@
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
 import { freePort } from '../support/ports';
 import os from 'node:os';
 import path from 'node:path';
 import forge from 'node-forge';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, parseAllDocuments } from 'yaml';
 
 export interface K8sTools {
   apiserver?: string;
@@ -49,6 +50,12 @@ export function describeIf(ok: boolean, missing: string): jest.Describe {
 }
 
 export { freePort };
+
+/** What a suite running the chart and the built webhook on a real API server lacks; empty when nothing. */
+export function missingForWebhookSuites(tools: K8sTools): string {
+  return [!tools.apiserver && 'kube-apiserver', !tools.etcd && 'etcd', !tools.helm && 'helm',
+    !existsSync(DIST_WEBHOOK) && 'dist/webhook/main.js (npm run build)'].filter(Boolean).join(', ');
+}
 
 // ---------------------------------------------------------------- certificates
 
@@ -376,6 +383,80 @@ export class ControlPlane {
   }
 }
 
+// ---------------------------------------------------------------- playing kubelet for one container
+
+const REPO_ROOT = path.resolve(__dirname, '../..');
+
+type VolumeSpec = { name: string; configMap?: { name: string; items?: Array<{ key: string; path: string }> }; emptyDir?: object };
+
+/** What kubelet would do for one container, minus the image: resolve env, map volumes, run the command. */
+export async function runLikeKubelet(cp: ControlPlane, pod: Pod, c: Container, dir: string): Promise<{ child: ChildProcess; logFile: string; env: Record<string, string> }> {
+  const ns = pod.metadata.namespace;
+  const mounts: Array<[string, string]> = [];
+  for (const m of (c.volumeMounts ?? []) as Array<{ name: string; mountPath: string }>) {
+    const vol = ((pod.spec.volumes ?? []) as VolumeSpec[]).find((v) => v.name === m.name);
+    const local = path.join(dir, 'volumes', m.name);
+    mkdirSync(local, { recursive: true });
+    if (vol?.configMap) {
+      const cm = await cp.api.must<{ data: Record<string, string> }>('GET', `/api/v1/namespaces/${ns}/configmaps/${vol.configMap.name}`);
+      for (const item of vol.configMap.items ?? Object.keys(cm.data).map((key) => ({ key, path: key }))) writeFileSync(path.join(local, item.path), cm.data[item.key]);
+    } else if (!vol?.emptyDir) {
+      throw new Error(`volume ${m.name}: only configMap and emptyDir are emulated`);
+    }
+    mounts.push([m.mountPath, local]);
+  }
+  const localPath = (v: string): string => {
+    for (const [mountPath, local] of mounts) if (v === mountPath || v.startsWith(`${mountPath}/`)) return local + v.slice(mountPath.length);
+    return v;
+  };
+  const fields: Record<string, string> = {
+    'metadata.name': pod.metadata.name, 'metadata.namespace': ns, 'status.podIP': '127.0.0.1',
+    'spec.serviceAccountName': String(pod.spec.serviceAccountName ?? 'default'),
+  };
+  const env: Record<string, string> = {};
+  for (const e of c.env ?? []) {
+    if (e.value !== undefined) {
+      env[e.name] = localPath(e.value);
+      continue;
+    }
+    const from = e.valueFrom ?? {};
+    const ref = (from.secretKeyRef ?? from.configMapKeyRef) as { name: string; key: string; optional?: boolean } | undefined;
+    if (ref) {
+      const kind = from.secretKeyRef ? 'secrets' : 'configmaps';
+      const res = await cp.api.request<{ data?: Record<string, string> }>('GET', `/api/v1/namespaces/${ns}/${kind}/${ref.name}`);
+      const raw = res.body.data?.[ref.key];
+      if (raw === undefined) {
+        if (ref.optional) continue;
+        throw new Error(`env ${e.name}: ${kind}/${ref.name} key ${ref.key} is missing`);
+      }
+      env[e.name] = kind === 'secrets' ? Buffer.from(raw, 'base64').toString() : raw;
+    } else if (from.fieldRef) {
+      env[e.name] = fields[String(from.fieldRef.fieldPath)];
+    }
+  }
+  const [cmd, ...args] = [...(c.command ?? []), ...(c.args ?? [])];
+  const logFile = path.join(dir, `${c.name}.log`);
+  const out = openSync(logFile, 'a');
+  // The image's WORKDIR /app holds dist/ like the repo root does; only PATH and HOME come from the host.
+  // ADMIN_HOST: in a pod the admin port faces the kubelet; on this host, tests listen on loopback only.
+  const child = spawn(cmd === 'node' ? process.execPath : cmd, args, { cwd: REPO_ROOT, env: { PATH: process.env.PATH, HOME: os.tmpdir(), ...env, ADMIN_HOST: '127.0.0.1' }, stdio: ['ignore', out, out] });
+  closeSync(out);
+  return { child, logFile, env };
+}
+
+/** Polls the container's startupProbe (httpGet on loopback) as kubelet would, until 200; fails when the process exits. */
+export async function waitForStartupProbe(run: { child: ChildProcess; logFile: string }, c: Container): Promise<void> {
+  const probe = (c.startupProbe as { httpGet: { path: string; port: number } }).httpGet;
+  await eventually(async () => {
+    if (run.child.exitCode !== null) throw new Error(`${c.name} exited ${run.child.exitCode}:\n${readFileSync(run.logFile, 'utf8').slice(-2000)}`);
+    const status = await new Promise<number>((resolve) => {
+      http.get({ host: '127.0.0.1', port: probe.port, path: probe.path, timeout: 1000 }, (r) => { r.resume(); resolve(r.statusCode ?? 0); }).on('error', () => resolve(0));
+    });
+    return status === 200;
+  }, 30_000, `the ${c.name} startup probe`);
+}
+
+
 // ---------------------------------------------------------------- the webhook as a local process
 
 export const DIST_WEBHOOK = path.resolve(__dirname, '../../dist/webhook/main.js');
@@ -459,4 +540,23 @@ export function helm(helmBin: string, kubeconfig: string | undefined, args: stri
   const res = spawnSync(helmBin, [...(kubeconfig ? ['--kubeconfig', kubeconfig] : []), ...args], { env, encoding: 'utf8', timeout: timeoutMs, maxBuffer: 32 * 1024 * 1024 });
   if (res.status !== 0) throw new Error(`helm ${args.join(' ')} failed (${res.status ?? res.signal}): ${res.stderr || res.error?.message}`);
   return res.stdout;
+}
+
+/** A rendered chart object (helm template output), loosely typed for assertions. */
+export type ChartObject = { kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string>; labels?: Record<string, string> }; [k: string]: any };
+
+/** `helm template rel <chart> -n <ns> --skip-tests ...args`, parsed. */
+export function renderChart(helmBin: string, chart: string, args: string[] = [], ns = 'akto-system'): ChartObject[] {
+  const out = helm(helmBin, undefined, ['template', 'rel', chart, '-n', ns, '--skip-tests', ...args]);
+  return parseAllDocuments(out).map((d) => d.toJSON()).filter(Boolean);
+}
+
+/** The error helm gives for these values; throws when rendering succeeds. */
+export function renderChartError(helmBin: string, chart: string, args: string[]): string {
+  try {
+    renderChart(helmBin, chart, args);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  throw new Error(`helm template ${args.join(' ')} unexpectedly succeeded`);
 }

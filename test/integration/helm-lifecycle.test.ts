@@ -5,10 +5,10 @@
  * Secret and patches the caBundle, which proves the chart's RBAC is enough (and checks show it is no more); then
  * restarts and upgrades must leave that certificate alone.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { ControlPlane, DIST_WEBHOOK, describeIf, eventually, findTools, helm, startLocalWebhook } from './harness';
+import { ControlPlane, describeIf, eventually, findTools, helm, missingForWebhookSuites, startLocalWebhook } from './harness';
 
 const tools = findTools();
 const CHART = path.resolve(__dirname, '../../charts/akto-agent-proxy');
@@ -16,14 +16,16 @@ const NS = 'akto-agent-proxy';
 const NAME = 'akto-agent-proxy-webhook';
 const SA = `system:serviceaccount:${NS}:${NAME}`;
 const MWC_PATH = `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${NAME}`;
+const VAP_PATH = '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies/akto-agent-proxy-enforced';
+const VAP_BINDING_PATH = '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings/akto-agent-proxy-enforced';
 
 jest.setTimeout(180_000);
 
 type Obj = { metadata: { resourceVersion: string; annotations?: Record<string, string> }; [k: string]: unknown };
 interface Mwc { metadata: { resourceVersion: string }; webhooks: Array<{ name: string; clientConfig: { caBundle?: string; service?: unknown } }> }
 
-const haveDist = existsSync(DIST_WEBHOOK);
-describeIf(!!(tools.apiserver && tools.etcd && tools.helm) && haveDist, [!tools.apiserver && 'kube-apiserver', !tools.etcd && 'etcd', !tools.helm && 'helm', !haveDist && 'dist/webhook/main.js (npm run build)'].filter(Boolean).join(', '))('helm lifecycle against a real kube-apiserver', () => {
+const missing = missingForWebhookSuites(tools);
+describeIf(!missing, missing)('helm lifecycle against a real kube-apiserver', () => {
   let cp: ControlPlane;
   const run = (args: string[]): string => helm(tools.helm!, cp.kubeconfig, args);
 
@@ -45,7 +47,9 @@ describeIf(!!(tools.apiserver && tools.etcd && tools.helm) && haveDist, [!tools.
     const dep = await cp.api.must<{ spec: { replicas: number } }>('GET', `/apis/apps/v1/namespaces/${NS}/deployments/${NAME}`);
     expect(dep.spec.replicas).toBe(2);
     const mwc = await cp.api.must<Mwc>('GET', MWC_PATH);
-    expect(mwc.webhooks.map((w) => w.name)).toEqual(['namespace.inject.agent-proxy.akto.io', 'object.inject.agent-proxy.akto.io']);
+    expect(mwc.webhooks.map((w) => w.name)).toEqual(['namespace', 'object', 'opt-out', 'enforced'].map((n) => `${n}.inject.agent-proxy.akto.io`));
+    expect((await cp.api.request('GET', VAP_PATH)).status).toBe(200);
+    expect((await cp.api.request('GET', VAP_BINDING_PATH)).status).toBe(200);
     for (const p of [`/apis/policy/v1/namespaces/${NS}/poddisruptionbudgets/${NAME}`, `/api/v1/namespaces/${NS}/services/${NAME}`,
       `/api/v1/namespaces/${NS}/configmaps/${NAME}-settings`, '/api/v1/namespaces/team-a/secrets/akto-agent-proxy',
       '/api/v1/namespaces/team-a/configmaps/akto-agent-proxy-policy']) {
@@ -79,6 +83,11 @@ describeIf(!!(tools.apiserver && tools.etcd && tools.helm) && haveDist, [!tools.
 
     const sa = cp.api.as(SA);
     const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'x' }, type: 'Opaque', data: { a: 'Yg==' } };
+    // Events about agent pods, in their namespaces: create and patch, no reading.
+    const event = { apiVersion: 'v1', kind: 'Event', metadata: { name: 'e1' }, involvedObject: { kind: 'Pod', name: 'p', namespace: 'team-a' }, reason: 'InjectionSkipped', message: 'm', type: 'Warning' };
+    expect((await sa.request('POST', '/api/v1/namespaces/team-a/events', event)).status).toBe(201);
+    expect((await sa.request('PATCH', '/api/v1/namespaces/team-a/events/e1', { count: 2 }, 'application/merge-patch+json')).status).toBe(200);
+    expect((await sa.request('GET', '/api/v1/namespaces/team-a/events')).status).toBe(403);
     // ...and nothing else.
     expect((await sa.request('GET', '/api/v1/namespaces/team-a/secrets/akto-agent-proxy')).status).toBe(403);
     expect((await sa.request('GET', `/api/v1/namespaces/${NS}/secrets`)).status).toBe(403);
@@ -130,10 +139,24 @@ describeIf(!!(tools.apiserver && tools.etcd && tools.helm) && haveDist, [!tools.
     expect((await cp.api.must<Mwc>('GET', MWC_PATH)).webhooks.map((w) => w.clientConfig.caBundle)).toEqual(before.webhooks.map((w) => w.clientConfig.caBundle));
   });
 
+  test('upgrade switches the enforcement policy off and on again, and changes it in place', async () => {
+    run(['upgrade', 'akto-agent-proxy', CHART, '-n', NS, '--reuse-values', '--set', 'enforcement.validatingAdmissionPolicy.enabled=false']);
+    expect((await cp.api.request('GET', VAP_PATH)).status).toBe(404);
+    expect((await cp.api.request('GET', VAP_BINDING_PATH)).status).toBe(404);
+    run(['upgrade', 'akto-agent-proxy', CHART, '-n', NS, '--reuse-values', '--set', 'enforcement.validatingAdmissionPolicy.enabled=true',
+      '--set', 'enforcement.validatingAdmissionPolicy.validationActions={Warn,Audit}', '--set', 'enforcement.requireCustody=true']);
+    const binding = await cp.api.must<{ spec: { validationActions: string[] } }>('GET', VAP_BINDING_PATH);
+    expect(binding.spec.validationActions).toEqual(['Warn', 'Audit']);
+    const vap = await cp.api.must<{ spec: { validations: Array<{ message?: string }> } }>('GET', VAP_PATH);
+    expect(vap.spec.validations.some((v) => v.message?.includes('credential custody is required'))).toBe(true);
+  });
+
   test('uninstall (no --wait) removes the release objects, cluster-scoped ones included', async () => {
     run(['uninstall', 'akto-agent-proxy', '-n', NS]);
     for (const p of [MWC_PATH, `/apis/apps/v1/namespaces/${NS}/deployments/${NAME}`, `/apis/rbac.authorization.k8s.io/v1/clusterroles/${NAME}-cabundle`,
-      `/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${NAME}-cabundle`, '/api/v1/namespaces/team-a/secrets/akto-agent-proxy']) {
+      `/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${NAME}-cabundle`, '/api/v1/namespaces/team-a/secrets/akto-agent-proxy',
+      `/apis/rbac.authorization.k8s.io/v1/clusterroles/${NAME}-events`, `/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${NAME}-events`,
+      VAP_PATH, VAP_BINDING_PATH]) {
       expect((await cp.api.request('GET', p)).status).toBe(404);
     }
     expect(run(['list', '-n', NS, '-q'])).toBe('');

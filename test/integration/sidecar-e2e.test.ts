@@ -5,16 +5,15 @@
  * temp dirs). The agent side is the openai SDK calling the rewritten URL; the request must reach the stub upstream
  * through the guardrails, and a trace must reach a local Akto ingestion receiver.
  */
-import { ChildProcess, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+import { ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { startAktoReceiver, type AktoReceiver } from '../fixtures/akto-receiver';
 import { startStubUpstream, type StubUpstream } from '../fixtures/stub-upstream';
 import {
-  Container, ControlPlane, DIST_WEBHOOK, LocalWebhook, Pod, TestCa, describeIf, eventually, findTools, freePort, helm, renderSettingsFile, startLocalWebhook,
+  ControlPlane, DIST_WEBHOOK, LocalWebhook, Pod, TestCa, describeIf, eventually, findTools, freePort, helm, renderSettingsFile, runLikeKubelet, startLocalWebhook, waitForStartupProbe,
 } from './harness';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -26,63 +25,6 @@ const missing = [!tools.apiserver && 'kube-apiserver', !tools.etcd && 'etcd', !t
   !existsSync(DIST_WEBHOOK) && 'dist/webhook/main.js', !existsSync(DIST_PROXY) && 'dist/proxy/main.js'].filter(Boolean).join(', ');
 
 jest.setTimeout(180_000);
-
-type VolumeSpec = { name: string; configMap?: { name: string; items?: Array<{ key: string; path: string }> }; emptyDir?: object };
-
-/** What kubelet would do for one container, minus the image: resolve env, map volumes, run the command. */
-async function runLikeKubelet(cp: ControlPlane, pod: Pod, c: Container, dir: string): Promise<{ child: ChildProcess; logFile: string; env: Record<string, string> }> {
-  const ns = pod.metadata.namespace;
-  const mounts: Array<[string, string]> = [];
-  for (const m of (c.volumeMounts ?? []) as Array<{ name: string; mountPath: string }>) {
-    const vol = ((pod.spec.volumes ?? []) as VolumeSpec[]).find((v) => v.name === m.name);
-    const local = path.join(dir, 'volumes', m.name);
-    mkdirSync(local, { recursive: true });
-    if (vol?.configMap) {
-      const cm = await cp.api.must<{ data: Record<string, string> }>('GET', `/api/v1/namespaces/${ns}/configmaps/${vol.configMap.name}`);
-      for (const item of vol.configMap.items ?? Object.keys(cm.data).map((key) => ({ key, path: key }))) writeFileSync(path.join(local, item.path), cm.data[item.key]);
-    } else if (!vol?.emptyDir) {
-      throw new Error(`volume ${m.name}: only configMap and emptyDir are emulated`);
-    }
-    mounts.push([m.mountPath, local]);
-  }
-  const localPath = (v: string): string => {
-    for (const [mountPath, local] of mounts) if (v === mountPath || v.startsWith(`${mountPath}/`)) return local + v.slice(mountPath.length);
-    return v;
-  };
-  const fields: Record<string, string> = {
-    'metadata.name': pod.metadata.name, 'metadata.namespace': ns, 'status.podIP': '127.0.0.1',
-    'spec.serviceAccountName': String(pod.spec.serviceAccountName ?? 'default'),
-  };
-  const env: Record<string, string> = {};
-  for (const e of c.env ?? []) {
-    if (e.value !== undefined) {
-      env[e.name] = localPath(e.value);
-      continue;
-    }
-    const from = e.valueFrom ?? {};
-    const ref = (from.secretKeyRef ?? from.configMapKeyRef) as { name: string; key: string; optional?: boolean } | undefined;
-    if (ref) {
-      const kind = from.secretKeyRef ? 'secrets' : 'configmaps';
-      const res = await cp.api.request<{ data?: Record<string, string> }>('GET', `/api/v1/namespaces/${ns}/${kind}/${ref.name}`);
-      const raw = res.body.data?.[ref.key];
-      if (raw === undefined) {
-        if (ref.optional) continue;
-        throw new Error(`env ${e.name}: ${kind}/${ref.name} key ${ref.key} is missing`);
-      }
-      env[e.name] = kind === 'secrets' ? Buffer.from(raw, 'base64').toString() : raw;
-    } else if (from.fieldRef) {
-      env[e.name] = fields[String(from.fieldRef.fieldPath)];
-    }
-  }
-  const [cmd, ...args] = [...(c.command ?? []), ...(c.args ?? [])];
-  const logFile = path.join(dir, `${c.name}.log`);
-  const out = openSync(logFile, 'a');
-  // The image's WORKDIR /app holds dist/ like the repo root does; only PATH and HOME come from the host.
-  // ADMIN_HOST: in a pod the admin port faces the kubelet; on this host, tests listen on loopback only.
-  const child = spawn(cmd === 'node' ? process.execPath : cmd, args, { cwd: ROOT, env: { PATH: process.env.PATH, HOME: os.tmpdir(), ...env, ADMIN_HOST: '127.0.0.1' }, stdio: ['ignore', out, out] });
-  closeSync(out);
-  return { child, logFile, env };
-}
 
 describeIf(ok, missing)('end to end: the stored sidecar spec run as a local process', () => {
   let cp: ControlPlane;
@@ -155,14 +97,7 @@ describeIf(ok, missing)('end to end: the stored sidecar spec run as a local proc
     expect(run.env).toMatchObject({ AKTO_API_BASE_URL: akto.url, AKTO_API_TOKEN: 'tok-e2e', LISTEN_HOST: '127.0.0.1', POD_NAMESPACE: 'agents' });
     expect(run.env.POLICY_FILE && readFileSync(run.env.POLICY_FILE, 'utf8')).toContain('extends: default');
     // The startup probe, as kubelet would run it.
-    const probe = (spec!.startupProbe as { httpGet: { path: string; port: number } }).httpGet;
-    await eventually(async () => {
-      if (sidecar!.exitCode !== null) throw new Error(`sidecar exited ${sidecar!.exitCode}:\n${readFileSync(run.logFile, 'utf8').slice(-2000)}`);
-      const status = await new Promise<number>((resolve) => {
-        http.get({ host: '127.0.0.1', port: probe.port, path: probe.path, timeout: 1000 }, (r) => { r.resume(); resolve(r.statusCode ?? 0); }).on('error', () => resolve(0));
-      });
-      return status === 200;
-    }, 30_000, 'the sidecar startup probe');
+    await waitForStartupProbe(run, spec!);
 
     const client = new OpenAI({ baseURL: agentUrl, apiKey: 'sk-agent-key', maxRetries: 0, timeout: 15_000 });
     const answer = await client.chat.completions.create({ model: 'stub-model', messages: [{ role: 'user', content: 'Email me at jane.doe@example.com please' }] });

@@ -1,4 +1,5 @@
 import { createLogger, redactLogObject } from '../../proxy/telemetry/logger';
+import { MIN_SECRET_LENGTH, SecretScrubber } from '../../proxy/telemetry/scrub';
 import { logSink } from '../support/proxy-harness';
 
 describe('the logger', () => {
@@ -19,6 +20,35 @@ describe('the logger', () => {
     expect(line.response.headers).toEqual({ 'set-cookie': '<redacted>', 'content-type': 'json' });
     expect(line.req.headers).toEqual({ cookie: '<redacted>', 'proxy-authorization': '<redacted>' });
     expect(JSON.stringify(sink.lines)).not.toMatch(/hf_top|s3cr3t|k-1/);
+  });
+
+  test('every configured secret value is scrubbed from every line, wherever it sits', () => {
+    const env = {
+      AKTO_API_TOKEN: 'eyJhbGciOi.akto-token.sig',
+      UPSTREAM_AUTHORIZATION: 'Bearer hf_firstUpstream_0123',
+      UPSTREAM_AUTHORIZATION_2: 'Basic c2VydmljZTpwdw==',
+      GUARDRAILS_HASH_KEY: 'hash-key-material-42',
+      APP_URL_1: 'https://svc:url-pass-77@llm.example.com/v1',
+      POD_NAME: 'not-a-secret-pod',
+    };
+    const raw: string[] = [];
+    const logger = createLogger('debug', { write: (line: string) => void raw.push(line) }, SecretScrubber.fromEnv(env));
+    logger.error({ body: `{"headers":{"authorization":"${env.AKTO_API_TOKEN}"}}` }, 'Akto rejected a batch');
+    logger.warn({ nested: { deeper: [`token hf_firstUpstream_0123 leaked`] } }, `message with ${env.GUARDRAILS_HASH_KEY}`);
+    logger.info({ err: new Error(`upstream said: invalid credentials ${env.UPSTREAM_AUTHORIZATION_2}`) }, 'failure');
+    logger.info({ quoted: 'a "hf_firstUpstream_0123" b', url: 'https://svc:url-pass-77@llm.example.com' }, 'JSON escaping and URL passwords');
+    logger.info({ pod: env.POD_NAME }, 'ordinary values stay');
+    logger.flush();
+    const all = raw.join('');
+    for (const secret of ['akto-token', 'hf_firstUpstream_0123', 'c2VydmljZTpwdw==', 'hash-key-material-42', 'url-pass-77']) expect(all).not.toContain(secret);
+    expect(all).toContain('<redacted>');
+    expect(all).toContain('not-a-secret-pod');
+    for (const line of raw) expect(() => JSON.parse(line)).not.toThrow();
+  });
+
+  test('a secret shorter than the scrub minimum is not scrubbed (it would wreck every line)', () => {
+    expect(SecretScrubber.fromEnv({ AKTO_API_TOKEN: 'abc' }).empty).toBe(true);
+    expect(new SecretScrubber(['x'.repeat(MIN_SECRET_LENGTH)]).scrub(`a ${'x'.repeat(MIN_SECRET_LENGTH)} b`)).toBe('a <redacted> b');
   });
 });
 

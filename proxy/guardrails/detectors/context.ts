@@ -34,6 +34,12 @@ export function isWordChar(c: number): boolean {
   return isAlnum(c) || c === 95;
 }
 
+/**
+ * Characters of a stream's recent text that document-scope detectors (injection, toxicity, harmful intent) score
+ * a streamed answer over as it grows.
+ */
+export const DOCUMENT_WINDOW = 2048;
+
 export function wanted(opts: ScanOptions | undefined, entity: string): boolean {
   return !opts?.entities || opts.entities.has(entity);
 }

@@ -3,8 +3,7 @@
  * homoglyph and zero-width tricks do not hide a word). One pass over the words of the text: each word is
  * looked up in a map of first words; multi-word phrases then check the following words in place.
  */
-import type { NormalizedText } from '../normalize';
-import { normalizeText } from '../normalize';
+import { normalizeText, type NormalizedText } from '../normalize';
 import { escapeRegex, finish, wanted } from './context';
 import type { Detector, Match, ScanOptions } from './types';
 
@@ -35,7 +34,7 @@ export function createKeywordDetector(lists: readonly KeywordList[], id = 'keywo
   let longest = 0;
   for (const list of lists) {
     for (const raw of list.words) {
-      const words = raw.toLowerCase().match(WORD);
+      const words = normalizeText(raw).text.toLowerCase().match(WORD);
       if (!words) throw new Error(`keyword list "${list.id}": entry "${raw}" has no word characters`);
       longest = Math.max(longest, raw.length);
       const joined = words.join(' ');
@@ -74,17 +73,16 @@ export function createKeywordDetector(lists: readonly KeywordList[], id = 'keywo
       return finish(out, opts?.threshold ?? 0);
     },
     /** Hold the trailing words only while they are the start of some listed entry ("insider tr" for "insider trading"). */
-    pendingTail(text: string): number {
-      if (longest === 0 || text.length === 0) return 0;
-      const from = Math.max(0, text.length - 2 * longest - 8);
-      const tail = normalizeText(text.slice(from));
-      const t = tail.text;
-      for (let k = 0; k < t.length; k++) {
+    pendingTail(t: string, from = 0): number {
+      if (longest === 0 || t.length === 0) return 0;
+      const start = Math.max(from, t.length - 2 * longest - 8);
+      for (let k = start; k < t.length; k++) {
         if (!WORD_CHAR.test(t[k]) || (k > 0 && WORD_CHAR.test(t[k - 1]))) continue;
         const candidate = t.slice(k).toLowerCase().replace(NON_WORD_RUN, ' ');
-        if (prefixes.has(candidate)) return text.length - from - tail.toOriginal(k);
+        if (prefixes.has(candidate)) return t.length - k;
       }
       return 0;
     },
+    lookback: 1,
   };
 }

@@ -20,6 +20,8 @@ const PHONE_CONTEXT = wordsRegex([
 const PHONE_NEGATIVE = wordsRegex([
   'order', 'invoice', 'isbn', 'zip', 'postcode', 'postal', 'serial', 'tracking', 'account', 'license', 'licence', 'passport', 'id', 'apt', 'suite',
 ]);
+/** How far after a number its context words are read (contextNear's default). */
+const CONTEXT_AFTER = 24;
 const CARD_CONTEXT = wordsRegex(['card', 'cards', 'credit', 'debit', 'visa', 'mastercard', 'amex', 'cc', 'payment', 'pay', 'charge', 'expires']);
 const SSN_CONTEXT = wordsRegex(['ssn', 'ssns', 'social security', 'social', 'ss#', 'taxpayer', 'tin']);
 const VERSION_CONTEXT = /(?:version|ver\.?|v)\s*$/i;
@@ -200,7 +202,7 @@ function isRunSeparator(c: number): boolean {
  * Cut digit runs ("+41 (0)85 806 98 67", "4111-1111-1111-1111", "10.0.0.1") and classify each once. Digits glued
  * to a word are skipped, except the body of an IBAN (two letters at a word start, then digits).
  */
-function scanNumberRuns(t: string, emit: Emit): void {
+function scanNumberRuns(t: string, emit: Emit, onRun: (start: number, end: number) => void = (start, end) => classifyRun(t, start, end, emit)): void {
   const n = t.length;
   const digit = /[0-9]/g;
   let m: RegExpExecArray | null;
@@ -240,7 +242,7 @@ function scanNumberRuns(t: string, emit: Emit): void {
       end += ext[0].length;
       digit.lastIndex = Math.max(j, end);
     }
-    if (end - i <= MAX_NUMBER_RUN && !(end < n && isWordChar(t.charCodeAt(end)))) classifyRun(t, i, end, emit);
+    if (end - i <= MAX_NUMBER_RUN && !(end < n && isWordChar(t.charCodeAt(end)))) onRun(i, end);
   }
 }
 
@@ -314,6 +316,8 @@ export function createPiiDetector(defaultThreshold = DEFAULT_THRESHOLD): Detecto
       return dropOverlaps(finish(out, opts?.threshold ?? defaultThreshold));
     },
     pendingTail: piiPendingTail,
+    // Context words are read up to 48 characters before a number; an e-mail's local part is at most 64.
+    lookback: 64,
   };
 }
 
@@ -330,18 +334,22 @@ function dropOverlaps(ms: Match[]): Match[] {
   return kept;
 }
 
-const TAIL_WINDOW = 64;
+/** Longest e-mail local part, and the most of a token without '@' that could still become one. */
+const LOCAL_MAX = 64;
+const DOMAIN_MAX = 255;
 
 /**
- * The tail that could still become PII: the last unbroken token (it could grow "@domain", more IPv6
- * groups, or more IBAN characters) and a trailing run of digits and separators (phones, cards, IBAN groups).
+ * The tail that could still become PII, or change it: the last unbroken token (it could grow "@domain", more
+ * IPv6 groups, or more IBAN characters), a trailing run of digits and separators (phones, cards, IBAN groups),
+ * and a complete number whose type and score still depend on the context words that follow it.
  */
-export function piiPendingTail(text: string): number {
+export function piiPendingTail(text: string, from = 0): number {
   const n = text.length;
-  const floor = Math.max(0, n - TAIL_WINDOW);
   let k = n;
-  while (k > floor && isTokenChar(text.charCodeAt(k - 1))) k--;
-  let hold = n - k;
+  while (k > from && n - k < LOCAL_MAX + 1 + DOMAIN_MAX && isTokenChar(text.charCodeAt(k - 1))) k--;
+  const at = text.lastIndexOf('@', n - 1);
+  let hold = at >= k && n - at <= DOMAIN_MAX + 1 ? n - Math.max(k, at - LOCAL_MAX) : Math.min(n - k, LOCAL_MAX);
+  const floor = Math.max(from, n - LOCAL_MAX);
   let r = n;
   let sawDigit = false;
   while (r > floor) {
@@ -350,9 +358,21 @@ export function piiPendingTail(text: string): number {
     else if (!isRunSeparator(c) && c !== 43 && !(isAlpha(c) && r - 1 >= k)) break;
     r--;
   }
-  // Also hold letters+digits groups separated by single spaces (a spaced IBAN still being written).
+  // A spaced IBAN still being written: its country code starts the run ("DE89 3704 …").
+  if (sawDigit && r >= floor + 2 && isAlpha(text.charCodeAt(r - 1)) && isAlpha(text.charCodeAt(r - 2)) && (r === 2 || !isAlnum(text.charCodeAt(r - 3)))) r -= 2;
   if (sawDigit) hold = Math.max(hold, n - r);
-  return hold;
+  // "+" and "(" start a number ("+41 …", "(415) …") before its first digit arrives.
+  const last = text.charCodeAt(n - 1);
+  if ((last === 43 || last === 40) && hold === 0) hold = 1;
+  const sliceStart = Math.max(0, n - MAX_NUMBER_RUN - CONTEXT_AFTER - 32);
+  const tail = text.slice(sliceStart);
+  scanNumberRuns(tail, () => undefined, (start, end) => {
+    if (sliceStart + end <= n - CONTEXT_AFTER) return;
+    let digits = 0;
+    for (let i = start; i < end; i++) if (isDigit(tail.charCodeAt(i))) digits++;
+    if (digits >= 7) hold = Math.max(hold, n - (sliceStart + start));
+  });
+  return Math.min(hold, n - from);
 }
 
 function isTokenChar(c: number): boolean {

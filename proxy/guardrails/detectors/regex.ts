@@ -7,6 +7,7 @@
 import { RE2JS } from 're2js';
 import type { NormalizedText } from '../normalize';
 import { finish, wanted } from './context';
+import { TailProbe } from './tail-probe';
 import type { Detector, Match, ScanOptions } from './types';
 
 export interface RegexPattern {
@@ -52,6 +53,7 @@ export function createRegexDetector(patterns: readonly RegexPattern[], id = 'reg
     ids.add(p.id);
   }
   const compiled = patterns.map(compile);
+  const probe = new TailProbe(compiled.map((re) => ({ re })));
   return {
     id,
     entities: patterns.map((p) => p.id),
@@ -62,7 +64,8 @@ export function createRegexDetector(patterns: readonly RegexPattern[], id = 'reg
         if (!wanted(opts, p.id)) return;
         const m = compiled[k].matcher(nt.text);
         let count = 0;
-        let from = 0;
+        // Matching is leftmost and non-overlapping: a stream resumes the search where the released text ends.
+        let from = opts?.from ?? 0;
         while (count < MAX_MATCHES && from <= nt.text.length && m.find(from)) {
           const start = m.start();
           const end = m.end();
@@ -73,7 +76,8 @@ export function createRegexDetector(patterns: readonly RegexPattern[], id = 'reg
       });
       return finish(out, opts?.threshold ?? 0);
     },
-    // A custom pattern has no known maximum length; holdback relies on the built-in detectors and sentence ends.
-    pendingTail: () => 0,
+    // Exact for any RE2 pattern: hold from where a partial match still alive at the end begins.
+    pendingTail: (text: string, from = 0) => text.length - probe.holdFrom(text, from),
+    lookback: 1,
   };
 }

@@ -13,10 +13,10 @@ export interface ProviderRule {
   loose?: boolean;
 }
 
-const B = '(?<![A-Za-z0-9_])'; // token start
+export const B = '(?<![A-Za-z0-9_])'; // token start
 const E = '(?![A-Za-z0-9_])'; // token end
 /** Start of a token whose prefix is a short word: not when it continues a file name or host (`video.ico-…`). */
-const BS = '(?<![A-Za-z0-9_.])';
+export const BS = '(?<![A-Za-z0-9_.])';
 
 export const PROVIDER_RULES: ProviderRule[] = [
   { entity: 'AWS_ACCESS_KEY', provider: 'aws', re: `${B}(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA|ASCA)[A-Z2-7]{16}${E}` },

@@ -5,8 +5,9 @@
  * Known placeholders and documentation examples are dropped.
  */
 import type { NormalizedText } from '../normalize';
-import { finish, isAlnum, isWordChar, wanted } from './context';
-import { literalPrefix, PROVIDER_RULES, type ProviderRule, VENDOR_SHAPES, VENDOR_WORDS } from './secret-formats';
+import { escapeRegex, finish, isAlnum, isWordChar, wanted } from './context';
+import { B, BS, literalPrefix, PROVIDER_RULES, type ProviderRule, VENDOR_SHAPES, VENDOR_WORDS } from './secret-formats';
+import { combinedProbe, TailProbe } from './tail-probe';
 import type { Detector, Match, ScanOptions } from './types';
 
 const PRIVATE_KEY_BEGIN = /-----BEGIN[ A-Z0-9]{0,40} PRIVATE KEY(?: BLOCK)?-----/g;
@@ -23,11 +24,12 @@ const CURL_HEADER = /(?:^|\s)(?:-H|--header)\s+["']([A-Za-z0-9-]{0,40}(?:token|k
  * constructors (.NET NetworkCredential / DirectoryEntry, Java PasswordAuthentication and friends), XML app
  * settings, `vault operator unseal <key>`, and prose such as `the default password is "…"`.
  */
-const OTHER_PASSWORD_FORMS: { gate: string; re: RegExp }[] = [
+const OTHER_PASSWORD_FORMS: { gate: string; anchor?: RegExp; re: RegExp }[] = [
   { gate: '-p', re: /(?:^|\s)-u\s+\S{1,64}\s+-p\s+([^\s"'$%]{3,128})/dg },
   { gate: 'machine', re: /\bmachine\s+\S{1,253}\s+login\s+\S{1,128}\s+password\s+(\S{3,128})/dg },
   {
     gate: '(',
+    anchor: /NetworkCredential|DirectoryEntry|PasswordAuthentication|UsernamePassword|BasicAWSCredentials|PasswordCredential/,
     re: /\b(?:NetworkCredential|DirectoryEntry|PasswordAuthentication|UsernamePasswordCredentials|UsernamePasswordAuthenticationToken|BasicAWSCredentials|PasswordCredential)\(\s*(?:"[^"\n]{0,256}"\s*,\s*){1,2}"([^"\n]{4,128})"/dg,
   },
   { gate: '<add', re: /<add\s+key="[^"\n]{0,64}(?:password|secret|token|apikey)[^"\n]{0,32}"\s+value="([^"\n]{4,256})"/dgi },
@@ -338,7 +340,7 @@ const HCL_DEFAULT = /^\{\s{0,40}default\s{0,8}=/;
  * that only name a service (`cloudflare: …`) or end in camelCase `…Key` are found from the operators instead,
  * which prose rarely has.
  */
-function scanAssignments(t: string, emit: Emit): void {
+function scanAssignments(t: string, emit: Emit, onOpen?: OpenValue): void {
   // Every assignment form needs one of these operators (or a command-line flag's dash, or a pair's comma).
   if (t.indexOf('=') === -1 && t.indexOf(':') === -1 && t.indexOf('-') === -1 && t.indexOf(',') === -1) return;
   KEYWORD.lastIndex = 0;
@@ -348,12 +350,12 @@ function scanAssignments(t: string, emit: Emit): void {
     while (nameStart > 0 && m.index - nameStart < 64 && isNameChar(t.charCodeAt(nameStart - 1))) nameStart--;
     let nameEnd = m.index + m[0].length;
     while (nameEnd < t.length && nameEnd - m.index < 64 && isNameChar(t.charCodeAt(nameEnd))) nameEnd++;
-    KEYWORD.lastIndex = Math.max(KEYWORD.lastIndex, readAssignment(t, nameStart, nameEnd, emit));
+    KEYWORD.lastIndex = Math.max(KEYWORD.lastIndex, readAssignment(t, nameStart, nameEnd, emit, onOpen));
   }
-  scanVendorAssignments(t, emit);
+  scanVendorAssignments(t, emit, onOpen);
 }
 
-function scanVendorAssignments(t: string, emit: Emit): void {
+function scanVendorAssignments(t: string, emit: Emit, onOpen?: OpenValue): void {
   OPERATOR_CHAR.lastIndex = 0;
   let m: RegExpExecArray | null;
   while ((m = OPERATOR_CHAR.exec(t)) !== null) {
@@ -365,12 +367,15 @@ function scanVendorAssignments(t: string, emit: Emit): void {
     const name = t.slice(nameStart, nameEnd);
     // Names with a credential word were read by the keyword pass.
     if (CREDENTIAL_NAME.test(name) || (!VENDOR_NAME.test(name) && !CAMEL_KEY.test(name))) continue;
-    OPERATOR_CHAR.lastIndex = Math.max(OPERATOR_CHAR.lastIndex, readAssignment(t, nameStart, nameEnd, emit));
+    OPERATOR_CHAR.lastIndex = Math.max(OPERATOR_CHAR.lastIndex, readAssignment(t, nameStart, nameEnd, emit, onOpen));
   }
 }
 
+/** A credential value that reaches the end of a growing text, starting at `valueStart`: more of it may follow. */
+type OpenValue = (valueStart: number) => void;
+
 /** Reads `<op> value` after the name at [nameStart, nameEnd), scores it and emits; returns where to resume. */
-function readAssignment(t: string, nameStart: number, nameEnd: number, emit: Emit): number {
+function readAssignment(t: string, nameStart: number, nameEnd: number, emit: Emit, onOpen?: OpenValue): number {
   const name = t.slice(nameStart, nameEnd);
   const nameQuoted = nameStart > 0 && /["'`]/.test(t[nameStart - 1]);
   let i = nameEnd;
@@ -392,6 +397,11 @@ function readAssignment(t: string, nameStart: number, nameEnd: number, emit: Emi
   if (quote === "'" && t[i] === '"') i++;
   const valueStart = i;
   while (i < t.length && i - valueStart < 256 && (quote ? t[i] !== quote && t[i] !== '\n' : !VALUE_STOP.test(t[i]))) i++;
+  if (onOpen) {
+    // Probing a stream's tail: only where a value may still be growing matters, not its score.
+    if (i === t.length) onOpen(valueStart);
+    return i;
+  }
   let valueEnd = i;
   while (valueEnd > valueStart && (t[valueEnd - 1] === '\\' || (quote === "'" && t[valueEnd - 1] === '"'))) valueEnd--;
   const value = t.slice(valueStart, valueEnd);
@@ -483,6 +493,8 @@ export function createSecretsDetector(defaultThreshold = DEFAULT_THRESHOLD): Det
       return dropContained(finish(out, opts?.threshold ?? defaultThreshold));
     },
     pendingTail: secretsPendingTail,
+    // An assignment's name, quotes and operator, or a credential constructor's leading arguments, come first.
+    lookback: 640,
   };
 }
 
@@ -499,46 +511,77 @@ function dropContained(ms: Match[]): Match[] {
 }
 
 /**
- * Literal prefixes a token can start with; a trailing fragment that is a prefix of one of them is held. Every
- * provider rule's own fixed prefix is included, plus the alternatives of rules that start with a choice.
+ * Formats whose value is recognised by its shape or by the words before it, as RE2 probes reporting the span
+ * that would be redacted: provider tokens (whole match), JWTs, credential URLs, and the values after
+ * Authorization headers, curl credentials, password phrases and bundler settings (context words may be
+ * released while the value is still unknown).
  */
-const TOKEN_PREFIXES = [
-  ...new Set([
-    'AKIA', 'ASIA', 'ghp_', 'gho_', 'ghu_', 'ghs_', 'ghr_', 'glpat-', 'glrt-', 'gldt-', 'glsoat-', 'glptt-', 'glcbt-', 'GR1348941',
-    'xoxb-', 'xoxp-', 'xoxe.', 'sk_live_', 'rk_live_', 'sk_test_', 'GOCSPX-', 'ya29.', 'hvs.', 'sq0atp-', 'sq0csp-', 'https://hooks.slack.com/',
-    '-----BEGIN', 'eyJ', 'AGE-SECRET-KEY-',
-    ...PROVIDER_RULES.map((r) => PREFIXES.get(r) ?? '').filter((p) => p.length >= 2),
-  ]),
-];
-const TAIL_MAX = 512;
-const PEM_HOLD_MAX = 16384;
+let tokenProbe: TailProbe | undefined;
+/** Built on first use: only streams need it, and compiling it takes a few hundred milliseconds. */
+const TOKEN_PROBE = (): TailProbe =>
+  (tokenProbe ??= new TailProbe([
+    combinedProbe([...PROVIDER_RULES.map((r) => ({ source: tokenStartAsBoundary(r.re) })), { source: JWT.source }, { source: CREDENTIAL_URL.source, flags: 'i' }]),
+  ]));
 
 /**
- * What could still become a secret: an opened PEM block (until its END line, bounded), the last token when it
- * starts like a known token or could still grow into one, a URL that could still gain "user:pass@", and a
- * credential assignment whose value is still being written.
+ * Values recognised by the words before them (Authorization headers, curl credentials, password phrases,
+ * bundler settings). Each probe runs from the first occurrence of its anchor in the window, and not at all
+ * when the anchor is absent, which is the case for nearly all text.
  */
-export function secretsPendingTail(text: string): number {
+interface ContextForm {
+  anchor: RegExp;
+  source: string;
+  flags: string;
+  group: number;
+  probe?: TailProbe;
+}
+const CONTEXT_FORMS: ContextForm[] = [
+  { anchor: /authorization/i, source: AUTH_HEADER.source, flags: 'i', group: 1 },
+  { anchor: /-u/, source: CURL_USER.source, flags: '', group: 1 },
+  { anchor: /-h/i, source: CURL_HEADER.source, flags: 'i', group: 2 },
+  { anchor: /BUNDLE_/, source: BUNDLER.source, flags: '', group: 1 },
+  ...OTHER_PASSWORD_FORMS.map(({ gate, anchor, re }) => ({
+    anchor: anchor ?? new RegExp(escapeRegex(gate), re.flags.includes('i') ? 'i' : ''),
+    source: re.source,
+    flags: re.flags,
+    group: 1,
+  })),
+];
+
+function contextHold(text: string): number {
+  let holdFrom = text.length;
+  for (const form of CONTEXT_FORMS) {
+    const m = form.anchor.exec(text);
+    if (!m) continue;
+    form.probe ??= new TailProbe([combinedProbe([{ source: form.source, flags: form.flags, group: form.group }])]);
+    holdFrom = Math.min(holdFrom, form.probe.holdFrom(text, 0, Math.max(0, m.index - 1)));
+  }
+  return holdFrom;
+}
+/**
+ * A token-start lookbehind followed by a word character is a word boundary, which RE2 has: threads then start
+ * only where a token can, not at every character of a long word. Where a non-word character may follow, the
+ * assertion is dropped instead (the probe then starts more threads, which only holds more).
+ */
+function tokenStartAsBoundary(re: string): string {
+  return re.split(B).join('(?<!WORD)').split(BS).join('(?<!WORD)').replace(/\(\?<!WORD\)(?=\[A-Za-z0-9_~)/g, '').split('(?<!WORD)').join('\\b');
+}
+const PEM_HOLD_MAX = 16384;
+/** An assignment whose value may still be growing: its name, operator and value fit in this many characters. */
+const ASSIGNMENT_REACH = 512;
+
+/**
+ * What could still become a secret: an opened PEM block (until its END line, bounded), a value still forming
+ * in one of the probed formats, and a credential assignment whose value reaches the end of the text.
+ */
+export function secretsPendingTail(text: string, from = 0): number {
   const n = text.length;
   const begin = text.lastIndexOf('-----BEGIN', n);
-  if (begin !== -1 && n - begin <= PEM_HOLD_MAX && text.indexOf('-----END', begin) === -1) return n - begin;
-  let k = n;
-  while (k > 0 && n - k < TAIL_MAX && !/[\s"'`,;<>()[\]{}]/.test(text[k - 1])) k--;
-  const token = text.slice(k);
-  if (token.length === 0) return assignmentTail(text);
-  for (const p of TOKEN_PREFIXES) {
-    if (token.startsWith(p) || p.startsWith(token)) return Math.max(n - k, assignmentTail(text));
-  }
-  if (token.includes('://') || /[A-Za-z]/.test(token) && /\d/.test(token) && token.length >= 8) return Math.max(n - k, assignmentTail(text));
-  return assignmentTail(text);
-}
-
-const ASSIGNMENT_TAIL = /(?:key|secret|token|passw(?:or)?d|pwd|authorization|bearer)[\w.-]{0,40}["']?\s{0,4}(?:[:=]|=>)?\s{0,4}["']?[^\s"']{0,256}$/i;
-
-function assignmentTail(text: string): number {
-  const window = text.slice(-320);
-  const m = ASSIGNMENT_TAIL.exec(window);
-  if (!m) return 0;
-  // Only hold when the value part may be unfinished (no closing quote / whitespace after it).
-  return isAlnum(window.charCodeAt(window.length - 1)) || /[:=\s"']$/.test(window) ? m[0].length : 0;
+  if (begin >= from && n - begin <= PEM_HOLD_MAX && text.indexOf('-----END', begin) === -1) return n - begin;
+  let holdFrom = Math.min(TOKEN_PROBE().holdFrom(text, from), contextHold(text));
+  const sliceStart = Math.max(0, n - ASSIGNMENT_REACH);
+  scanAssignments(text.slice(sliceStart), () => undefined, (valueStart) => {
+    holdFrom = Math.min(holdFrom, sliceStart + valueStart);
+  });
+  return Math.max(0, n - Math.max(from, holdFrom));
 }

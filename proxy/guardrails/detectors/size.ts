@@ -34,5 +34,6 @@ export function createSizeDetector(limits: SizeLimits, id = 'size'): Detector {
       return out;
     },
     pendingTail: () => 0,
+    lookback: 0,
   };
 }

@@ -23,6 +23,11 @@ export interface ScanOptions {
   threshold?: number;
   /** The text is third-party content (tool results, retrieved documents): weigh indirect-injection signals. */
   untrusted?: boolean;
+  /**
+   * Streaming: only matches starting at or after this index count (the text before it was released). Detectors
+   * whose matches depend on where the search starts (leftmost, non-overlapping regex matching) start there.
+   */
+  from?: number;
 }
 
 export interface Detector {
@@ -30,9 +35,22 @@ export interface Detector {
   readonly entities: readonly string[];
   scan(text: NormalizedText, opts?: ScanOptions): Match[];
   /**
-   * How many trailing UTF-16 units of `text` could still be (part of) a match if more text were appended.
-   * 0 for ordinary prose; e.g. a partial "AKIA12", an unfinished run of digits/separators, a word that could
-   * still grow "@domain", an opened "-----BEGIN" block. Used by stream holdback.
+   * Streaming. `text` is NORMALIZED text that may still grow: already-released context followed by the held tail;
+   * `from` is the index of its first unreleased character. Returns how many trailing characters must still be
+   * held because more input could make a match cover them, or change a match that covers them (grow it, or
+   * change its entity or score through context that follows it). 0 when nothing is pending, e.g. for ordinary
+   * prose; a partial "AKIA12", an unfinished run of digits, a word that could still grow "@domain", an opened
+   * "-----BEGIN" block, a credential assignment whose value is still being written.
    */
-  pendingTail(text: string): number;
+  pendingTail(text: string, from?: number): number;
+  /**
+   * Streaming: how many characters of already-released text before the held tail the detector must see to
+   * decide a match the same way as on the whole text (context words, the name of an assignment).
+   */
+  readonly lookback: number;
+  /**
+   * 'document' detectors score the text as a whole (injection) rather than find spans that a later token could
+   * complete: a stream decides them over its bounded window as the text arrives, without holding text back.
+   */
+  readonly scope?: 'document';
 }

@@ -125,7 +125,7 @@ describe('limits end to end with the openai SDK', () => {
       expect(res.status).toBe(429);
       expect(res.headers.get('retry-after')).toBe('10');
       expect(res.headers.get('x-ratelimit-limit-requests')).toBe('1');
-      expect(await res.json()).toEqual({ error: expect.stringContaining('rule tgi-one allows 1 request per 10s'), error_type: 'rate_limit_exceeded' });
+      expect(await res.json()).toEqual({ error: expect.stringContaining('rule tgi-one allows 1 request per 10s'), error_type: 'overloaded' });
     } finally {
       await proxy.close();
       limits.close();

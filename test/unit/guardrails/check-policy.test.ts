@@ -13,8 +13,8 @@ describe('check-policy', () => {
     writeFileSync(file, 'name: mine\nextends: default\nguardrails:\n  remove: [pii-redact]\n  override: [{id: prompt-injection, mode: monitor}]\n');
     let out = '';
     expect(checkPolicies([file], (s) => (out += s))).toBe(0);
-    expect(out).toContain('ok, policy "mine", 3 rules');
-    expect(out).toContain('prompt-injection (injection, request, block, monitor)');
+    expect(out).toContain('ok, policy "mine", 7 rules');
+    expect(out).toContain('prompt-injection (prompt_injection, request, block, monitor)');
     expect(out).not.toContain('pii-redact');
   });
 

@@ -47,6 +47,7 @@ export function literalDetector(id: string, entity: string, token: string, score
       for (let n = Math.min(token.length - 1, text.length); n > 0; n--) if (token.startsWith(text.slice(text.length - n))) return n;
       return 0;
     },
+    lookback: 0,
   };
   return d;
 }
@@ -59,5 +60,6 @@ export function throwingDetector(id: string, entity: string): Detector {
       throw new TypeError('boom on "secret value"');
     },
     pendingTail: () => 0,
+    lookback: 0,
   };
 }

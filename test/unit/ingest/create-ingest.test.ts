@@ -5,7 +5,7 @@ import { createIngest } from '../../../proxy/ingest';
 import { loadIngestConfig } from '../../../proxy/ingest/config';
 import { createRegistry } from '../../../proxy/telemetry/metrics';
 import { startAktoReceiver, validateRecord } from '../../fixtures/akto-receiver';
-import { captureLogger, metricValue, sleep, tempDir } from './harness';
+import { captureLogger, metricValue, sleep, tempDir, waitUntil } from './harness';
 import { makeExchange } from './make-exchange';
 
 describe('loadIngestConfig', () => {
@@ -13,6 +13,9 @@ describe('loadIngestConfig', () => {
     [{ AKTO_API_BASE_URL: 'ftp://akto' }, 'AKTO_API_BASE_URL'],
     [{ AKTO_API_TOKEN: 'Bearer abc' }, 'AKTO_API_TOKEN'],
     [{ AKTO_TIME_UNIT: 'minutes' }, 'AKTO_TIME_UNIT'],
+    // Akto's readers take `time` as an int of seconds: milliseconds would drop every record downstream.
+    [{ AKTO_TIME_UNIT: 'ms' }, 'AKTO_TIME_UNIT'],
+    [{ AKTO_ERROR_ATTEMPTS: '0' }, 'AKTO_ERROR_ATTEMPTS'],
     [{ AKTO_BATCH_SIZE: '0' }, 'AKTO_BATCH_SIZE'],
     [{ AKTO_BATCH_INTERVAL_MS: 'soon' }, 'AKTO_BATCH_INTERVAL_MS'],
     [{ AKTO_MAX_PAYLOAD_BYTES: String(8 * 1024 * 1024) }, 'AKTO_MAX_PAYLOAD_BYTES'],
@@ -34,7 +37,6 @@ describe('loadIngestConfig', () => {
     expect(c.baseUrl).toBeUndefined();
     expect(c.traceFile).toBe(path.resolve('traces.jsonl'));
     expect(c.spool.dir).toBe(path.resolve('.spool'));
-    expect(c.record.timeUnit).toBe('s');
     expect(c.record.maxPayloadBytes).toBe(1024 * 1024);
     expect(c.delivery).toMatchObject({ batchSize: 100, batchIntervalMs: 1000, maxInFlight: 4 });
     expect(c.spool.maxBytes).toBe(256 * 1024 * 1024);
@@ -80,6 +82,37 @@ describe('createIngest', () => {
     await expect(
       createIngest({ AKTO_API_BASE_URL: 'http://127.0.0.1:9', SPOOL_DIR: path.join(tmp.dir, 'file', 'spool') }, logger, createRegistry(false), { version: '1' }),
     ).rejects.toMatchObject({ key: 'SPOOL_DIR' });
+    tmp.cleanup();
+  });
+
+  it.each([
+    ['no token, Akto without authentication', undefined, undefined, /without authentication \(AKTO_API_TOKEN is not set\)/, 'warn'],
+    ['the right token', 'good-token-1', 'good-token-1', /^Akto accepted AKTO_API_TOKEN \(auth check passed\)$/, 'info'],
+  ])('says what the start-up check really checked: %s', async (_name, expected, given, message, level) => {
+    const akto = await startAktoReceiver({ token: expected });
+    const tmp = tempDir();
+    const { logger, lines } = captureLogger();
+    const env: Record<string, string> = { AKTO_API_BASE_URL: akto.url, SPOOL_DIR: tmp.dir };
+    if (given) env.AKTO_API_TOKEN = given;
+    const ingest = await createIngest(env, logger, createRegistry(false), { version: '1' });
+    await waitUntil(() => lines.some((l) => message.test(String(l.msg))));
+    const line = lines.find((l) => message.test(String(l.msg)))!;
+    expect(line).toMatchObject({ level, check: 'GET /api/auth-check', status: 200 });
+    if (!given) expect(lines.some((l) => String(l.msg).includes('accepted'))).toBe(false);
+    await ingest.close(100);
+    await akto.close();
+    tmp.cleanup();
+  });
+
+  it('a start-up check answered with something else says the token could not be verified', async () => {
+    const akto = await startAktoReceiver({ token: 't0ken-value' });
+    const tmp = tempDir();
+    const { logger, lines } = captureLogger();
+    const ingest = await createIngest({ AKTO_API_BASE_URL: `${akto.url}/wrong/prefix`, AKTO_API_TOKEN: 't0ken-value', SPOOL_DIR: tmp.dir }, logger, createRegistry(false), { version: '1' });
+    await waitUntil(() => lines.some((l) => String(l.msg).includes('could not verify AKTO_API_TOKEN: the auth check answered HTTP 404')));
+    expect(lines.some((l) => String(l.msg).includes('accepted'))).toBe(false);
+    await ingest.close(100);
+    await akto.close();
     tmp.cleanup();
   });
 

@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { AktoReceiver, startAktoReceiver } from '../../fixtures/akto-receiver';
-import { markers, metricValue, recordLine, sleep, startPipeline, tempDir, waitUntil } from './harness';
+import { fillingDisk, markers, metricValue, recordLine, sleep, startPipeline, tempDir, waitUntil } from './harness';
 
 const TOKEN = 'eyJhbGciOiJSUzI1NiJ9.test-token.sig';
 
@@ -78,8 +78,34 @@ describe('Delivery to a strict Akto receiver', () => {
     expect(await metricValue(p.registry, 'akto_ingest_records_retried_total')).toBeGreaterThan(0);
     expect(await metricValue(p.registry, 'akto_ingest_batch_failures_total', { reason: 'http_5xx' })).toBe(2);
     expect(await metricValue(p.registry, 'akto_ingest_batch_failures_total', { reason: 'http_429' })).toBe(1);
-    expect(p.lines.some((l) => String(l.msg).includes('spooling records to disk'))).toBe(true);
-    await waitUntil(() => p.lines.some((l) => String(l.msg).includes('spool drained')));
+    // Retried from memory: the disk was never needed.
+    expect(await metricValue(p.registry, 'akto_ingest_records_spooled_total')).toBe(0);
+    await p.delivery.close(1000);
+  });
+
+  it('counts delivered and acknowledged records apart: a 200 {"success":false} is delivery, not proof of storage', async () => {
+    const p = await startPipeline(env({ AKTO_BATCH_SIZE: '5' }));
+    for (let i = 0; i < 10; i++) p.delivery.enqueue(recordLine(i));
+    await akto.waitForRecords(10);
+    await waitUntil(async () => (await metricValue(p.registry, 'akto_ingest_records_sent_total')) === 10);
+    expect(await metricValue(p.registry, 'akto_ingest_records_acknowledged_total')).toBe(0);
+    akto.behave({ body: '{"success":true}' });
+    for (let i = 10; i < 15; i++) p.delivery.enqueue(recordLine(i));
+    await waitUntil(async () => (await metricValue(p.registry, 'akto_ingest_records_acknowledged_total')) === 5);
+    expect(await metricValue(p.registry, 'akto_ingest_records_sent_total')).toBe(15);
+    await p.delivery.close(1000);
+  });
+
+  it('an Akto that answers 200 and never ends the body cannot hold the delivery slots: the exchange times out and the slot is reused', async () => {
+    akto.behave((n) => (n <= 3 ? { hang: true } : {}));
+    const p = await startPipeline(env({ AKTO_BATCH_SIZE: '5', AKTO_MAX_IN_FLIGHT: '1', AKTO_TIMEOUT_MS: '300' }));
+    const t0 = Date.now();
+    for (let i = 0; i < 10; i++) p.delivery.enqueue(recordLine(i));
+    await akto.waitForRecords(10, 10_000);
+    expect(Date.now() - t0).toBeLessThan(6000);
+    expect(new Set(markers(akto.records)).size).toBe(10);
+    expect(await metricValue(p.registry, 'akto_ingest_batch_failures_total', { reason: 'timeout' })).toBe(3);
+    await waitUntil(() => akto.stats.open === 0);
     await p.delivery.close(1000);
   });
 
@@ -106,21 +132,69 @@ describe('Delivery to a strict Akto receiver', () => {
   });
 
   it('moves a batch refused with another 4xx to the dead-letter file and logs the answer', async () => {
-    akto.behave((n) => (n === 1 ? { status: 422, body: '{"actionErrors":["bad record"]}' } : {}));
+    akto.behave((n) => (n === 1 ? { status: 400, body: '{"actionErrors":["bad record"]}' } : {}));
     const p = await startPipeline(env({ AKTO_BATCH_SIZE: '3' }));
     for (let i = 0; i < 6; i++) p.delivery.enqueue(recordLine(i));
     await akto.waitForRecords(3);
     await p.delivery.close(1000);
     const dead = (await fsp.readFile(path.join(tmp.dir, 'dead-letter.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
     expect(dead).toHaveLength(3);
-    expect(dead[0]).toMatchObject({ status: 422, error: '{"actionErrors":["bad record"]}' });
+    expect(dead[0]).toMatchObject({ status: 400, error: '{"actionErrors":["bad record"]}' });
     expect(dead.map((d) => JSON.parse(d.record.requestPayload).inputs)).toEqual(['r0', 'r1', 'r2']);
     expect(await metricValue(p.registry, 'akto_ingest_records_dead_lettered_total')).toBe(3);
-    const line = p.lines.find((l) => String(l.msg).includes('HTTP 422'));
+    const line = p.lines.find((l) => String(l.msg).includes('HTTP 400'));
     expect(line?.body).toContain('bad record');
   });
 
-  it('spools while Akto is down and delivers everything when it is back', async () => {
+  it.each([500, 422])('a batch Akto keeps answering %i is split: only the record it cannot take is dead-lettered', async (status) => {
+    // The real service answers 500 to a body it cannot parse and 422 to one without batchData.
+    akto.behave((_n, body) => (body.includes('\\"r3\\"') ? { status, body: '{"actionErrors":["cannot read record"]}' } : {}));
+    const p = await startPipeline(env({ AKTO_BATCH_SIZE: '8', AKTO_ERROR_ATTEMPTS: '2' }));
+    for (let i = 0; i < 8; i++) p.delivery.enqueue(recordLine(i));
+    await akto.waitForRecords(7);
+    await waitUntil(async () => (await metricValue(p.registry, 'akto_ingest_records_dead_lettered_total')) === 1);
+    await p.delivery.close(1000);
+    expect(markers(akto.records).sort((a, b) => a - b)).toEqual([0, 1, 2, 4, 5, 6, 7]);
+    const dead = (await fsp.readFile(path.join(tmp.dir, 'dead-letter.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(dead.map((d) => [d.status, JSON.parse(d.record.requestPayload).inputs])).toEqual([[status, 'r3']]);
+    expect(await metricValue(p.registry, 'akto_ingest_batch_failures_total', { reason: `http_${status}` })).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a 500 or 422 that passes (Kafka briefly broken) is retried, not dead-lettered', async () => {
+    akto.behave((n) => (n === 1 ? { status: 422, body: '{"actionErrors":["kafka insert failed"]}' } : n === 2 ? { status: 500 } : {}));
+    const p = await startPipeline(env({ AKTO_BATCH_SIZE: '4', AKTO_ERROR_ATTEMPTS: '3', AKTO_MAX_IN_FLIGHT: '1' }));
+    for (let i = 0; i < 4; i++) p.delivery.enqueue(recordLine(i));
+    await akto.waitForRecords(4);
+    expect(akto.stats.posts).toBe(3);
+    expect(await metricValue(p.registry, 'akto_ingest_records_dead_lettered_total')).toBe(0);
+    await p.delivery.close(1000);
+  });
+
+  it('the fake answers envelope errors as the real service does: 500 for malformed JSON, 422 for a missing batchData', async () => {
+    const post = (body: string) => fetch(`${akto.url}/api/ingestData`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: TOKEN }, body });
+    expect((await post('{"batchData":[')).status).toBe(500);
+    const missing = await post('{"records":[]}');
+    expect(missing.status).toBe(422);
+    expect(await missing.json()).toMatchObject({ actionErrors: [expect.any(String)] });
+    const ok = await post(`{"batchData":[${recordLine(1)}]}`);
+    expect([ok.status, await ok.text()]).toEqual([200, '{"success":false}']);
+    akto.errors.length = 0;
+  });
+
+  it('an error body that reflects the request headers never puts AKTO_API_TOKEN in a log line or the dead-letter file', async () => {
+    akto.behave({ status: 400, reflectHeaders: true });
+    const p = await startPipeline(env({ AKTO_BATCH_SIZE: '2' }));
+    for (let i = 0; i < 2; i++) p.delivery.enqueue(recordLine(i));
+    await waitUntil(async () => (await metricValue(p.registry, 'akto_ingest_records_dead_lettered_total')) === 2);
+    await p.delivery.close(1000);
+    const dead = await fsp.readFile(path.join(tmp.dir, 'dead-letter.jsonl'), 'utf8');
+    expect(dead).toContain('<redacted>');
+    expect(dead).not.toContain(TOKEN);
+    expect(JSON.stringify(p.lines)).toContain('actionErrors');
+    expect(JSON.stringify(p.lines)).not.toContain(TOKEN);
+  });
+
+  it('keeps records in memory while Akto is down and delivers everything when it is back, without the disk', async () => {
     const p = await startPipeline(env({ AKTO_BATCH_SIZE: '10' }));
     await akto.stop();
     for (let i = 0; i < 200; i++) {
@@ -128,8 +202,8 @@ describe('Delivery to a strict Akto receiver', () => {
       if (i % 20 === 0) await sleep(10);
     }
     await sleep(100);
-    expect(await metricValue(p.registry, 'akto_ingest_records_spooled_total')).toBeGreaterThan(150);
-    expect(await metricValue(p.registry, 'akto_ingest_spool_bytes')).toBeGreaterThan(0);
+    expect(await metricValue(p.registry, 'akto_ingest_records_spooled_total')).toBe(0);
+    expect(await metricValue(p.registry, 'akto_ingest_memory_queue_bytes')).toBeGreaterThan(0);
     await akto.start();
     await akto.waitForRecords(200, 15_000);
     await sleep(100);
@@ -137,6 +211,54 @@ describe('Delivery to a strict Akto receiver', () => {
     expect(new Set(got).size).toBe(200);
     expect(got.length - 200).toBe(0);
     expect(p.spool.isEmpty).toBe(true);
+    await p.delivery.close(1000);
+  });
+
+  it('a read-only spool while Akto is down drops nothing that fits in memory', async () => {
+    const disk = { bytes: Infinity, readOnly: true };
+    const p = await startPipeline(env({ AKTO_BATCH_SIZE: '10', AKTO_MEMORY_QUEUE_BYTES: String(64 * 1024) }), { files: fillingDisk(disk) });
+    await akto.stop();
+    // About 40 KiB of records: within the memory bound.
+    for (let i = 0; i < 60; i++) p.delivery.enqueue(recordLine(i, 300));
+    await sleep(200);
+    expect(await metricValue(p.registry, 'akto_ingest_records_dropped_total', { reason: 'spool_write' })).toBe(0);
+    // Past the bound the overflow has nowhere to go: counted and logged, never silent.
+    for (let i = 60; i < 400; i++) p.delivery.enqueue(recordLine(i, 300));
+    await waitUntil(async () => (await metricValue(p.registry, 'akto_ingest_records_dropped_total', { reason: 'spool_write' })) > 0);
+    expect(p.lines.some((l) => String(l.msg).includes('trace records dropped'))).toBe(true);
+    await akto.start();
+    await waitUntil(async () => {
+      const delivered = await metricValue(p.registry, 'akto_ingest_records_sent_total');
+      const dropped = await metricValue(p.registry, 'akto_ingest_records_dropped_total', { reason: 'spool_write' });
+      return delivered + dropped === 400;
+    }, 15_000);
+    const got = new Set(markers(akto.records));
+    for (let i = 0; i < 60; i++) expect(got.has(i)).toBe(true);
+    await p.delivery.close(1000);
+  });
+
+  it('a disk that fills mid-write: whole lines stay on disk, the rest is taken back into memory and delivered, none is lost or uncounted', async () => {
+    const disk = { bytes: 20_000 };
+    const p = await startPipeline(env({ AKTO_BATCH_SIZE: '50', AKTO_MEMORY_QUEUE_BYTES: String(64 * 1024) }), { files: fillingDisk(disk) });
+    await akto.stop();
+    const total = 300;
+    for (let i = 0; i < total; i++) p.delivery.enqueue(recordLine(i, 300));
+    await sleep(300);
+    const spooled = await metricValue(p.registry, 'akto_ingest_records_spooled_total');
+    expect(spooled).toBeGreaterThan(0);
+    expect(spooled).toBeLessThan(total);
+    // Every segment file holds whole records only: the torn line was cut off.
+    for (const name of (await fsp.readdir(tmp.dir)).filter((n) => n.startsWith('seg-'))) {
+      const text = await fsp.readFile(path.join(tmp.dir, name), 'utf8');
+      expect(text === '' || text.endsWith('\n')).toBe(true);
+      for (const line of text.split('\n').filter(Boolean)) expect(() => JSON.parse(line)).not.toThrow();
+    }
+    disk.bytes = Infinity;
+    await akto.start();
+    const dropped = async () => metricValue(p.registry, 'akto_ingest_records_dropped_total', { reason: 'spool_write' });
+    await waitUntil(async () => new Set(markers(akto.records)).size + (await dropped()) === total, 20_000);
+    expect(await metricValue(p.registry, 'akto_ingest_records_dropped_total', { reason: 'corrupt' })).toBe(0);
+    expect(akto.records.length).toBe(new Set(markers(akto.records)).size);
     await p.delivery.close(1000);
   });
 

@@ -1,20 +1,51 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, promises as fsp, rmSync } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { loadIngestConfig } from '../../../proxy/ingest/config';
 import { DeadLetterFile } from '../../../proxy/ingest/dead-letter';
+import type { FileOpener } from '../../../proxy/ingest/files';
 import { Delivery } from '../../../proxy/ingest/delivery';
 import { IngestMetrics } from '../../../proxy/ingest/metrics';
 import { createAktoSender } from '../../../proxy/ingest/sender';
 import { Spool } from '../../../proxy/ingest/spool';
 import { createLogger, Logger } from '../../../proxy/telemetry/logger';
+import { SecretScrubber } from '../../../proxy/telemetry/scrub';
 import { createRegistry, Registry } from '../../../proxy/telemetry/metrics';
 
-/** A logger whose JSON lines land in an array. */
-export function captureLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
+/** A logger whose JSON lines land in an array (and, raw, in `text`), scrubbing `secrets` as the app's logger does. */
+export function captureLogger(secrets?: SecretScrubber): { logger: Logger; lines: Array<Record<string, unknown>>; text: string[] } {
   const lines: Array<Record<string, unknown>> = [];
-  const logger = createLogger('debug', { write: (s: string) => void lines.push(JSON.parse(s)) });
-  return { logger, lines };
+  const text: string[] = [];
+  const logger = createLogger('debug', { write: (s: string) => void (text.push(s), lines.push(JSON.parse(s))) }, secrets);
+  return { logger, lines, text };
+}
+
+/**
+ * Real files whose disk fills up: writes go through until `budget.bytes` are used, then one short
+ * write (part of what was asked, as write(2) does on a filling disk), then ENOSPC. Raise
+ * `budget.bytes` to free space; `budget.readOnly` refuses to open files for writing (EROFS).
+ */
+export function fillingDisk(budget: { bytes: number; readOnly?: boolean }): FileOpener {
+  return {
+    async open(file, flags) {
+      if (budget.readOnly) throw Object.assign(new Error(`EROFS: read-only file system, open '${file}'`), { code: 'EROFS' });
+      const fh = await fsp.open(file, flags);
+      const write = fh.write.bind(fh) as (buf: Buffer, offset: number, length: number) => Promise<{ bytesWritten: number; buffer: Buffer }>;
+      return Object.assign(Object.create(fh) as FileHandle, {
+        write: async (buf: Buffer, offset = 0, length = buf.length - offset) => {
+          if (budget.bytes <= 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+          const n = Math.min(length, budget.bytes);
+          budget.bytes -= n;
+          return write(buf, offset, n);
+        },
+        truncate: (len: number) => fh.truncate(len),
+        sync: () => fh.sync(),
+        close: () => fh.close(),
+        stat: () => fh.stat(),
+      });
+    },
+  };
 }
 
 export function tempDir(): { dir: string; cleanup(): void } {
@@ -31,13 +62,13 @@ export interface Pipeline {
 }
 
 /** A real Delivery (real sender, real spool on disk) configured from env like createIngest does. */
-export async function startPipeline(env: Record<string, string>): Promise<Pipeline> {
+export async function startPipeline(env: Record<string, string>, opts: { files?: FileOpener } = {}): Promise<Pipeline> {
   const cfg = loadIngestConfig(env);
-  const { logger, lines } = captureLogger();
+  const { logger, lines } = captureLogger(SecretScrubber.fromEnv(env));
   const registry = createRegistry(false);
   const metrics = new IngestMetrics(registry);
-  const spool = await Spool.open(cfg.spool, logger, metrics);
-  const dead = await DeadLetterFile.open(cfg.spool.dir, cfg.spool.deadLetterMaxBytes, logger, metrics);
+  const spool = await Spool.open(cfg.spool, logger, metrics, opts.files);
+  const dead = await DeadLetterFile.open(cfg.spool.dir, cfg.spool.deadLetterMaxBytes, logger, metrics, SecretScrubber.fromEnv(env));
   const sender = createAktoSender(cfg.baseUrl as URL, cfg.token, cfg.delivery.maxInFlight, cfg.delivery.requestTimeoutMs);
   const delivery = new Delivery(sender, spool, dead, cfg.delivery, logger, metrics);
   return { delivery, spool, metrics, registry, lines };

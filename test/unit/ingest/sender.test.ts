@@ -3,13 +3,18 @@ import { splitBatches } from '../../../proxy/ingest/delivery';
 
 describe('sender helpers', () => {
   it('classifies Akto answers the way delivery acts on them', () => {
-    expect(classify(200, '{"success":false}')).toEqual({ kind: 'ok', status: 200 });
+    expect(classify(200, '{"success":false}')).toEqual({ kind: 'ok', status: 200, acknowledged: false });
+    expect(classify(200, '{"success":true}')).toEqual({ kind: 'ok', status: 200, acknowledged: true });
+    expect(classify(204, '')).toEqual({ kind: 'ok', status: 204, acknowledged: false });
     expect(classify(401, '')).toEqual({ kind: 'auth', status: 401 });
     expect(classify(403, '')).toEqual({ kind: 'auth', status: 403 });
     expect(classify(429, '', '7')).toMatchObject({ kind: 'retry', status: 429, retryAfterMs: 7000 });
     expect(classify(408, '')).toMatchObject({ kind: 'retry', status: 408 });
     expect(classify(502, '')).toMatchObject({ kind: 'retry', status: 502 });
-    expect(classify(422, '{"actionErrors":["x"]}')).toEqual({ kind: 'reject', status: 422, body: '{"actionErrors":["x"]}' });
+    expect(classify(503, '')).toMatchObject({ kind: 'retry', status: 503 });
+    // The real service: 500 for a body it cannot parse (or a crash), 422 for no batchData (or a Kafka insert error).
+    expect(classify(422, '{"actionErrors":["x"]}')).toEqual({ kind: 'suspect', status: 422, body: '{"actionErrors":["x"]}' });
+    expect(classify(500, 'oops')).toEqual({ kind: 'suspect', status: 500, body: 'oops' });
     expect(classify(400, 'bad')).toMatchObject({ kind: 'reject', status: 400 });
   });
 

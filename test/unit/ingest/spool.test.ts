@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { IngestMetrics } from '../../../proxy/ingest/metrics';
 import { Spool } from '../../../proxy/ingest/spool';
 import { createRegistry } from '../../../proxy/telemetry/metrics';
-import { captureLogger, metricValue, recordLine, tempDir } from './harness';
+import { captureLogger, fillingDisk, markers, metricValue, recordLine, tempDir } from './harness';
 
 function setup(over: { maxBytes?: number; segmentBytes?: number } = {}) {
   const tmp = tempDir();
@@ -43,12 +43,13 @@ describe('Spool', () => {
   it('keeps records across a restart (a new Spool on the same directory)', async () => {
     const s = setup();
     const first = await s.open();
-    for (let i = 0; i < 10; i++) first.append(recordLine(i));
+    const written = Array.from({ length: 10 }, (_, i) => recordLine(i));
+    for (const l of written) first.append(l);
     await first.flush(); // written, not closed: as after SIGKILL
     const second = await s.open();
     expect(second.isEmpty).toBe(false);
     const got = await drain(second);
-    expect(got).toEqual(Array.from({ length: 10 }, (_, i) => recordLine(i)));
+    expect(got).toEqual(written);
     await first.close();
     s.tmp.cleanup();
   });
@@ -68,8 +69,44 @@ describe('Spool', () => {
     expect(dropped).toBeGreaterThan(0);
     expect(kept.length + dropped).toBe(total);
     // What is kept is the newest, in order.
-    expect(kept).toEqual(Array.from({ length: kept.length }, (_, i) => recordLine(total - kept.length + i, 500)));
+    expect(markers(kept.map((l) => JSON.parse(l)))).toEqual(Array.from({ length: kept.length }, (_, i) => total - kept.length + i));
     expect(s.lines.some((l) => String(l.msg).includes('SPOOL_MAX_BYTES') && l.level === 'error')).toBe(true);
+    await spool.close();
+    s.tmp.cleanup();
+  });
+
+  it('a write that fails part-way (disk full) keeps whole lines only and hands the unwritten ones back', async () => {
+    const s = setup();
+    const disk = { bytes: 5000 };
+    const spool = await Spool.open(s.settings, captureLogger().logger, s.metrics, fillingDisk(disk));
+    const back: string[] = [];
+    spool.onUnwritten = (lines) => back.push(...lines);
+    const written = Array.from({ length: 50 }, (_, i) => recordLine(i));
+    for (const l of written) spool.append(l);
+    await spool.flush();
+    const onDisk = await metricValue(s.registry, 'akto_ingest_records_spooled_total');
+    expect(onDisk).toBeGreaterThan(0);
+    expect(onDisk + back.length).toBe(50);
+    expect(back).toEqual(written.slice(onDisk));
+    const files = (await fsp.readdir(s.tmp.dir)).filter((n) => n.startsWith('seg-'));
+    const text = (await Promise.all(files.map((f) => fsp.readFile(path.join(s.tmp.dir, f), 'utf8')))).join('');
+    expect(text).toBe(written.slice(0, onDisk).join('\n') + '\n');
+    expect(spool.bytes).toBe(Buffer.byteLength(text));
+    disk.bytes = Infinity;
+    expect(await drain(spool)).toEqual(written.slice(0, onDisk));
+    expect(await metricValue(s.registry, 'akto_ingest_records_dropped_total', { reason: 'corrupt' })).toBe(0);
+    await spool.close();
+    s.tmp.cleanup();
+  });
+
+  it('without a taker, lines a failed write left are counted as lost, never silently', async () => {
+    const s = setup();
+    const spool = await Spool.open(s.settings, captureLogger().logger, s.metrics, fillingDisk({ bytes: 0, readOnly: true }));
+    for (let i = 0; i < 5; i++) spool.append(recordLine(i));
+    await spool.flush();
+    expect(await metricValue(s.registry, 'akto_ingest_records_dropped_total', { reason: 'spool_write' })).toBe(5);
+    expect(await metricValue(s.registry, 'akto_ingest_records_spooled_total')).toBe(0);
+    expect(spool.isEmpty).toBe(true);
     await spool.close();
     s.tmp.cleanup();
   });

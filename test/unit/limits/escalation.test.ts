@@ -105,6 +105,28 @@ describe('incidents', () => {
     expect(text).toContain('akto_proxy_anomaly_incidents_total{rule="anomaly.loop",scope="identity"} 1');
   });
 
+  test('records of an incident carry its id, kind and severity in the trace tag; listeners hear it open and grow', () => {
+    const { limits, clock } = setup({ loop: { repeats: 2, window: '10m', escalate: { action: 'block', duration: '1m' } } });
+    const heard: Array<{ id: string; opened: boolean; count: number; kind: string; subject: string }> = [];
+    limits.onIncident((e) => heard.push(e));
+    send(limits, as('hank', 'again and again'));
+    clock.advance(1000);
+    const second = as('hank', 'again and again');
+    expect(send(limits, second)).toMatchObject({ status: 429 });
+    const id = second.traceTags?.incident;
+    expect(id).toMatch(/^inc-/);
+    expect(second.traceTags).toMatchObject({ 'incident-kind': 'anomaly.loop', 'incident-severity': 'high' });
+    // A request refused during the cool-down belongs to the same incident.
+    clock.advance(1000);
+    const during = as('hank', 'something new');
+    expect(limits.identityHooks.onRequest!(during)).toMatchObject({ status: 429 });
+    expect(during.traceTags?.incident).toBe(id);
+    const calm = as('ivy', 'hello');
+    send(limits, calm);
+    expect(calm.traceTags).toBeUndefined();
+    expect(heard).toEqual([expect.objectContaining({ id, opened: true, count: 1, kind: 'anomaly.loop', subject: 'user:hank' })]);
+  });
+
   test('warn lines are capped across identities', async () => {
     const { limits, lines } = setup({ loop: { repeats: 2, window: '10m' }, max_log_lines_per_minute: 5 });
     for (let u = 0; u < 20; u++) {

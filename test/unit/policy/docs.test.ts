@@ -18,6 +18,7 @@ describe('docs/policy.md against the policy schema', () => {
     ['rule fields', defs.ruleFields],
     ['match', defs.match],
     ['patterns', defs.regexPattern],
+    ['allow', defs.allowEntry],
   ];
 
   it.each(objects)('documents every field of %s in a table', (_name, obj) => {
@@ -27,11 +28,11 @@ describe('docs/policy.md against the policy schema', () => {
 
   it('documents no field the schema does not have (outside the env and metrics tables)', () => {
     const known = new Set(objects.flatMap(([, o]) => Object.keys(o.properties ?? {})));
-    const extra = [...tableFields].filter((f) => !known.has(f) && !/^[A-Z_]+$/.test(f) && !/_total$|_seconds$/.test(f) && !PACK_NAMES.includes(f as never));
+    const extra = [...tableFields].filter((f) => !known.has(f) && !/^[A-Z_]+$/.test(f) && !/_total$|_seconds$|_up$/.test(f) && !PACK_NAMES.includes(f as never));
     expect(extra).toEqual([]);
   });
 
-  it.each(['detector', 'stage', 'action', 'mode', 'onError', 'redaction', 'severity', 'routeKind', 'blockStatus'])('names every value of %s', (def) => {
+  it.each(['detector', 'stage', 'action', 'mode', 'onError', 'redaction', 'severity', 'routeKind', 'blockStatus', 'modelUse'])('names every value of %s', (def) => {
     const missing = (defs[def].enum ?? []).filter((v) => !docs.includes(`\`${String(v)}\``));
     expect(missing).toEqual([]);
   });

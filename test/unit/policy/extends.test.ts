@@ -8,7 +8,7 @@ describe('extends', () => {
 
   it('inherits the pack rules in order', () => {
     expect(ids('extends: default\n')).toEqual(defaultIds);
-    expect(defaultIds).toEqual(['pii-redact', 'secrets-request-redact', 'secrets-response-block', 'prompt-injection']);
+    expect(defaultIds).toEqual(['pii-redact', 'secrets-request-redact', 'secrets-response-block', 'prompt-injection', 'jailbreak', 'indirect-injection', 'toxicity', 'harmful-intent']);
   });
 
   it('adds new rules after the inherited ones', () => {
@@ -27,12 +27,12 @@ describe('extends', () => {
   it('overrides single fields of an inherited rule and keeps the rest', () => {
     const p = loadPolicyText('extends: default\nguardrails:\n  override:\n    - {id: prompt-injection, threshold: 0.2, mode: monitor}\n', 't');
     const rule = p.guardrails.rules.find((r) => r.id === 'prompt-injection')!;
-    expect(rule).toMatchObject({ detector: 'injection', action: 'block', stage: 'request', threshold: 0.2, mode: 'monitor' });
+    expect(rule).toMatchObject({ category: 'prompt_injection', action: 'block', stage: 'request', threshold: 0.2, mode: 'monitor' });
     expect(rule.match).toEqual(PACKS.default.guardrails.rules[3].match);
   });
 
   it('removes inherited rules by id', () => {
-    expect(ids('extends: default\nguardrails:\n  remove: [pii-redact, prompt-injection]\n')).toEqual(['secrets-request-redact', 'secrets-response-block']);
+    expect(ids('extends: default\nguardrails:\n  remove: [pii-redact, prompt-injection]\n')).toEqual(['secrets-request-redact', 'secrets-response-block', 'jailbreak', 'indirect-injection', 'toxicity', 'harmful-intent']);
   });
 
   it('does not let overrides leak into the pack itself', () => {

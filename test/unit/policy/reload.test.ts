@@ -104,6 +104,45 @@ describe('policy file reload', () => {
     expect(store.current().guardrails.rules[0].action).toBe('block');
   });
 
+  it('keeps the old policy when a writer truncates the file and pauses, and takes the new one when it is written', async () => {
+    const file = join(dir, 'policy.yaml');
+    writeFileSync(file, policyText('flag'));
+    const { store, registry, lines, seen } = open(file);
+    writeFileSync(file, ''); // O_TRUNC, then nothing for a while
+    await until(() => lines.some((l) => l.msg === 'policy reload failed: keeping the previous policy'));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(store.current().guardrails.rules.map((r) => r.action)).toEqual(['flag']);
+    expect(seen).toHaveLength(0);
+    expect(await failures(registry)).toBe(1);
+    expect(JSON.stringify(lines.find((l) => l.level === 'error')?.problems)).toContain('no guardrail rule');
+    writeFileSync(file, 'version: 1\n'); // still no rule: refused too
+    await until(() => lines.filter((l) => l.msg === 'policy reload failed: keeping the previous policy').length === 2);
+    writeFileSync(file, policyText('block'));
+    await until(() => seen.length === 1);
+    expect(store.current().guardrails.rules[0].action).toBe('block');
+  });
+
+  it('does not apply a half-written file when the writer pauses longer than the debounce', async () => {
+    const file = join(dir, 'policy.yaml');
+    const full = `version: 1\nguardrails:\n  rules:\n    - {id: r1, detector: pii, action: block}\n    - {id: r2, detector: secrets, action: block}\n`;
+    writeFileSync(file, full);
+    const registry = createRegistry(false);
+    const { logger } = capture();
+    const store = new WatchedPolicyStore(file, logger, policyMetrics(registry), { debounceMs: 150 });
+    stores.push(store);
+    const seen: number[] = [];
+    store.subscribe((p) => seen.push(p.guardrails.rules.length));
+    const edited = full.replace(/action: block/g, 'action: flag');
+    const cut = edited.indexOf('    - {id: r2');
+    writeFileSync(file, edited.slice(0, cut)); // a valid prefix with one rule: weaker than the policy in force
+    await new Promise((r) => setTimeout(r, 200)); // past the 150 ms debounce, within the second read
+    writeFileSync(file, edited);
+    await until(() => seen.length === 1);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(seen).toEqual([2]);
+    expect(store.current().guardrails.rules.map((r) => r.action)).toEqual(['flag', 'flag']);
+  });
+
   it('ignores events that do not change the content', async () => {
     const file = join(dir, 'policy.yaml');
     writeFileSync(file, policyText('flag'));
@@ -150,6 +189,12 @@ describe('openPolicyStore', () => {
       expect((error as ConfigError).key).toBe('POLICY_FILE');
       expect((error as Error).message).toContain(`${file}: /guardrails/rules/0/action: must be one of`);
       expect(() => openPolicyStore({ POLICY_FILE: join(dir, 'missing.yaml') }, logger, registry())).toThrow(/POLICY_FILE: .*cannot read: ENOENT/);
+      for (const text of ['', 'version: 1\n']) {
+        writeFileSync(file, text);
+        expect(() => openPolicyStore({ POLICY_FILE: file }, logger, registry())).toThrow(/^POLICY_FILE: .*no guardrail rule/);
+      }
+      writeFileSync(file, 'version: 1\nextends: off\n');
+      expect(openPolicyStore({ POLICY_FILE: file }, logger, registry()).store.current().guardrails.rules).toEqual([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

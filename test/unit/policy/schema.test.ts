@@ -1,6 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadPolicyText, PolicyError, schemaProblems } from '../../../proxy/policy/load';
+import { compilePolicy } from '../../../proxy/guardrails/compile';
+import { builtinDetectors } from '../../../proxy/guardrails/detectors';
+import { loadPolicyText, NO_RULES, PolicyError, schemaProblems } from '../../../proxy/policy/load';
 import { PACKS } from '../../../proxy/policy/packs';
 
 function problemsOf(yaml: string): string[] {
@@ -15,7 +17,7 @@ function problemsOf(yaml: string): string[] {
 
 describe('policy schema', () => {
   it.each([
-    ['empty document', ''],
+    ['guardrails turned off explicitly', 'version: 1\nextends: off\n'],
     ['a pack and nothing else', 'version: 1\nextends: strict\n'],
     [
       'every rule field',
@@ -72,7 +74,7 @@ guardrails:
     ['a wrong version', 'version: 2\n', '/version: must be equal to constant'],
     ['an unknown pack', 'extends: paranoid\n', '/extends: must be one of "default", "monitor", "strict", "off"'],
     ['a bad action', 'guardrails:\n  rules:\n    - {id: a, detector: pii, action: drop}\n', '/guardrails/rules/0/action: must be one of "block", "redact", "flag"'],
-    ['a missing detector', 'guardrails:\n  rules:\n    - {id: a, action: block}\n', '/guardrails/rules/0: missing required field "detector"'],
+    ['a missing detector', 'guardrails:\n  rules:\n    - {id: a, action: block}\n', '/guardrails/rules/0: missing one of the fields detector, category'],
     ['an unknown rule field', 'guardrails:\n  rules:\n    - {id: a, detector: pii, action: flag, colour: red}\n', '/guardrails/rules/0: unknown field "colour"'],
     ['a threshold above 1', 'guardrails:\n  rules:\n    - {id: a, detector: pii, action: flag, threshold: 1.5}\n', '/guardrails/rules/0/threshold: must be <= 1'],
     ['a regex rule without patterns', 'guardrails:\n  rules:\n    - {id: a, detector: regex, action: flag}\n', '/guardrails/rules/0: missing required field "patterns"'],
@@ -88,6 +90,22 @@ guardrails:
   ])('rejects %s, naming the path and problem', (_name, text, expected) => {
     const problems = problemsOf(text);
     expect(problems.some((p) => p.startsWith(expected))).toBe(true);
+  });
+
+  it.each([
+    ['an empty file', ''],
+    ['only whitespace', '  \n\n'],
+    ['only a comment', '# policy follows\n'],
+    ['only the version', 'version: 1\n'],
+    ['an empty JSON object', '{}'],
+    ['null', 'null\n'],
+    ['an empty guardrails section', 'version: 1\nguardrails: {}\n'],
+    ['an empty rule list', 'version: 1\nguardrails:\n  rules: []\n'],
+    ['only monitor mode', 'version: 1\nguardrails:\n  mode: monitor\n'],
+    ['only limits', 'version: 1\nlimits: []\n'],
+    ['every inherited rule removed', 'version: 1\nextends: default\nguardrails:\n  remove: [prompt-injection, jailbreak, indirect-injection, pii-redact, secrets-request-redact, secrets-response-block, toxicity, harmful-intent]\n'],
+  ])('refuses %s: turning the guardrails off must be explicit', (_name, text) => {
+    expect(problemsOf(text)).toEqual([NO_RULES]);
   });
 
   it('reports every problem at once', () => {
@@ -109,5 +127,21 @@ guardrails:
     const files = readdirSync(dir).filter((f) => /\.(ya?ml|json)$/.test(f));
     expect(files.length).toBeGreaterThan(1);
     for (const f of files) expect([f, problemsOf(readFileSync(join(dir, f), 'utf8'))]).toEqual([f, []]);
+  });
+});
+
+describe('guardrails.on_unparsable', () => {
+  const compiled = (yaml: string) => compilePolicy(loadPolicyText(yaml, 't.yaml'), builtinDetectors());
+
+  test('defaults: block where requests are inspected, allow in monitor mode and without request rules', () => {
+    const of = (name: keyof typeof PACKS) => compilePolicy(PACKS[name], builtinDetectors()).onUnparsable;
+    expect([of('default'), of('strict'), of('monitor'), of('off')]).toEqual(['block', 'block', 'allow', 'allow']);
+    expect(compiled('version: 1\nextends: default\nguardrails:\n  mode: monitor\n').onUnparsable).toBe('allow');
+  });
+
+  test('an explicit value wins and is validated', () => {
+    expect(compiled('version: 1\nextends: strict\nguardrails:\n  on_unparsable: allow\n').onUnparsable).toBe('allow');
+    expect(compiled('version: 1\nextends: monitor\nguardrails:\n  on_unparsable: block\n').onUnparsable).toBe('block');
+    expect(() => compiled('version: 1\nguardrails:\n  on_unparsable: maybe\n')).toThrow(/on_unparsable: must be one of "allow", "block"/);
   });
 });

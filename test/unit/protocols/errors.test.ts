@@ -12,10 +12,14 @@ describe('renderError', () => {
     expect(r.headers['content-length']).toBe(String(r.body.length));
   });
 
-  test('TGI dialect: {error, error_type}', () => {
+  test('TGI dialect: {error, error_type} with a type huggingface_hub names (validation / generation / overloaded)', () => {
     const r = renderError('tgi', verdict);
-    expect(JSON.parse(r.body.toString())).toEqual({ error: 'Blocked by policy', error_type: 'guardrail_violation' });
+    expect(JSON.parse(r.body.toString())).toEqual({ error: 'Blocked by policy', error_type: 'validation' });
     expect(r.headers['x-should-retry']).toBe('false');
+    expect(JSON.parse(renderError('tgi', verdict, 'response').body.toString()).error_type).toBe('generation');
+    expect(JSON.parse(renderError('tgi', { ...verdict, status: 429 }).body.toString()).error_type).toBe('overloaded');
+    expect(JSON.parse(renderError('tgi', { ...verdict, status: 413, type: 'request_too_large' }).body.toString()).error_type).toBe('validation');
+    expect(JSON.parse(renderError('tgi', { ...verdict, status: 502, type: 'upstream_unreachable' }).body.toString()).error_type).toBe('upstream_unreachable');
   });
 
   test('429 leaves retrying to the client and merges verdict headers', () => {

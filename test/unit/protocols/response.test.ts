@@ -31,7 +31,10 @@ describe('parseResponse', () => {
     const body = { choices: [{ index: 0, message: { role: 'assistant', tool_calls: [{ id: '0', type: 'function', function: { description: null, name: 'get_current_weather', arguments: args } }] } }] };
     parseResponse(ex, buf(body), json);
     expect(ex.toolCalls).toBe(1);
-    expect(ex.output).toEqual([expect.objectContaining({ kind: 'tool_arguments', text: args, path: ['choices', 0, 'message', 'tool_calls', 0, 'function', 'arguments'] })]);
+    expect(ex.output).toEqual([
+      expect.objectContaining({ kind: 'tool_name', text: 'get_current_weather', path: ['choices', 0, 'message', 'tool_calls', 0, 'function', 'name'] }),
+      expect.objectContaining({ kind: 'tool_arguments', text: args, path: ['choices', 0, 'message', 'tool_calls', 0, 'function', 'arguments'] }),
+    ]);
   });
 
   test('completions text, TGI headers as usage when the body has none', () => {
@@ -84,10 +87,16 @@ describe('parseResponse', () => {
     expect(JSON.parse(serializeResponse(ex, buf(body)).toString())).toEqual(expected);
   });
 
-  test.each([['{"choices":['], ['<html>bad gateway</html>'], ['{"error":{"message":"x"}}'], ['null'], ['[1,"a",null]']])('never throws on %s', (raw) => {
+  test.each([
+    ['{"choices":[', [[[], 'completion']]],
+    ['<html>bad gateway</html>', [[[], 'completion']]],
+    ['{"error":{"message":"x"}}', [[['error', 'message'], 'error']]],
+    ['null', []],
+    ['[1,"a",null]', []],
+  ])('never throws on %s, and reads what a client would read as text', (raw, segments) => {
     const ex = makeExchange('POST', '/v1/chat/completions', { messages: [] });
     expect(() => parseResponse(ex, Buffer.from(raw), json)).not.toThrow();
-    expect(ex.output).toEqual([]);
+    expect(ex.output.map((s) => [s.path, s.kind])).toEqual(segments);
     expect(serializeResponse(ex, Buffer.from(raw)).toString()).toBe(raw);
     const tgi = makeExchange('POST', '/', { inputs: 'x' });
     expect(() => parseResponse(tgi, Buffer.from(raw), json)).not.toThrow();

@@ -155,7 +155,10 @@ describe('stream without an inspector: bytes unchanged, output and usage collect
   test('tool-call argument fragments form one channel per (choice, tool index)', () => {
     const ex = chatEx();
     run(ex, TGI_TOOLS);
-    expect(outputs(ex)).toEqual([['0', 'tool_arguments', '{ "location":"Brooklyn, NY"}']]);
+    expect(outputs(ex)).toEqual([
+      ['0', 'tool_name', 'get_current_weather'],
+      ['0', 'tool_arguments', '{ "location":"Brooklyn, NY"}'],
+    ]);
     expect(ex.toolCalls).toBe(1);
   });
 
@@ -278,7 +281,7 @@ describe('holdback re-emission', () => {
     const tools = chatEx();
     const toolOut = run(tools, TGI_TOOLS, inspector(() => holdTail(5), keys)).out.toString();
     expect(assemble(toolOut)).toEqual({ 'tool:0:0': '{ "location":"Brooklyn, NY"}' });
-    expect(keys).toEqual(['tool:0:0/tool_arguments']);
+    expect(keys).toEqual(['tool_name:0:0#0/tool_name', 'tool:0:0/tool_arguments']); // the name is decided whole
     expect(events(toolOut).at(-1)).toBe('[DONE]');
   });
 
@@ -306,12 +309,12 @@ describe('blocks', () => {
     expect(outputs(ex)).toEqual([['0', 'completion', 'Café ']]);
   });
 
-  test('TGI native: an error event with error_type guardrail_violation, no [DONE]', () => {
+  test('TGI native: an error event with error_type generation (huggingface_hub GenerationError), no [DONE]', () => {
     const ex = nativeEx();
     const { out, rw } = run(ex, TGI_NATIVE, inspector(() => blockOn('learn')), [10, 150]);
     const text = out.toString();
     expect(rw.blocked).toEqual(verdict);
-    expect(events(text).at(-1)).toEqual({ error: 'Blocked: secret in output', error_type: 'guardrail_violation' });
+    expect(events(text).at(-1)).toEqual({ error: 'Blocked: secret in output', error_type: 'generation' });
     expect(text).toMatch(/^data:\{/);
     expect(text).not.toContain('learn');
     expect(text).not.toContain('[DONE]');

@@ -49,6 +49,12 @@ describe('explain (offline inject)', () => {
     expect(out).toContain('# ConfigMap/x: no pod template; nothing to inject');
   });
 
+  it('judges as in an enforced namespace on request: what would be skipped is refused', () => {
+    const out = explain(manifests, { enforced: true, cluster: { nativeSidecars: true }, showPatch: false }, settings);
+    expect(out).toContain('# Deployment/agent in namespace agents: injected (native)');
+    expect(out).toMatch(/# CronJob\/nightly in namespace default: denied \(enforced-no-url-env\): agent-proxy\.akto\.io: namespace "default" is enforced/);
+  });
+
   it('prints the JSON Patch on request', () => {
     const out = explain(manifests, { namespace: 'kube-system', cluster: { nativeSidecars: false }, showPatch: true }, settings);
     expect(out).toContain('skipped (excluded-namespace)');

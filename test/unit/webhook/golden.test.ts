@@ -2,12 +2,15 @@
  * Golden AdmissionReviews: each input under test/fixtures/webhook/inputs goes through the real
  * review() path; the returned JSON Patch is applied with fast-json-patch and the result compared
  * with expected/<case>.json. A missing or stale golden fails; UPDATE_GOLDEN=1 rewrites them.
- * Every case runs twice: the second call on the patched pod must change nothing.
+ * Every case runs twice: the second call on the patched pod must change nothing. `enforced: true` sends the
+ * review through the entry of namespaces labelled injection=enforced; `event` is the Kubernetes Event the
+ * admission leaves (on the pod's owner).
  */
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { applyPatch, Operation } from 'fast-json-patch';
 import { review } from '../../../webhook/admission';
+import { inject } from '../../../webhook/inject';
 import { loadSettings } from '../../../webhook/settings';
 
 const root = join(__dirname, '../../fixtures/webhook');
@@ -18,6 +21,9 @@ interface Input {
   description: string;
   env?: Record<string, string>;
   cluster?: { nativeSidecars: boolean };
+  enforced?: boolean;
+  /** Strings that must appear nowhere in the resulting pod (credentials custody removed). */
+  absent?: string[];
   review?: Record<string, unknown>;
   fromExpected?: string;
   thenPatch?: Operation[];
@@ -30,6 +36,7 @@ interface Golden {
   allowed: boolean;
   status?: unknown;
   warnings: string[];
+  event?: unknown;
   patch: Operation[];
   pod: unknown;
 }
@@ -54,7 +61,7 @@ function reviewFor(input: Input): Record<string, unknown> {
 
 function run(input: Input, rev: Record<string, unknown>): Golden {
   const settings = loadSettings({ ...BASE_ENV, ...input.env });
-  const out = review(rev, settings, input.cluster ?? { nativeSidecars: false });
+  const out = review(rev, settings, input.cluster ?? { nativeSidecars: false }, inject, { enforced: input.enforced });
   const response = out.review.response as Record<string, unknown>;
   expect(response.uid).toBe((rev.request as Record<string, unknown>).uid);
   const ops: Operation[] = typeof response.patch === 'string' ? JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) : [];
@@ -71,6 +78,7 @@ function run(input: Input, rev: Record<string, unknown>): Golden {
     pod,
   };
   if (response.status !== undefined) golden.status = response.status;
+  if (out.event !== undefined) golden.event = out.event;
   return golden;
 }
 
@@ -91,6 +99,7 @@ describe('golden AdmissionReviews', () => {
     if (update) writeFileSync(goldenPath, JSON.stringify(actual, null, 2) + '\n');
     expect(existsSync(goldenPath)).toBe(true);
     expect(actual).toEqual(readJson<Golden>(goldenPath));
+    for (const text of input.absent ?? []) expect(JSON.stringify(actual.pod)).not.toContain(text);
 
     // Idempotency: the same review on the resulting pod changes nothing.
     const again = structuredClone(rev);

@@ -10,9 +10,10 @@ import { applyPatch, Operation } from 'fast-json-patch';
 import { createLogger } from '../../../proxy/telemetry/logger';
 import { createRegistry } from '../../../proxy/telemetry/metrics';
 import { generateCa, issueServingCert, KeyPairPem } from '../../../webhook/certs';
+import type { AdmissionEvent } from '../../../webhook/events';
 import { createWebhookServer, WebhookServer } from '../../../webhook/server';
 import { loadSettings } from '../../../webhook/settings';
-import { readTlsFiles, TlsFileWatcher } from '../../../webhook/tls-files';
+import { readTlsFiles, TlsFileWatcher } from '../../../proxy/http/tls-files';
 
 const settings = loadSettings({ WEBHOOK_MAX_BODY_BYTES: '65536' });
 const logger = createLogger('silent');
@@ -44,9 +45,9 @@ function call(port: number, ca: string, method: string, path: string, body?: str
   });
 }
 
-function admissionReview(uid: string, pod: unknown, kind = 'Pod') {
+function admissionReview(uid: string, pod: unknown, kind = 'Pod', apiVersion: string | null = 'admission.k8s.io/v1') {
   return JSON.stringify({
-    apiVersion: 'admission.k8s.io/v1',
+    apiVersion,
     kind: 'AdmissionReview',
     request: { uid, kind: { group: '', version: 'v1', kind }, resource: { group: '', version: 'v1', resource: 'pods' }, namespace: 'agents', operation: 'CREATE', object: pod },
   });
@@ -62,9 +63,13 @@ describe('webhook HTTPS server', () => {
   let port: number;
   const registry = createRegistry(false);
   let ready = true;
+  const events: AdmissionEvent[] = [];
 
   beforeAll(async () => {
-    srv = createWebhookServer({ settings, logger, registry, tls: { cert: leaf1.certPem, key: leaf1.keyPem }, cluster: () => ({ nativeSidecars: true }), ready: () => ready });
+    srv = createWebhookServer({
+      settings, logger, registry, tls: { cert: leaf1.certPem, key: leaf1.keyPem }, cluster: () => ({ nativeSidecars: true }), ready: () => ready,
+      events: { record: (e) => events.push(e) },
+    });
     port = await srv.listen(0, '127.0.0.1');
   });
   afterAll(() => srv.close());
@@ -79,6 +84,17 @@ describe('webhook HTTPS server', () => {
     const pod = applyPatch(structuredClone(agentPod), ops, true, false).newDocument as unknown as { spec: { initContainers: Array<{ name: string; restartPolicy: string }>; containers: Array<{ env: unknown[] }> } };
     expect(pod.spec.initContainers[0]).toMatchObject({ name: 'akto-proxy', restartPolicy: 'Always' });
     expect(pod.spec.containers[0].env).toEqual([{ name: 'OPENAI_BASE_URL', value: 'http://127.0.0.1:8080' }]);
+  });
+
+  it('/mutate/enforced is the enforced posture: an opt-out is refused there, warned about and recorded on /mutate', async () => {
+    const optOut = { ...agentPod, metadata: { name: 'opted', labels: { 'agent-proxy.akto.io/inject': 'false' } } };
+    const enforced = JSON.parse((await call(port, ca1.certPem, 'POST', '/mutate/enforced', admissionReview('uid-e', optOut))).body).response;
+    expect(enforced).toMatchObject({ uid: 'uid-e', allowed: false, status: { code: 403, reason: 'Forbidden' } });
+    expect(enforced.status.message).toMatch(/namespace "agents" is enforced .* cannot opt out .*Only the administrators of the akto-agent-proxy Helm release can exempt a pod/);
+    const enabled = JSON.parse((await call(port, ca1.certPem, 'POST', '/mutate', admissionReview('uid-o', optOut))).body).response;
+    expect(enabled).toMatchObject({ uid: 'uid-o', allowed: true, warnings: [expect.stringContaining('runs without the guardrail proxy')] });
+    expect(events.map((e) => [e.reason, e.regarding.name])).toEqual([['InjectionRefused', 'opted'], ['InjectionOptOut', 'opted']]);
+    expect((await call(port, ca1.certPem, 'POST', '/mutate/other', admissionReview('uid-x', optOut))).status).toBe(404);
   });
 
   it('allows non-Pod objects unchanged', async () => {
@@ -115,6 +131,19 @@ describe('webhook HTTPS server', () => {
     expect(m.body).toMatch(/akto_webhook_admission_duration_seconds_bucket/);
     const expiry = Number(/akto_webhook_certificate_expiry_timestamp_seconds (\d+)/.exec(m.body)?.[1]);
     expect(Math.abs(expiry * 1000 - (now.getTime() + 24 * 3600 * 1000))).toBeLessThan(5000);
+  });
+
+  it('answers in the apiVersion it was asked in (v1beta1 too) and refuses unknown versions clearly', async () => {
+    const beta = await call(port, ca1.certPem, 'POST', '/mutate', admissionReview('uid-beta', agentPod, 'Pod', 'admission.k8s.io/v1beta1'));
+    expect(beta.status).toBe(200);
+    expect(JSON.parse(beta.body)).toMatchObject({ apiVersion: 'admission.k8s.io/v1beta1', kind: 'AdmissionReview', response: { uid: 'uid-beta', allowed: true, patchType: 'JSONPatch' } });
+    const betaOther = await call(port, ca1.certPem, 'POST', '/mutate', admissionReview('uid-beta-d', { metadata: {}, spec: {} }, 'Deployment', 'admission.k8s.io/v1beta1'));
+    expect(JSON.parse(betaOther.body)).toEqual({ apiVersion: 'admission.k8s.io/v1beta1', kind: 'AdmissionReview', response: { uid: 'uid-beta-d', allowed: true } });
+    for (const version of ['admission.k8s.io/v2', 'v1', 'admission.k8s.io/V1', null]) {
+      const r = await call(port, ca1.certPem, 'POST', '/mutate', admissionReview('uid-v', agentPod, 'Pod', version));
+      expect(r.status).toBe(400);
+      expect(JSON.parse(r.body).error).toMatch(/apiVersion .* is not supported; this webhook answers admission\.k8s\.io\/v1 and admission\.k8s\.io\/v1beta1/);
+    }
   });
 });
 

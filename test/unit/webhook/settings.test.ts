@@ -39,6 +39,21 @@ describe('webhook settings', () => {
     expect(s.excludedNamespaces).toContain('guard');
   });
 
+  it('enforcement, custody, events and the optional sidecar tiers have safe defaults and read from file and env', () => {
+    const d = defaultSettings();
+    expect(d.enforcement).toEqual({ exemptServiceAccounts: [], exemptPodSelector: '', exemptionContact: 'the administrators of the akto-agent-proxy Helm release', refusedPolicyPacks: ['off', 'monitor'], requireCustody: false });
+    expect(d.custody).toEqual({ enabled: true, envVars: ['HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'HF_API_TOKEN', 'HF_AUTHORIZATION', 'OPENAI_API_KEY'], placeholder: 'held-by-akto-proxy' });
+    expect(d.events).toEqual({ enabled: true, maxPerSecond: 5 });
+    expect(d.akto.guardrails).toBe('off');
+    expect(d.classifier.url).toBe('');
+    const file = 'enforcement: {requireCustody: true, exemptPodSelector: "tier in (batch)"}\ncustody: {enabled: false}\nevents: {enabled: false}';
+    const s = loadSettings({ WEBHOOK_SETTINGS_FILE: '/s.yaml', ENFORCEMENT_EXEMPT_SERVICE_ACCOUNTS: 'agents/batch, ops/runner', SIDECAR_AKTO_GUARDRAILS: 'request' }, () => file);
+    expect(s.enforcement).toMatchObject({ requireCustody: true, exemptPodSelector: 'tier in (batch)', exemptServiceAccounts: ['agents/batch', 'ops/runner'] });
+    expect(s.custody.enabled).toBe(false);
+    expect(s.events.enabled).toBe(false);
+    expect(s.akto.guardrails).toBe('request');
+  });
+
   it('reads JSON too, and env lists are comma-separated', () => {
     const s = loadSettings({ WEBHOOK_SETTINGS_FILE: '/s.json', EXCLUDED_NAMESPACES: 'a, b' }, () => '{"annotationErrors":"warn"}');
     expect(s.annotationErrors).toBe('warn');
@@ -54,6 +69,12 @@ describe('webhook settings', () => {
     ['same ports', { SIDECAR_ADMIN_PORT: '8080' }, undefined, /SIDECAR_ADMIN_PORT.*must differ/],
     ['bad env var name', { URL_ENV_VARS: 'A=B' }, undefined, /urlEnvVars.*item 0/],
     ['relative TLS path', { TLS_CERT_FILE: 'tls.crt' }, undefined, /tls\.certFile \(env TLS_CERT_FILE\): must be an absolute path, got "tls\.crt"/],
+    ['service account without namespace', { ENFORCEMENT_EXEMPT_SERVICE_ACCOUNTS: 'batch-runner' }, undefined, /enforcement\.exemptServiceAccounts \(env ENFORCEMENT_EXEMPT_SERVICE_ACCOUNTS\): item 0/],
+    ['bad exemption selector', {}, 'enforcement: {exemptPodSelector: "team=platform,,x"}', /enforcement\.exemptPodSelector \(env ENFORCEMENT_EXEMPT_POD_SELECTOR\): label selector .* empty term/],
+    ['not a bool', { CUSTODY_ENABLED: 'yes' }, undefined, /custody\.enabled \(env CUSTODY_ENABLED\): must be true or false/],
+    ['a variable both URL and credential', { CUSTODY_ENV_VARS: 'HF_TOKEN,OPENAI_BASE_URL' }, undefined, /custody\.envVars .*OPENAI_BASE_URL is also in urlEnvVars/],
+    ['classifier URL with credentials', { SIDECAR_CLASSIFIER_URL: 'http://u:p@classifier:8090' }, undefined, /classifier\.url .*without credentials/],
+    ['off spelled as YAML 1.1 false', {}, 'akto: {guardrails: false}', /akto\.guardrails .*must be one of off, request, both/],
   ];
   it.each(bad)('rejects %s with a ConfigError naming the key', (_name, env, file, message) => {
     const load = () => loadSettings(file === undefined ? env : { ...env, WEBHOOK_SETTINGS_FILE: '/f.yaml' }, () => file ?? '');

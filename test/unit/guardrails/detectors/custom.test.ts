@@ -59,7 +59,7 @@ describe('createKeywordDetector', () => {
     expect(d.pendingTail('we met Glo')).toBe('Glo'.length);
     expect(d.pendingTail('talking about the weather ')).toBe(0);
     expect(d.pendingTail('insider information ')).toBe(0);
-    expect(d.pendingTail('see \u0410c')).toBe(2); // a homoglyph does not hide the start of "acme"
+    expect(d.pendingTail(normalizeText('see \u0410c').text)).toBe(2); // streams pass normalized text: a homoglyph does not hide "acme"
   });
   it('rejects entries without word characters', () => {
     expect(() => createKeywordDetector([{ id: 'X', words: ['!!!'] }])).toThrow(/no word characters/);
@@ -77,11 +77,11 @@ describe('createSizeDetector', () => {
 });
 
 describe('builtinDetectors', () => {
-  it('registers pii, secrets and injection with their entities', () => {
+  it('registers pii, secrets, injection, toxicity and harmful with their entities', () => {
     const r = builtinDetectors();
-    expect(Object.keys(r).sort()).toEqual(['injection', 'pii', 'secrets']);
+    expect(Object.keys(r).sort()).toEqual(['harmful', 'injection', 'pii', 'secrets', 'toxicity']);
     expect(r.pii.entities).toContain('CREDIT_CARD');
     expect(r.secrets.entities).toContain('AWS_ACCESS_KEY');
-    expect(r.injection.entities).toEqual(['PROMPT_INJECTION', 'JAILBREAK']);
+    expect(r.injection.entities).toEqual(['PROMPT_INJECTION', 'JAILBREAK', 'INDIRECT_INJECTION']);
   });
 });

@@ -1,4 +1,4 @@
-import type { KubeApi, SecretData } from '../../../../webhook/kube-api';
+import type { EventRecord, KubeApi, SecretData } from '../../../../webhook/kube-api';
 
 /** In-memory API server for the few calls the webhook makes, with resourceVersion semantics. */
 export class FakeKube implements KubeApi {
@@ -44,5 +44,23 @@ export class FakeKube implements KubeApi {
   async kubeletVersions() {
     if (this.nodes instanceof Error) throw this.nodes;
     return this.nodes;
+  }
+  events = new Map<string, EventRecord>();
+  /** Set to make the next event calls fail (RBAC, API server down). */
+  eventFailure: Error | undefined;
+  async createEvent(e: EventRecord): Promise<string> {
+    this.calls.push(`createEvent ${e.reason}`);
+    if (this.eventFailure) throw this.eventFailure;
+    const name = `${e.involvedObject.name}.${(++this.rv).toString(16)}`;
+    this.events.set(`${e.namespace}/${name}`, { ...e });
+    return name;
+  }
+  async updateEventCount(namespace: string, name: string, count: number, lastTimestamp: Date): Promise<'updated' | 'gone'> {
+    this.calls.push(`updateEvent ${name}`);
+    if (this.eventFailure) throw this.eventFailure;
+    const e = this.events.get(`${namespace}/${name}`);
+    if (!e) return 'gone';
+    this.events.set(`${namespace}/${name}`, { ...e, count, lastTimestamp });
+    return 'updated';
   }
 }

@@ -1,13 +1,19 @@
 /**
- * Serving cert and key from files (provided / cert-manager modes), re-read when they change.
+ * Serving cert and key from files (the webhook's provided / cert-manager modes, the proxy's
+ * LISTEN_TLS_* listener), re-read when they change.
  * Kubernetes updates mounted Secrets by swapping a symlink, so the files are polled by content
  * (fs.watch misses symlink swaps); a half-updated pair is skipped until both halves match.
  */
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
-import { ConfigError } from '../proxy/config-env';
-import type { Logger } from '../proxy/telemetry/logger';
-import type { TlsMaterial } from './server';
+import { ConfigError } from '../config-env';
+import type { Logger } from '../telemetry/logger';
+
+/** PEM certificate chain and private key. */
+export interface TlsMaterial {
+  cert: string;
+  key: string;
+}
 
 /** Whether cert and key parse and belong together (OpenSSL checks the pair). */
 export function keyPairMatches(m: TlsMaterial): boolean {
@@ -19,7 +25,8 @@ export function keyPairMatches(m: TlsMaterial): boolean {
   }
 }
 
-export function readTlsFiles(certFile: string, keyFile: string): TlsMaterial {
+/** Reads and checks the pair; problems are ConfigErrors naming the variable that holds the path. */
+export function readTlsFiles(certFile: string, keyFile: string, vars = { cert: 'TLS_CERT_FILE', key: 'TLS_KEY_FILE' }): TlsMaterial {
   const read = (path: string, env: string) => {
     try {
       return readFileSync(path, 'utf8');
@@ -27,8 +34,8 @@ export function readTlsFiles(certFile: string, keyFile: string): TlsMaterial {
       throw new ConfigError(env, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   };
-  const material = { cert: read(certFile, 'TLS_CERT_FILE'), key: read(keyFile, 'TLS_KEY_FILE') };
-  if (!keyPairMatches(material)) throw new ConfigError('TLS_KEY_FILE', `${keyFile} is not a valid PEM key for the certificate in ${certFile}`);
+  const material = { cert: read(certFile, vars.cert), key: read(keyFile, vars.key) };
+  if (!keyPairMatches(material)) throw new ConfigError(vars.key, `${keyFile} is not a valid PEM key for the certificate in ${certFile}`);
   return material;
 }
 

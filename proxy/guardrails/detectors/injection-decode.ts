@@ -1,0 +1,233 @@
+/**
+ * Decode-and-rescan for the injection detector: finds text that hides an instruction behind an encoding
+ * (base64 at any grouping, hex, percent-encoding) or a transformation (rot13, reversed, letters spelled out
+ * with separators) and returns the plain text to scan again. Bounded: at most MAX_CANDIDATES decodes of at
+ * most MAX_DECODED characters each, and rot13 / reversal only when the word scan saw one of their tell-tale
+ * words (so ordinary text pays nothing).
+ */
+
+export type Decoding = 'base64' | 'hex' | 'url' | 'rot13' | 'reversed' | 'spaced' | 'morse';
+
+export interface Decoded {
+  how: Decoding;
+  /** Span of the encoded text in the scanned text. */
+  start: number;
+  end: number;
+  text: string;
+}
+
+export const MAX_CANDIDATES = 8;
+const MAX_DECODED = 8192;
+/** Base64 or hex shorter than this cannot hold an instruction worth the decode. */
+const MIN_ENCODED = 16;
+
+/** A decoded byte string is text when nearly all of it is printable ASCII or UTF-8. */
+function printable(s: string): boolean {
+  if (s.length < 6) return false;
+  let ok = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if ((c >= 32 && c < 127) || c === 10 || c === 13 || c === 9 || c >= 0xa0) ok++;
+  }
+  return ok / s.length > 0.9 && /[a-z]{3}/i.test(s);
+}
+
+function utf8(bytes: Buffer): string {
+  const s = bytes.toString('utf8');
+  return s.includes('\ufffd') ? bytes.toString('latin1') : s;
+}
+
+function isB64(c: number): boolean {
+  return (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47 || c === 61 || c === 45 || c === 95;
+}
+
+/**
+ * Runs of base64 groups: tokens of the base64 alphabet separated by single spaces, line breaks or tabs, that
+ * do not read as words (a capital or digit after the first character, or `+ / =`). Their concatenation is
+ * decoded whatever the grouping (4, 5, 76 per line …).
+ */
+function base64Runs(t: string, out: Decoded[]): void {
+  const n = t.length;
+  let i = 0;
+  while (i < n && out.length < MAX_CANDIDATES) {
+    if (!isB64(t.charCodeAt(i)) || (i > 0 && isB64(t.charCodeAt(i - 1)))) {
+      i++;
+      continue;
+    }
+    // groups: [start, end, odd]; a group that reads as a word is kept only inside a run and when its length is a multiple of 4
+    const groups: [number, number, boolean][] = [];
+    let j = i;
+    for (;;) {
+      let k = j;
+      let odd = false;
+      while (k < n && isB64(t.charCodeAt(k))) {
+        const c = t.charCodeAt(k);
+        if ((k > j && c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 43 || c === 47 || c === 61) odd = true;
+        k++;
+      }
+      const len = k - j;
+      if (!(odd && len >= 2) && !(len >= 24) && len % 4 !== 0) break;
+      groups.push([j, k, odd || len >= 24]);
+      const sep = t.charCodeAt(k);
+      if ((sep === 32 || sep === 10 || sep === 9) && k + 1 < n && isB64(t.charCodeAt(k + 1))) j = k + 1;
+      else if (sep === 13 && t.charCodeAt(k + 1) === 10 && isB64(t.charCodeAt(k + 2))) j = k + 2;
+      else break;
+    }
+    // a run that fails is not retried from each of its words: that would be quadratic in a run of prose words
+    const scanned = groups.length > 0 ? groups[groups.length - 1][1] : i + 1;
+    while (groups.length > 0 && !groups[groups.length - 1][2]) groups.pop();
+    const odd = groups.filter((g) => g[2]).length;
+    const end = groups.length > 0 ? groups[groups.length - 1][1] : scanned;
+    if (groups.length > 0 && odd * 2 >= groups.length) {
+      const raw = t.slice(groups[0][0], end).replace(/\s+/g, '');
+      if (raw.length >= MIN_ENCODED) {
+        const text = utf8(Buffer.from(raw.replace(/-/g, '+').replace(/_/g, '/').slice(0, (MAX_DECODED * 4) / 3), 'base64'));
+        if (printable(text)) out.push({ how: 'base64', start: groups[0][0], end, text });
+      }
+    }
+    i = Math.max(end, scanned) + 1;
+  }
+}
+
+const BASE64_HINT = /[a-z][A-Z]|[0-9][A-Za-z][0-9]|[A-Za-z0-9][+/][A-Za-z0-9]/;
+const HEX_HINT = /[2-7][0-9a-f][\s,:]?(?:\\x|0x|%)?[2-7][0-9a-f][\s,:]?(?:\\x|0x|%)?[2-7][0-9a-f]/i;
+
+function hexDigit(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70);
+}
+
+/**
+ * Runs of hex byte pairs, each optionally written \x.. / 0x.. / %.. and followed by one separator (space, comma,
+ * colon): at least 16 digits. One loop, no regex, so prose (whose words break a run at once) pays little.
+ */
+function hexRuns(t: string, out: Decoded[]): void {
+  const n = t.length;
+  let i = 0;
+  while (i < n && out.length < MAX_CANDIDATES) {
+    // a run starts at a word boundary: skip the inside of words cheaply
+    if (i > 0 && hexDigit(t.charCodeAt(i - 1))) {
+      i++;
+      continue;
+    }
+    const start = i;
+    let digits = '';
+    let url = false;
+    let j = i;
+    for (;;) {
+      let k = j;
+      if (t[k] === '\\' && (t[k + 1] === 'x' || t[k + 1] === 'X')) k += 2;
+      else if (t[k] === '0' && (t[k + 1] === 'x' || t[k + 1] === 'X') && hexDigit(t.charCodeAt(k + 2))) k += 2;
+      else if (t[k] === '%') {
+        k += 1;
+        url = true;
+      }
+      if (!hexDigit(t.charCodeAt(k)) || !hexDigit(t.charCodeAt(k + 1))) break;
+      digits += t.slice(k, k + 2);
+      j = k + 2;
+      const sep = t.charCodeAt(j);
+      if (sep === 32 || sep === 44 || sep === 58) j++;
+    }
+    if (digits.length >= MIN_ENCODED && !/^\d+$/.test(digits)) {
+      const text = utf8(Buffer.from(digits.slice(0, MAX_DECODED * 2), 'hex'));
+      if (printable(text)) out.push({ how: url ? 'url' : 'hex', start, end: j, text });
+    }
+    i = j > start ? j : start + 1;
+  }
+}
+
+/**
+ * Letters spelled out one by one ("i g n o r e   a l l", "i-g-n-o-r-e a-l-l", "i.g.n.o.r.e / a.l.l"): a run
+ * of at least 6 single letters or digits, each followed by one separator, collapses into words. The separator
+ * used most between letters joins them; any other gap (two spaces, " / ", a space between dashed words) is
+ * a word break.
+ */
+function spacedRuns(t: string, out: Decoded[]): void {
+  const n = t.length;
+  const alnum = (c: number): boolean => (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57);
+  let i = 0;
+  while (i < n && out.length < MAX_CANDIDATES) {
+    // a single character: alnum with no alnum on either side
+    if (!alnum(t.charCodeAt(i)) || alnum(t.charCodeAt(i + 1)) || (i > 0 && alnum(t.charCodeAt(i - 1)))) {
+      i++;
+      continue;
+    }
+    const chars: string[] = [];
+    const gaps: string[] = [];
+    let j = i;
+    for (;;) {
+      chars.push(t[j]);
+      let k = j + 1;
+      while (k < n && k - j <= 4 && !alnum(t.charCodeAt(k))) k++;
+      if (k >= n || k - j > 4 || alnum(t.charCodeAt(k + 1))) {
+        j = j + 1;
+        break;
+      }
+      gaps.push(t.slice(j + 1, k));
+      j = k;
+    }
+    if (chars.length >= 6) {
+      const count = new Map<string, number>();
+      for (const g of gaps) count.set(g, (count.get(g) ?? 0) + 1);
+      const join = [...count.entries()].sort((a, b) => b[1] - a[1])[0][0];
+      let text = chars[0];
+      gaps.forEach((g, k) => (text += (g === join ? '' : ' ') + chars[k + 1]));
+      if (text.length >= 6) out.push({ how: 'spaced', start: i, end: j, text });
+    }
+    i = j + 1;
+  }
+}
+
+const MORSE: Record<string, string> = {
+  '.-': 'a', '-...': 'b', '-.-.': 'c', '-..': 'd', '.': 'e', '..-.': 'f', '--.': 'g', '....': 'h', '..': 'i', '.---': 'j', '-.-': 'k', '.-..': 'l', '--': 'm',
+  '-.': 'n', '---': 'o', '.--.': 'p', '--.-': 'q', '.-.': 'r', '...': 's', '-': 't', '..-': 'u', '...-': 'v', '.--': 'w', '-..-': 'x', '-.--': 'y', '--..': 'z',
+  '-----': '0', '.----': '1', '..---': '2', '...--': '3', '....-': '4', '.....': '5', '-....': '6', '--...': '7', '---..': '8', '----.': '9', '.-.-.-': '.', '--..--': ',', '..--..': '?',
+};
+
+/** Ten or more Morse letters; one space between letters, two spaces or a slash between words. */
+const MORSE_RUN = /(?:[.-]{1,6}(?: {1,3}| ?\/ ?)){9,}[.-]{1,6}/g;
+
+function morseRuns(t: string, out: Decoded[]): void {
+  MORSE_RUN.lastIndex = 0;
+  let m: RegExpExecArray | null;
+  while ((m = MORSE_RUN.exec(t)) !== null && out.length < MAX_CANDIDATES) {
+    const text = m[0]
+      .split(/ ?\/ ?| {2,}/)
+      .map((w) => w.split(' ').map((c) => MORSE[c] ?? '').join(''))
+      .join(' ');
+    if (/[a-z]{3}/.test(text)) out.push({ how: 'morse', start: m.index, end: m.index + m[0].length, text });
+  }
+}
+
+function rot13(s: string): string {
+  let out = '';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 97 && c <= 122) out += String.fromCharCode(((c - 84) % 26) + 97);
+    else if (c >= 65 && c <= 90) out += String.fromCharCode(((c - 52) % 26) + 65);
+    else out += s[i];
+  }
+  return out;
+}
+
+/** Words whose rot13 or reversal is a common instruction word: the word scan reports them as hints. */
+const HINT_WORDS = ['ignore', 'instructions', 'instruction', 'prompt', 'system', 'previous', 'reveal', 'password', 'disregard', 'forget', 'rules', 'secret', 'output', 'print', 'above', 'bypass', 'policy', 'hidden', 'conversation', 'credentials', 'everything', 'guidelines', 'directives', 'developer', 'override', 'confidential'];
+export const ROT13_HINTS: readonly string[] = HINT_WORDS.map(rot13);
+export const REVERSED_HINTS: readonly string[] = HINT_WORDS.map((w) => [...w].reverse().join(''));
+
+/**
+ * Candidates to rescan in `t` (case-preserving normalized text). `hints` says which whole-text
+ * transformations the word scan found tell-tale words for.
+ */
+export function decodeCandidates(t: string, hints: { rot13: boolean; reversed: boolean; spaced: boolean }): Decoded[] {
+  const out: Decoded[] = [];
+  // Cheap gates: base64 shows a capital after a small letter (or a digit between letters, + or / inside); hex of text has a digit 2-7 leading
+  // every byte. Prose passes neither, so it pays two regex tests, not the run loops.
+  if (BASE64_HINT.test(t)) base64Runs(t, out);
+  if (out.length < MAX_CANDIDATES && HEX_HINT.test(t)) hexRuns(t, out);
+  if (hints.spaced && out.length < MAX_CANDIDATES) spacedRuns(t, out);
+  if (out.length < MAX_CANDIDATES && t.includes('.-')) morseRuns(t, out);
+  const whole = t.length > MAX_DECODED ? t.slice(0, MAX_DECODED) : t;
+  if (hints.rot13 && out.length < MAX_CANDIDATES) out.push({ how: 'rot13', start: 0, end: whole.length, text: rot13(whole) });
+  if (hints.reversed && out.length < MAX_CANDIDATES) out.push({ how: 'reversed', start: 0, end: whole.length, text: [...whole].reverse().join('') });
+  return out;
+}
