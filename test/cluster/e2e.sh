@@ -2,7 +2,7 @@
 # `make e2e`: a real single-node Kubernetes cluster on this machine, used and torn down.
 #   1. tools     kube-apiserver, etcd, kubelet, kube-controller-manager, kube-scheduler, kube-proxy, kubectl and
 #                helm, built once into the cache (test/integration/k8s-tools.sh cluster); Debian packages
-#                (docker.io, containernetworking-plugins, iptables, busybox-static) installed when missing
+#                (docker.io, containernetworking-plugins, iptables, busybox-static, debootstrap) installed when missing
 #   2. images    the project's image from the real Dockerfile, the fixtures and a pause image (images.sh)
 #   3. cluster   a network namespace of this run, and in it every component (node.sh): addresses of the test's
 #                own choosing, Services through kube-proxy (iptables, inside the namespace only)
@@ -56,6 +56,7 @@ install_packages() {
   [[ -x /bin/busybox ]] && ! ldd /bin/busybox >/dev/null 2>&1 || missing+=(busybox-static)
   command -v nsenter >/dev/null && command -v unshare >/dev/null || missing+=(util-linux)
   command -v openssl >/dev/null || missing+=(openssl)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
   [[ ${#missing[@]} == 0 ]] && return 0
   say "installing Debian packages: ${missing[*]}"
   # No service may start on the host during the install (docker.io's postinst would start a dockerd that

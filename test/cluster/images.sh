@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The images `make e2e` runs, built here (no registry is reachable) and kept as `docker save` tars in the cache,
 # keyed by the hash of what goes into each, so a warm run needs no Docker at all:
-#   akto-e2e-node:<hash>       build base: the machine's own Node.js + the libraries ldd lists, npm, static busybox
-#                              (/bin/sh, /usr/bin/env) and the CA bundle, assembled as a tar and `docker import`ed
-#   akto-e2e-node-runtime:<hash>  the same without npm (RUNTIME_IMAGE of the Dockerfile)
+#   akto-e2e-node:<hash>       build base (NODE_IMAGE of the Dockerfile): Debian bookworm (debootstrap minbase from
+#                              the Debian mirror, like node:20-bookworm-slim without node) with the machine's own
+#                              Node.js and npm and its CA bundle; the Dockerfile's model stage runs apt-get and pip in it
+#   akto-e2e-node-runtime:<hash>  runtime base (RUNTIME_IMAGE): only node, glibc (libc6, libstdc++, libgcc_s),
+#                              static busybox (/bin/sh, /usr/bin/env) and the CA bundle, assembled as a tar
 #   akto-e2e-pause:<hash>      the pod sandbox image: busybox sleeping until TERM
-#   akto-agent-proxy:e2e-<hash>  the project's Dockerfile, built with --build-arg NODE_IMAGE=<base>
+#   akto-agent-proxy:e2e-<hash>  the project's Dockerfile, built with those two bases
 #   akto-e2e-fixtures:<hash>   the sample agent, stub upstream and Akto receiver (test/cluster/pods), bundled
 # Docker: an engine already answering is used as is; otherwise dockerd (vfs, no bridge, no iptables, no
 # ip_forward: the host's network stays untouched; builds use --network host) is started in a private mount
@@ -92,50 +94,72 @@ save_tar() {
 
 # ------------------------------------------------------------------ base and pause
 
-BASE_HASH=$( { sha256sum "$NODE_BIN" "$BUSYBOX" "$CA_BUNDLE" "$NPM_DIR/package.json"; sed -n '/^assemble_base()/,/^}/p' "$SELF"; } | hash_text)
+DEBIAN_SUITE=bookworm
+DEBIAN_MIRROR=http://deb.debian.org/debian
+BASE_HASH=$( { echo "$DEBIAN_SUITE"; sha256sum "$NODE_BIN" "$BUSYBOX" "$CA_BUNDLE" "$NPM_DIR/package.json" /usr/local/share/ca-certificates/*.crt 2>/dev/null
+  sed -n '/^add_node()/,/^}/p;/^build_base()/,/^}/p' "$SELF"; } | hash_text)
 BASE_REF=akto-e2e-node:$BASE_HASH
 RUNTIME_REF=akto-e2e-node-runtime:$BASE_HASH
 PAUSE_HASH=$( { sha256sum "$BUSYBOX"; sed -n '/^build_pause()/,/^}/p' "$SELF"; } | hash_text)
 PAUSE_REF=akto-e2e-pause:$PAUSE_HASH
 PAUSE_TAR=$TARS/akto-e2e-pause-$PAUSE_HASH.tar
 
-# A root filesystem with node at the path it has here (npm finds its global npmrc relative to it); npm only when
-# $2 is "npm".
-assemble_base() {
-  local root=$1 with=$2 lib
-  mkdir -p "$root"/{bin,tmp,root,etc/ssl/certs,usr/bin} "$root$NODE_PREFIX"/{etc,lib/node_modules} "$root$(dirname "$NODE_BIN")"
+# Node at the path it has here (npm finds its global npmrc relative to it), npm only when $2 is "npm", the CA bundle
+# and the users of the image.
+add_node() {
+  local root=$1 with=$2
+  mkdir -p "$root"/{tmp,root,etc/ssl/certs,usr/bin} "$root$NODE_PREFIX"/{etc,lib/node_modules} "$root$(dirname "$NODE_BIN")"
   chmod 1777 "$root/tmp"
   cp "$NODE_BIN" "$root$NODE_BIN"
   [[ -e $root/usr/bin/node ]] || ln -s "$NODE_BIN" "$root/usr/bin/node"
-  for lib in $(ldd "$NODE_BIN" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do
-    mkdir -p "$root$(dirname "$lib")" && cp -L "$lib" "$root$lib"
-  done
   if [[ $with == npm ]]; then
     cp -a "$NPM_DIR" "$root$NODE_PREFIX/lib/node_modules/"
     ln -sf "$NODE_PREFIX/lib/node_modules/npm/bin/npm-cli.js" "$root$NODE_PREFIX/bin/npm"
     ln -sf "$NODE_PREFIX/lib/node_modules/npm/bin/npx-cli.js" "$root$NODE_PREFIX/bin/npx"
   fi
-  cp "$BUSYBOX" "$root/bin/busybox"
-  ln -s busybox "$root/bin/sh"
-  ln -s /bin/busybox "$root/usr/bin/env"
   cp "$CA_BUNDLE" "$root/etc/ssl/certs/ca-certificates.crt"
-  # npm behind this machine's TLS-inspecting egress trusts the same bundle as node.
+  # npm (and pip, once ca-certificates regenerates the bundle) behind this machine's TLS-inspecting egress trust the
+  # same authorities as node.
   echo "cafile=/etc/ssl/certs/ca-certificates.crt" >"$root$NODE_PREFIX/etc/npmrc"
-  printf 'root:x:0:0:root:/root:/bin/sh\nnonroot:x:65532:65532:nonroot:/nonexistent:/bin/false\n' >"$root/etc/passwd"
-  printf 'root:x:0:\nnonroot:x:65532:\n' >"$root/etc/group"
+  if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+    mkdir -p "$root/usr/local/share/ca-certificates" && cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+  fi
+  grep -q '^nonroot:' "$root/etc/passwd" 2>/dev/null || echo 'nonroot:x:65532:65532:nonroot:/nonexistent:/bin/false' >>"$root/etc/passwd"
+  grep -q '^nonroot:' "$root/etc/group" 2>/dev/null || echo 'nonroot:x:65532:' >>"$root/etc/group"
 }
 
+# Build base: Debian with apt-get, as the Dockerfile's default base has it. Runtime base: only what node and ONNX
+# Runtime load (every shared library of glibc, libstdc++ and libgcc_s as Debian packages them).
 build_base() {
-  local ref with root=$RUN/base-root
-  for ref in "$BASE_REF" "$RUNTIME_REF"; do
-    docker image inspect "$ref" >/dev/null 2>&1 && continue
-    with=none && [[ $ref == "$BASE_REF" ]] && with=npm
-    say "assembling $ref from $NODE_BIN ($(node --version))$([[ $with == npm ]] && echo " and npm $(node -p "require('$NPM_DIR/package.json').version")")"
-    rm -rf "$root" && assemble_base "$root" "$with"
-    tar -C "$root" -cf - . | docker import -c "ENV PATH=$PATH_ENV" \
-      -c "ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt" -c 'CMD ["node"]' - "$ref" >/dev/null
+  local root=$RUN/base-root lib
+  if ! docker image inspect "$BASE_REF" >/dev/null 2>&1; then
+    say "debootstrap $DEBIAN_SUITE (minbase) from $DEBIAN_MIRROR, then node $(node --version) and npm $(node -p "require('$NPM_DIR/package.json').version")"
     rm -rf "$root"
-  done
+    debootstrap --variant=minbase "$DEBIAN_SUITE" "$root" "$DEBIAN_MIRROR" >"$RUN/debootstrap.log" 2>&1 ||
+      { tail -20 "$RUN/debootstrap.log" >&2; say "debootstrap failed: $RUN/debootstrap.log"; return 1; }
+    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+    add_node "$root" npm
+    tar -C "$root" -cf - . | docker import -c "ENV PATH=$PATH_ENV" \
+      -c "ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt" -c 'CMD ["node"]' - "$BASE_REF" >/dev/null
+    rm -rf "$root"
+  fi
+  if ! docker image inspect "$RUNTIME_REF" >/dev/null 2>&1; then
+    say "assembling $RUNTIME_REF from $NODE_BIN"
+    rm -rf "$root" && mkdir -p "$root"/{bin,etc,usr/bin}
+    printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
+    printf 'root:x:0:\n' >"$root/etc/group"
+    for lib in $(ldd "$NODE_BIN" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}') \
+      $(dpkg -L libc6 libstdc++6 libgcc-s1 | grep -E '/lib[^/]*\.so[.0-9]*$'); do
+      [[ -e $lib ]] && mkdir -p "$root$(dirname "$lib")" && cp -L "$lib" "$root$lib"
+    done
+    cp "$BUSYBOX" "$root/bin/busybox"
+    ln -s busybox "$root/bin/sh"
+    ln -s /bin/busybox "$root/usr/bin/env"
+    add_node "$root" none
+    tar -C "$root" -cf - . | docker import -c "ENV PATH=$PATH_ENV" \
+      -c "ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt" -c 'CMD ["node"]' - "$RUNTIME_REF" >/dev/null
+    rm -rf "$root"
+  fi
 }
 
 build_pause() {
@@ -155,7 +179,7 @@ build_pause() {
 # ------------------------------------------------------------------ the project's image and the fixtures
 
 # What the Dockerfile reads: tracked and untracked (not ignored) files under the paths it copies.
-IMAGE_INPUTS=(Dockerfile .dockerignore package.json package-lock.json tsconfig.json scripts/bundle.js proxy webhook)
+IMAGE_INPUTS=(Dockerfile .dockerignore package.json package-lock.json .npmrc tsconfig.json scripts/bundle.js scripts/models.sh proxy webhook classifier)
 IMAGE_HASH=$( { echo "$BASE_HASH"; git ls-files -co --exclude-standard -- "${IMAGE_INPUTS[@]}" | sort | xargs sha256sum; } | hash_text)
 VERSION=$(node -p 'require("./package.json").version')
 IMAGE_REF=akto-agent-proxy:$VERSION-e2e-$IMAGE_HASH
