@@ -86,11 +86,11 @@ export interface HttpResult {
 }
 
 /** HTTP, or HTTPS without verification (only to read a webhook pod's own /readyz, whatever certificate it serves). */
-export function httpJson(method: string, url: string, body?: unknown, timeoutMs = 60_000): Promise<HttpResult> {
+export function httpJson(method: string, url: string, body?: unknown, timeoutMs = 60_000, headers: Record<string, string> = {}): Promise<HttpResult> {
   const data = body === undefined ? undefined : JSON.stringify(body);
   const client = url.startsWith('https:') ? https : http;
   return new Promise((resolve, reject) => {
-    const options = { method, timeout: timeoutMs, rejectUnauthorized: false, headers: data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {} };
+    const options = { method, timeout: timeoutMs, rejectUnauthorized: false, headers: { ...headers, ...(data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {}) } };
     const req = client.request(url, options, (res) => {
       let text = '';
       res.setEncoding('utf8');

@@ -7,8 +7,9 @@
  *                            on SIGTERM stops accepting calls, finishes the ones in flight, then exits
  *   node agent.js once P     one streamed chat call with prompt P, prints the result, exits 0 when it worked (Jobs)
  *
- * POST /call {client: "openai"|"hf", api: "chat"|"generate", stream, prompt, headers?} answers
+ * POST /call {client: "openai"|"hf", api: "chat"|"generate", stream, prompt, headers?, baseUrl?} answers
  * {status, text, error?}: status is the HTTP status the client saw (200, or the error's status such as 400).
+ * The OpenAI client's key is OPENAI_API_KEY when the pod has one (after credential custody: the placeholder).
  */
 import http from 'node:http';
 import { InferenceClient } from '@huggingface/inference';
@@ -22,6 +23,8 @@ export interface CallRequest {
   prompt: string;
   /** Sent with the call (e.g. x-stub-chunk-delay-ms to make the stub answer slowly). */
   headers?: Record<string, string>;
+  /** OpenAI client only: this URL instead of OPENAI_BASE_URL, as agent code that dials the endpoint itself would. */
+  baseUrl?: string;
 }
 
 export interface CallResult {
@@ -37,8 +40,9 @@ function env(name: string): string {
 }
 
 async function viaOpenAi(c: CallRequest): Promise<string> {
-  // The agent holds no credential: the sidecar adds the endpoint's token (UPSTREAM_AUTHORIZATION).
-  const openai = new OpenAI({ baseURL: env('OPENAI_BASE_URL'), apiKey: 'agent-has-no-key', maxRetries: 0, timeout: 60_000 });
+  // The sidecar sends the endpoint's token (UPSTREAM_AUTHORIZATION); the agent's own key, if any, is what custody left it.
+  const apiKey = process.env.OPENAI_API_KEY || 'agent-has-no-key';
+  const openai = new OpenAI({ baseURL: c.baseUrl ?? env('OPENAI_BASE_URL'), apiKey, maxRetries: 0, timeout: 60_000 });
   const messages = [{ role: 'user' as const, content: c.prompt }];
   if (c.api === 'generate') return (await openai.completions.create({ model: 'tgi', prompt: c.prompt }, { headers: c.headers })).choices[0].text;
   if (!c.stream) return (await openai.chat.completions.create({ model: 'tgi', messages }, { headers: c.headers })).choices[0].message.content ?? '';

@@ -1,7 +1,8 @@
 /**
  * The far ends of `make e2e`'s sample agent, run in the cluster from the fixtures image, each behind a Service:
  *
- *   node upstream.js stub    the stub inference endpoint (test/fixtures/stub-upstream: TGI + OpenAI routes) on :8000
+ *   node upstream.js stub    the stub inference endpoint (test/fixtures/stub-upstream: TGI + OpenAI routes) on :8000;
+ *                            with STUB_AUTHORIZATION it answers 401 to any other Authorization, as a private endpoint does
  *   node upstream.js akto    the strict Akto ingestion receiver (test/fixtures/akto-receiver) on :8090;
  *                            AKTO_TOKEN is the token it accepts, FORBIDDEN lists strings no record may contain
  *
@@ -23,7 +24,7 @@ function report(snapshot: () => unknown): void {
 async function main(): Promise<void> {
   const role = process.argv[2];
   if (role === 'stub') {
-    const stub = await startStubUpstream({ host: '0.0.0.0', port: 8000 });
+    const stub = await startStubUpstream({ host: '0.0.0.0', port: 8000, authorization: process.env.STUB_AUTHORIZATION || undefined });
     report(() => stub.requests.map((r) => ({ method: r.method, path: r.path, headers: r.headers, body: r.body.toString('utf8') })));
     console.log(`stub upstream on ${stub.url}`);
   } else if (role === 'akto') {
