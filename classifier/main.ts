@@ -16,7 +16,7 @@ import { createClassifier, type Classifier } from './service';
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 
-export async function startClassifierService(env: Env) {
+async function startClassifierService(env: Env) {
   const dir = modelsDir(env);
   const missing = missingModelFiles(dir);
   if (missing.length > 0) throw new ConfigError('MODELS_DIR', `model files missing in ${dir}: ${missing.join(', ')} (run make models)`);
@@ -47,20 +47,20 @@ export async function startClassifierService(env: Env) {
   };
 }
 
-if (require.main === module) {
-  startClassifierService(process.env)
-    .then((svc) => {
-      const stop = (): void => {
-        void svc.close().then(() => process.exit(0));
-      };
-      process.on('SIGTERM', stop);
-      process.on('SIGINT', stop);
-    })
-    .catch((err: unknown) => {
-      const logger = createLogger('info');
-      if (err instanceof ConfigError) logger.fatal({ key: err.key }, `configuration error: ${err.message}`);
-      else logger.fatal({ err }, 'classifier failed to start');
-      logger.flush();
-      setTimeout(() => process.exit(err instanceof ConfigError ? 2 : 1), 50);
-    });
-}
+// A program's entry starts unconditionally (like proxy/main.ts and webhook/main.ts): in the image's bundle
+// `require.main` is null (scripts/bundle.js), so a CLI guard here would never fire.
+startClassifierService(process.env)
+  .then((svc) => {
+    const stop = (): void => {
+      void svc.close().then(() => process.exit(0));
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  })
+  .catch((err: unknown) => {
+    const logger = createLogger('info');
+    if (err instanceof ConfigError) logger.fatal({ key: err.key }, `configuration error: ${err.message}`);
+    else logger.fatal({ err }, 'classifier failed to start');
+    logger.flush();
+    setTimeout(() => process.exit(err instanceof ConfigError ? 2 : 1), 50);
+  });

@@ -31,6 +31,12 @@ function signCert(cert: forge.pki.Certificate, keyPem: string): void {
   cert.signature = sign('sha256', der, keyPem).toString('binary');
 }
 
+/**
+ * Names as UTF8String (RFC 5280's choice for new certificates). forge's default, PrintableString, cannot hold the
+ * CA name's '@', and Go clients (kube-apiserver calling the webhook, kubelet probing it) reject such a certificate.
+ */
+const UTF8 = forge.asn1.Type.UTF8 as unknown as forge.asn1.Class;
+
 /** forge writes CRLF; Secrets, bundles and comparisons use LF. */
 function pem(s: string): string {
   return s.replace(/\r\n/g, '\n');
@@ -49,7 +55,7 @@ export function generateCa(now: Date, validityDays: number, commonName = 'akto-a
   cert.serialNumber = serial();
   cert.validity.notBefore = new Date(now.getTime() - BACKDATE_MS);
   cert.validity.notAfter = new Date(now.getTime() + validityDays * DAY_MS);
-  const subject = [{ name: 'commonName', value: `${commonName}@${Math.floor(now.getTime() / 1000)}` }];
+  const subject = [{ name: 'commonName', value: `${commonName}@${Math.floor(now.getTime() / 1000)}`, valueTagClass: UTF8 }];
   cert.setSubject(subject);
   cert.setIssuer(subject);
   cert.setExtensions([
@@ -69,7 +75,7 @@ export function issueServingCert(ca: KeyPairPem, dnsNames: string[], now: Date, 
   cert.serialNumber = serial();
   cert.validity.notBefore = new Date(now.getTime() - BACKDATE_MS);
   cert.validity.notAfter = new Date(Math.min(now.getTime() + validityDays * DAY_MS, caCert.validity.notAfter.getTime()));
-  cert.setSubject([{ name: 'commonName', value: dnsNames[0] }]);
+  cert.setSubject([{ name: 'commonName', value: dnsNames[0], valueTagClass: UTF8 }]);
   cert.setIssuer(caCert.subject.attributes);
   cert.setExtensions([
     { name: 'basicConstraints', cA: false },

@@ -25,6 +25,8 @@ export interface EventRecord {
 }
 
 export interface KubeApi {
+  /** The API server's URL, for messages. */
+  readonly server?: string;
   readSecret(namespace: string, name: string): Promise<SecretData | null>;
   /** 'exists' when another replica created it first (HTTP 409). */
   createSecret(namespace: string, name: string, data: Record<string, string>): Promise<'created' | 'exists'>;
@@ -41,4 +43,28 @@ export interface KubeApi {
   createEvent(event: EventRecord): Promise<string>;
   /** Counts repeats into an existing Event; 'gone' when it no longer exists (expired). */
   updateEventCount(namespace: string, name: string, count: number, lastTimestamp: Date): Promise<'updated' | 'gone'>;
+}
+
+export interface OwnerReference {
+  apiVersion: 'v1';
+  kind: 'ServiceAccount';
+  name: string;
+  uid: string;
+}
+
+/**
+ * The service account a pod runs as, read from its projected token (a JWT whose claims name it), as an owner of
+ * the objects the webhook creates in its namespace: `helm uninstall` deletes the account and Kubernetes' garbage
+ * collector then deletes the certificate Secret too. undefined for anything that is not such a token.
+ */
+export function serviceAccountOwner(token: string): { namespace: string; owner: OwnerReference } | undefined {
+  try {
+    const claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+    const k = claims['kubernetes.io'] as { namespace?: unknown; serviceaccount?: { name?: unknown; uid?: unknown } } | undefined;
+    const sa = k?.serviceaccount;
+    if (typeof k?.namespace !== 'string' || typeof sa?.name !== 'string' || typeof sa?.uid !== 'string') return undefined;
+    return { namespace: k.namespace, owner: { apiVersion: 'v1', kind: 'ServiceAccount', name: sa.name, uid: sa.uid } };
+  } catch {
+    return undefined;
+  }
 }

@@ -3,13 +3,52 @@
  * loaded with a dynamic import() here and nowhere else (jest never loads this module).
  * Credentials: in-cluster service account, else KUBECONFIG / ~/.kube/config (loadFromDefault).
  */
-import type { KubeApi, SecretData } from './kube-api';
+import { readFileSync } from 'node:fs';
+import { KubeApi, SecretData, serviceAccountOwner } from './kube-api';
+
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
 type ClientNode = typeof import('@kubernetes/client-node', { with: { 'resolution-mode': 'import' } });
 
 function status(err: unknown): number | undefined {
   const e = err as { code?: unknown; statusCode?: unknown };
   return typeof e.code === 'number' ? e.code : typeof e.statusCode === 'number' ? e.statusCode : undefined;
+}
+
+/**
+ * The client's errors carry the whole response (headers and body) in their message; logs and /readyz get
+ * "HTTP 403: <the API server's message>" instead. Network errors keep their own message.
+ */
+function concise(err: unknown): Error {
+  const code = status(err);
+  if (code === undefined) return err instanceof Error ? err : new Error(String(err));
+  const body = (err as { body?: unknown }).body;
+  let message = '';
+  try {
+    const parsed: unknown = typeof body === 'string' ? JSON.parse(body) : body;
+    if (parsed && typeof (parsed as { message?: unknown }).message === 'string') message = (parsed as { message: string }).message;
+  } catch {
+    message = typeof body === 'string' ? body.slice(0, 200) : '';
+  }
+  const out = new Error(`HTTP ${code}${message ? `: ${message}` : ''}`) as Error & { code: number };
+  out.code = code;
+  return out;
+}
+
+/** Every call of `api` throws concise errors. */
+function withConciseErrors(api: KubeApi): KubeApi {
+  const wrapped: Record<string, unknown> = { server: api.server };
+  for (const [name, fn] of Object.entries(api)) {
+    if (typeof fn !== 'function') continue;
+    wrapped[name] = async (...args: unknown[]) => {
+      try {
+        return await (fn as (...a: unknown[]) => Promise<unknown>).apply(api, args);
+      } catch (err) {
+        throw concise(err);
+      }
+    };
+  }
+  return wrapped as unknown as KubeApi;
 }
 
 function decode(data: Record<string, string> | undefined): Record<string, string> {
@@ -26,15 +65,28 @@ export async function loadKube(): Promise<KubeApi> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const admission = kc.makeApiClient(k8s.AdmissionregistrationV1Api);
   const version = kc.makeApiClient(k8s.VersionApi);
+  let sa: ReturnType<typeof serviceAccountOwner>;
+  try {
+    sa = serviceAccountOwner(readFileSync(SERVICE_ACCOUNT_TOKEN, 'utf8'));
+  } catch {
+    sa = undefined; // not in a pod (KUBECONFIG): nothing owns the Secret
+  }
   const secretBody = (namespace: string, name: string, data: Record<string, string>, resourceVersion?: string) => ({
     apiVersion: 'v1',
     kind: 'Secret',
     type: 'Opaque',
-    metadata: { name, namespace, ...(resourceVersion ? { resourceVersion } : {}), labels: { 'app.kubernetes.io/managed-by': 'akto-agent-proxy-webhook' } },
+    metadata: {
+      name,
+      namespace,
+      ...(resourceVersion ? { resourceVersion } : {}),
+      labels: { 'app.kubernetes.io/managed-by': 'akto-agent-proxy-webhook' },
+      ...(sa && sa.namespace === namespace ? { ownerReferences: [sa.owner] } : {}),
+    },
     stringData: data,
   });
 
-  return {
+  return withConciseErrors({
+    server: kc.getCurrentCluster()?.server,
     async readSecret(namespace, name): Promise<SecretData | null> {
       try {
         const s = await core.readNamespacedSecret({ name, namespace });
@@ -118,5 +170,5 @@ export async function loadKube(): Promise<KubeApi> {
       const v = await version.getCode();
       return { major: v.major, minor: v.minor, gitVersion: v.gitVersion };
     },
-  };
+  });
 }

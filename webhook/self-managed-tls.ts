@@ -27,6 +27,7 @@ type Data = Record<string, string>;
 export class SelfManagedTls {
   private last?: SyncResult;
   private timer?: NodeJS.Timeout;
+  private lastError?: string;
 
   constructor(
     private readonly kube: KubeApi,
@@ -37,6 +38,18 @@ export class SelfManagedTls {
 
   ready(): boolean {
     return this.last?.ready ?? false;
+  }
+
+  /**
+   * true when ready, else why not (for /readyz). A failed re-sync keeps a ready replica ready: the certificate it
+   * serves and the caBundle that trusts it are still valid, and an API server blip must not empty the Service.
+   */
+  readiness(): true | string {
+    if (this.ready()) return true;
+    if (this.lastError) return `certificate sync failed: ${this.lastError}`;
+    const name = this.settings.certs.webhookConfigName;
+    if (this.last?.caBundle === undefined) return 'no certificate yet';
+    return `the caBundle of MutatingWebhookConfiguration ${name} does not trust the served certificate yet (or it does not exist)`;
   }
 
   current(): SyncResult | undefined {
@@ -130,9 +143,11 @@ export class SelfManagedTls {
       const before = this.last?.material.cert;
       try {
         const r = await this.sync();
+        this.lastError = undefined;
         if (r.material.cert !== before) onChange(r.material);
       } catch (err) {
-        this.logger.error({ err: (err as Error).message }, 'certificate sync failed; will retry');
+        this.lastError = (err as Error).message;
+        this.logger.error({ err: this.lastError }, 'certificate sync failed; will retry');
       }
       const every = this.ready() ? this.settings.certs.checkIntervalSeconds * 1000 : 5000;
       this.timer = setTimeout(tick, every);

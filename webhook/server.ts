@@ -26,8 +26,10 @@ export interface WebhookServerOptions {
   tls: TlsMaterial;
   /** Current cluster facts (native sidecar support), refreshed by main. */
   cluster: () => ClusterInfo;
-  /** Extra readiness condition (self-managed: caBundle matches the served cert). */
-  ready?: () => boolean;
+  /** Extra readiness condition (self-managed: caBundle matches the served cert): true, or why not. */
+  ready?: () => boolean | string;
+  /** Why admissions cannot be answered yet (start-up, e.g. waiting for the API server); undefined once serving. */
+  starting?: () => string | undefined;
   /** Replaceable for the benchmark's baseline; the product always uses inject. */
   injectFn?: InjectFn;
   /** Where admission Events go (an EventRecorder); never awaited. */
@@ -96,8 +98,9 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
     res.type('text/plain').send('ok');
   });
   app.get('/readyz', (_req, res) => {
-    const ok = !draining && (opts.ready ? opts.ready() : true);
-    res.status(ok ? 200 : 503).type('text/plain').send(ok ? 'ready' : draining ? 'draining' : 'not ready');
+    const extra = draining ? 'draining' : (opts.starting?.() ?? (opts.ready ? opts.ready() : true));
+    if (extra === true) return void res.type('text/plain').send('ready');
+    res.status(503).type('text/plain').send(typeof extra === 'string' ? `not ready: ${extra}` : 'not ready');
   });
   app.get('/metrics', async (_req, res) => {
     res.type(registry.contentType).send(await registry.metrics());
@@ -109,6 +112,12 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
       admissions.inc({ result, reason });
       latency.observe({ result }, Number(process.hrtime.bigint() - started) / 1e9);
     };
+    const starting = opts.starting?.();
+    if (starting !== undefined) {
+      done('error', 'starting');
+      res.status(503).json({ error: `webhook starting: ${starting}` });
+      return;
+    }
     let body: unknown;
     try {
       body = JSON.parse((req.body as Buffer).toString('utf8'));

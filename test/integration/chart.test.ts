@@ -82,6 +82,19 @@ describeIf(!!tools.helm, 'helm')('Helm chart (helm template)', () => {
     expect(render(['--set', 'webhook.replicas=1']).some((o) => o.kind === 'PodDisruptionBudget')).toBe(false);
   });
 
+  test('NetworkPolicy (opt-in): the webhook pods accept ingress on the webhook port only, from the given peers', () => {
+    expect(defaults.some((o) => o.kind === 'NetworkPolicy')).toBe(false);
+    const objs = render(['--set', 'webhook.networkPolicy.enabled=true', '--set', 'webhook.port=9443', '--set', 'webhook.networkPolicy.from[0].ipBlock.cidr=172.16.0.0/28']);
+    const np = one(objs, 'NetworkPolicy');
+    const pod = one(objs, 'Deployment').spec.template;
+    for (const [k, v] of Object.entries(np.spec.podSelector.matchLabels)) expect(pod.metadata.labels[k]).toBe(v);
+    expect(np.spec.policyTypes).toEqual(['Ingress']);
+    expect(np.spec.ingress).toEqual([{ ports: [{ port: 9443, protocol: 'TCP' }], from: [{ ipBlock: { cidr: '172.16.0.0/28' } }] }]);
+    expect(pod.spec.containers[0].ports[0].containerPort).toBe(9443);
+    const open = one(render(['--set', 'webhook.networkPolicy.enabled=true']), 'NetworkPolicy');
+    expect(open.spec.ingress).toEqual([{ ports: [{ port: 8443, protocol: 'TCP' }] }]);
+  });
+
   test('RBAC: selfManaged gets only its own Secret and webhook configuration by name, Events only create/patch on events; other cert modes get no certificate RBAC', () => {
     const role = one(defaults, 'Role');
     expect(role.metadata.namespace).toBe('akto-system');

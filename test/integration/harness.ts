@@ -245,8 +245,8 @@ export interface Pod {
   spec: { containers: Container[]; initContainers?: Container[]; volumes?: Array<Record<string, unknown>>; [k: string]: unknown };
 }
 
-/** Poll fn until it returns a truthy value (or throw the last error / a timeout). */
-export async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+/** Poll fn every intervalMs until it returns a truthy value (or throw the last error / a timeout). */
+export async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 20_000, what = 'condition', intervalMs = 200): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastErr: unknown;
   for (;;) {
@@ -257,7 +257,7 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false>, ti
       lastErr = err;
     }
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
 
@@ -278,12 +278,12 @@ export class ControlPlane {
     this.kubeconfig = this.writeKubeconfig('kubeconfig', token);
   }
 
-  /** A kubeconfig file for this server with the given bearer token (e.g. a service account's). */
-  writeKubeconfig(fileName: string, token: string): string {
+  /** A kubeconfig file for this server with the given bearer token (e.g. a service account's), optionally at another URL. */
+  writeKubeconfig(fileName: string, token: string, server = this.url): string {
     const file = path.join(this.dir, fileName);
     writeFileSync(file, [
       'apiVersion: v1', 'kind: Config', 'current-context: test',
-      'clusters:', '- name: test', '  cluster:', `    server: ${this.url}`, `    certificate-authority-data: ${Buffer.from(this.ca.cert).toString('base64')}`,
+      'clusters:', '- name: test', '  cluster:', `    server: ${server}`, `    certificate-authority-data: ${Buffer.from(this.ca.cert).toString('base64')}`,
       'users:', '- name: user', '  user:', `    token: ${token}`,
       'contexts:', '- name: test', '  context: {cluster: test, user: user}', '',
     ].join('\n'), { mode: 0o600 });
@@ -466,6 +466,7 @@ export interface LocalWebhook {
   ca: TestCa;
   url: string;
   logFile: string;
+  child: ChildProcess;
   stop(): Promise<void>;
 }
 
@@ -507,13 +508,16 @@ export async function startLocalWebhook(env: Record<string, string>, ca = new Te
     }, 30_000, 'webhook /healthz');
   } catch (err) {
     await stopProcess(proc);
-    throw err;
+    const log = logTail(proc.logFile);
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`${(err as Error).message}\n--- webhook log ---\n${log}`);
   }
   return {
     port: listen,
     ca,
     url: `https://127.0.0.1:${listen}/mutate`,
     logFile: proc.logFile,
+    child: proc.child,
     stop: async () => {
       await stopProcess(proc);
       rmSync(dir, { recursive: true, force: true });

@@ -15,9 +15,9 @@ export interface ProxyProcess {
   stop(): Promise<void>;
 }
 
-/** Runs `node dist/proxy/main.js` with `env` on loopback ports and waits until it listens. */
-export async function startProxyProcess(env: Record<string, string>): Promise<ProxyProcess> {
-  const child = spawn(process.execPath, [PROXY_MAIN], {
+/** Runs `node dist/proxy/main.js` (or another build of it, e.g. the image's bundle) with `env` on loopback ports and waits until it listens. */
+export async function startProxyProcess(env: Record<string, string>, main = PROXY_MAIN): Promise<ProxyProcess> {
+  const child = spawn(process.execPath, [main], {
     env: { PATH: process.env.PATH ?? '', AKTO_PROXY_PORT: '0', ADMIN_PORT: '0', ADMIN_HOST: '127.0.0.1', LISTEN_HOST: '127.0.0.1', TRACE_FILE: '/dev/null', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -111,4 +111,39 @@ describe('self-managed certificates', () => {
     expect(r.wrote).toBe('repaired');
     expect(r.ready).toBe(true);
   });
+
+  it('readiness: names the failed sync while not ready; a failed re-sync keeps a ready replica ready', async () => {
+    jest.useFakeTimers();
+    try {
+      const kube = new FakeKube();
+      kube.webhooks.set(MWC, ['']);
+      const clock = { now: new Date('2026-11-26T12:00:00Z') };
+      const fresh = replica(kube, clock);
+      const read = kube.readSecret.bind(kube);
+      kube.readSecret = async () => {
+        throw new Error('HTTP 503: etcdserver: leader changed');
+      };
+      fresh.start(() => {});
+      await jest.advanceTimersByTimeAsync(5000);
+      expect(fresh.readiness()).toBe('certificate sync failed: HTTP 503: etcdserver: leader changed');
+      fresh.stop();
+
+      kube.readSecret = read;
+      const ready = replica(kube, clock);
+      await ready.sync();
+      expect(ready.readiness()).toBe(true);
+      ready.start(() => {});
+      let failedResyncs = 0;
+      kube.readSecret = async () => {
+        failedResyncs++;
+        throw new Error('HTTP 503: etcdserver: leader changed');
+      };
+      await jest.advanceTimersByTimeAsync(settings.certs.checkIntervalSeconds * 1000);
+      expect(failedResyncs).toBe(1);
+      expect(ready.readiness()).toBe(true);
+      ready.stop();
+    } finally {
+      jest.useRealTimers();
+    }
+  });
 });
