@@ -6,9 +6,12 @@
  */
 import type { NormalizedText } from '../normalize';
 import { clamp01, contextNear, finish, isAlnum, isAlpha, isDigit, isWordChar, wanted, wordsRegex } from './context';
+import { namesPendingTail, scanAddresses, scanNames } from './pii-names';
 import type { Detector, Match, ScanOptions } from './types';
 
-export const PII_ENTITIES = ['EMAIL', 'PHONE', 'CREDIT_CARD', 'US_SSN', 'IBAN', 'IP_ADDRESS'] as const;
+/** Names and postal addresses are reported only when a rule asks for them by name (`pii.PERSON`). */
+export const PII_OPT_IN = ['PERSON', 'STREET_ADDRESS'] as const;
+export const PII_ENTITIES = ['EMAIL', 'PHONE', 'CREDIT_CARD', 'US_SSN', 'IBAN', 'IP_ADDRESS', ...PII_OPT_IN] as const;
 
 const DEFAULT_THRESHOLD = 0.5;
 const MAX_NUMBER_RUN = 40; // longest formatted number considered (a 19-digit card with separators is 23)
@@ -390,19 +393,27 @@ export function createPiiDetector(defaultThreshold = DEFAULT_THRESHOLD): Detecto
   return {
     id: 'pii',
     entities: PII_ENTITIES,
+    optIn: PII_OPT_IN,
     scan(nt: NormalizedText, opts?: ScanOptions): Match[] {
       const out: Match[] = [];
       const emit: Emit = (entity, start, end, score) => {
-        if (!wanted(opts, entity)) return;
+        if (!wanted(opts, entity, PII_OPT_IN)) return;
         out.push({ detector: 'pii', entity, start: nt.toOriginal(start), end: nt.toOriginalEnd(end), score });
       };
       const t = nt.text;
       if (t.indexOf('@') !== -1) scanEmails(t, emit);
       if (t.indexOf(':') !== -1) scanIpv6(t, emit);
       scanNumberRuns(t, emit);
+      if (opts?.entities?.has('PERSON')) scanNames(t, emit);
+      if (opts?.entities?.has('STREET_ADDRESS')) scanAddresses(t, emit);
       return dropOverlaps(finish(out, opts?.threshold ?? defaultThreshold));
     },
-    pendingTail: piiPendingTail,
+    pendingTail: (text, from = 0, entities) => {
+      const names = entities?.has('PERSON') === true;
+      const addresses = entities?.has('STREET_ADDRESS') === true;
+      const tail = piiPendingTail(text, from);
+      return names || addresses ? Math.max(tail, namesPendingTail(text, from, addresses)) : tail;
+    },
     // Context words are read up to 48 characters before a number; an e-mail's local part is at most 64.
     lookback: 64,
   };
