@@ -442,9 +442,7 @@ export function assignmentScore(name: string, value: string, quoted: boolean): n
   if (/csrf|xsrf|^no[t_-]|(?:^|[_.-])id$|Id$/i.test(name)) return 0;
   // "…_key" names that are not credentials: database, cache and lookup keys, public keys.
   if (/(?:public|primary|foreign|sort|cache|partition|lookup|hash|idempot|unique|composite|row|map|dict|object|s3|bucket|field|column|index|group|message|i18n|translation)[_.-]?key$/i.test(name)) return 0;
-  // A quoted password may be a passphrase of a few words ("open sesame"); other credentials have no spaces.
-  const passphrase = quoted && PASSWORD_KEY.test(name) && /^\S+(?: \S+){1,5}$/.test(value) && !/[.!?:]$/.test(value);
-  if (isReference(passphrase ? value.replace(/ /g, '_') : value, quoted)) return 0;
+  if (isReference(value, quoted)) return 0;
   if (/^\d+$/.test(value) && value.length < 12) return 0;
   const entropy = shannonEntropy(value);
   const classes = Number(/[a-z]/.test(value)) + Number(/[A-Z]/.test(value)) + Number(/\d/.test(value)) + Number(/[^A-Za-z0-9]/.test(value));
