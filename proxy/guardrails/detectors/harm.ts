@@ -50,7 +50,7 @@ const HARM_OBJECTS: Family[] = [
  * Words at least one family needs (every family's pattern contains one of them): ordinary prose fails this one
  * test and skips the eight family patterns.
  */
-const TOXIC_GATE = /\b(?:idiot|moron|stupid|dumb|imbecile|loser|pathetic|worthless|disgusting|scum|trash|vermin|subhuman|animals|parasite|cockroach|rats|inferior|filth|fuck|shit|bitch|bastard|asshole|cunt|dick|prick|whore|slut|twat|wanker|motherfuck|kill|murder|shoot|stab|hurt|beat|rape|burn|hang|slaughter|exterminat|die|death|human|disease|plague|cancer|virus|infestation|porn|nude|naked|sex|orgasm|erotic|cock|pussy|boobs|tits|horny|blowjob|masturbat|suicid|self|cut)/;
+const TOXIC_GATE = /\b(?:idiot|moron|stupid|dumb|imbecile|loser|pathetic|worthless|disgusting|scum|trash|vermin|subhuman|animals|parasite|cockroach|rats|inferior|filth|fuck|shit|bitch|bastard|asshole|cunt|dick|prick|whore|slut|twat|wanker|motherfuck|kill|murder|shoot|stab|hurt|beat|rape|burn|hang|slaughter|exterminat|die|death|human|disease|plague|cancer|virus|infestation|porn|nude|naked|sex|orgasm|erotic|cock|pussy|boobs|tits|horny|blowjob|masturbat|suicid|self|cut|life)/;
 
 function sentenceOf(text: string, at: number): [number, number] {
   let from = at;
