@@ -194,6 +194,12 @@ function wordHash(s: string, start: number, end: number): number {
 const ANCHOR_HASHES = new Set<number>([...BY_ANCHOR.keys(), ...HINTS.keys()].map((w) => wordHash(w, 0, w.length)));
 /** Hashes of the lexicon's ASCII verbs (their first PREFIX letters): seeing one makes the clause lexicon run. */
 const LEXICON_HASHES = new Set<number>([...ASCII_VERB_PREFIXES].map((w) => wordHash(w, 0, w.length)));
+/** The low 16 bits of both hash sets: one array read rejects nearly every ordinary word before any set lookup. */
+const ANCHOR_BIT = 1;
+const LEXICON_BIT = 2;
+const HASH_BITS = new Uint8Array(65536);
+for (const h of ANCHOR_HASHES) HASH_BITS[h & 0xffff] |= ANCHOR_BIT;
+for (const h of LEXICON_HASHES) HASH_BITS[h & 0xffff] |= LEXICON_BIT;
 
 const DECODED_HINT = /\b(?:base64|base\s?64|decode|decoded|decipher|rot13|rot-13|caesar|hex|hexadecimal|cipher|encoded|reverse|reversed|backwards?|spelled)\b/;
 
@@ -292,14 +298,17 @@ function scanWords(text: string, st: ScanState): void {
       j++;
       if (j - i === PREFIX) prefix = h;
     }
-    if (!st.hints.lexicon && LEXICON_HASHES.has(j - i >= PREFIX ? prefix : h)) st.hints.lexicon = true;
+    if (!st.hints.lexicon) {
+      const lexiconKey = j - i >= PREFIX ? prefix : h;
+      if ((HASH_BITS[lexiconKey & 0xffff] & LEXICON_BIT) !== 0 && LEXICON_HASHES.has(lexiconKey)) st.hints.lexicon = true;
+    }
     if (letters && digits) st.hints.leet = true;
     if (j - i === 1 && letters) {
       spaced = j - 1 - lastWordEnd <= 2 ? spaced + 1 : 1;
       if (spaced >= MIN_SPACED_LETTERS) st.hints.spaced = true;
     } else spaced = 0;
     lastWordEnd = j;
-    if (j - i <= 16 && ANCHOR_HASHES.has(h)) {
+    if (j - i <= 16 && (HASH_BITS[h & 0xffff] & ANCHOR_BIT) !== 0 && ANCHOR_HASHES.has(h)) {
       const word = text.slice(i, j);
       const hint = HINTS.get(word);
       if (hint) st.hints[hint] = true;
