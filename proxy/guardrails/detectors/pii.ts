@@ -383,9 +383,11 @@ function cardScore(t: string, start: number, end: number, s: string, digits: str
     }
     return (issuer ? 0.8 : 0.4) + context;
   }
-  if (CARD_GROUPED.test(s)) return (issuer ? 0.8 : 0.4) + context;
+  // Spaces around a mark, and runs of spaces, are one separator ("4111 - 1111 - …", "4111  1111  …").
+  const grouped = s.replace(/ *([-./]) */g, '$1').replace(/ {2,}/g, ' ');
+  if (CARD_GROUPED.test(grouped)) return (issuer ? 0.8 : 0.4) + context;
   // Unusual grouping: only with a known issuer, and never a "+" or "(" phone number.
-  if (CARD_REGROUPED.test(s) && issuer) return 0.55 + context;
+  if (CARD_REGROUPED.test(grouped) && issuer) return 0.55 + context;
   return 0;
 }
 

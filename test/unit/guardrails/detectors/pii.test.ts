@@ -134,6 +134,8 @@ describe('pii: the variants people write (issue 14 §4)', () => {
     expect(found(pii, 'card 4111/1111/1111/1111')).toEqual([['CREDIT_CARD', '4111/1111/1111/1111']]);
     expect(found(pii, 'pay with 41111 11111 111111')).toEqual([['CREDIT_CARD', '41111 11111 111111']]);
     expect(found(pii, 'number 5555 555555 554444 please')).toEqual([['CREDIT_CARD', '5555 555555 554444']]);
+    expect(found(pii, 'card 4111  1111  1111  1111 ok')).toEqual([['CREDIT_CARD', '4111  1111  1111  1111']]);
+    expect(found(pii, 'card 4111 - 1111 - 1111 - 1111 ok')).toEqual([['CREDIT_CARD', '4111 - 1111 - 1111 - 1111']]);
     // EAN-13 barcodes whose check digits also pass Luhn
     expect(found(pii, 'barcode 4006381333931 on the box')).toEqual([]);
     expect(found(pii, 'EAN 5901234123457')).toEqual([]);
