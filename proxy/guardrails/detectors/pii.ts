@@ -316,12 +316,13 @@ function versionContext(t: string, start: number, end: number): boolean {
 function classifyRun(t: string, start: number, end: number, emit: Emit): void {
   let s = t.slice(start, end);
   // An address with a prefix length ("10.0.0.0/24") is the address.
-  const cidr = CIDR.exec(s);
+  const cidr = s.indexOf('/') !== -1 ? CIDR.exec(s) : null;
   if (cidr && ipv4Valid(cidr[1])) {
     end = start + cidr[1].length;
     s = cidr[1];
   }
-  if (/^[\d.]+$/.test(s) && ipv4Valid(s)) {
+  // Most runs are plain numbers: only three dots can make an address.
+  if (s.length >= 7 && s.length <= 15 && s.split('.', 5).length === 4 && /^[\d.]+$/.test(s) && ipv4Valid(s)) {
     // Four small numbers are an address unless a version, build or section word says otherwise.
     emit('IP_ADDRESS', start, end, versionContext(t, start, end) ? 0.3 : 0.85);
     return;
