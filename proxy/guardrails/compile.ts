@@ -203,7 +203,8 @@ export function compilePolicy(policy: ResolvedPolicy, builtins: Readonly<Record<
       detector,
       // Rules that blank allowed text see a different text: they scan on their own.
       scanKey: builtin && !allow ? `${detectorId}@${rule.threshold ?? ''}` : `rule:${rule.id}`,
-      entities: entities ? new Set(entities) : undefined,
+      // "Every entity" leaves out the opt-in ones, spelled out so a rule sharing the scan can still add them.
+      entities: entities ? new Set(entities) : detector?.optIn ? new Set(detector.entities.filter((e) => !detector.optIn!.includes(e))) : undefined,
       threshold: rule.threshold,
       request: stage !== 'response',
       response: stage !== 'request',
