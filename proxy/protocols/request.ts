@@ -467,10 +467,17 @@ export function parseRequest(api: ApiKind, body: Buffer, contentType: string | u
   return readRequest(api, body, contentType).parsed;
 }
 
-function readRequest(api: ApiKind, body: Buffer, contentType: string | undefined): { parsed: ParsedRequest; record: BodyRecord } {
+/**
+ * The text of a JSON body on a route that is no inference API (the agent's own API behind the inbound listener):
+ * which strings it selects. Such a route reads its body the same way (JSON as Python reads it, form, multipart,
+ * text; unreadable bodies are refused), but an empty or media body is no error there: it has no text.
+ */
+export type JsonTextSelector = (json: unknown) => { texts: ReadonlyArray<{ path: JsonPath; text: string }>; keys: readonly string[]; tooDeep: boolean };
+
+function readRequest(api: ApiKind, body: Buffer, contentType: string | undefined, select?: JsonTextSelector): { parsed: ParsedRequest; record: BodyRecord } {
   const other = isInferenceRoute(api) ? api : 'passthrough';
   if (api === 'passthrough') return { parsed: empty(api, 'binary'), record: { format: 'binary' } };
-  if (body.length === 0) return { parsed: empty(other, 'empty', isInferenceRoute(api) ? 'empty body' : undefined), record: { format: 'empty' } };
+  if (body.length === 0) return { parsed: empty(select ? api : other, 'empty', isInferenceRoute(api) && !select ? 'empty body' : undefined), record: { format: 'empty' } };
   const mediaType = mediaTypeOf(contentType);
 
   let json: unknown;
@@ -493,8 +500,9 @@ function readRequest(api: ApiKind, body: Buffer, contentType: string | undefined
       jsonError = err instanceof Error ? err.message : 'malformed JSON';
     }
   }
-  if (record) return { parsed: fromJson(api, json, record), record };
+  if (record) return { parsed: select ? fromSelection(api, json, record, select) : fromJson(api, json, record), record };
 
+  if (select && isMedia(body, mediaType)) return { parsed: empty(api, 'binary'), record: { format: 'binary' } };
   if (isMedia(body, mediaType)) {
     const error = JSON_ONLY.has(api) ? `a ${mediaType || 'binary'} body on a JSON route` : undefined;
     return { parsed: empty(error ? api : 'passthrough', 'binary', error), record: { format: 'binary' } };
@@ -525,6 +533,23 @@ function readRequest(api: ApiKind, body: Buffer, contentType: string | undefined
   }
   out.add('user', 'inputs', at(undefined, '$text'), text);
   return { parsed: textRequest(api, 'text', out), record: { format: 'text', text } };
+}
+
+/** A JSON body read through a selector: every selected string is user input; object keys are read-only text. */
+function fromSelection(api: ApiKind, json: unknown, record: BodyRecord, select: JsonTextSelector): ParsedRequest {
+  const out = new Segments();
+  const selected = select(json);
+  for (const t of selected.texts) out.add('user', 'inputs', locOf(t.path), t.text);
+  if (selected.keys.length > 0) out.add('user', 'inputs', at(undefined, '$keys'), selected.keys.join('\n'), true, true);
+  const input = out.done();
+  const parseError = selected.tooDeep ? `nesting deeper than ${MAX_JSON_DEPTH} levels` : undefined;
+  return { api, format: record.format, json, stream: false, input, ...(parseError ? { parseError } : {}) };
+}
+
+function locOf(path: JsonPath): Loc | undefined {
+  let loc: Loc | undefined;
+  for (const key of path) loc = at(loc, key);
+  return loc;
 }
 
 function textRequest(api: ApiKind, format: BodyFormat, out: Segments): ParsedRequest {
@@ -612,10 +637,10 @@ export function utf8ContentType(contentType: string | undefined): string | undef
  * Puts the request body into the exchange, parsed once. The server and the tests fill an Exchange this way.
  * `unreadable` says why the bytes could not even be decoded (an unknown or corrupt Content-Encoding).
  */
-export function attachRequestBody(ex: Exchange, body: Buffer, contentType: string | undefined, unreadable?: string): void {
+export function attachRequestBody(ex: Exchange, body: Buffer, contentType: string | undefined, unreadable?: string, select?: JsonTextSelector): void {
   const { parsed, record } =
     unreadable === undefined
-      ? readRequest(ex.api, body, contentType)
+      ? readRequest(ex.api, body, contentType, select)
       : { parsed: empty(isInferenceRoute(ex.api) ? ex.api : 'passthrough', 'unreadable', unreadable), record: { format: 'unreadable' as const } };
   records.set(ex, record);
   ex.requestBody = body;
