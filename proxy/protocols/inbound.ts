@@ -16,7 +16,7 @@ import { isUploadType } from '../http/headers';
 import { globMatch } from '../guardrails/glob';
 import { PolicyError, type PolicyCheck } from '../policy/load';
 import type { Policy } from '../policy/store';
-import type { BlockVerdict, Exchange, JsonPath, Segment } from './exchange';
+import type { BlockVerdict, Exchange, Segment } from './exchange';
 import { setAtPath } from './json-path';
 import { createJsonStreamRewriter } from './json-stream';
 import { compileJsonPath, selectStrings, type CompiledJsonPath } from './json-select';
