@@ -103,6 +103,8 @@ const LF = 0x0a;
 class InboundStreamRewriter implements StreamRewriter {
   private readonly sse?: SseParser;
   private readonly channels = new Map<string, Channel>();
+  /** Per kind of event: JSON data, or text. */
+  private readonly modes = new Map<string, 'json' | 'text'>();
   private partial: Buffer[] = [];
   private emitted: string[] = [];
   private heldFrom?: number;
@@ -222,10 +224,14 @@ class InboundStreamRewriter implements StreamRewriter {
     } catch {
       parsed = false;
     }
-    const json = parsed && value !== null && (typeof value === 'object' || typeof value === 'string');
-    // Text that is not JSON is streamed text, except the `[DONE]` marker; a JSON number, boolean or null is none.
-    const text = !parsed && data.trim() !== '[DONE]';
-    const pieces: Piece[] = json ? this.piecesOf(template.prefix, value) : text ? [{ ch: this.channel(`${template.prefix}|text`, [], true), path: [], text: data }] : [];
+    // A kind of event is JSON or text by its first data: a plain-text stream whose token happens to parse as JSON
+    // (`"done"`, `42`) stays text, so one answer never splits over two channels.
+    let mode = this.modes.get(template.prefix);
+    if (!mode) this.modes.set(template.prefix, (mode = parsed && value !== null && typeof value !== 'number' && typeof value !== 'boolean' ? 'json' : 'text'));
+    const json = mode === 'json' && parsed && value !== null && (typeof value === 'object' || typeof value === 'string');
+    // Anything else is streamed text as it stands (a bare "4111" too), except the `[DONE]` marker.
+    const text = !json && data.trim() !== '[DONE]';
+    const pieces: Piece[] = json ? this.piecesOf(template.prefix, value) : text ? [{ ch: this.channel(`${template.prefix}|[]`, [], true), path: [], text: data }] : [];
     // An event without streamed text ends the text before it: held tails go out first.
     if (!pieces.some((p) => p.ch.streamed && p.text !== '')) this.flush();
     if (this.verdict) return undefined;
