@@ -181,8 +181,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     const routed = route.protocol.route(method, req.url ?? '/', route.listener.upstream.pathname);
     const api = routed.ok ? routed.api : 'passthrough';
     const contentType = headerValue(req.headers, 'content-type');
-    const inspection = route.protocol.inspection(api, contentType);
-    const inspect = inspection !== 'none';
+    const inspect = route.protocol.inspects(api, contentType);
     const ex = newExchange({
       id: requestId(req),
       direction: route.listener.direction,
@@ -200,7 +199,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     res.once('close', () => onClientClose(flight));
     if (!routed.ok) return rejectPath(flight, routed.reason);
 
-    if (inspection === 'all') {
+    if (inspect) {
       const declared = Number(headerValue(req.headers, 'content-length') ?? 0);
       if (declared > config.maxRequestBytes) return rejectTooLarge(flight);
       let body: Buffer;

@@ -185,11 +185,9 @@ export function createInboundProtocol(current: () => Policy): WireProtocol {
       const listed = routeFor(inbound(), method, path) !== undefined;
       return { ok: true, api: listed ? 'inbound' : 'passthrough', dialect: 'openai', path: `${path}${target.query}` };
     },
-    inspection(api, contentType) {
-      if (api === 'passthrough') return 'none';
-      // Listed routes read every body; without routes a declared upload streams through and only the answer is read.
-      return inbound().routes || !isUploadType(contentType) ? 'all' : 'response';
-    },
+    // Every body of an inspected route is read (up to MAX_REQUEST_SIZE), whatever its declared type: an app may parse
+    // JSON sent as image/png. Media and bytes declared as bytes have no text; an upload too large needs an unlisted route.
+    inspects: (api) => api !== 'passthrough',
     attachBody(ex, body, contentType, unreadable) {
       const route = routeOf(ex);
       attachRequestBody(ex, body, contentType, unreadable, (json) => selectStrings(json, route.request, MAX_JSON_DEPTH));

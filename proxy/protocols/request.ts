@@ -524,6 +524,8 @@ function readRequest(api: ApiKind, body: Buffer, contentType: string | undefined
   try {
     text = decodeUtf8(body);
   } catch {
+    // Bytes declared as bytes (an upload to the agent's own API) are read as bytes, as the app reads them.
+    if (select && mediaType === 'application/octet-stream') return { parsed: empty(api, 'binary'), record: { format: 'binary' } };
     return { parsed: empty(other, 'unreadable', 'body is neither JSON nor UTF-8 text'), record: { format: 'unreadable' } };
   }
   if (mediaType === 'application/x-www-form-urlencoded') {

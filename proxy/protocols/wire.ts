@@ -8,9 +8,6 @@ import { parseResponse, serializeResponse } from './response';
 import { routeRequest, type RoutedRequest } from './routes';
 import { createStreamRewriter, type StreamRewriter } from './stream';
 
-/** How much of an exchange the proxy reads: the request body and the response, the response alone, or nothing. */
-export type Inspection = 'all' | 'response' | 'none';
-
 /**
  * What one listener speaks: how a request is routed and read, and how the answer is parsed, written back and
  * streamed. The server's flight code is the same for every listener; the egress listeners speak the inference
@@ -18,7 +15,8 @@ export type Inspection = 'all' | 'response' | 'none';
  */
 export interface WireProtocol {
   route(method: string, rawTarget: string, basePath: string): RoutedRequest;
-  inspection(api: ApiKind, contentType: string | undefined): Inspection;
+  /** Read the request body and the answer (else both are forwarded as they come, and traced). */
+  inspects(api: ApiKind, contentType: string | undefined): boolean;
   /** Puts the (decoded) request body into the exchange; `unreadable` says why the bytes could not be decoded. */
   attachBody(ex: Exchange, body: Buffer, contentType: string | undefined, unreadable?: string): void;
   parseResponse(ex: Exchange, body: Buffer, headers: IncomingHttpHeaders): void;
@@ -34,10 +32,7 @@ export interface WireProtocol {
 /** The inference APIs the agent calls (the egress listeners). */
 export const egressProtocol: WireProtocol = {
   route: routeRequest,
-  inspection(api, contentType) {
-    if (api === 'passthrough') return 'none';
-    return isInferenceRoute(api) || !isUploadType(contentType) ? 'all' : 'none';
-  },
+  inspects: (api, contentType) => api !== 'passthrough' && (isInferenceRoute(api) || !isUploadType(contentType)),
   attachBody: (ex, body, contentType, unreadable) => attachRequestBody(ex, body, contentType, unreadable),
   parseResponse,
   serializeResponse: (ex, body, verdict) => serializeResponse(ex, body, verdict),

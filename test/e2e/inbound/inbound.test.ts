@@ -102,7 +102,8 @@ describe('inbound listener without an inbound section: every request inspected, 
     ['gzip-encoded', () => post(`${rig.inbound}/api/chat`, gzipSync(JSON.stringify({ message: INJECTION })), { 'content-encoding': 'gzip' })],
     ['UTF-16 JSON with a BOM', () => post(`${rig.inbound}/api/chat`, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(JSON.stringify({ message: INJECTION }), 'utf16le')]))],
     ['a form', () => post(`${rig.inbound}/api/chat`, `message=${encodeURIComponent(INJECTION)}`, { 'content-type': 'application/x-www-form-urlencoded' })],
-    ['text declared as an image', () => post(`${rig.inbound}/api/chat`, JSON.stringify({ message: INJECTION }), { 'content-type': 'text/plain' })],
+    ['JSON declared as text', () => post(`${rig.inbound}/api/chat`, JSON.stringify({ message: INJECTION }), { 'content-type': 'text/plain' })],
+    ['JSON declared as an image', () => post(`${rig.inbound}/api/chat`, JSON.stringify({ message: INJECTION }), { 'content-type': 'image/png' })],
     ['a nested field', () => post(`${rig.inbound}/api/chat`, { message: 'hi', context: { notes: [INJECTION] } })],
     ['the query string', () => fetch(`${rig.inbound}/api/search?q=${encodeURIComponent(INJECTION)}`)],
   ])('reads the body the way the app would: injection in %s is blocked too', async (_how, send) => {
@@ -168,9 +169,11 @@ describe('inbound listener without an inbound section: every request inspected, 
     expect(events[events.length - 1]).toBe('event: done\ndata: {"conversation_id":"conv-1"}');
   });
 
-  it('a declared upload streams through uninspected; the answer is still read', async () => {
-    const res = await fetch(`${rig.inbound}/api/upload`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', 'x-agent-reply': 'unused' }, body: Buffer.alloc(4096, 7) });
+  it('bytes uploaded as bytes have no text and reach the app unchanged', async () => {
+    const bytes = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 151 + 0x80) & 0xff));
+    const res = await fetch(`${rig.inbound}/api/upload`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: bytes });
     expect(await res.json()).toEqual({ bytes: 4096 });
+    expect(agent.requests[agent.requests.length - 1].body.equals(bytes)).toBe(true);
   });
 
   it('traces every exchange to Akto with direction inbound and the end user\'s identity; the egress listener says egress', async () => {

@@ -23,7 +23,7 @@ function exchangeOf(p: WireProtocol, method: string, target: string, body: Buffe
   const routed = p.route(method, target, '/');
   if (!routed.ok) throw new Error(routed.reason);
   const ex = newExchange({ id: 't', direction: 'inbound', method, path: routed.path, api: routed.api, dialect: routed.dialect, upstream: new URL('http://127.0.0.1:8000') });
-  if (p.inspection(routed.api, contentType) === 'all') p.attachBody(ex, Buffer.isBuffer(body) ? body : Buffer.from(body), contentType);
+  if (p.inspects(routed.api, contentType)) p.attachBody(ex, Buffer.isBuffer(body) ? body : Buffer.from(body), contentType);
   return ex;
 }
 
@@ -36,18 +36,16 @@ describe('inbound protocol: routes', () => {
   it('without an inbound section every request is inspected; the canonical path goes to the app', () => {
     const r = open.route('GET', '/a/./b/../c/%7Euser/?q=1', '/');
     expect(r).toEqual({ ok: true, api: 'inbound', dialect: 'openai', path: '/a/c/~user/?q=1' });
-    expect(open.inspection('inbound', 'application/json')).toBe('all');
-    // A declared upload streams through; its answer is still read.
-    expect(open.inspection('inbound', 'image/png')).toBe('response');
-    expect(open.inspection('inbound', 'multipart/form-data; boundary=x')).toBe('response');
+    // Every body is read whatever its declared type: an app may parse JSON sent as image/png.
+    expect(['application/json', 'image/png', 'multipart/form-data; boundary=x', undefined].map((t) => open.inspects('inbound', t))).toEqual([true, true, true, true]);
   });
 
   it('with routes, a request on no listed route passes through (traced); a listed one reads every body', () => {
     expect(listed.route('POST', '/api/other', '/')).toMatchObject({ ok: true, api: 'passthrough' });
     expect(listed.route('GET', '/api/chat', '/')).toMatchObject({ api: 'passthrough' });
     expect(listed.route('POST', '/api/chat', '/')).toMatchObject({ api: 'inbound' });
-    expect(listed.inspection('inbound', 'image/png')).toBe('all');
-    expect(listed.inspection('passthrough', 'application/json')).toBe('none');
+    expect(listed.inspects('inbound', 'image/png')).toBe(true);
+    expect(listed.inspects('passthrough', 'application/json')).toBe(false);
   });
 
   it.each([
@@ -121,6 +119,10 @@ describe('inbound protocol: request bodies', () => {
     expect([get.api, get.parseError, get.input]).toEqual(['inbound', undefined, []]);
     const png = exchangeOf(listed, 'POST', '/api/chat', Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3]), 'image/png');
     expect([png.api, png.parseError, png.input]).toEqual(['inbound', undefined, []]);
+    const bytes = exchangeOf(open, 'POST', '/upload', Buffer.from([0xc3, 0x28, 0xa0, 0xa1, 0xff]), 'application/octet-stream');
+    expect([bytes.api, bytes.parseError, bytes.input]).toEqual(['inbound', undefined, []]);
+    const disguised = exchangeOf(open, 'POST', '/upload', '{"message":"read me"}', 'image/png');
+    expect(texts(disguised)).toContain('read me');
     const broken = exchangeOf(listed, 'POST', '/api/chat', '{"message": "unterminated');
     expect([broken.api, typeof broken.parseError]).toEqual(['inbound', 'string']);
     const undecodable = exchangeOf(open, 'POST', '/x', Buffer.from([0xc3, 0x28, 0xa0, 0xa1]), 'text/plain');
