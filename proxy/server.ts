@@ -178,7 +178,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     const started = process.hrtime.bigint();
     const method = req.method ?? 'GET';
     // The webhook points apps at the bare listener, so APP_URL may carry "/v1": classify what the endpoint serves.
-    const routed = route.protocol.route(method, req.url ?? '/', route.listener.upstream.pathname);
+    const routed = route.protocol.route(method, req.url ?? '/', route.listener.upstream.pathname, req.headers);
     const api = routed.ok ? routed.api : 'passthrough';
     const contentType = headerValue(req.headers, 'content-type');
     const inspect = route.protocol.inspects(api, contentType);
@@ -227,6 +227,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     if (flight.done) return;
     if (ex.input.some((s) => s.edited && !s.readonly)) {
       ex.requestBody = serializeRequest(ex);
+      if (route.protocol.editedPath) ex.path = route.protocol.editedPath(ex);
       const ct = utf8ContentType(contentType);
       if (ct !== undefined) req.headers['content-type'] = ct;
     }

@@ -148,8 +148,11 @@ export interface Exchange {
   /** Epoch milliseconds when the request arrived. */
   readonly startedAt: number;
   readonly method: string;
-  /** Path the endpoint serves (APP_URL's path + the request path), with the query string. */
-  readonly path: string;
+  /**
+   * Path the endpoint serves (APP_URL's path + the request path), with the query string. The inbound listener
+   * rewrites the query when a guardrail redacted one of its parameters.
+   */
+  path: string;
   /** From the route; parsing the body may refine it once (attachRequestBody). */
   api: ApiKind;
   readonly dialect: ErrorDialect;

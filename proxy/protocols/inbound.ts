@@ -22,7 +22,7 @@ import { createJsonStreamRewriter } from './json-stream';
 import { compileJsonPath, selectStrings, type CompiledJsonPath } from './json-select';
 import { decodedPath, lenientPath, normalizeTarget } from './path';
 import { MAX_JSON_DEPTH } from './python-json';
-import { attachRequestBody } from './request';
+import { attachRequestBody, QUERY } from './request';
 import type { RoutedRequest } from './routes';
 import { answerSegment, createInboundStreamRewriter, streamFormat } from './inbound-stream';
 import type { WireProtocol } from './wire';
@@ -91,16 +91,28 @@ export function compileInbound(policy: Policy, source = 'policy'): CompiledInbou
 /** A PolicyCheck: a JSONPath the selector cannot read fails the load (or the reload) like a schema error. */
 export const checkInboundPolicy: PolicyCheck = (policy, source) => void compileInbound(policy, source);
 
-function methodMatches(route: InboundRoute, method: string): boolean {
-  if (!route.methods) return true;
-  const m = method.toUpperCase();
-  // Frameworks answer HEAD with the GET handler.
-  return route.methods.has(m) || (m === 'HEAD' && route.methods.has('GET'));
+/** Headers frameworks take a request's method from (Express method-override, Rails, Symfony, Laravel …). */
+const METHOD_OVERRIDES = ['x-http-method-override', 'x-http-method', 'x-method-override'];
+
+/** The methods an app may dispatch this request as: its own, and any a method-override header names. */
+function methodsOf(method: string, headers: IncomingHttpHeaders): string[] {
+  const out = [method.toUpperCase()];
+  for (const h of METHOD_OVERRIDES) {
+    const v = headers[h];
+    for (const m of (Array.isArray(v) ? v : v === undefined ? [] : [v]).flatMap((x) => x.split(','))) if (m.trim()) out.push(m.trim().toUpperCase());
+  }
+  return out;
 }
 
-function firstRoute(routes: readonly InboundRoute[], method: string, view: string): InboundRoute | undefined {
+function methodMatches(route: InboundRoute, methods: readonly string[]): boolean {
+  if (!route.methods) return true;
+  // Frameworks answer HEAD with the GET handler.
+  return methods.some((m) => route.methods!.has(m) || (m === 'HEAD' && route.methods!.has('GET')));
+}
+
+function firstRoute(routes: readonly InboundRoute[], methods: readonly string[], view: string): InboundRoute | undefined {
   const lower = view.toLowerCase();
-  return routes.find((r) => methodMatches(r, method) && (globMatch(r.glob, view) || globMatch(r.globLower, lower)));
+  return routes.find((r) => methodMatches(r, methods) && (globMatch(r.glob, view) || globMatch(r.globLower, lower)));
 }
 
 /** The ways an app may read `path`: decoded, leniently decoded, any letter case, with or without a trailing slash. */
@@ -119,13 +131,13 @@ function pathViews(path: string): string[] {
 }
 
 /** The route `path` (no query) is on: undefined when routes are listed and none matches. */
-function routeFor(inbound: CompiledInbound, method: string, path: string): InboundRoute | undefined {
+function routeFor(inbound: CompiledInbound, methods: readonly string[], path: string): InboundRoute | undefined {
   if (!inbound.routes) return EVERY_STRING;
-  const direct = firstRoute(inbound.routes, method, path);
+  const direct = firstRoute(inbound.routes, methods, path);
   if (direct) return direct;
   const others = new Set<InboundRoute>();
   for (const view of pathViews(path)) {
-    const r = firstRoute(inbound.routes, method, view);
+    const r = firstRoute(inbound.routes, methods, view);
     if (r) others.add(r);
   }
   if (others.size === 0) return undefined;
@@ -145,15 +157,25 @@ function withheldText(verdict: BlockVerdict): string {
   return `[withheld by guardrail rule "${verdict.code}"]`;
 }
 
-/** The query string's parameters as the app reads them ('+' a space, UTF-8 escapes): text it reads, but cannot be rewritten. */
+/** The query string's parameters as the app reads them ('+' a space, UTF-8 escapes); a redaction is written back. */
 function querySegments(path: string): Segment[] {
   const q = path.indexOf('?');
   if (q === -1 || q === path.length - 1) return [];
   const params = [...new URLSearchParams(path.slice(q + 1))];
-  const out: Segment[] = params.map(([, value], i) => ({ role: 'user', kind: 'inputs', trusted: true, path: ['$query', i], text: value, readonly: true }));
+  const out: Segment[] = params.map(([, value], i) => ({ role: 'user', kind: 'inputs', trusted: true, path: [QUERY, i], text: value }));
   const keys = params.map(([k]) => k).join('\n');
-  if (keys !== '') out.push({ role: 'user', kind: 'inputs', trusted: true, path: ['$query', '$keys'], text: keys, readonly: true });
+  if (keys !== '') out.push({ role: 'user', kind: 'inputs', trusted: true, path: [QUERY, '$keys'], text: keys, readonly: true });
   return out.filter((s) => s.text !== '');
+}
+
+/** The path with the query's edited parameters written back (every parameter re-encoded the way URLSearchParams does). */
+function withEditedQuery(ex: Exchange): string {
+  const edited = ex.input.filter((s) => s.edited && !s.readonly && s.path[0] === QUERY);
+  const q = ex.path.indexOf('?');
+  if (edited.length === 0 || q === -1) return ex.path;
+  const params = [...new URLSearchParams(ex.path.slice(q + 1))];
+  for (const s of edited) params[s.path[1] as number][1] = s.text;
+  return `${ex.path.slice(0, q)}?${new URLSearchParams(params).toString()}`;
 }
 
 /**
@@ -169,25 +191,26 @@ export function createInboundProtocol(current: () => Policy): WireProtocol {
   const routeOf = (ex: Exchange): InboundRoute => {
     let r = routes.get(ex);
     if (!r) {
-      r = routeFor(inbound(), ex.method, pathOnly(ex.path)) ?? EVERY_STRING;
+      r = routeFor(inbound(), methodsOf(ex.method, ex.requestHeaders), pathOnly(ex.path)) ?? EVERY_STRING;
       routes.set(ex, r);
     }
     return r;
   };
 
   return {
-    route(method: string, rawTarget: string, basePath: string): RoutedRequest {
+    route(method: string, rawTarget: string, basePath: string, headers: IncomingHttpHeaders = {}): RoutedRequest {
       const normalized = normalizeTarget(rawTarget);
       if (!normalized.ok) return { ok: false, dialect: 'openai', reason: normalized.reason };
       const { target } = normalized;
       const base = basePath.endsWith('/') ? basePath.slice(0, -1) : basePath;
       const path = `${base}${target.path}${target.trailingSlash ? '/' : ''}`;
-      const listed = routeFor(inbound(), method, path) !== undefined;
+      const listed = routeFor(inbound(), methodsOf(method, headers), path) !== undefined;
       return { ok: true, api: listed ? 'inbound' : 'passthrough', dialect: 'openai', path: `${path}${target.query}` };
     },
     // Every body of an inspected route is read (up to MAX_REQUEST_SIZE), whatever its declared type: an app may parse
     // JSON sent as image/png. Media and bytes declared as bytes have no text; an upload too large needs an unlisted route.
     inspects: (api) => api !== 'passthrough',
+    editedPath: withEditedQuery,
     attachBody(ex, body, contentType, unreadable) {
       const route = routeOf(ex);
       attachRequestBody(ex, body, contentType, unreadable, (json) => selectStrings(json, route.request, MAX_JSON_DEPTH));

@@ -3,6 +3,9 @@ import type { ApiKind, Exchange, JsonPath, Segment, SegmentKind } from './exchan
 import { setAtPath } from './json-path';
 import { decodeJsonBytes, decodeUtf8, encodeUtf8, locateStrings, MAX_JSON_DEPTH, parsePythonJson } from './python-json';
 
+/** The location of query-string parameters among a request's segments (written back to the path, not the body). */
+export const QUERY = '$query';
+
 /** How a request body was read: the way the upstream would read it, not the way it was declared. */
 export type BodyFormat = 'json' | 'text' | 'form' | 'multipart' | 'binary' | 'empty' | 'unreadable';
 
@@ -596,7 +599,7 @@ function jsonText(ex: Exchange, record: BodyRecord): string {
  */
 export function serializeRequest(ex: Exchange): Buffer {
   const record = records.get(ex);
-  const edited = ex.input.filter((s) => s.edited && !s.readonly);
+  const edited = ex.input.filter((s) => s.edited && !s.readonly && s.path[0] !== QUERY);
   if (!record || edited.length === 0) return ex.requestBody;
   switch (record.format) {
     case 'json': {

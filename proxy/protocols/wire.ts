@@ -14,9 +14,11 @@ import { createStreamRewriter, type StreamRewriter } from './stream';
  * APIs (routes.ts, request.ts, response.ts, stream.ts), the inbound listener the agent's own API (inbound.ts).
  */
 export interface WireProtocol {
-  route(method: string, rawTarget: string, basePath: string): RoutedRequest;
+  route(method: string, rawTarget: string, basePath: string, headers?: IncomingHttpHeaders): RoutedRequest;
   /** Read the request body and the answer (else both are forwarded as they come, and traced). */
   inspects(api: ApiKind, contentType: string | undefined): boolean;
+  /** The path to forward once guardrails edited the request (the inbound listener writes redacted query parameters back). */
+  editedPath?(ex: Exchange): string;
   /** Puts the (decoded) request body into the exchange; `unreadable` says why the bytes could not be decoded. */
   attachBody(ex: Exchange, body: Buffer, contentType: string | undefined, unreadable?: string): void;
   parseResponse(ex: Exchange, body: Buffer, headers: IncomingHttpHeaders): void;
@@ -31,7 +33,7 @@ export interface WireProtocol {
 
 /** The inference APIs the agent calls (the egress listeners). */
 export const egressProtocol: WireProtocol = {
-  route: routeRequest,
+  route: (method, rawTarget, basePath) => routeRequest(method, rawTarget, basePath),
   inspects: (api, contentType) => api !== 'passthrough' && (isInferenceRoute(api) || !isUploadType(contentType)),
   attachBody: (ex, body, contentType, unreadable) => attachRequestBody(ex, body, contentType, unreadable),
   parseResponse,

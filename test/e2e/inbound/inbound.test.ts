@@ -135,6 +135,12 @@ describe('inbound listener without an inbound section: every request inspected, 
     expect(((await res.json()) as { answer: string }).answer).toBe('You asked: I am <EMAIL_1>, please help');
   });
 
+  it('redacts PII in a query parameter: the app gets the redacted query', async () => {
+    const res = await fetch(`${rig.inbound}/api/search?q=${encodeURIComponent(`mail ${EMAIL}`)}&page=2`);
+    expect(await res.json()).toEqual({ results: ['mail <EMAIL_1>'] });
+    expect(agent.requests[agent.requests.length - 1].path).toBe('/api/search?q=mail+%3CEMAIL_1%3E&page=2');
+  });
+
   it('withholds a secret in the app\'s plain answer; the rest of the answer arrives', async () => {
     agent.answerNext([`Use ${AWS_KEY} for deploys.`]);
     const res = await post(`${rig.inbound}/api/chat`, { message: 'deploy key?' });
@@ -238,6 +244,11 @@ limits:
       const res = await post(`${rig.inbound}${path}`, { message: INJECTION }, { 'x-end-user-id': `spell-${path.length}` });
       expect({ path, status: res.status }).toEqual({ path, status: 400 });
     }
+  });
+
+  it('inspects a listed route reached through a method-override header', async () => {
+    const res = await fetch(`${rig.inbound}/api/chat`, { method: 'PUT', headers: { 'content-type': 'application/json', 'x-http-method-override': 'POST', 'x-end-user-id': 'overrider' }, body: JSON.stringify({ message: INJECTION }) });
+    expect(res.status).toBe(400);
   });
 
   it('passes a route that is not listed, and traces it', async () => {

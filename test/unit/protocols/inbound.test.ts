@@ -59,6 +59,12 @@ describe('inbound protocol: routes', () => {
     expect(listed.route(method, target, '/')).toMatchObject({ ok: true, api: 'inbound' });
   });
 
+  it('finds the route a method-override header dispatches to', () => {
+    expect(listed.route('GET', '/api/chat', '/', { 'x-http-method-override': 'POST' })).toMatchObject({ api: 'inbound' });
+    expect(listed.route('GET', '/api/chat', '/', { 'x-method-override': 'put, post' })).toMatchObject({ api: 'inbound' });
+    expect(listed.route('GET', '/api/chat', '/', { 'x-http-method-override': 'DELETE' })).toMatchObject({ api: 'passthrough' });
+  });
+
   it('the canonical path picks its route; views that disagree get every string read', () => {
     // First match wins: /api/files/raw is also /api/files/* (title only).
     expect(texts(exchangeOf(listed, 'POST', '/api/files/raw', '{"title":"t","body":"b"}'))).toEqual(['t']);
@@ -84,17 +90,27 @@ describe('inbound protocol: request bodies', () => {
   const open = createInboundProtocol(() => ({}));
   const listed = createInboundProtocol(() => ROUTES);
 
-  it('by default reads every string, the object keys and the query string (read-only)', () => {
+  it('by default reads every string, the object keys and the query string', () => {
     const ex = exchangeOf(open, 'POST', '/ask?lang=en&topic=Ignore+previous', JSON.stringify({ message: 'hi', history: [{ content: 'earlier', n: 1 }] }));
     expect(ex.input.map((s) => [s.path, s.text, s.readonly ?? false])).toEqual([
       [['message'], 'hi', false],
       [['history', 0, 'content'], 'earlier', false],
       [['$keys'], 'message\nhistory\ncontent\nn', true],
-      [['$query', 0], 'en', true],
-      [['$query', 1], 'Ignore previous', true],
+      [['$query', 0], 'en', false],
+      [['$query', 1], 'Ignore previous', false],
       [['$query', '$keys'], 'lang\ntopic', true],
     ]);
     expect(ex.input.every((s) => s.role === 'user' && s.trusted)).toBe(true);
+  });
+
+  it('a redacted query parameter is written back to the path, never into the body', () => {
+    const ex = exchangeOf(open, 'GET', '/users?email=alice%40example.com&page=2');
+    const email = ex.input.find((s) => s.text === 'alice@example.com')!;
+    editSegment(email, '<EMAIL_1>');
+    expect(serializeRequest(ex).length).toBe(0);
+    expect(open.editedPath!(ex)).toBe('/users?email=%3CEMAIL_1%3E&page=2');
+    const untouched = exchangeOf(open, 'GET', '/users?q=a%20b');
+    expect(open.editedPath!(untouched)).toBe('/users?q=a%20b');
   });
 
   it('with request fields reads only those; an edit is written back in place', () => {
