@@ -11,6 +11,7 @@
  * as Python reads it, form, multipart, text; an unreadable body is refused). Streamed answers (SSE, NDJSON) go
  * through the same channel filters as the inference streams, one channel per event name and JSON location.
  */
+import { isUtf8 } from 'node:buffer';
 import type { IncomingHttpHeaders } from 'node:http';
 import { isUploadType } from '../http/headers';
 import { globMatch } from '../guardrails/glob';
@@ -226,6 +227,8 @@ export function createInboundProtocol(current: () => Policy): WireProtocol {
       try {
         json = JSON.parse(text);
       } catch {
+        // Text the user reads whole; bytes that are not UTF-8 text are no text (and are never rewritten).
+        if (!isUtf8(body)) return;
         answers.set(ex, { raw: true });
         ex.output.push(answerSegment([], text));
         return;

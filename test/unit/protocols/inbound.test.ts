@@ -164,6 +164,9 @@ describe('inbound protocol: complete answers', () => {
     expect(answered(open, '/x', 'plain answer', 'text/plain').output.map((s) => [s.path, s.text])).toEqual([[[], 'plain answer']]);
     expect(answered(open, '/x', '"a JSON string"').output.map((s) => [s.path, s.text])).toEqual([[[], 'a JSON string']]);
     expect(answered(open, '/x', 'PNG...', 'image/png').output).toEqual([]);
+    const bytes = exchangeOf(open, 'POST', '/x', '{}');
+    open.parseResponse(bytes, Buffer.from([0x31, 0x32, 0xff, 0xfe, 0x33]), {});
+    expect(bytes.output).toEqual([]);
   });
 
   it('writes edits back and withholds what a block flagged, leaving the rest', () => {
