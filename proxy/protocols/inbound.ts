@@ -94,26 +94,29 @@ export const checkInboundPolicy: PolicyCheck = (policy, source) => void compileI
 
 /** Headers frameworks take a request's method from (Express method-override, Rails, Symfony, Laravel …). */
 const METHOD_OVERRIDES = ['x-http-method-override', 'x-http-method', 'x-method-override'];
+/** The query parameter Rails, Laravel, Symfony and Express method-override take a POST's method from. */
+const METHOD_PARAM = '_method';
 
-/** The methods an app may dispatch this request as: its own, and any a method-override header names. */
-function methodsOf(method: string, headers: IncomingHttpHeaders): string[] {
-  const out = [method.toUpperCase()];
+/** The methods an app may dispatch this request as: its own, and any a method-override header or `?_method=` names. */
+function methodsOf(method: string, headers: IncomingHttpHeaders, query: string): string[] {
+  const named: string[] = [];
   for (const h of METHOD_OVERRIDES) {
     const v = headers[h];
-    for (const m of (Array.isArray(v) ? v : v === undefined ? [] : [v]).flatMap((x) => x.split(','))) if (m.trim()) out.push(m.trim().toUpperCase());
+    named.push(...(Array.isArray(v) ? v : v === undefined ? [] : [v]).flatMap((x) => x.split(',')));
   }
-  return out;
+  if (query !== '') named.push(...new URLSearchParams(query).getAll(METHOD_PARAM));
+  return [...new Set([method, ...named].map((m) => m.trim().toUpperCase()).filter(Boolean))];
 }
 
-function methodMatches(route: InboundRoute, methods: readonly string[]): boolean {
+function methodMatches(route: InboundRoute, method: string): boolean {
   if (!route.methods) return true;
   // Frameworks answer HEAD with the GET handler.
-  return methods.some((m) => route.methods!.has(m) || (m === 'HEAD' && route.methods!.has('GET')));
+  return route.methods.has(method) || (method === 'HEAD' && route.methods.has('GET'));
 }
 
-function firstRoute(routes: readonly InboundRoute[], methods: readonly string[], view: string): InboundRoute | undefined {
+function firstRoute(routes: readonly InboundRoute[], method: string, view: string): InboundRoute | undefined {
   const lower = view.toLowerCase();
-  return routes.find((r) => methodMatches(r, methods) && (globMatch(r.glob, view) || globMatch(r.globLower, lower)));
+  return routes.find((r) => methodMatches(r, method) && (globMatch(r.glob, view) || globMatch(r.globLower, lower)));
 }
 
 /** The ways an app may read `path`: decoded, leniently decoded, any letter case, with or without a trailing slash. */
@@ -131,23 +134,42 @@ function pathViews(path: string): string[] {
   return [...views];
 }
 
-/** The route `path` (no query) is on: undefined when routes are listed and none matches. */
-function routeFor(inbound: CompiledInbound, methods: readonly string[], path: string): InboundRoute | undefined {
-  if (!inbound.routes) return EVERY_STRING;
-  const direct = firstRoute(inbound.routes, methods, path);
+/** The one route every listed reading names, EVERY_STRING when they disagree, undefined when none is listed. */
+function agreed(found: ReadonlySet<InboundRoute>): InboundRoute | undefined {
+  if (found.size === 0) return undefined;
+  return found.size === 1 ? [...found][0] : EVERY_STRING;
+}
+
+/** The route `path` (no query) is on for one method: the canonical path's own route, else what its other views agree on. */
+function routeForMethod(routes: readonly InboundRoute[], method: string, path: string): InboundRoute | undefined {
+  const direct = firstRoute(routes, method, path);
   if (direct) return direct;
   const others = new Set<InboundRoute>();
   for (const view of pathViews(path)) {
-    const r = firstRoute(inbound.routes, methods, view);
+    const r = firstRoute(routes, method, view);
     if (r) others.add(r);
   }
-  if (others.size === 0) return undefined;
-  return others.size === 1 ? [...others][0] : EVERY_STRING;
+  return agreed(others);
 }
 
-function pathOnly(path: string): string {
+/**
+ * The route a request is on: undefined when routes are listed and none matches. The app may dispatch it under its own
+ * method or an overriding one; when those land on different routes, every string is read (more, never less).
+ */
+function routeFor(inbound: CompiledInbound, methods: readonly string[], path: string): InboundRoute | undefined {
+  if (!inbound.routes) return EVERY_STRING;
+  const found = new Set<InboundRoute>();
+  for (const m of methods) {
+    const r = routeForMethod(inbound.routes, m, path);
+    if (r) found.add(r);
+  }
+  return agreed(found);
+}
+
+/** The path without its query, and the query (no '?'). */
+function splitTarget(path: string): [string, string] {
   const q = path.indexOf('?');
-  return q === -1 ? path : path.slice(0, q);
+  return q === -1 ? [path, ''] : [path.slice(0, q), path.slice(q + 1)];
 }
 
 /** What was parsed of a complete answer, to write edits back. */
@@ -192,7 +214,8 @@ export function createInboundProtocol(current: () => Policy): WireProtocol {
   const routeOf = (ex: Exchange): InboundRoute => {
     let r = routes.get(ex);
     if (!r) {
-      r = routeFor(inbound(), methodsOf(ex.method, ex.requestHeaders), pathOnly(ex.path)) ?? EVERY_STRING;
+      const [path, query] = splitTarget(ex.path);
+      r = routeFor(inbound(), methodsOf(ex.method, ex.requestHeaders, query), path) ?? EVERY_STRING;
       routes.set(ex, r);
     }
     return r;
@@ -205,7 +228,7 @@ export function createInboundProtocol(current: () => Policy): WireProtocol {
       const { target } = normalized;
       const base = basePath.endsWith('/') ? basePath.slice(0, -1) : basePath;
       const path = `${base}${target.path}${target.trailingSlash ? '/' : ''}`;
-      const listed = routeFor(inbound(), methodsOf(method, headers), path) !== undefined;
+      const listed = routeFor(inbound(), methodsOf(method, headers, target.query.slice(1)), path) !== undefined;
       return { ok: true, api: listed ? 'inbound' : 'passthrough', dialect: 'openai', path: `${path}${target.query}` };
     },
     // Every body of an inspected route is read (up to MAX_REQUEST_SIZE), whatever its declared type: an app may parse
