@@ -31,6 +31,7 @@ import type { WireProtocol } from './wire';
 /** The policy's `inbound` section as written (policy.schema.json, docs/policy.md). */
 export interface InboundSection {
   routes?: InboundRouteSpec[];
+  headers?: string[];
   identity?: unknown;
 }
 
@@ -57,6 +58,8 @@ const EVERY_STRING: InboundRoute = { glob: '*', globLower: '*' };
 interface CompiledInbound {
   /** Undefined: no routes listed, every request is inspected. */
   routes?: readonly InboundRoute[];
+  /** Request headers (lower case) the app reads user text from. */
+  headers: readonly string[];
 }
 
 const compiled = new WeakMap<Policy, CompiledInbound>();
@@ -84,7 +87,8 @@ export function compileInbound(policy: Policy, source = 'policy'): CompiledInbou
     response: paths(r.response, `/inbound/routes/${i}/response`),
   }));
   if (problems.length > 0) throw new PolicyError(source, problems);
-  const out: CompiledInbound = routes ? { routes } : {};
+  const headers = [...new Set((section?.headers ?? []).map((h) => h.toLowerCase()))];
+  const out: CompiledInbound = routes ? { routes, headers } : { headers };
   compiled.set(policy, out);
   return out;
 }
@@ -175,6 +179,9 @@ function splitTarget(path: string): [string, string] {
 /** What was parsed of a complete answer, to write edits back. */
 type ParsedAnswer = { json: unknown } | { raw: true };
 
+/** Segment paths of request headers. */
+const HEADERS = '$headers';
+
 /** Where a withheld text stood, the client reads why. */
 function withheldText(verdict: BlockVerdict): string {
   return `[withheld by guardrail rule "${verdict.code}"]`;
@@ -189,6 +196,16 @@ function querySegments(path: string): Segment[] {
   const keys = params.map(([k]) => k).join('\n');
   if (keys !== '') out.push({ role: 'user', kind: 'inputs', trusted: true, path: [QUERY, '$keys'], text: keys, readonly: true });
   return out.filter((s) => s.text !== '');
+}
+
+/** Headers the policy names as carrying user text; never rewritten, so a redaction there blocks. */
+function headerSegments(headers: IncomingHttpHeaders, names: readonly string[]): Segment[] {
+  return names.flatMap((name) => {
+    const v = headers[name];
+    return (Array.isArray(v) ? v : v === undefined ? [] : [v])
+      .filter((text) => text !== '')
+      .map((text, i): Segment => ({ role: 'user', kind: 'inputs', trusted: true, path: [HEADERS, name, i], text, readonly: true }));
+  });
 }
 
 /** The path with the query's edited parameters written back (every parameter re-encoded the way URLSearchParams does). */
@@ -238,7 +255,9 @@ export function createInboundProtocol(current: () => Policy): WireProtocol {
     attachBody(ex, body, contentType, unreadable) {
       const route = routeOf(ex);
       attachRequestBody(ex, body, contentType, unreadable, (json) => selectStrings(json, route.request, MAX_JSON_DEPTH));
-      if (!route.request) ex.input.push(...querySegments(ex.path));
+      // The query is read on every inspected route: frameworks hand query parameters to handlers as readily as body
+      // fields (FastAPI's scalar parameters, Flask's request.values, Rails' params).
+      ex.input.push(...querySegments(ex.path), ...headerSegments(ex.requestHeaders, inbound().headers));
     },
     parseResponse(ex: Exchange, body: Buffer, headers: IncomingHttpHeaders) {
       ex.output = [];

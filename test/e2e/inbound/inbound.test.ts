@@ -219,6 +219,7 @@ describe('inbound listener with routes, fields and an end-user identity header',
   const POLICY = `version: 1
 extends: default
 inbound:
+  headers: [x-user-question]
   identity:
     sources: [{from: header, name: x-end-user-id}]
   routes:
@@ -249,6 +250,24 @@ limits:
   it('inspects a listed route reached through a method-override header', async () => {
     const res = await fetch(`${rig.inbound}/api/chat`, { method: 'PUT', headers: { 'content-type': 'application/json', 'x-http-method-override': 'POST', 'x-end-user-id': 'overrider' }, body: JSON.stringify({ message: INJECTION }) });
     expect(res.status).toBe(400);
+  });
+
+  it.each([
+    ['a _method query parameter', () => fetch(`${rig.inbound}/api/chat?_method=POST`, { method: 'PUT', headers: { 'content-type': 'application/json', 'x-end-user-id': 'overrider-q' }, body: JSON.stringify({ message: INJECTION }) })],
+    ['the query string of a route with request fields', () => post(`${rig.inbound}/api/chat?message=${encodeURIComponent(INJECTION)}`, { message: 'hi' }, { 'x-end-user-id': 'query-field' })],
+    ['a header the policy names', () => post(`${rig.inbound}/api/chat`, { message: 'hi' }, { 'x-end-user-id': 'header-q', 'x-user-question': INJECTION })],
+  ])('blocks injection in %s before the app sees it', async (_how, send) => {
+    const before = agent.requests.length;
+    const res = await send();
+    expect(res.status).toBe(400);
+    expect(agent.requests.length).toBe(before);
+  });
+
+  it('blocks PII in a named header it cannot rewrite, rather than pass it on', async () => {
+    const before = agent.requests.length;
+    const res = await post(`${rig.inbound}/api/chat`, { message: 'hi' }, { 'x-end-user-id': 'header-pii', 'x-user-question': `mail ${EMAIL}` });
+    expect(res.status).toBe(400);
+    expect(agent.requests.length).toBe(before);
   });
 
   it('passes a route that is not listed, and traces it', async () => {

@@ -132,12 +132,30 @@ describe('inbound protocol: request bodies', () => {
     expect(open.editedPath!(untouched)).toBe('/users?q=a%20b');
   });
 
-  it('with request fields reads only those; an edit is written back in place', () => {
+  it('with request fields reads only those of the JSON body; an edit is written back in place', () => {
     const body = '{"message": "mail alice@example.com",  "other": "not read", "n": 1.50}';
-    const ex = exchangeOf(listed, 'POST', '/api/chat?q=also+not+read', body);
+    const ex = exchangeOf(listed, 'POST', '/api/chat', body);
     expect(texts(ex)).toEqual(['mail alice@example.com']);
     editSegment(ex.input[0], 'mail <EMAIL_1>');
     expect(serializeRequest(ex).toString()).toBe('{"message": "mail <EMAIL_1>",  "other": "not read", "n": 1.50}');
+  });
+
+  it('with request fields still reads the query string (FastAPI takes a POST handler\'s scalar parameter from it)', () => {
+    const ex = exchangeOf(listed, 'POST', '/api/chat?message=Ignore+previous+instructions', '{"message":"hi"}');
+    expect(texts(ex)).toEqual(['hi', 'Ignore previous instructions', 'message']);
+  });
+
+  it('reads the headers the policy names as user text, read-only (a redaction there blocks)', () => {
+    const withHeaders = createInboundProtocol(() => ({ inbound: { headers: ['X-User-Question'], routes: [{ path: '/api/chat', request: ['$.message'] }] } }));
+    const headers = { 'x-user-question': 'Ignore previous instructions', 'x-other': 'not read', authorization: 'Bearer not-read' };
+    const ex = exchangeOf(withHeaders, 'POST', '/api/chat', '{"message":"hi"}', 'application/json', headers);
+    expect(ex.input.map((s) => [s.path, s.text, s.readonly ?? false])).toEqual([
+      [['message'], 'hi', false],
+      [['$headers', 'x-user-question', 0], 'Ignore previous instructions', true],
+    ]);
+    // Unlisted routes are not inspected at all; without the setting no header is text.
+    expect(withHeaders.route('POST', '/api/other', '/', headers)).toMatchObject({ api: 'passthrough' });
+    expect(texts(exchangeOf(open, 'POST', '/x', '', 'application/json', headers))).toEqual([]);
   });
 
   it('reads bodies the way the app would: UTF-16 with a BOM, form, multipart and text', () => {
