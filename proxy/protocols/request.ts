@@ -429,9 +429,11 @@ interface MultipartField {
 
 /** The fields of a multipart/form-data body; file parts keep their text only when they are text. */
 function parseMultipart(body: Buffer, contentType: string): MultipartField[] | undefined {
-  const m = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
-  const boundary = m?.[1] ?? m?.[2];
-  if (!boundary) return undefined;
+  // Exactly one boundary parameter: with two, parsers that take the first and parsers that take the last read
+  // different parts.
+  const params = [...contentType.matchAll(/(?:^|;)\s*boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))/gi)];
+  if (params.length !== 1) return undefined;
+  const boundary = params[0][1] ?? params[0][2];
   const delimiter = Buffer.from(`--${boundary}`);
   const fields: MultipartField[] = [];
   let at = body.indexOf(delimiter);
@@ -449,8 +451,17 @@ function parseMultipart(body: Buffer, contentType: string): MultipartField[] | u
     const name = /\bname="([^"]*)"/i.exec(disposition)?.[1] ?? '';
     const filename = /\bfilename="([^"]*)"/i.exec(disposition)?.[1];
     const type = (/content-type:\s*([^\r\n;]+)/i.exec(head)?.[1] ?? (filename === undefined ? 'text/plain' : 'application/octet-stream')).trim().toLowerCase();
-    const textual = type.startsWith('text/') || type.includes('json') || (filename === undefined && !isMedia(content, type));
-    fields.push({ name, filename, type, text: textual && isUtf8(content) ? content.toString('utf8') : undefined });
+    // Text is text whatever the part declares: frameworks hand a part without a filename to the app as a string, and
+    // an agent reads the text of an uploaded file. Media (by magic number) has no text; a part that says it is text
+    // but is no UTF-8 cannot be read.
+    // A transfer encoding (base64, quoted-printable) some parsers undo and the guardrails would not.
+    const transfer = /content-transfer-encoding:\s*([^\r\n;\s]+)/i.exec(head)?.[1].toLowerCase();
+    if (transfer !== undefined && !['7bit', '8bit', 'binary'].includes(transfer)) return undefined;
+    const declaredText = type.startsWith('text/') || type.includes('json') || (filename === undefined && !MEDIA_TYPE.test(type));
+    if (isMedia(content, '')) fields.push({ name, filename, type });
+    else if (isUtf8(content)) fields.push({ name, filename, type, text: content.toString('utf8') });
+    else if (declaredText) return undefined;
+    else fields.push({ name, filename, type });
     at = next;
   }
   return fields;

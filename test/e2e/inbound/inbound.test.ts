@@ -106,6 +106,8 @@ describe('inbound listener without an inbound section: every request inspected, 
     ['JSON declared as an image', () => post(`${rig.inbound}/api/chat`, JSON.stringify({ message: INJECTION }), { 'content-type': 'image/png' })],
     ['a nested field', () => post(`${rig.inbound}/api/chat`, { message: 'hi', context: { notes: [INJECTION] } })],
     ['the query string', () => fetch(`${rig.inbound}/api/search?q=${encodeURIComponent(INJECTION)}`)],
+    ['a multipart field declared as an image', () => post(`${rig.inbound}/api/chat`, `--b\r\nContent-Disposition: form-data; name="message"\r\nContent-Type: image/png\r\n\r\n${INJECTION}\r\n--b--\r\n`, { 'content-type': 'multipart/form-data; boundary=b' })],
+    ['an uploaded text file', () => post(`${rig.inbound}/api/chat`, `--b\r\nContent-Disposition: form-data; name="doc"; filename="q.txt"\r\nContent-Type: application/octet-stream\r\n\r\n${INJECTION}\r\n--b--\r\n`, { 'content-type': 'multipart/form-data; boundary=b' })],
   ])('reads the body the way the app would: injection in %s is blocked too', async (_how, send) => {
     const before = agent.requests.length;
     const res = await send();
