@@ -7,6 +7,7 @@ import { ConfigError, type Env } from './config-env';
 import { createGuardrails } from './guardrails';
 import { createIngest } from './ingest';
 import { checkLimitsPolicy, createLimits } from './limits';
+import { checkInboundPolicy, createInboundProtocol } from './protocols/inbound';
 import { startProxy, type RunningProxy } from './server';
 import { createLogger, type Logger } from './telemetry/logger';
 import { SecretScrubber } from './telemetry/scrub';
@@ -32,7 +33,7 @@ export async function startApp(env: Env, opts: { logger?: Logger; registry?: Reg
   const secrets = SecretScrubber.fromEnv(env);
   const logger = opts.logger ?? createLogger(config.logLevel, undefined, secrets);
   const registry = opts.registry ?? createRegistry();
-  const guardrails = await createGuardrails(env, logger, registry, [checkLimitsPolicy]);
+  const guardrails = await createGuardrails(env, logger, registry, [checkLimitsPolicy, checkInboundPolicy]);
   const limits = createLimits(guardrails.store, env, logger, registry);
   const akto = createAktoGuardrails(env, logger, registry, { version: VERSION });
   const alerts = createAlerts(env, logger, registry, { version: VERSION });
@@ -50,7 +51,8 @@ export async function startApp(env: Env, opts: { logger?: Logger; registry?: Reg
   };
   let proxy: RunningProxy;
   try {
-    proxy = await startProxy({ config, hooks, logger, registry, env, readyDetail: () => [guardrails.modelTier.describe()] });
+    const inboundProtocol = createInboundProtocol(() => guardrails.store.current());
+    proxy = await startProxy({ config, hooks, logger, registry, env, inboundProtocol, readyDetail: () => [guardrails.modelTier.describe()] });
   } catch (err) {
     await stopFeatures(0);
     throw listenError(err, config, env) ?? err;
@@ -71,9 +73,11 @@ export async function startApp(env: Env, opts: { logger?: Logger; registry?: Reg
 /** A port or address that cannot be used is a configuration error naming the variable that chose it. */
 function listenError(err: unknown, config: ProxyConfig, env: Env): ConfigError | undefined {
   const e = err as NodeJS.ErrnoException & { port?: number; address?: string };
-  const admin = e.port === config.adminPort && !config.listeners.some((l) => l.port === e.port);
-  const portKey = admin ? 'ADMIN_PORT' : env.UPSTREAMS?.trim() ? 'UPSTREAMS' : 'AKTO_PROXY_PORT';
-  const hostKey = admin ? 'ADMIN_HOST' : 'LISTEN_HOST';
+  const listener = config.listeners.find((l) => l.port === e.port);
+  const admin = e.port === config.adminPort && !listener;
+  const inbound = listener?.direction === 'inbound';
+  const portKey = admin ? 'ADMIN_PORT' : inbound ? 'INBOUND_PORT' : env.UPSTREAMS?.trim() ? 'UPSTREAMS' : 'AKTO_PROXY_PORT';
+  const hostKey = admin ? 'ADMIN_HOST' : inbound ? 'INBOUND_HOST' : 'LISTEN_HOST';
   const where = `${e.address ?? '?'}:${e.port ?? '?'}`;
   switch (e.code) {
     case 'EADDRINUSE':

@@ -1,6 +1,7 @@
 import { validateHeaderValue } from 'node:http';
 import { Env, envEnum, envInt, envPort, envString, ConfigError, parseHttpUrl, envBool } from './config-env';
 import type { ListenerTls } from './http/serving';
+import type { Direction } from './protocols/exchange';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -9,10 +10,14 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export interface Listener {
   port: number;
   upstream: URL;
-  /** The env var holding the upstream URL (APP_URL, APP_URL_1, ...). */
+  /** The env var holding the upstream URL (APP_URL, APP_URL_1, ..., INBOUND_APP_URL). */
   urlVar: string;
-  /** The env var that may hold this upstream's credential, by the naming rule. */
-  authorizationVar: string;
+  /** egress: the agent's calls to its inference endpoints; inbound: end users' calls to the agent's own API. */
+  direction: Direction;
+  /** Address this listener binds when it is not LISTEN_HOST (the inbound listener's INBOUND_HOST). */
+  host?: string;
+  /** The env var that may hold this upstream's credential, by the naming rule (egress listeners only). */
+  authorizationVar?: string;
   /** When set, replaces any client Authorization header on the way to THIS upstream only. Never logged. */
   authorization?: string;
 }
@@ -48,6 +53,8 @@ export function loadProxyConfig(env: Env): ProxyConfig {
   for (const l of listeners) {
     if (l.port !== 0 && l.port === adminPort) throw new ConfigError('ADMIN_PORT', `must differ from the proxy port ${l.port}`);
   }
+  const inbound = loadInboundListener(env, listeners, adminPort);
+  if (inbound) listeners.push(inbound);
   return {
     listeners,
     listenHost: envString(env, 'LISTEN_HOST', '0.0.0.0'),
@@ -61,6 +68,28 @@ export function loadProxyConfig(env: Env): ProxyConfig {
     forceIdentityEncoding: envBool(env, 'UPSTREAM_IDENTITY_ENCODING', true),
     listenTls: loadListenTls(env),
   };
+}
+
+/**
+ * INBOUND_PORT (unset = off) opens a listener for the agent's own API: end users reach it (INBOUND_HOST, default
+ * 0.0.0.0, since it is called from outside the pod) and it forwards to INBOUND_APP_URL, the agent container. It
+ * never sends an upstream credential: the end user's own Authorization reaches the app unchanged.
+ */
+function loadInboundListener(env: Env, egress: readonly Listener[], adminPort: number): Listener | undefined {
+  const url = envString(env, 'INBOUND_APP_URL');
+  if (envString(env, 'INBOUND_PORT') === undefined) {
+    if (url !== undefined) throw new ConfigError('INBOUND_APP_URL', 'is set but INBOUND_PORT is not: set both to guard the agent\'s own API, or neither');
+    if (envString(env, 'INBOUND_HOST') !== undefined) throw new ConfigError('INBOUND_HOST', 'is set but INBOUND_PORT is not');
+    return undefined;
+  }
+  const port = envPort(env, 'INBOUND_PORT', 0);
+  if (port !== 0) {
+    if (port === adminPort) throw new ConfigError('INBOUND_PORT', `must differ from ADMIN_PORT (${adminPort})`);
+    const twin = egress.find((l) => l.port === port);
+    if (twin) throw new ConfigError('INBOUND_PORT', `must differ from the proxy port ${port} of ${twin.urlVar}`);
+  }
+  if (url === undefined) throw new ConfigError('INBOUND_APP_URL', 'is required when INBOUND_PORT is set (the agent container\'s own API, e.g. http://127.0.0.1:8000)');
+  return { port, upstream: parseHttpUrl('INBOUND_APP_URL', url), urlVar: 'INBOUND_APP_URL', direction: 'inbound', host: envString(env, 'INBOUND_HOST', '0.0.0.0') };
 }
 
 /** LISTEN_TLS_CERT_FILE and LISTEN_TLS_KEY_FILE come together; LISTEN_TLS_RELOAD_MS (default 5000) polls for rotation. */
@@ -121,7 +150,7 @@ function loadListeners(env: Env, proxyPort: number): Listener[] {
     const authorizationVar = authorizationVarFor(urlVar);
     const authorization = envString(env, authorizationVar);
     if (authorization !== undefined) checkHeaderValue(authorizationVar, authorization);
-    return { port, upstream: parseHttpUrl(urlVar, value), urlVar, authorizationVar, authorization };
+    return { port, upstream: parseHttpUrl(urlVar, value), urlVar, direction: 'egress', authorizationVar, authorization };
   });
   for (const key of Object.keys(env)) {
     if (!key.startsWith(AUTHORIZATION_PREFIX) || envString(env, key) === undefined) continue;

@@ -11,14 +11,13 @@ import { BodyTooLargeError, Capture, decodedBody, readBody } from './http/body';
 import { createUpstreamAgent } from './http/agents';
 import { createServingServer, type ServingServer } from './http/serving';
 import { decodeContentEncoding } from './http/content-encoding';
-import { headerValue, isEventStream, isUploadType, stripHopByHop } from './http/headers';
+import { headerValue, stripHopByHop } from './http/headers';
 import { renderError, VERDICT_HEADER } from './protocols/errors';
 import { newExchange, type BlockVerdict, type Exchange, type Outcome, type Stage } from './protocols/exchange';
-import { attachRequestBody, isInferenceRoute, serializeRequest, utf8ContentType } from './protocols/request';
-import { parseResponse, serializeResponse } from './protocols/response';
-import { routeRequest } from './protocols/routes';
-import { createJsonStreamRewriter } from './protocols/json-stream';
-import { createStreamRewriter, type StreamRewriter } from './protocols/stream';
+import { createInboundProtocol } from './protocols/inbound';
+import { serializeRequest, utf8ContentType } from './protocols/request';
+import type { StreamRewriter } from './protocols/stream';
+import { egressProtocol, type WireProtocol } from './protocols/wire';
 import { chainInspectors } from './stream-chain';
 import type { Logger } from './telemetry/logger';
 import { createProxyMetrics } from './telemetry/proxy-metrics';
@@ -33,6 +32,8 @@ export interface ProxyOptions {
   env?: Env;
   /** Extra lines for the /readyz body. */
   readyDetail?: () => string[];
+  /** What the inbound listener reads (protocols/inbound.ts over the policy store); default: every string. */
+  inboundProtocol?: WireProtocol;
 }
 
 export interface RunningProxy {
@@ -47,6 +48,8 @@ export interface RunningProxy {
 
 interface Route {
   listener: Listener;
+  /** The inference APIs (egress listeners) or the agent's own API (the inbound listener). */
+  protocol: WireProtocol;
   target: string;
   agent: http.Agent;
 }
@@ -115,8 +118,10 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   // http-proxy reports resets of sockets the client already closed here, not to the callback.
   proxy.on('econnreset', () => undefined);
 
+  const inboundProtocol = opts.inboundProtocol ?? createInboundProtocol(() => ({}));
   const routes: Route[] = config.listeners.map((listener) => ({
     listener,
+    protocol: listener.direction === 'inbound' ? inboundProtocol : egressProtocol,
     target: listener.upstream.href,
     agent: createUpstreamAgent(listener.upstream, env),
   }));
@@ -147,7 +152,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
       else socket.destroy();
     });
-    await listen(server, route.listener.port, config.listenHost);
+    await listen(server, route.listener.port, route.listener.host ?? config.listenHost);
     servers.push(server);
   }
 
@@ -159,10 +164,10 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     detail: opts.readyDetail,
   });
 
-  const urls = servers.map((s, i) => `${serving[i].scheme}://${loopbackHost(config.listenHost)}:${(s.address() as AddressInfo).port}`);
+  const urls = servers.map((s, i) => `${serving[i].scheme}://${loopbackHost(routes[i].listener.host ?? config.listenHost)}:${(s.address() as AddressInfo).port}`);
   logger.info(
     {
-      listeners: routes.map((r, i) => ({ url: urls[i], upstream: redactUrl(r.listener.upstream), authorization: r.listener.authorization ? 'set' : 'not set' })),
+      listeners: routes.map((r, i) => ({ url: urls[i], direction: r.listener.direction, upstream: redactUrl(r.listener.upstream), authorization: r.listener.authorization ? 'set' : 'not set' })),
       admin: admin.url,
       hooks: hooks.map((h) => h.name),
     },
@@ -173,12 +178,13 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     const started = process.hrtime.bigint();
     const method = req.method ?? 'GET';
     // The webhook points apps at the bare listener, so APP_URL may carry "/v1": classify what the endpoint serves.
-    const routed = routeRequest(method, req.url ?? '/', route.listener.upstream.pathname);
+    const routed = route.protocol.route(method, req.url ?? '/', route.listener.upstream.pathname, req.headers);
     const api = routed.ok ? routed.api : 'passthrough';
     const contentType = headerValue(req.headers, 'content-type');
-    const inspect = api !== 'passthrough' && (isInferenceRoute(api) || !isUploadType(contentType));
+    const inspect = route.protocol.inspects(api, contentType);
     const ex = newExchange({
       id: requestId(req),
+      direction: route.listener.direction,
       method,
       path: routed.ok ? routed.path : pathOnly(req.url ?? '/').slice(0, 256),
       api,
@@ -189,7 +195,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     });
     const flight: Flight = { ex, route, req, res, started, inspect, bodyRead: false, contentDecoded: false, timedOut: false, sentAt: 0, bytesIn: 0, done: false };
     inFlight.add(flight);
-    metrics.inFlight.inc();
+    metrics.inFlight.inc({ direction: ex.direction });
     res.once('close', () => onClientClose(flight));
     if (!routed.ok) return rejectPath(flight, routed.reason);
 
@@ -212,7 +218,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
         flight.contentDecoded = true;
         ex.notes.body = { decodedFrom: decoded.codings };
       }
-      attachRequestBody(ex, decoded.ok ? decoded.body : body, contentType, decoded.ok ? undefined : decoded.reason);
+      route.protocol.attachBody(ex, decoded.ok ? decoded.body : body, contentType, decoded.ok ? undefined : decoded.reason);
       if (ex.api === 'passthrough') flight.inspect = false;
     }
 
@@ -221,6 +227,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     if (flight.done) return;
     if (ex.input.some((s) => s.edited && !s.readonly)) {
       ex.requestBody = serializeRequest(ex);
+      if (route.protocol.editedPath) ex.path = route.protocol.editedPath(ex);
       const ct = utf8ContentType(contentType);
       if (ct !== undefined) req.headers['content-type'] = ct;
     }
@@ -271,7 +278,8 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       {
         target: route.target,
         agent: route.agent,
-        changeOrigin: true,
+        // The agent's own API keeps the Host the end user called (its redirects and absolute links use it).
+        changeOrigin: route.listener.direction === 'egress',
         xfwd: true,
         selfHandleResponse: true,
         buffer: bodySource(ex.path, flight.bodyRead ? ex.requestBody : req),
@@ -317,7 +325,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     flight.proxyRes = proxyRes;
     ex.upstreamMs = Math.round((performance.now() - flight.sentAt) * 100) / 100;
     ex.upstreamAddress = proxyRes.socket?.remoteAddress;
-    metrics.upstreamDuration.observe({ api: ex.api }, ex.upstreamMs / 1000);
+    metrics.upstreamDuration.observe({ direction: ex.direction, api: ex.api }, ex.upstreamMs / 1000);
     if (flight.done) {
       proxyRes.destroy();
       return;
@@ -345,7 +353,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
         message: `upstream answered with content-encoding "${encoding}", which the guardrails cannot read`,
       });
     }
-    if (isEventStream(contentType)) return relayStream(flight, proxyRes, body, status, headers);
+    if (flight.route.protocol.isStream(contentType)) return relayStream(flight, proxyRes, body, status, headers, contentType);
     const declared = body === proxyRes ? Number(headerValue(proxyRes.headers, 'content-length') ?? 0) : 0;
     if (declared > config.maxResponseBytes) return oversize(flight, proxyRes, body, status, headers, inspection, []);
     // The headers the body is read with: no content-encoding once it was decoded.
@@ -436,7 +444,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   function scanLargeBody(flight: Flight, proxyRes: IncomingMessage, body: Readable, status: number, headers: OutgoingHttpHeaders, inspector: StreamInspector, read: Buffer[]): void {
     delete headers['content-length'];
     flight.res.writeHead(status, headers);
-    relayThrough(flight, proxyRes, body, status, headers, createJsonStreamRewriter(flight.ex, inspector), { stopOnBlock: false, read });
+    relayThrough(flight, proxyRes, body, status, headers, flight.route.protocol.largeBodyRewriter(flight.ex, inspector), { stopOnBlock: false, read });
   }
 
   /** The upstream died mid-body (or its body would not decode): release what filters still hold, end the response. */
@@ -477,7 +485,8 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
 
   async function completeInspected(flight: Flight, body: Buffer, status: number, headers: OutgoingHttpHeaders, read: IncomingHttpHeaders): Promise<void> {
     const { ex, res } = flight;
-    parseResponse(ex, body, read);
+    const { protocol } = flight.route;
+    protocol.parseResponse(ex, body, read);
     ex.response = { status, headers, body };
     const verdict = await runVerdictHooks(flight, 'response');
     if (flight.done) return;
@@ -488,12 +497,12 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     if (verdict) {
       // The model answered; a response-stage block is not the client's fault: the answer comes back with the
       // offending choices withheld (finish_reason content_filter), never as a 4xx the client would blame itself for.
-      const filtered = serializeResponse(ex, body, verdict);
+      const filtered = protocol.serializeResponse(ex, body, verdict);
       if (!filtered) return respondBlocked(flight, verdict, 'response');
       out = filtered;
       headers[VERDICT_HEADER] = `content_filter; rule=${verdict.code}`;
     } else if (ex.output.some((s) => s.edited)) {
-      out = serializeResponse(ex, body);
+      out = protocol.serializeResponse(ex, body) ?? body;
       headers[VERDICT_HEADER] = 'redacted';
     }
     headers['content-length'] = String(out.length);
@@ -505,14 +514,14 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     finish(flight, verdict ? 'blocked' : 'ok');
   }
 
-  function relayStream(flight: Flight, proxyRes: IncomingMessage, body: Readable, status: number, headers: OutgoingHttpHeaders): void {
+  function relayStream(flight: Flight, proxyRes: IncomingMessage, body: Readable, status: number, headers: OutgoingHttpHeaders, contentType: string | undefined): void {
     const { ex, res } = flight;
     ex.stream = true;
     delete headers['content-length'];
     const inspector = responseInspector(ex);
     res.writeHead(status, headers);
     res.flushHeaders();
-    const rewriter = createStreamRewriter(ex, inspector);
+    const rewriter = flight.route.protocol.streamRewriter(ex, contentType, inspector);
     const check = inspector?.finalCheck;
     // Without an inspector nothing can change the bytes: they are sent first and parsed for usage and the trace after.
     relayThrough(flight, proxyRes, body, status, headers, rewriter, {
@@ -677,8 +686,8 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     flight.done = true;
     clearTimeout(flight.timer);
     inFlight.delete(flight);
-    metrics.inFlight.dec();
     const { ex } = flight;
+    metrics.inFlight.dec({ direction: ex.direction });
     ex.outcome = outcome;
     if (flight.requestCapture) {
       ex.requestBody = flight.requestCapture.bytes;
@@ -695,12 +704,14 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
         hookFailed(hook, 'complete', err);
       }
     }
-    metrics.requests.inc({ api: ex.api, status: String(status), outcome });
-    metrics.duration.observe({ api: ex.api, stream: String(ex.stream) }, totalMs / 1000);
-    metrics.bytes.inc({ direction: 'in' }, flight.bytesIn);
-    metrics.bytes.inc({ direction: 'out' }, bytesOut);
+    const { direction } = ex;
+    metrics.requests.inc({ direction, api: ex.api, status: String(status), outcome });
+    metrics.duration.observe({ direction, api: ex.api, stream: String(ex.stream) }, totalMs / 1000);
+    metrics.bytes.inc({ direction, flow: 'in' }, flight.bytesIn);
+    metrics.bytes.inc({ direction, flow: 'out' }, bytesOut);
     const line = {
       reqId: ex.id,
+      direction,
       method: ex.method,
       path: pathOnly(ex.path),
       api: ex.api,

@@ -103,6 +103,7 @@ function matcher(match: RuleMatch | undefined): (ex: Exchange) => boolean {
   const headers = match.headers ? Object.entries(match.headers).map(([k, v]) => [k.toLowerCase(), v] as const) : undefined;
   return (ex) => {
     if (match.routes && !match.routes.includes(ex.api)) return false;
+    if (match.directions && !match.directions.includes(ex.direction)) return false;
     if (methods && !methods.includes(ex.method.toUpperCase())) return false;
     if (match.paths) {
       const q = ex.path.indexOf('?');

@@ -16,7 +16,11 @@ export type ApiKind =
   | 'invocations' // SageMaker /invocations whose body matched no known shape (chat, completion, TGI are refined)
   | 'vertex' // TGI /vertex {instances}
   | 'hf.task' // any other POST: toolkit, custom handlers; JSON text fields scanned generically
+  | 'inbound' // an end user's call to the agent's own API (the inbound listener): fields per the policy's inbound section
   | 'passthrough'; // everything else: forwarded unparsed, still traced
+
+/** Which listener took the request: the agent's calls out (egress) or end users' calls to the agent's own API (inbound). */
+export type Direction = 'egress' | 'inbound';
 
 /** The shape errors must take so the client's SDK shows them well. */
 export type ErrorDialect = 'openai' | 'tgi';
@@ -140,11 +144,15 @@ export interface ResponseRecord {
  */
 export interface Exchange {
   readonly id: string;
+  readonly direction: Direction;
   /** Epoch milliseconds when the request arrived. */
   readonly startedAt: number;
   readonly method: string;
-  /** Path the endpoint serves (APP_URL's path + the request path), with the query string. */
-  readonly path: string;
+  /**
+   * Path the endpoint serves (APP_URL's path + the request path), with the query string. The inbound listener
+   * rewrites the query when a guardrail redacted one of its parameters.
+   */
+  path: string;
   /** From the route; parsing the body may refine it once (attachRequestBody). */
   api: ApiKind;
   readonly dialect: ErrorDialect;
@@ -189,6 +197,7 @@ export type ExchangeInit = Pick<Exchange, 'id' | 'method' | 'path' | 'api' | 'di
 /** The one way to make an Exchange: empty collections and neutral defaults under what the caller knows. */
 export function newExchange(init: ExchangeInit): Exchange {
   return {
+    direction: 'egress',
     startedAt: Date.now(),
     clientAddress: '',
     requestHeaders: {},

@@ -62,6 +62,8 @@ function matches(pattern: Pattern, path: JsonPath): boolean {
 
 /** What a string value at `path` is to the client: text of some kind, or nothing to inspect. */
 function textKind(api: ApiKind, path: JsonPath): ChannelKind | undefined {
+  // The agent's own API (inbound listener): every string may be text the user reads.
+  if (api === 'inbound') return 'content';
   for (const [p, kind] of ERROR_TEXT) if (matches(p, path)) return kind;
   const table = api === 'openai.responses' ? RESPONSES_TEXT : api.startsWith('openai.') ? OPENAI_TEXT : undefined;
   if (table) {
@@ -74,6 +76,7 @@ function textKind(api: ApiKind, path: JsonPath): ChannelKind | undefined {
 
 /** The literal that replaces a token-list value at `path`, or undefined when it is no token list. */
 function tokenList(api: ApiKind, path: JsonPath): string | undefined {
+  if (api === 'inbound') return undefined;
   if (api.startsWith('openai.')) {
     for (const [p, literal] of TOKEN_LISTS) if (matches(p, path)) return literal;
     return undefined;
