@@ -117,6 +117,11 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const bySocket = new WeakMap<Duplex, Set<Flight>>();
   /** Connections whose parser failed behind requests still answering: closed once those are done. */
   const closing = new WeakSet<Duplex>();
+  /**
+   * Connections where a request was refused with its body unread (bad framing, too large): whatever the parser
+   * read after it is not forwarded, since another parser may draw the boundary elsewhere.
+   */
+  const refused = new WeakSet<Duplex>();
   let draining = false;
 
   // The path is set on the upstream request itself (bodySource): http-proxy's own join would rewrite it.
@@ -239,6 +244,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   /** Refusals that need nothing read, the body (read whole when inspected), the request hooks, then the upstream. */
   async function admit(flight: Flight, pathRefused: string | undefined): Promise<void> {
     const { ex, req, res, framing } = flight;
+    if (refused.has(req.socket)) return dropAfterRefusal(flight);
     if (isRefusedMethod(ex.method)) {
       return refuse(flight, { status: 405, type: 'method_not_allowed', code: 'method_not_allowed', message: `${ex.method.toUpperCase()} is not forwarded by this proxy` });
     }
@@ -278,8 +284,17 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       const ct = utf8ContentType(contentType);
       if (ct !== undefined) req.headers['content-type'] = ct;
     }
+    if (refused.has(req.socket)) return dropAfterRefusal(flight);
     if (flight.expectsContinue && !flight.bodyRead) res.writeContinue();
     forward(flight);
+  }
+
+  /**
+   * A request pipelined behind a refused one: never forwarded, and never answered, since the connection closes
+   * once the refusal is written (destroying it now could cut that refusal short).
+   */
+  function dropAfterRefusal(flight: Flight): void {
+    complete(flight, 'aborted', 'after_refused_request');
   }
 
   /** Runs onRequest or onResponse in order; the first block wins. A hook that throws is skipped. */
@@ -727,7 +742,10 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       const rendered = renderError(ex.dialect, verdict, opts.stage ?? 'request');
       const headers: OutgoingHttpHeaders = { ...rendered.headers, ...ex.responseHeaders, 'x-request-id': ex.id };
       if (opts.retryable) delete headers['x-should-retry'];
-      if (bodyUnread(flight)) headers.connection = 'close';
+      if (bodyUnread(flight)) {
+        headers.connection = 'close';
+        refused.add(flight.req.socket);
+      }
       sendHead(flight, rendered.status, headers);
       flight.capture!.add(rendered.body);
       res.end(rendered.body);
@@ -748,7 +766,13 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
    * counted (there is no request to trace). Its connection closes either way: the framing is lost.
    */
   function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const code = err.code ?? '';
+    // A socket error (the client reset or left): its requests end as aborted when their responses close.
+    if (!code.startsWith('HPE_') && code !== 'ERR_HTTP_REQUEST_TIMEOUT') {
+      socket.destroy();
+      return;
+    }
+    const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     const open = [...(bySocket.get(socket) ?? [])];
     const receiving = open.find((f) => !f.req.complete);
     if (receiving) {
@@ -760,7 +784,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       cancelUpstream(receiving);
       return;
     }
-    const reason = status === 408 ? 'request head not received within CLIENT_HEADER_TIMEOUT' : status === 431 ? 'request head over MAX_HEADER_SIZE' : `malformed request (${err.code ?? 'parse error'})`;
+    const reason = status === 408 ? 'request head not received within CLIENT_HEADER_TIMEOUT' : status === 431 ? 'request head over MAX_HEADER_SIZE' : `malformed request (${code})`;
     // Earlier pipelined requests are still answering: a bare answer would corrupt theirs. They finish, then the
     // connection closes (complete()).
     if (open.length > 0) {
