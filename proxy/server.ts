@@ -105,6 +105,9 @@ interface Flight {
 }
 
 const FLIGHT = Symbol('akto.flight');
+
+/** The upstream's connection ended after its head, before its body did. */
+const UPSTREAM_RESET: BlockVerdict = { status: 502, type: 'upstream_error', code: 'upstream_reset', message: 'upstream closed the connection before its response ended' };
 type FlightRequest = IncomingMessage & { [FLIGHT]?: Flight };
 
 /** Starts the proxy listeners and the admin server. */
@@ -370,6 +373,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
 
   /** http-proxy's report of a failed upstream request: refused, reset or timed out before (or while) the answer came. */
   function onUpstreamError(flight: Flight, err: NodeJS.ErrnoException): void {
+    if (flight.proxyRes) return upstreamFailed(flight, UPSTREAM_RESET, 'upstream_error');
     const reason = err.code ?? err.message;
     upstreamFailed(flight, { status: 502, type: 'upstream_unreachable', code: 'upstream_unreachable', message: `upstream ${flight.route.listener.upstream.host} unreachable (${reason})` }, 'upstream_error');
   }
@@ -411,7 +415,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     proxyRes.on('error', () => undefined); // a reset shows as a close before the body completed
     // One place for a body that stops before its end, whichever relay reads it.
     proxyRes.once('close', () => {
-      if (!proxyRes.complete) upstreamFailed(flight, { status: 502, type: 'upstream_error', code: 'upstream_reset', message: 'upstream closed the connection before its response ended' }, 'upstream_error');
+      if (!proxyRes.complete) upstreamFailed(flight, UPSTREAM_RESET, 'upstream_error');
     });
     armIdleTimer(flight);
 
