@@ -78,8 +78,11 @@ interface Flight {
   started: bigint;
   /** How the client delimited its body, as Node's parser read it: the upstream request is framed from this. */
   framing: Framing;
-  /** The client sent `Expect: 100-continue` and waits for 100 before its body: said once the request is accepted. */
-  expectsContinue: boolean;
+  /**
+   * The client's Expect header, as Node classified it: `continue` waits for 100 before its body (said once the
+   * request is accepted); `unmet` is any other expectation, which no upstream is asked to meet (answered 417).
+   */
+  expectation?: 'continue' | 'unmet';
   /** Parse and inspect the response too (known inference route, JSON body). */
   inspect: boolean;
   /** The request body was read into ex.requestBody, so it is sent from there rather than piped. */
@@ -172,7 +175,9 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     });
     // `Expect: 100-continue` comes here instead of Node answering 100 at once: the proxy says 100 only to a
     // request it accepts, so a refused one (413, 400) is answered before the client sends its body.
-    server.on('checkContinue', (req, res) => handle(route, req, res, true));
+    server.on('checkContinue', (req, res) => handle(route, req, res, 'continue'));
+    // Any other expectation: 417 as Node would answer, but through the one completion path (logged, traced).
+    server.on('checkExpectation', (req, res) => handle(route, req, res, 'unmet'));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => onClientError(err, socket));
     server.on('connect', (_req: IncomingMessage, socket: Duplex) => refuseRaw(socket, 405, 'CONNECT is not forwarded by this proxy'));
     await listen(server, route.listener.port, config.listenHost);
@@ -198,10 +203,10 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   );
 
   /** Every request starts here; whatever happens next, it ends in complete() exactly once. */
-  function handle(route: Route, req: IncomingMessage, res: ServerResponse, expectsContinue = false): void {
+  function handle(route: Route, req: IncomingMessage, res: ServerResponse, expectation?: Flight['expectation']): void {
     let opened: ReturnType<typeof open>;
     try {
-      opened = open(route, req, res, expectsContinue);
+      opened = open(route, req, res, expectation);
     } catch (err) {
       // Nothing of the request is known yet to answer it in its API's shape.
       logger.error({ err: errorSummary(err) }, 'unexpected error while accepting a request');
@@ -214,7 +219,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   }
 
   /** The request's exchange and flight, counted in flight until complete(). */
-  function open(route: Route, req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): { flight: Flight; pathRefused?: string } {
+  function open(route: Route, req: IncomingMessage, res: ServerResponse, expectation: Flight['expectation']): { flight: Flight; pathRefused?: string } {
     const started = process.hrtime.bigint();
     const method = req.method ?? 'GET';
     const framing = requestFraming(req);
@@ -234,7 +239,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       requestHeaders: { ...req.headers },
       upstream: route.listener.upstream,
     });
-    const flight: Flight = { ex, route, req, res, started, framing, expectsContinue, inspect, bodyRead: false, contentDecoded: false, sentAt: 0, bytesIn: 0, done: false };
+    const flight: Flight = { ex, route, req, res, started, framing, expectation, inspect, bodyRead: false, contentDecoded: false, sentAt: 0, bytesIn: 0, done: false };
     inFlight.add(flight);
     metrics.inFlight.inc();
     let mine = bySocket.get(req.socket);
@@ -251,13 +256,16 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     if (isRefusedMethod(ex.method)) {
       return refuse(flight, { status: 405, type: 'method_not_allowed', code: 'method_not_allowed', message: `${ex.method.toUpperCase()} is not forwarded by this proxy` });
     }
+    if (flight.expectation === 'unmet') {
+      return refuse(flight, { status: 417, type: 'invalid_request', code: 'expectation_failed', message: 'Request refused: the only expectation this proxy meets is Expect: 100-continue' });
+    }
     if (!framing.ok) return refuse(flight, { status: 400, type: 'invalid_request', code: 'invalid_request_framing', message: `Request refused: ${framing.reason}` });
     if (pathRefused !== undefined) return rejectPath(flight, pathRefused);
 
     const contentType = headerValue(req.headers, 'content-type');
     if (flight.inspect) {
       if (framing.body === 'length' && framing.length > config.maxRequestBytes) return rejectTooLarge(flight);
-      if (flight.expectsContinue) res.writeContinue();
+      if (flight.expectation === 'continue') res.writeContinue();
       let body: Buffer;
       try {
         body = await readBody(req, config.maxRequestBytes);
@@ -288,7 +296,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       if (ct !== undefined) req.headers['content-type'] = ct;
     }
     if (refused.has(req.socket)) return dropAfterRefusal(flight);
-    if (flight.expectsContinue && !flight.bodyRead) res.writeContinue();
+    if (flight.expectation === 'continue' && !flight.bodyRead) res.writeContinue();
     forward(flight);
   }
 

@@ -146,6 +146,21 @@ describe('request framing on raw sockets', () => {
     expect(since(before)).toHaveLength(1);
   });
 
+  test('any other expectation is answered 417 as its own exchange (logged once), its body never forwarded', async () => {
+    const before = stub.requests.length;
+    const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
+    const wire = await wireExchange(
+      proxy.url,
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nX-Request-Id: unmet-expect\r\nContent-Type: application/json\r\nExpect: 102-processing\r\nContent-Length: ${body.length}\r\n\r\n${body}${SMUGGLED}`,
+      { waitMs: 1500 },
+    );
+    expect(wire.responses.map((r) => r.status)).toEqual([417]);
+    expect(JSON.parse(wire.responses[0].body.toString()).error).toMatchObject({ code: 'expectation_failed' });
+    expect(wire.responses[0].headers.connection).toBe('close');
+    expect(proxy.logs.filter((l) => l.msg === 'request' && l.reqId === 'unmet-expect')).toEqual([expect.objectContaining({ status: 417, outcome: 'blocked', error: 'expectation_failed' })]);
+    expect(stub.requests.length).toBe(before);
+  });
+
   test('HTTP/1.0 without a length has no body: the bytes after it are never forwarded as one', async () => {
     const before = stub.requests.length;
     const wire = await wireExchange(proxy.url, `POST /files/upload HTTP/1.0\r\nHost: p\r\nContent-Type: application/octet-stream\r\n\r\nhello${SMUGGLED}`, { waitMs: 1500 });
