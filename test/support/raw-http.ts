@@ -84,14 +84,19 @@ export function wireExchange(base: string, bytes: string | Buffer, opts: { expec
   });
 }
 
-/** Splits raw bytes into HTTP/1.1 responses (Content-Length, chunked, or up to the close). */
-export function parseResponses(buf: Buffer, heads: number[] = [], atClose = false): { responses: WireResponse[]; interim: number[] } {
+/**
+ * Splits raw bytes into HTTP/1.1 responses (Content-Length, chunked, or up to the close). Bytes that cannot be a
+ * response (no status line, a chunk size that is not hex) stop the split and are described in `garbled`.
+ */
+export function parseResponses(buf: Buffer, heads: number[] = [], atClose = false): { responses: WireResponse[]; interim: number[]; garbled?: string } {
   const responses: WireResponse[] = [];
   const interim: number[] = [];
+  const garbled = (pos: number, what: string) => ({ responses, interim, garbled: `${what} at byte ${pos}: ${JSON.stringify(buf.subarray(pos, pos + 80).toString('latin1'))}` });
   let at = 0;
   for (;;) {
     const end = buf.indexOf('\r\n\r\n', at);
     if (end === -1) break;
+    if (!/^HTTP\/1\.[01] \d{3}/.test(buf.subarray(at, at + 12).toString('latin1'))) return garbled(at, 'no status line');
     const lines = buf.subarray(at, end).toString('latin1').split('\r\n');
     const status = Number(lines[0].split(' ')[1]);
     const headers: Record<string, string> = {};
@@ -113,7 +118,9 @@ export function parseResponses(buf: Buffer, heads: number[] = [], atClose = fals
       for (;;) {
         const eol = buf.indexOf('\r\n', pos);
         if (eol === -1) break;
-        const size = parseInt(buf.subarray(pos, eol).toString('latin1'), 16);
+        const sizeLine = buf.subarray(pos, eol).toString('latin1');
+        if (!/^[0-9a-fA-F]{1,16}$/.test(sizeLine)) return garbled(pos, 'a chunk size that is not hex');
+        const size = parseInt(sizeLine, 16);
         if (size === 0) {
           // No trailers: an empty line follows at once; else trailer lines up to an empty one.
           const trailersEnd = buf.subarray(eol + 2, eol + 4).toString('latin1') === '\r\n' ? eol + 2 : buf.indexOf('\r\n\r\n', eol + 2);

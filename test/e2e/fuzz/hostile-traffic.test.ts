@@ -11,7 +11,7 @@
  *   lines, huge events, malformed SSE, broken gzip on inspected routes).
  * - Akto (second phase): hangs, resets, garbage answers, answers reflecting our headers, slowness.
  *
- * Invariants: the process stays up; in-flight returns to 0; peak RSS stays under RSS_BOUND_MIB; no configured
+ * Invariants: the process stays up; every byte it writes to a client is a well-framed response; in-flight returns to 0; peak RSS stays under RSS_BOUND_MIB; no configured
  * secret appears in any byte written to stdout, the trace file, Akto, the spool or the dead-letter file; every
  * request the proxy parsed has exactly one log line and exactly one trace record (phase 1, trace file) or is
  * delivered, spooled or dead-lettered (phase 2, Akto failing: at least once); a request the proxy refused before
@@ -35,6 +35,8 @@ const CASES = Number(process.env.FUZZ_CASES ?? 260);
 const CONCURRENCY = 12;
 const RSS_BOUND_MIB = 350;
 const MAX_REQUEST = 32 * 1024;
+/** What a client keeps of the answers it reads (enough for every head; pipelined answers are small). */
+const KEEP_BYTES = 1024 * 1024;
 const HF_TOKEN = 'hf_FuzzSecretToken_9f8e7d6c5b4a';
 const AKTO_TOKEN = 'akto-fuzz-token-0123456789abcdef';
 const SECRETS = [HF_TOKEN, AKTO_TOKEN];
@@ -67,6 +69,8 @@ interface Outcome {
   statuses: number[];
   /** x-request-id of each final response. */
   answeredIds: string[];
+  /** What the proxy wrote that is not a well-framed response, if anything. */
+  garbled?: string;
 }
 
 const METHODS = ['POST', 'POST', 'POST', 'POST', 'GET', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH', 'TRACE'];
@@ -208,14 +212,15 @@ function play(base: string, c: FuzzCase): Promise<Outcome> {
       clearTimeout(guard);
       socket.destroy();
       const heads = c.pieces[0].bytes.toString('latin1').startsWith('HEAD ') ? [0] : [];
-      const { responses } = parseResponses(buf, heads, true);
-      resolve({ c, statuses: responses.map((r) => r.status), answeredIds: responses.map((r) => r.headers['x-request-id'] ?? '') });
+      const { responses, garbled } = parseResponses(buf, heads, true);
+      resolve({ c, statuses: responses.map((r) => r.status), answeredIds: responses.map((r) => r.headers['x-request-id'] ?? ''), garbled });
     };
     const guard = setTimeout(finish, 12_000);
     socket.on('error', () => undefined);
     socket.on('close', finish);
     socket.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
+      // An endless stream to a reading client goes on until the guard: keep only its beginning.
+      if (buf.length < KEEP_BYTES) buf = Buffer.concat([buf, d]);
       if (c.reader === 'leave-early') finish();
     });
     socket.on('connect', async () => {
@@ -242,7 +247,9 @@ async function playAll(base: string, cases: FuzzCase[], proc: ProxyProcess, peak
       Array.from({ length: CONCURRENCY }, async () => {
         while (next < cases.length) {
           const c = cases[next++];
-          out.push(await play(base, c));
+          const o = await play(base, c);
+          invariant(o.garbled === undefined, `every byte the proxy wrote is a well-framed response ("${c.label}": ${o.garbled})`);
+          out.push(o);
           invariant(proc.child.exitCode === null, `the proxy process exited after "${c.label}"`);
         }
       }),
