@@ -256,6 +256,11 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     if (isRefusedMethod(ex.method)) {
       return refuse(flight, { status: 405, type: 'method_not_allowed', code: 'method_not_allowed', message: `${ex.method.toUpperCase()} is not forwarded by this proxy` });
     }
+    // Node also parses a request line without a version (HTTP/0.9, whose servers read no headers) and "HTTP/2.0"
+    // in text: readers that disagree on where such a request ends. nginx answers 505 to a major version above 1.
+    if (req.httpVersionMajor !== 1) {
+      return refuse(flight, { status: 505, type: 'invalid_request', code: 'http_version_not_supported', message: `Request refused: HTTP/${req.httpVersion} is not forwarded (HTTP/1.0 and HTTP/1.1 are)` });
+    }
     if (flight.expectation === 'unmet') {
       return refuse(flight, { status: 417, type: 'invalid_request', code: 'expectation_failed', message: 'Request refused: the only expectation this proxy meets is Expect: 100-continue' });
     }

@@ -161,6 +161,17 @@ describe('request framing on raw sockets', () => {
     expect(stub.requests.length).toBe(before);
   });
 
+  test.each([
+    ['HTTP/0.9 (no version) with headers and a body', `GET /v1/models\r\nHost: p\r\nContent-Length: ${SMUGGLED.length}\r\n\r\n${SMUGGLED}`],
+    ['"HTTP/2.0" in text', `POST /v1/chat/completions HTTP/2.0\r\nHost: p\r\nContent-Type: application/json\r\nContent-Length: ${SMUGGLED.length}\r\n\r\n${SMUGGLED}`],
+  ])('%s: 505, nothing forwarded', async (_name, bytes) => {
+    const before = stub.requests.length;
+    const wire = await wireExchange(proxy.url, bytes + NEXT, { waitMs: 1500 });
+    expect(wire.responses.map((r) => r.status)).toEqual([505]);
+    expect(wire.closed).toBe(true);
+    expect(stub.requests.length).toBe(before);
+  });
+
   test('HTTP/1.0 without a length has no body: the bytes after it are never forwarded as one', async () => {
     const before = stub.requests.length;
     const wire = await wireExchange(proxy.url, `POST /files/upload HTTP/1.0\r\nHost: p\r\nContent-Type: application/octet-stream\r\n\r\nhello${SMUGGLED}`, { waitMs: 1500 });
