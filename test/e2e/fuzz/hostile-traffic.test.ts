@@ -76,7 +76,8 @@ interface Outcome {
 const METHODS = ['POST', 'POST', 'POST', 'POST', 'GET', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH', 'TRACE'];
 const PATHS = ['/v1/chat/completions', '/v1/chat/completions', '/generate_stream', '/generate', '/v1/responses', '/', '/v1/models', '/files/upload', '/v1//chat/completions', '/v1/%63hat/completions', '/v1/chat%2Fcompletions', '/a/../v1/embeddings'];
 const FAULTS = ['', '', '', 'reset-before-head', 'reset-after-head', 'reset-mid-body', 'close-mid-body', 'reset-mid-stream', 'stall-mid-body', 'stall-mid-stream', 'endless-stream', 'endless-line', 'huge-event', 'malformed-sse', 'bad-gzip', 'truncated-gzip'];
-const FRAMINGS = ['length', 'length', 'length', 'chunked', 'chunked', 'trailers', 'none', 'short', 'te-and-cl', 'gzip-chunked', 'connection-cl', 'bad-chunk', 'http10', 'double-cl'] as const;
+// Well-framed requests weigh most, so the upstream's and Akto's faults are reached often too.
+const FRAMINGS = ['length', 'length', 'length', 'length', 'length', 'length', 'chunked', 'chunked', 'chunked', 'trailers', 'none', 'short', 'te-and-cl', 'gzip-chunked', 'connection-cl', 'bad-chunk', 'http10', 'double-cl', 'http09', 'http2-text'] as const;
 
 function makeCases(phase: number): FuzzCase[] {
   const rnd = seededRandom(SEED);
@@ -128,7 +129,7 @@ function makeCases(phase: number): FuzzCase[] {
     if (fault) headers.push(`X-Misbehave: ${fault}`, `X-Misbehave-Dialect: ${pick(['openai', 'tgi', 'responses'])}`, `X-Misbehave-Size: ${pick([1024, 300 * 1024])}`, `X-Misbehave-Seed: ${i}`);
     if (chance(0.15)) headers.push(`Authorization: Bearer ${HF_TOKEN}`);
     if (chance(0.1)) headers.push(`X-Api-Key: ${AKTO_TOKEN}`);
-    if (chance(0.08)) headers.push('Expect: 100-continue');
+    if (chance(0.08)) headers.push(`Expect: ${pick(['100-continue', '100-continue', '102-processing'])}`);
     const pipelined = chance(0.1);
     const ids = [id];
     if (!pipelined) headers.push('Connection: close');
@@ -168,6 +169,11 @@ function makeCases(phase: number): FuzzCase[] {
         framingHeaders = 'Transfer-Encoding: chunked\r\n';
         payload = Buffer.concat([Buffer.from('zz\r\n'), body]);
         break;
+      case 'http09':
+      case 'http2-text':
+        version = framing === 'http09' ? '' : 'HTTP/2.0';
+        framingHeaders = `Content-Length: ${body.length}\r\n`;
+        break;
       case 'http10':
         version = 'HTTP/1.0';
         framingHeaders = `Content-Length: ${body.length}\r\n`;
@@ -176,10 +182,10 @@ function makeCases(phase: number): FuzzCase[] {
         framingHeaders = `Content-Length: ${body.length}\r\nContent-Length: ${body.length + 1}\r\n`;
         break;
     }
-    let head = Buffer.from(`${method} ${target} ${version}\r\n${headers.join('\r\n')}\r\n${framingHeaders}\r\n`);
+    let head = Buffer.from(`${method} ${target}${version ? ` ${version}` : ''}\r\n${headers.join('\r\n')}\r\n${framingHeaders}\r\n`);
     if (chance(0.05)) head = Buffer.concat([head.subarray(0, head.length - 2), Buffer.from(`X-Huge: ${'h'.repeat(20_000)}\r\n\r\n`)]);
     const pieces: FuzzCase['pieces'] = [];
-    const slow = pick(['', '', '', '', '', '', '', 'head', 'body']);
+    const slow = pick(['', '', '', '', '', '', '', '', '', '', '', '', 'head', 'body']);
     if (slow === 'head') {
       const cut = Math.floor(head.length / 2);
       pieces.push({ bytes: head.subarray(0, cut), pauseMs: 0 }, { bytes: head.subarray(cut), pauseMs: 2500 });
@@ -305,11 +311,11 @@ async function commonInvariants(proc: ProxyProcess, up: MisbehavingUpstream, out
   return logged;
 }
 
-function summary(phase: string, outcomes: Outcome[], logged: Map<string, number>, peak: { mib: number }, extra = ''): string {
+function summary(phase: string, outcomes: Outcome[], logged: Map<string, number>, upstreamCount: number, peak: { mib: number }, extra = ''): string {
   const byStatus = new Map<number, number>();
   for (const o of outcomes) for (const s of o.statuses) byStatus.set(s, (byStatus.get(s) ?? 0) + 1);
   const statuses = [...byStatus.entries()].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s}:${n}`).join(' ');
-  return `${phase}: ${outcomes.length} cases, ${logged.size} requests parsed and traced, ${outcomes.filter((o) => !logged.has(o.c.id)).length} refused before parsing or never sent whole; statuses ${statuses}; peak RSS ${peak.mib.toFixed(0)} MiB${extra}`;
+  return `${phase}: ${outcomes.length} cases, ${logged.size} requests parsed and traced, ${upstreamCount} reached the upstream, ${outcomes.filter((o) => !logged.has(o.c.id)).length} refused before parsing or never sent whole; statuses ${statuses}; peak RSS ${peak.mib.toFixed(0)} MiB${extra}`;
 }
 
 describe(`hostile traffic (FUZZ_SEED=${SEED})`, () => {
@@ -360,7 +366,7 @@ describe(`hostile traffic (FUZZ_SEED=${SEED})`, () => {
       }
       for (const [id] of logged) invariant(traced.get(id) === 1, `request ${id} has exactly one trace record (it has ${traced.get(id) ?? 0})`);
       invariant(traced.size === logged.size, `no trace record without a request (${traced.size} records, ${logged.size} requests)`);
-      console.log(summary('phase 1', outcomes, logged, peak, `; ${records.length} trace records`));
+      console.log(summary('phase 1', outcomes, logged, up.requests.length, peak, `; ${records.length} trace records`));
     } finally {
       await proc.stop();
     }
@@ -418,7 +424,7 @@ describe(`hostile traffic (FUZZ_SEED=${SEED})`, () => {
         }
       }
       for (const [id] of logged) invariant(kept.has(id), `the trace of ${id} was delivered, spooled or dead-lettered`);
-      console.log(summary('phase 2', outcomes, logged, peak, `; Akto got ${akto.records.length} records in ${akto.stats.posts} POSTs, ${files.length} spool/dead-letter files`));
+      console.log(summary('phase 2', outcomes, logged, up.requests.length, peak, `; Akto got ${akto.records.length} records in ${akto.stats.posts} POSTs, ${files.length} spool/dead-letter files`));
     } finally {
       await proc?.stop();
       await akto?.close();
