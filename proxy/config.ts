@@ -37,6 +37,14 @@ export interface ProxyConfig {
   maxResponseBytes: number;
   /** Milliseconds to finish in-flight requests after SIGTERM. */
   drainTimeoutMs: number;
+  /** Milliseconds a client has to send a request's headers (408 after). */
+  clientHeaderTimeoutMs: number;
+  /** Milliseconds a client has to send a whole request, headers and body (408 after); the response is not bounded by it. */
+  clientRequestTimeoutMs: number;
+  /** Largest request head (request line and headers) in bytes; larger ones get 431. */
+  maxHeaderBytes: number;
+  /** Bytes of each body (request, response, stream text) kept for the trace: AKTO_MAX_PAYLOAD_BYTES. */
+  traceBytes: number;
   /** Pass `Accept-Encoding: identity` upstream on inspected routes so bodies can be read. */
   forceIdentityEncoding: boolean;
   /** HTTPS on the proxied ports (gateway mode); unset = plain HTTP. */
@@ -65,6 +73,8 @@ export function loadProxyConfig(env: Env): ProxyConfig {
     maxRequestBytes: envInt(env, 'MAX_REQUEST_SIZE', 10 * MiB, 1024),
     maxResponseBytes: envInt(env, 'MAX_RESPONSE_SIZE', 10 * MiB, 1024),
     drainTimeoutMs: envInt(env, 'DRAIN_TIMEOUT', 25, 0, 3600) * 1000,
+    ...loadClientLimits(env),
+    traceBytes: tracePayloadBytes(env),
     forceIdentityEncoding: envBool(env, 'UPSTREAM_IDENTITY_ENCODING', true),
     listenTls: loadListenTls(env),
   };
@@ -90,6 +100,24 @@ function loadInboundListener(env: Env, egress: readonly Listener[], adminPort: n
   }
   if (url === undefined) throw new ConfigError('INBOUND_APP_URL', 'is required when INBOUND_PORT is set (the agent container\'s own API, e.g. http://127.0.0.1:8000)');
   return { port, upstream: parseHttpUrl('INBOUND_APP_URL', url), urlVar: 'INBOUND_APP_URL', direction: 'inbound', host: envString(env, 'INBOUND_HOST', '0.0.0.0') };
+}
+
+/** AKTO_MAX_PAYLOAD_BYTES: the most of one payload a trace record carries, so the most of a body worth keeping for it. */
+export function tracePayloadBytes(env: Env): number {
+  // Two payloads plus headers must fit one 10 MiB POST; Akto allows 5 MiB per string.
+  return envInt(env, 'AKTO_MAX_PAYLOAD_BYTES', MiB, 1024, 4 * MiB);
+}
+
+/**
+ * How long a client may take to send a request, and how large its head may be: Node's headersTimeout,
+ * requestTimeout and maxHeaderSize. The request timeout ends when the request is complete, so a stream that
+ * answers for minutes is not cut by it (REQUEST_TIMEOUT bounds the upstream side).
+ */
+function loadClientLimits(env: Env): Pick<ProxyConfig, 'clientHeaderTimeoutMs' | 'clientRequestTimeoutMs' | 'maxHeaderBytes'> {
+  const header = envInt(env, 'CLIENT_HEADER_TIMEOUT', 60, 1, 3600);
+  const request = envInt(env, 'CLIENT_REQUEST_TIMEOUT', 300, 1, 86_400);
+  if (header > request) throw new ConfigError('CLIENT_HEADER_TIMEOUT', `must not exceed CLIENT_REQUEST_TIMEOUT (${request}): the headers are part of the request`);
+  return { clientHeaderTimeoutMs: header * 1000, clientRequestTimeoutMs: request * 1000, maxHeaderBytes: envInt(env, 'MAX_HEADER_SIZE', 16 * 1024, 1024, 1024 * 1024) };
 }
 
 /** LISTEN_TLS_CERT_FILE and LISTEN_TLS_KEY_FILE come together; LISTEN_TLS_RELOAD_MS (default 5000) polls for rotation. */

@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { ConfigError, Env, envBool, envEnum, envInt, envList, envString, envUrl } from '../config-env';
+import { tracePayloadBytes } from '../config';
 import { SECRET_HEADERS } from '../telemetry/logger';
 
 const KiB = 1024;
@@ -86,8 +87,7 @@ export function loadIngestConfig(env: Env): IngestConfig {
       agentName: envString(env, 'PROJECT_NAME') ?? podName ?? serverName ?? 'akto-agent-proxy',
       podName,
       podNamespace: envString(env, 'POD_NAMESPACE'),
-      // Two payloads plus headers must fit one 10 MiB POST; Akto allows 5 MiB per string.
-      maxPayloadBytes: envInt(env, 'AKTO_MAX_PAYLOAD_BYTES', MiB, KiB, 4 * MiB),
+      maxPayloadBytes: tracePayloadBytes(env),
       secretHeaders: new Set([...SECRET_HEADERS, ...envList(env, 'AKTO_SECRET_HEADERS').map((h) => h.toLowerCase())]),
     },
     delivery: {

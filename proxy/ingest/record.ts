@@ -62,6 +62,8 @@ const OUTCOME_STATUS: Record<Outcome, number> = {
   upstream_error: 502,
   timeout: 504,
   too_large: 413,
+  client_timeout: 408,
+  error: 500,
   aborted: 0,
 };
 
@@ -93,7 +95,7 @@ export function buildAktoRecord(ex: Exchange, opts: RecordOptions): BuiltRecord 
   const res = ex.response;
   const status = res?.status ?? OUTCOME_STATUS[ex.outcome ?? 'aborted'];
   let responsePayload = res === undefined ? '' : res.streamText ?? (res.body ? res.body.toString('utf8') : '');
-  if (res?.truncated) responsePayload += '\n[cut at the proxy capture bound MAX_RESPONSE_SIZE]';
+  if (res?.truncated) responsePayload += '\n[cut at the proxy capture bound AKTO_MAX_PAYLOAD_BYTES]';
 
   const record: AktoRecord = {
     path: scrub(ex.path),

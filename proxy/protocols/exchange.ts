@@ -86,9 +86,11 @@ export interface Usage {
 export type Outcome =
   | 'ok' // the upstream answered (any status) and the client got it
   | 'blocked' // a hook answered instead of the upstream, or cut a stream
-  | 'upstream_error' // upstream unreachable / reset → 502
+  | 'upstream_error' // upstream unreachable, reset or broken (502, or a stream ended with an error event)
   | 'timeout' // REQUEST_TIMEOUT → 504
   | 'too_large' // request body over MAX_REQUEST_SIZE → 413
+  | 'client_timeout' // the client sent its request too slowly (408) or stopped reading the answer
+  | 'error' // the proxy itself failed → 500
   | 'aborted'; // the client went away first
 
 export type Stage = 'request' | 'response';

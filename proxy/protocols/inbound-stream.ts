@@ -22,7 +22,8 @@ import { setAtPath } from './json-path';
 import { selectStrings, type CompiledJsonPath } from './json-select';
 import { MAX_JSON_DEPTH } from './python-json';
 import { SseParser, type SseEvent } from './sse';
-import type { StreamRewriter } from './stream';
+import { OutputBudget, KeptText } from './kept-text';
+import { MAX_CHANNELS, UNBOUNDED, type StreamBounds, type StreamRewriter } from './stream';
 
 /** Content types of newline-delimited JSON streams. */
 const NDJSON_TYPES = new Set(['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/jsonlines', 'application/x-jsonlines', 'application/stream+json', 'application/x-json-stream']);
@@ -78,7 +79,10 @@ interface Channel {
   /** Streamed text (held back while it may become a match) rather than values judged one by one. */
   streamed: boolean;
   filter?: ChannelFilter;
-  released: string[];
+  /** Text the client got on this channel, within the stream's kept-text budget. */
+  released: KeptText;
+  /** Values judged one by one so far (each gets a filter of its own). */
+  judged: number;
   /** The event this channel last appeared in, as sent: the shape of an event that carries its held tail. */
   template?: Template;
 }
@@ -111,22 +115,35 @@ class InboundStreamRewriter implements StreamRewriter {
   private verdict?: BlockVerdict;
   private errorSent = false;
   private done = false;
+  private failure?: BlockVerdict;
+  private partialBytes = 0;
+  private readonly budget: OutputBudget;
 
   constructor(
     private readonly ex: Exchange,
     private readonly format: 'sse' | 'ndjson',
     /** The route's `response` fields; undefined = every string, streamed text recognised by its key. */
     private readonly fields: readonly CompiledJsonPath[] | undefined,
-    private readonly inspector?: StreamInspector,
+    private readonly inspector: StreamInspector | undefined,
+    private readonly bounds: StreamBounds,
   ) {
+    this.budget = new OutputBudget(bounds.maxKeptChars);
     if (format === 'sse') {
-      this.sse = new SseParser({
-        event: (ev) => this.onSse(ev),
-        comment: (line) => {
-          if (!this.verdict) this.out(`${line}\n\n`);
+      this.sse = new SseParser(
+        {
+          event: (ev) => this.onSse(ev),
+          comment: (line) => {
+            if (!this.verdict) this.out(`${line}\n\n`);
+          },
+          overflow: () => this.tooLarge(),
         },
-      });
+        bounds.maxEventBytes,
+      );
     }
+  }
+
+  get failed(): BlockVerdict | undefined {
+    return this.failure;
   }
 
   get blocked(): BlockVerdict | undefined {
@@ -134,7 +151,7 @@ class InboundStreamRewriter implements StreamRewriter {
   }
 
   push(chunk: Buffer): Buffer | string {
-    if (this.done) return '';
+    if (this.done || this.failure) return '';
     if (this.sse) this.sse.push(chunk);
     else this.lines(chunk);
     return this.inspector ? this.take() : chunk;
@@ -157,6 +174,20 @@ class InboundStreamRewriter implements StreamRewriter {
   release(): string {
     this.heldFrom = undefined;
     return this.take();
+  }
+
+  abort(verdict: BlockVerdict): string {
+    if (this.done) return '';
+    // Without an inspector the client already has the app's bytes, maybe up to the middle of an event or line.
+    const midEvent = this.sse ? this.sse.midEvent : this.partial.length > 0;
+    const gap = !this.inspector && midEvent ? (this.sse ? '\n\n' : '\n') : '';
+    if (this.heldFrom !== undefined) this.emitted = this.emitted.slice(0, this.heldFrom);
+    this.heldFrom = undefined;
+    this.partial = [];
+    if (!this.verdict) this.flush();
+    if (!this.verdict) this.emitted.push(this.errorText(verdict));
+    this.finish();
+    return gap + this.take();
   }
 
   cut(verdict: BlockVerdict): string {
@@ -193,7 +224,16 @@ class InboundStreamRewriter implements StreamRewriter {
       this.onLine(cr ? line.subarray(0, -1) : line, cr ? '\r\n' : '\n');
       start = nl + 1;
     }
-    if (start < chunk.length && !this.verdict) this.partial.push(chunk.subarray(start));
+    if (start < chunk.length && !this.verdict) {
+      this.partial.push(chunk.subarray(start));
+      this.partialBytes = start === 0 ? this.partialBytes + chunk.length : chunk.length - start;
+      // An endless line never grows memory: past the bound the stream ends with an error (as egress SSE does).
+      if (this.partialBytes > this.bounds.maxEventBytes) this.tooLarge();
+    } else this.partialBytes = 0;
+  }
+
+  private tooLarge(): void {
+    this.failure ??= { status: 502, type: 'upstream_error', code: 'stream_event_too_large', message: `an event of the app's stream exceeds MAX_RESPONSE_SIZE (${this.bounds.maxEventBytes} bytes)` };
   }
 
   private onLine(bytes: Buffer, eol: string): void {
@@ -260,14 +300,17 @@ class InboundStreamRewriter implements StreamRewriter {
 
   private channel(key: string, path: JsonPath, streamed: boolean): Channel {
     let ch = this.channels.get(key);
-    if (!ch) this.channels.set(key, (ch = { key, path, streamed, released: [] }));
+    if (!ch) {
+      this.channels.set(key, (ch = { key, path, streamed, released: new KeptText(this.budget), judged: 0 }));
+      if (this.channels.size > MAX_CHANNELS) this.failure ??= { status: 502, type: 'upstream_error', code: 'stream_too_many_channels', message: `the app's stream opened more than ${MAX_CHANNELS} text channels` };
+    }
     return ch;
   }
 
   /** Streamed text for one channel: what the client gets now; sets the verdict when the filter blocks. */
   private feed(ch: Channel, text: string): string {
     if (!this.inspector) {
-      ch.released.push(text);
+      ch.released.add(text);
       return text;
     }
     ch.filter ??= this.inspector.channel(ch.key, 'content');
@@ -278,10 +321,10 @@ class InboundStreamRewriter implements StreamRewriter {
   /** A value judged on its own, at once: nothing of it waits for the next event. */
   private judge(ch: Channel, text: string): string {
     if (!this.inspector) {
-      ch.released.push(text);
+      ch.released.add(text);
       return text;
     }
-    const filter = this.inspector.channel(`${ch.key}#${ch.released.length}`, 'content');
+    const filter = this.inspector.channel(`${ch.key}#${ch.judged++}`, 'content');
     const head = filter.push(text);
     const out = this.keep(ch, head.text, head.block);
     if (this.verdict) return out;
@@ -290,7 +333,7 @@ class InboundStreamRewriter implements StreamRewriter {
   }
 
   private keep(ch: Channel, text: string, block: BlockVerdict | undefined): string {
-    if (text !== '') ch.released.push(text);
+    ch.released.add(text);
     if (block) this.verdict ??= block;
     return text;
   }
@@ -334,20 +377,25 @@ class InboundStreamRewriter implements StreamRewriter {
   private emitError(): void {
     if (!this.verdict || this.errorSent) return;
     this.errorSent = true;
-    const body = JSON.stringify(errorPayload('openai', this.verdict, 'response'));
-    this.out(this.format === 'sse' ? `event: error\ndata: ${body}\n\n` : `${body}\n`);
+    this.out(this.errorText(this.verdict));
     this.finish();
+  }
+
+  private errorText(verdict: BlockVerdict): string {
+    const body = JSON.stringify(errorPayload('openai', verdict, 'response'));
+    return this.format === 'sse' ? `event: error\ndata: ${body}\n\n` : `${body}\n`;
   }
 
   private finish(): void {
     if (this.done) return;
     this.done = true;
-    this.ex.output = [...this.channels.values()].map((ch) => answerSegment(ch.path, ch.released.join('')));
+    this.ex.output = [...this.channels.values()].map((ch) => answerSegment(ch.path, ch.released.toString()));
+    if (this.budget.truncated) this.ex.notes['stream.output'] = `truncated: more than ${MAX_CHANNELS} channels or the kept-text bound`;
   }
 }
 
-export function createInboundStreamRewriter(ex: Exchange, format: 'sse' | 'ndjson', fields: readonly CompiledJsonPath[] | undefined, inspector?: StreamInspector): StreamRewriter {
-  return new InboundStreamRewriter(ex, format, fields, inspector);
+export function createInboundStreamRewriter(ex: Exchange, format: 'sse' | 'ndjson', fields: readonly CompiledJsonPath[] | undefined, inspector?: StreamInspector, bounds: StreamBounds = UNBOUNDED): StreamRewriter {
+  return new InboundStreamRewriter(ex, format, fields, inspector, bounds);
 }
 
 /** One SSE event written back with its fields as they came; `data` undefined for an event without data. */

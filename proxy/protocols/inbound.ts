@@ -296,7 +296,7 @@ export function createInboundProtocol(current: () => Policy): WireProtocol {
       return Buffer.from(JSON.stringify(json), 'utf8');
     },
     isStream: (contentType) => streamFormat(contentType) !== undefined,
-    streamRewriter: (ex, contentType, inspector) => createInboundStreamRewriter(ex, streamFormat(contentType) ?? 'ndjson', routeOf(ex).response, inspector),
+    streamRewriter: (ex, contentType, inspector, bounds) => createInboundStreamRewriter(ex, streamFormat(contentType) ?? 'ndjson', routeOf(ex).response, inspector, bounds),
     // Too large to buffer: every string value is read as text (more than a route's fields, never less).
     largeBodyRewriter: createJsonStreamRewriter,
   };

@@ -1,6 +1,7 @@
 import type { ChannelFilter, ChannelKind, StreamInspector } from '../hooks';
 import { errorPayload } from './errors';
 import type { BlockVerdict, Exchange, JsonPath, Segment, SegmentKind } from './exchange';
+import { KeptText, OutputBudget } from './kept-text';
 import { echoedPrompt } from './prompt-echo';
 import { logprobTexts, usageFrom } from './response';
 import { SseParser, type SseEvent } from './sse';
@@ -16,7 +17,26 @@ export interface StreamRewriter {
   release(): string;
   /** With an inspector's finalCheck, after end(): drops the held terminal events and closes the stream with this verdict. */
   cut(verdict: BlockVerdict): string;
+  /** Set when the upstream's stream broke a bound (an event over maxEventBytes, more than MAX_CHANNELS channels). */
+  readonly failed?: BlockVerdict;
+  /**
+   * Ends the stream now (the upstream failed or broke a bound): what the filters hold is judged and released as at
+   * the stream's end, held terminal events are dropped (no final check follows), then an error event in the stream's
+   * own dialect. '' once the stream already ended.
+   */
+  abort(verdict: BlockVerdict): string;
 }
+
+/** What one stream may hold in memory, whatever the upstream sends. */
+export interface StreamBounds {
+  /** Largest single line or event, in bytes (MAX_RESPONSE_SIZE). */
+  maxEventBytes: number;
+  /** Characters of released text kept for ex.output, over all channels. */
+  maxKeptChars: number;
+}
+
+/** Channels (choices × texts × tool calls × token-list ranks) one stream may open: each holds a filter. */
+export const MAX_CHANNELS = 4096;
 
 type Obj = Record<string, unknown>;
 
@@ -46,10 +66,12 @@ interface Channel {
   /** JSON location recorded for the output segment (and, for the Responses API, the item it belongs to). */
   path: JsonPath;
   filter?: ChannelFilter;
-  /** Text the client got on this channel (everything, when nothing inspects the stream). */
-  released: string[];
-  /** Text the upstream sent on this channel (kept only while inspecting). */
-  received: string[];
+  /** Text the client got on this channel (everything, when nothing inspects the stream), within the stream's budget. */
+  released: KeptText;
+  /** Received text not yet matched by released text while the two agree (bounded by what the filter holds). */
+  pending: string;
+  /** Released text differs from received text: a filter redacted or dropped some. */
+  altered: boolean;
   ended: boolean;
   /** Responses API: the last delta event of this channel, the template for one we have to add. */
   lastDelta?: { ev: SseEvent; obj: Obj };
@@ -110,6 +132,8 @@ class Rewriter implements StreamRewriter {
   private heldFrom?: number;
   private readonly holdEnd: boolean;
   private verdict?: BlockVerdict;
+  private failure?: BlockVerdict;
+  private readonly budget: OutputBudget;
   private done = false;
   /** Last OpenAI chunk seen: the template for chunks we have to add. */
   private template?: Obj;
@@ -126,26 +150,62 @@ class Rewriter implements StreamRewriter {
 
   constructor(
     private readonly ex: Exchange,
-    private readonly inspector?: StreamInspector,
+    private readonly inspector: StreamInspector | undefined,
+    bounds: StreamBounds,
   ) {
     this.holdEnd = inspector?.finalCheck !== undefined;
-    this.parser = new SseParser({
-      event: (ev) => this.onEvent(ev),
-      comment: (line) => {
-        if (this.inspector && !this.verdict) this.emitted.push(`${line}\n\n`);
+    this.budget = new OutputBudget(bounds.maxKeptChars);
+    this.parser = new SseParser(
+      {
+        event: (ev) => this.onEvent(ev),
+        comment: (line) => {
+          if (this.inspector && !this.verdict) this.emitted.push(`${line}\n\n`);
+        },
+        overflow: () => this.fail('stream_event_too_large', `an event of the upstream's stream exceeds MAX_RESPONSE_SIZE (${bounds.maxEventBytes} bytes)`),
       },
-    });
+      bounds.maxEventBytes,
+    );
   }
 
   get blocked(): BlockVerdict | undefined {
     return this.verdict;
   }
 
+  get failed(): BlockVerdict | undefined {
+    return this.failure;
+  }
+
   push(chunk: Buffer): Buffer | string {
-    if (this.done) return '';
+    if (this.done || this.failure) return '';
     this.parser.push(chunk);
     if (!this.inspector) return chunk;
     return this.take();
+  }
+
+  abort(verdict: BlockVerdict): string {
+    if (this.done) return '';
+    // Without an inspector the client already has the upstream's bytes, maybe up to the middle of an event.
+    const gap = !this.inspector && this.parser.midEvent ? '\n\n' : '';
+    if (this.heldFrom !== undefined) this.emitted = this.emitted.slice(0, this.heldFrom);
+    this.heldFrom = undefined;
+    this.flushAll();
+    if (!this.verdict) this.emitted.push(this.errorEvent(verdict));
+    this.finish();
+    return gap + this.take();
+  }
+
+  private fail(code: string, message: string): void {
+    this.failure ??= { status: 502, type: 'upstream_error', code, message };
+  }
+
+  /** An in-stream error the client's SDK raises: OpenAI's `{error}` then [DONE], TGI's `{error, error_type}`, a Responses `error` event. */
+  private errorEvent(verdict: BlockVerdict): string {
+    if (this.responsesApi || this.ex.api === 'openai.responses') {
+      const obj = { type: 'error', code: verdict.code, message: verdict.message, param: null, sequence_number: this.sequence + 1 };
+      return `event: error\n${this.prefix()}${JSON.stringify(obj)}\n\n`;
+    }
+    if (this.tgiNative || (this.template === undefined && this.ex.dialect === 'tgi')) return `${this.prefix()}${JSON.stringify(errorPayload('tgi', verdict))}\n\n`;
+    return `${this.prefix()}${JSON.stringify(errorPayload('openai', verdict))}\n\n${this.prefix()}[DONE]\n\n`;
   }
 
   end(): Buffer | string {
@@ -192,14 +252,15 @@ class Rewriter implements StreamRewriter {
     const output: Segment[] = [];
     for (const ch of this.channels.values()) {
       if (ch.kind === 'token_list' || ch.kind === 'error') continue;
-      output.push({ role: 'assistant', kind: SEGMENT_KIND[ch.kind], trusted: true, path: ch.path, choice: ch.choice, text: ch.released.join('') });
+      output.push({ role: 'assistant', kind: SEGMENT_KIND[ch.kind], trusted: true, path: ch.path, choice: ch.choice, text: ch.released.toString() });
     }
     this.ex.output = output;
+    if (this.budget.truncated) this.ex.notes['stream.output'] = `truncated: more than ${MAX_CHANNELS} channels or the kept-text bound`;
     this.ex.toolCalls = this.toolKeys.size;
   }
 
   private onEvent(ev: SseEvent): void {
-    if (this.verdict) return;
+    if (this.verdict || this.failure) return;
     this.space = ev.dataSpace;
     if (!ev.hasData) return this.emitRaw(ev);
     if (ev.data === '[DONE]') {
@@ -224,8 +285,9 @@ class Rewriter implements StreamRewriter {
   private channel(key: string, kind: ChannelKind, choice: number, place: Place, path: JsonPath): Channel {
     let ch = this.channels.get(key);
     if (!ch) {
-      ch = { key, kind, choice, place, path, released: [], received: [], ended: false };
+      ch = { key, kind, choice, place, path, released: new KeptText(this.budget), pending: '', altered: false, ended: false };
       this.channels.set(key, ch);
+      if (this.channels.size > MAX_CHANNELS) this.fail('stream_too_many_channels', `the upstream's stream opened more than ${MAX_CHANNELS} text channels`);
     }
     return ch;
   }
@@ -233,7 +295,7 @@ class Rewriter implements StreamRewriter {
   /** Feeds text to a channel; returns what the client gets now. Sets the verdict when the filter blocks. */
   private feed(ch: Channel, text: string, got: Release[]): string {
     if (!this.inspector) {
-      ch.released.push(text);
+      ch.released.add(text);
       return text;
     }
     if (ch.ended) {
@@ -242,7 +304,7 @@ class Rewriter implements StreamRewriter {
       ch.filter = undefined;
     }
     ch.filter ??= this.inspector.channel(ch.key, ch.kind);
-    ch.received.push(text);
+    if (!ch.altered) ch.pending += text;
     const r = ch.filter.push(text);
     this.keep(ch, r.text, got);
     if (r.block) this.verdict = r.block;
@@ -257,6 +319,7 @@ class Rewriter implements StreamRewriter {
     const r = ch.filter.end();
     this.keep(ch, r.text, got);
     if (r.block) this.verdict = r.block;
+    if (ch.pending !== '') this.alter(ch);
     return r.text;
   }
 
@@ -269,8 +332,16 @@ class Rewriter implements StreamRewriter {
 
   private keep(ch: Channel, text: string, got: Release[]): void {
     if (text === '') return;
-    ch.released.push(text);
+    ch.released.add(text);
     got.push({ ch, text });
+    if (ch.altered) return;
+    if (ch.pending.startsWith(text)) ch.pending = ch.pending.slice(text.length);
+    else this.alter(ch);
+  }
+
+  private alter(ch: Channel): void {
+    ch.altered = true;
+    ch.pending = '';
   }
 
   /** An in-stream error event: its message is text the client reads too. */
@@ -552,9 +623,8 @@ class Rewriter implements StreamRewriter {
             changed = true;
           } else this.emitToken(tail);
         }
-        const released = ch.released.join('');
-        if (released !== ch.received.join('')) {
-          obj.generated_text = echoedPrompt(this.ex, obj.generated_text) + released;
+        if (ch.altered) {
+          obj.generated_text = echoedPrompt(this.ex, obj.generated_text) + ch.released.toString();
           changed = true;
         }
       }
@@ -676,7 +746,7 @@ class Rewriter implements StreamRewriter {
         this.close(ch, got);
         for (const g of got) this.emitResponsesDelta(g.ch, g.text);
       }
-      return ch.released.join('');
+      return ch.released.toString();
     };
     const oi = index(obj.output_index, 0);
     const ci = index(obj.content_index, 0);
@@ -705,7 +775,7 @@ class Rewriter implements StreamRewriter {
       (Array.isArray(response.output) ? response.output : []).forEach((item, o) => isObject(item) && fixItem(item, o));
       if (typeof response.output_text === 'string') {
         const parts = [...this.channels.values()].filter((c) => c.key.startsWith('output_text:'));
-        response.output_text = parts.length > 0 ? parts.map((c) => c.released.join('')).join('') : released('output_text', 'content', ['output_text'], response.output_text);
+        response.output_text = parts.length > 0 ? parts.map((c) => c.released.toString()).join('') : released('output_text', 'content', ['output_text'], response.output_text);
       }
     }
   }
@@ -763,6 +833,8 @@ class Rewriter implements StreamRewriter {
   }
 }
 
-export function createStreamRewriter(ex: Exchange, inspector?: StreamInspector): StreamRewriter {
-  return new Rewriter(ex, inspector);
+export const UNBOUNDED: StreamBounds = { maxEventBytes: Infinity, maxKeptChars: Infinity };
+
+export function createStreamRewriter(ex: Exchange, inspector?: StreamInspector, bounds: StreamBounds = UNBOUNDED): StreamRewriter {
+  return new Rewriter(ex, inspector, bounds);
 }

@@ -40,6 +40,12 @@ export function createProxyMetrics(registry: Registry) {
       labelNames: ['direction'] as const,
       registers: [registry],
     }),
+    clientErrors: new Counter({
+      name: 'akto_proxy_client_errors_total',
+      help: 'Requests refused before they reached the proxy: malformed (400), sent too slowly (408), CONNECT (405), head over MAX_HEADER_SIZE (431). They have no trace.',
+      labelNames: ['status'] as const,
+      registers: [registry],
+    }),
     hookErrors: new Counter({
       name: 'akto_proxy_hook_errors_total',
       help: 'Exceptions thrown by a feature hook (guardrails, limits, ingest); the request went on.',
