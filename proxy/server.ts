@@ -131,6 +131,11 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
    * read after it is not forwarded, since another parser may draw the boundary elsewhere.
    */
   const refused = new WeakSet<Duplex>();
+  /**
+   * Pipelined requests waiting for the one ahead of them on their connection: a connection has one request with the
+   * upstream at a time, as nginx and Envoy serve pipelining, so one connection cannot fan out.
+   */
+  const waiting = new WeakMap<Duplex, Array<() => void>>();
   let draining = false;
 
   // The path is set on the upstream request itself (bodySource): http-proxy's own join would rewrite it.
@@ -220,7 +225,14 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       return;
     }
     const { flight, pathRefused } = opened;
-    admit(flight, pathRefused).catch((err: unknown) => failed(flight, err));
+    const start = () => {
+      admit(flight, pathRefused).catch((err: unknown) => failed(flight, err));
+    };
+    if ((bySocket.get(req.socket)?.size ?? 0) > 1) {
+      let queue = waiting.get(req.socket);
+      if (!queue) waiting.set(req.socket, (queue = []));
+      queue.push(start);
+    } else start();
   }
 
   /** The request's exchange and flight, counted in flight until complete(). */
@@ -258,6 +270,8 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   /** Refusals that need nothing read, the body (read whole when inspected), the request hooks, then the upstream. */
   async function admit(flight: Flight, pathRefused: string | undefined): Promise<void> {
     const { ex, req, res, framing } = flight;
+    // A pipelined request whose client left while it waited its turn.
+    if (flight.done) return;
     if (refused.has(req.socket)) return dropAfterRefusal(flight);
     if (isRefusedMethod(ex.method)) {
       return refuse(flight, { status: 405, type: 'method_not_allowed', code: 'method_not_allowed', message: `${ex.method.toUpperCase()} is not forwarded by this proxy` });
@@ -863,6 +877,9 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     const others = bySocket.get(socket);
     others?.delete(flight);
     if (closing.has(socket) && !others?.size) socket.end();
+    // The next pipelined request's turn, once this exchange is recorded.
+    const next = waiting.get(socket)?.shift();
+    if (next) setImmediate(next);
     const { ex } = flight;
     metrics.inFlight.dec({ direction: ex.direction });
     ex.outcome = outcome;

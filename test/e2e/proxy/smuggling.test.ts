@@ -3,6 +3,8 @@
  * sockets: the proxy must frame every forwarded request to match exactly the body it received (or refuse it),
  * never let bytes it did not parse as a request reach the upstream as one, and inspect every body it forwards.
  */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startStubUpstream, type StubUpstream } from '../../fixtures/stub-upstream';
 import { startGuarded, type GuardedProxy } from '../../support/guarded-proxy';
 import { startTestProxy, type TestProxy } from '../../support/proxy-harness';
@@ -239,5 +241,49 @@ describe('bodies on every method are inspected like a POST body', () => {
     );
     expect(wire.responses[0].status).toBe(400);
     expect(stub.requests.length).toBe(before);
+  });
+});
+
+describe('pipelined requests', () => {
+  // An upstream that counts how many requests it holds at once, each answered after 120 ms.
+  let upstream: http.Server;
+  let url: string;
+  let active = 0;
+  let most = 0;
+  const order: string[] = [];
+  let proxy: TestProxy;
+  beforeAll(async () => {
+    upstream = http.createServer((req, res) => {
+      active++;
+      most = Math.max(most, active);
+      order.push(req.url ?? '');
+      req.resume();
+      setTimeout(() => {
+        active--;
+        const body = JSON.stringify({ id: 'x', object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: `answer to ${req.url}` }, finish_reason: 'stop' }] });
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+      }, 120);
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    proxy = await startTestProxy(url);
+  });
+  afterAll(async () => {
+    await proxy.close();
+    await new Promise((r) => upstream.close(r));
+  });
+
+  test('one connection has one request with the upstream at a time, answered in order (no fan-out)', async () => {
+    const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
+    const post = (i: number) => `POST /v1/chat/completions?n=${i} HTTP/1.1\r\nHost: proxy\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    const get = (i: number) => `GET /v1/models?n=${i} HTTP/1.1\r\nHost: proxy\r\n\r\n`;
+    const bytes = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => (i % 2 ? get(i) : post(i))).join('');
+    const wire = await wireExchange(proxy.url, bytes, { expect: 8 });
+    expect(wire.responses.map((r) => r.status)).toEqual(Array(8).fill(200));
+    expect(wire.responses.map((r) => JSON.parse(r.body.toString()).choices[0].message.content)).toEqual(
+      [0, 1, 2, 3, 4, 5, 6, 7].map((i) => `answer to /v1/${i % 2 ? 'models' : 'chat/completions'}?n=${i}`),
+    );
+    expect(order).toHaveLength(8);
+    expect(most).toBe(1);
   });
 });

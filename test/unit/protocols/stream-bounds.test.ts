@@ -239,7 +239,7 @@ describe('the inbound listener\'s streams (the agent app\'s SSE and NDJSON) have
     ['text/event-stream', (s: string) => `data: {"text":${JSON.stringify(s)}}\n\n`, 'data: {"text":"'],
   ])('%s: an endless line fails the stream; abort ends it with an error the client can read', (contentType, line, open) => {
     const rw = protocol.streamRewriter(appEx(), contentType, inspector(), bounds);
-    let out = rw.push(Buffer.from(line('hello ') + line('world')));
+    let out = rw.push(Buffer.from(line('hello ') + line('world'))).toString();
     rw.push(Buffer.from(open));
     for (let i = 0; i < 10 && !rw.failed; i++) rw.push(Buffer.from('x'.repeat(200)));
     expect(rw.failed).toMatchObject({ status: 502, code: 'stream_event_too_large' });
