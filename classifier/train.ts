@@ -21,6 +21,12 @@ export interface Example {
   text: string;
   label: 0 | 1;
   untrusted: boolean;
+  /**
+   * Negatives that are what the guard sees in production: the project's own everyday prompts (input users type,
+   * with trigger words) and the indirect set's clean e-mails (what tools return). A few hundred among thousands,
+   * so they weigh more in the loss and are held to the FPR budget on their own.
+   */
+  watched?: boolean;
 }
 
 /** Which labelled rows teach each category (file, which rows are positive, whether the text is untrusted). */
@@ -34,7 +40,7 @@ export function examplesFor(category: Category, read: (file: string) => Row[], o
     ...everyday.filter((r) => !inj.some((i) => i.text === r.text)),
     ...ownEveryday.map((text): Row => ({ text, label: 0, category: 'own-everyday' })),
   ];
-  const ex = (rows: Row[], untrusted = false): Example[] => rows.map((r) => ({ text: r.text, label: r.label, untrusted }));
+  const ex = (rows: Row[], untrusted = false): Example[] => rows.map((r) => ({ text: r.text, label: r.label, untrusted, ...(r.category === 'own-everyday' ? { watched: true } : {}) }));
   switch (category) {
     case 'prompt_injection':
       // BIPIA's attack payloads are ordinary requests when a user types them ("Reply in Spanish"): they teach
@@ -43,7 +49,7 @@ export function examplesFor(category: Category, read: (file: string) => Row[], o
     case 'jailbreak':
       return ex([...inj.filter((r) => r.category === 'jailbreak-inthewild'), ...benign]);
     case 'indirect_injection':
-      return [...ex(read('indirect-injection.jsonl'), true), ...ex(benign, true)];
+      return [...ex(read('indirect-injection.jsonl'), true).map((e) => (e.label === 0 ? { ...e, watched: true } : e)), ...ex(benign, true)];
     case 'toxicity':
       return ex(read('toxicity.jsonl'));
     case 'harmful_intent':
@@ -164,7 +170,7 @@ class Adam {
 }
 
 /** Logistic regression with L2, class-balanced, full-batch Adam. */
-function fitLogistic(x: Vec[], y: number[], epochs = 150): Net {
+function fitLogistic(x: Vec[], y: number[], sw: number[], epochs = 150): Net {
   const dims = x[0].length;
   const p = new Float64Array(dims + 1); // weights, then the bias
   const cw = classWeights(y);
@@ -178,7 +184,7 @@ function fitLogistic(x: Vec[], y: number[], epochs = 150): Net {
   for (let epoch = 1; epoch <= epochs; epoch++) {
     g.fill(0);
     for (let i = 0; i < x.length; i++) {
-      const err = (sigmoid(logit(x[i])) - y[i]) * cw[y[i]];
+      const err = (sigmoid(logit(x[i])) - y[i]) * cw[y[i]] * sw[i];
       for (let d = 0; d < dims; d++) g[d] += err * x[i][d];
       g[dims] += err;
     }
@@ -190,19 +196,21 @@ function fitLogistic(x: Vec[], y: number[], epochs = 150): Net {
 const textLogit = (net: Net, windows: Vec[]): number => Math.max(...windows.map((x) => net.logit(x)));
 
 /** Multiple-instance training: all windows first, then each positive text's best window only (twice). */
-export function fitLogisticTexts(texts: Vec[][], labels: number[]): Net {
+export function fitLogisticTexts(texts: Vec[][], labels: number[], weights: number[] = labels.map(() => 1)): Net {
   let net: Net | undefined;
   for (let round = 0; round < 3; round++) {
     const x: Vec[] = [];
     const y: number[] = [];
+    const sw: number[] = [];
     texts.forEach((windows, i) => {
       const chosen = net && labels[i] === 1 && windows.length > 1 ? [bestWindow(net, windows)] : windows;
       for (const e of chosen) {
         x.push(e);
         y.push(labels[i]);
+        sw.push(weights[i]);
       }
     });
-    net = fitLogistic(x, y);
+    net = fitLogistic(x, y, sw);
     if (!texts.some((t) => t.length > 1)) break;
   }
   return net!;
@@ -239,7 +247,7 @@ function random(seed: number): () => number {
  * positive text through its best window, chosen again every few epochs. `checkpoint` sees the net every
  * `checkEvery` epochs (out-of-fold early stopping picks the epoch count).
  */
-export function fitMlp(texts: Vec[][], labels: number[], epochs: number, checkpoint?: (epoch: number, net: Net) => void): Net {
+export function fitMlp(texts: Vec[][], labels: number[], epochs: number, weights: number[] = labels.map(() => 1), checkpoint?: (epoch: number, net: Net) => void): Net {
   const dims = texts[0][0].length;
   const H = MLP.units;
   const rnd = random(MLP.seed);
@@ -284,7 +292,7 @@ export function fitMlp(texts: Vec[][], labels: number[], epochs: number, checkpo
     if (epoch > MLP.warmEpochs && (epoch - MLP.warmEpochs) % MLP.checkEvery === 1) {
       chosen = texts.map((windows, i) => (labels[i] === 1 && windows.length > 1 ? [bestWindow(net, windows)] : windows));
     }
-    const rows: { x: Vec; y: number }[] = chosen.flatMap((windows, i) => windows.map((x) => ({ x, y: labels[i] })));
+    const rows: { x: Vec; y: number; w: number }[] = chosen.flatMap((windows, i) => windows.map((x) => ({ x, y: labels[i], w: weights[i] })));
     const cw = classWeights(rows.map((r) => r.y));
     for (let i = rows.length - 1; i > 0; i--) {
       const k = Math.floor(rnd() * (i + 1));
@@ -293,10 +301,10 @@ export function fitMlp(texts: Vec[][], labels: number[], epochs: number, checkpo
     for (let start = 0; start < rows.length; start += MLP.batch) {
       const batch = rows.slice(start, start + MLP.batch);
       grad.fill(0);
-      for (const { x, y } of batch) {
+      for (const { x, y, w } of batch) {
         for (let j = 0; j < H; j++) mask[j] = rnd() < MLP.dropout ? 0 : 1 / (1 - MLP.dropout);
         hidden(x, mask);
-        const err = (sigmoid(out()) - y) * cw[y];
+        const err = (sigmoid(out()) - y) * cw[y] * w;
         grad[B2] += err;
         for (let j = 0; j < H; j++) {
           if (h[j] === 0) continue;
@@ -391,14 +399,22 @@ function sweep(p: readonly number[], y: readonly number[]): Omit<Quality, 'auc'>
 /** The out-of-fold false-positive budget of the injection-like categories (targets allow 0.02 benign, 0.03 NotInject). */
 export const FPR_BUDGET = 0.015;
 
+/** Loss weight of a watched negative (Example.watched). */
+const WATCHED_WEIGHT = 3;
+
 const CONTENT: readonly Category[] = ['toxicity', 'harmful_intent'];
 
-/** Injection-like categories: the lowest threshold with out-of-fold FPR <= FPR_BUDGET; content categories: best F1. */
-function chooseThreshold(category: Category, p: number[], y: number[]): Quality {
+/**
+ * Injection-like categories: the lowest threshold with out-of-fold FPR <= FPR_BUDGET on all negatives and on
+ * the watched negatives alone (everyday prompts, clean e-mails: what a block must not hit); content categories: best F1.
+ */
+function chooseThreshold(category: Category, p: number[], y: number[], watched: readonly boolean[]): Quality {
   const qs = sweep(p, y);
   const auc = rocAuc(p, y);
-  const pick = CONTENT.includes(category) ? qs.reduce((a, b) => (b.f1 > a.f1 ? b : a)) : (qs.find((q) => q.fpr <= FPR_BUDGET) ?? qs[qs.length - 1]);
-  return { ...pick, auc };
+  if (CONTENT.includes(category)) return { ...qs.reduce((a, b) => (b.f1 > a.f1 ? b : a)), auc };
+  const own = p.filter((_s, i) => watched[i]);
+  const ownFpr = (t: number): number => (own.length ? own.filter((s) => s >= t).length / own.length : 0);
+  return { ...(qs.find((q) => q.fpr <= FPR_BUDGET && ownFpr(q.threshold) <= FPR_BUDGET) ?? qs[qs.length - 1]), auc };
 }
 
 /** What the head is chosen by: recall at the FPR budget (injection-like), F1 (content); AUC breaks ties. */
@@ -411,14 +427,14 @@ const round = (x: number): number => Math.round(x * 1e5) / 1e5;
 const FOLDS = 5;
 
 /** Out-of-fold logits of one head type (5 folds by text); for the MLP also the epoch count early stopping chose. */
-function outOfFold(category: Category, type: HeadType, texts: Vec[][], labels: number[]): { oof: number[]; epochs: number } {
+function outOfFold(category: Category, type: HeadType, texts: Vec[][], labels: number[], weights: number[], watched: boolean[]): { oof: number[]; epochs: number } {
   const folds = Array.from({ length: FOLDS }, (_v, k) => texts.map((_t, i) => i).filter((i) => i % FOLDS === k));
   if (type === 'logistic') {
     const oof = new Array<number>(texts.length);
     for (const held of folds) {
       const inFold = new Set(held);
       const rest = texts.map((_t, i) => i).filter((i) => !inFold.has(i));
-      const net = fitLogisticTexts(rest.map((i) => texts[i]), rest.map((i) => labels[i]));
+      const net = fitLogisticTexts(rest.map((i) => texts[i]), rest.map((i) => labels[i]), rest.map((i) => weights[i]));
       for (const i of held) oof[i] = textLogit(net, texts[i]);
     }
     return { oof, epochs: 0 };
@@ -427,7 +443,7 @@ function outOfFold(category: Category, type: HeadType, texts: Vec[][], labels: n
   for (const held of folds) {
     const inFold = new Set(held);
     const rest = texts.map((_t, i) => i).filter((i) => !inFold.has(i));
-    fitMlp(rest.map((i) => texts[i]), rest.map((i) => labels[i]), MLP.maxEpochs, (epoch, net) => {
+    fitMlp(rest.map((i) => texts[i]), rest.map((i) => labels[i]), MLP.maxEpochs, rest.map((i) => weights[i]), (epoch, net) => {
       const oof = byEpoch.get(epoch) ?? new Array<number>(texts.length);
       for (const i of held) oof[i] = textLogit(net, texts[i]);
       byEpoch.set(epoch, oof);
@@ -435,7 +451,7 @@ function outOfFold(category: Category, type: HeadType, texts: Vec[][], labels: n
   }
   let best: { oof: number[]; epochs: number; merit: number } | undefined;
   for (const [epochs, oof] of byEpoch) {
-    const m = merit(category, chooseThreshold(category, oof, labels));
+    const m = merit(category, chooseThreshold(category, oof, labels, watched));
     if (!best || m > best.merit) best = { oof, epochs, merit: m };
   }
   return best!;
@@ -472,18 +488,20 @@ export async function train(dataDir: string, outDir: string, cacheFile: string, 
       return { windows: cache.get(e.text), features: e.untrusted ? [f[1], f[1], f[2], f[3], f[4], f[5]] : f };
     });
     const labels = examples.map((e) => e.label as number);
+    const watched = examples.map((e) => e.watched === true);
+    const weights = watched.map((w) => (w ? WATCHED_WEIGHT : 1));
     for (const kind of ['model', 'combined'] as HeadKind[]) {
       const texts = encoded.map((t) => inputRows(t, kind === 'combined'));
       const tried = types.map((type) => {
-        const { oof, epochs } = outOfFold(category, type, texts, labels);
+        const { oof, epochs } = outOfFold(category, type, texts, labels, weights, watched);
         const platt = fitPlatt(oof, labels);
-        const q = chooseThreshold(category, oof.map((z) => sigmoid(platt.a * z + platt.b)), labels);
+        const q = chooseThreshold(category, oof.map((z) => sigmoid(platt.a * z + platt.b)), labels, watched);
         log(`  ${kind}/${category} ${type}${epochs ? ` (${epochs} epochs)` : ''}: out-of-fold AUC ${q.auc.toFixed(3)}, precision ${q.precision.toFixed(3)} recall ${q.recall.toFixed(3)} FPR ${q.fpr.toFixed(3)} F1 ${q.f1.toFixed(3)}`);
         return { type, epochs, platt, q };
       });
       const chosen = tried.reduce((a, b) => (merit(category, b.q) > merit(category, a.q) ? b : a));
       const other = tried.find((t) => t !== chosen);
-      const net = chosen.type === 'mlp' ? fitMlp(texts, labels, chosen.epochs) : fitLogisticTexts(texts, labels);
+      const net = chosen.type === 'mlp' ? fitMlp(texts, labels, chosen.epochs, weights) : fitLogisticTexts(texts, labels, weights);
       const head: HeadFile = {
         category,
         kind,
