@@ -1,6 +1,6 @@
 /**
- * The classifier's heads: one logistic regression per risk category over a MiniLM window embedding, in two
- * kinds — `model` (the embedding alone) and `combined` (the embedding plus the heuristic tier's scores of the
+ * The classifier's heads: one small network per risk category over a MiniLM window embedding — a logistic
+ * regression, or an MLP with one ReLU hidden layer where that scored better out of fold — in two kinds — `model` (the embedding alone) and `combined` (the embedding plus the heuristic tier's scores of the
  * whole text) — trained by `npm run train` and committed as small JSON files in classifier/heads/. A text's
  * score is the highest over its windows; scores are Platt-calibrated probabilities, and each head carries
  * the decision threshold chosen on its training data.
@@ -20,6 +20,9 @@ export interface HeadFile {
   kind: HeadKind;
   /** Input: the embedding (384), then for `combined` the HEURISTIC_FEATURES. */
   inputs: number;
+  /** MLP heads only: the hidden layer, `units` ReLUs, weights row-major (units × inputs). */
+  hidden?: { units: number; weights: number[]; bias: number[] };
+  /** The output layer over the inputs (logistic) or over the hidden units (MLP). */
   weights: number[];
   bias: number;
   /** Platt scaling of the raw logit: p = sigmoid(a * logit + b). */
@@ -51,10 +54,22 @@ export function heuristicFeatures(text: string): number[] {
 
 export const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z));
 
+/** One affine unit over the head's input (the embedding, then the features for `combined`), from `offset` in `w`. */
+function affine(w: readonly number[], offset: number, bias: number, embedding: Float32Array, features: readonly number[], withFeatures: boolean): number {
+  let z = bias;
+  for (let d = 0; d < EMBEDDING_DIM; d++) z += w[offset + d] * embedding[d];
+  if (withFeatures) for (let k = 0; k < features.length; k++) z += w[offset + EMBEDDING_DIM + k] * features[k];
+  return z;
+}
+
 export function logit(head: HeadFile, embedding: Float32Array, features: readonly number[]): number {
+  const withFeatures = head.kind === 'combined';
+  if (!head.hidden) return affine(head.weights, 0, head.bias, embedding, features, withFeatures);
   let z = head.bias;
-  for (let d = 0; d < EMBEDDING_DIM; d++) z += head.weights[d] * embedding[d];
-  if (head.kind === 'combined') for (let k = 0; k < features.length; k++) z += head.weights[EMBEDDING_DIM + k] * features[k];
+  for (let j = 0; j < head.hidden.units; j++) {
+    const h = affine(head.hidden.weights, j * head.inputs, head.hidden.bias[j], embedding, features, withFeatures);
+    if (h > 0) z += head.weights[j] * h;
+  }
   return z;
 }
 
@@ -73,8 +88,10 @@ export function loadHeads(dir = headsDir()): HeadSet {
   for (const kind of ['model', 'combined'] as const) {
     for (const c of CATEGORIES) {
       const head = JSON.parse(readFileSync(path.join(dir, `${kind}-${c}.json`), 'utf8')) as HeadFile;
-      if (head.weights.length !== head.inputs || head.inputs !== EMBEDDING_DIM + (kind === 'combined' ? HEURISTIC_FEATURES.length : 0)) {
-        throw new Error(`head ${kind}-${c}.json does not fit the embedding (${head.weights.length} weights)`);
+      const h = head.hidden;
+      const fits = h ? h.weights.length === h.units * head.inputs && h.bias.length === h.units && head.weights.length === h.units : head.weights.length === head.inputs;
+      if (!fits || head.inputs !== EMBEDDING_DIM + (kind === 'combined' ? HEURISTIC_FEATURES.length : 0)) {
+        throw new Error(`head ${kind}-${c}.json does not fit the embedding (${head.inputs} inputs, ${head.weights.length} output weights)`);
       }
       out[kind][c] = head;
     }

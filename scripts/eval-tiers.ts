@@ -24,6 +24,8 @@ interface Case {
   untrusted: boolean;
   /** A slice name the rows are also counted under (e.g. notinject, everyday). */
   slice: string;
+  /** A summary slice counted per half as well (`holdout direct`): injection rows that are attacks as direct input. */
+  also?: string;
   holdout: boolean;
 }
 
@@ -74,7 +76,10 @@ export function evaluationSets(dataDir: string, root: string): SetSpec[] {
   const file = (f: string): string => path.join(dataDir, f);
   const injection: Category[] = ['prompt_injection', 'jailbreak'];
   if (existsSync(file('injection.jsonl'))) {
-    sets.push({ name: 'injection.jsonl', categories: injection, cases: casesOf(file('injection.jsonl'), false, (c) => (c === 'notinject' ? 'notinject' : c.startsWith('jailbreak') ? 'jailbreak' : c.split(/[-:]/)[0])) });
+    // BIPIA's payloads without their carrier document are ordinary requests as direct input (the data's README
+    // says to leave them out when measuring a direct detector): `direct` is every other row.
+    const cases = casesOf(file('injection.jsonl'), false, (c) => (c === 'notinject' ? 'notinject' : c.startsWith('jailbreak') ? 'jailbreak' : c.split(/[-:]/)[0]));
+    sets.push({ name: 'injection.jsonl', categories: injection, cases: cases.map((c) => (c.slice === 'bipia' ? c : { ...c, also: 'direct' })) });
   }
   if (existsSync(file('indirect-injection.jsonl'))) sets.push({ name: 'indirect-injection.jsonl', categories: ['indirect_injection'], cases: casesOf(file('indirect-injection.jsonl'), true, (c) => c.split(':')[0]) });
   if (existsSync(file('toxicity.jsonl'))) sets.push({ name: 'toxicity.jsonl', categories: ['toxicity'], cases: casesOf(file('toxicity.jsonl'), false, (c) => c.split(':')[0]) });
@@ -144,7 +149,8 @@ export async function evaluateTiers(dataDir: string, log: (s: string) => void = 
         if (set.categories.length === 1 && c.holdout && !set.name.startsWith('own:')) (calibration[cat] ??= []).push({ p: combined, y: c.label });
       }
       for (const tier of Object.keys(tiers) as TierName[]) {
-        for (const slice of ['all', c.holdout ? 'holdout' : 'tune', c.slice]) add((tiers[tier][slice] ??= zero()), c.label, predicted[tier]);
+        const half = c.holdout ? 'holdout' : 'tune';
+        for (const slice of ['all', half, c.slice, ...(c.also ? [`${half} ${c.also}`] : [])]) add((tiers[tier][slice] ??= zero()), c.label, predicted[tier]);
       }
     }
     reports.push({
