@@ -3,14 +3,15 @@ import pkg from '../package.json';
 import { createAktoGuardrails } from './akto';
 import { createAlerts } from './alerts';
 import { loadProxyConfig, type ProxyConfig } from './config';
-import { ConfigError, type Env } from './config-env';
-import { createGuardrails } from './guardrails';
+import { ConfigError, type Env } from '../common/env';
+import { checkGuardrailsPolicy, createGuardrails } from './guardrails';
+import { openPolicyStore } from './policy/open';
 import { createIngest } from './ingest';
 import { checkLimitsPolicy, createLimits } from './limits';
 import { startProxy, type RunningProxy } from './server';
-import { createLogger, type Logger } from './telemetry/logger';
-import { SecretScrubber } from './telemetry/scrub';
-import { createRegistry } from './telemetry/metrics';
+import { createLogger, type Logger } from '../common/logger';
+import { SecretScrubber } from '../common/scrub';
+import { createRegistry } from '../common/metrics';
 import { refuseSelfTarget } from './self-target';
 
 export const VERSION: string = pkg.version;
@@ -32,8 +33,10 @@ export async function startApp(env: Env, opts: { logger?: Logger; registry?: Reg
   const secrets = SecretScrubber.fromEnv(env);
   const logger = opts.logger ?? createLogger(config.logLevel, undefined, secrets);
   const registry = opts.registry ?? createRegistry();
-  const guardrails = await createGuardrails(env, logger, registry, [checkLimitsPolicy]);
-  const limits = createLimits(guardrails.store, env, logger, registry);
+  // One policy store: every section's owner validates its part in the same pass, so a reload is all or nothing.
+  const policy = openPolicyStore(env, logger, registry, [checkGuardrailsPolicy, checkLimitsPolicy]);
+  const guardrails = await createGuardrails(policy, env, logger, registry);
+  const limits = createLimits(policy.store, env, logger, registry);
   const akto = createAktoGuardrails(env, logger, registry, { version: VERSION });
   const alerts = createAlerts(env, logger, registry, { version: VERSION });
   if (alerts) limits.onIncident(alerts.incident);
@@ -45,6 +48,7 @@ export async function startApp(env: Env, opts: { logger?: Logger; registry?: Reg
   const stopFeatures = async (drainMs: number): Promise<void> => {
     limits.close();
     guardrails.close();
+    policy.close();
     akto?.close();
     await Promise.all([ingest.close(drainMs), alerts?.close(Math.min(drainMs, ALERT_DRAIN_MS))]);
   };

@@ -1,6 +1,7 @@
 import { validateHeaderValue } from 'node:http';
-import { Env, envEnum, envInt, envPort, envString, ConfigError, parseHttpUrl, envBool } from './config-env';
+import { Env, envEnum, envInt, envPort, envString, ConfigError, parseHttpUrl, envBool } from '../common/env';
 import type { ListenerTls } from './http/serving';
+import { AUTHORIZATION_PREFIX, authorizationVarFor, URL_VAR } from '../common/upstream-vars';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -71,18 +72,6 @@ function loadListenTls(env: Env): ListenerTls | undefined {
   if (certFile === undefined) throw new ConfigError('LISTEN_TLS_CERT_FILE', 'must be set together with LISTEN_TLS_KEY_FILE');
   if (keyFile === undefined) throw new ConfigError('LISTEN_TLS_KEY_FILE', 'must be set together with LISTEN_TLS_CERT_FILE');
   return { certFile, keyFile, reloadMs: envInt(env, 'LISTEN_TLS_RELOAD_MS', 5000, 50, 3_600_000) };
-}
-
-/** URL variables of listeners: APP_URL, or APP_URL_<suffix> with UPSTREAMS. */
-const URL_VAR = /^APP_URL(?:_([A-Za-z0-9_]+))?$/;
-/** Every variable that may hold an upstream credential (typos included); each must belong to exactly one listener. */
-const AUTHORIZATION_PREFIX = 'UPSTREAM_AUTHORIZATION';
-
-/** The one credential variable of a URL variable: APP_URL -> UPSTREAM_AUTHORIZATION, APP_URL_1 -> UPSTREAM_AUTHORIZATION_1. */
-export function authorizationVarFor(urlVar: string): string {
-  const m = URL_VAR.exec(urlVar);
-  if (!m) throw new Error(`${urlVar} is not a listener URL variable`);
-  return m[1] === undefined ? AUTHORIZATION_PREFIX : `${AUTHORIZATION_PREFIX}_${m[1]}`;
 }
 
 /**

@@ -8,8 +8,8 @@ import { lookup } from 'node:dns/promises';
 import { networkInterfaces, hostname } from 'node:os';
 import { isIP } from 'node:net';
 import type { Listener, ProxyConfig } from './config';
-import { ConfigError, type Env } from './config-env';
-import { canonicalHost, isLoopbackHost, urlPort } from './http/url';
+import { ConfigError, type Env } from '../common/env';
+import { canonicalHost, isLoopbackHost, urlPort } from '../common/url';
 
 export interface OwnEndpoints {
   /** Ports this process listens on, with what each is for. */

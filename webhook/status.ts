@@ -3,7 +3,7 @@
  * those parts and inject again (idempotent under reinvocationPolicy IfNeeded).
  */
 import { STATUS_ANNOTATION } from './annotations';
-import { JsonObject, JsonValue, PatchBuilder, pointer } from './patch';
+import { JsonObject, JsonValue, PatchBuilder, pointer, isJsonObject as isObject } from './patch';
 import { canonical } from './upstreams';
 
 export const DEFAULT_CONTAINER_ANNOTATION = 'kubectl.kubernetes.io/default-container';
@@ -29,10 +29,6 @@ export interface InjectionStatus {
   listeners: Array<{ port: number; env: string }>;
   adminPort: number;
   defaultContainer: boolean;
-}
-
-function isObject(v: unknown): v is JsonObject {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 /** Parses the status annotation; undefined when absent, 'invalid' when it is not ours to trust. */

@@ -1,4 +1,4 @@
-import { ConfigError, envEnum, envInt, envString, type Env } from '../config-env';
+import { ConfigError, envEnum, envInt, envString, type Env } from '../../common/env';
 import { loadIngestConfig } from '../ingest/config';
 import type { RecordOptions } from '../ingest/record';
 import type { ClientSettings } from './client';

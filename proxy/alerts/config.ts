@@ -1,4 +1,4 @@
-import { ConfigError, envEnum, envInt, envString, envUrl, type Env } from '../config-env';
+import { ConfigError, envEnum, envInt, envString, envUrl, type Env } from '../../common/env';
 import type { Severity } from '../protocols/exchange';
 
 export type AlertFormat = 'json' | 'slack';

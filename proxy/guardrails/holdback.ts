@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { ChannelFilter, ChannelKind, StreamInspector, StreamRelease } from '../hooks';
+import type { ChannelFilter, ChannelKind, StreamInspector, StreamRelease } from '../protocols/stream-filter';
 import type { BlockVerdict, Exchange, Finding } from '../protocols/exchange';
 import type { CompiledAllow, CompiledPolicy, CompiledRule } from './compile';
 import { addHit, emptyStage, stronger, type HitRecord, type RuleRecord, type StageRecord } from './decision';

@@ -1,13 +1,12 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import { envString, type Env } from '../config-env';
+import { envString, type Env } from '../../common/env';
 import type { ExchangeHooks } from '../hooks';
 import type { BlockVerdict, Exchange, Finding, Stage } from '../protocols/exchange';
 import { isInferenceRoute } from '../protocols/request';
 import { PACKS } from '../policy/packs';
 import { isPackName, type PolicyCheck } from '../policy/load';
-import { openPolicyStore } from '../policy/open';
-import type { PolicyStore } from '../policy/store';
+import type { OpenedPolicyStore } from '../policy/open';
 import type { ResolvedPolicy } from '../policy/types';
 import { compilePolicy, type CompiledPolicy } from './compile';
 import { emptyStage, type GuardrailDecision, type StageRecord } from './decision';
@@ -21,8 +20,6 @@ export type { GuardrailDecision, StageRecord, HitRecord, RuleRecord } from './de
 
 export interface Guardrails {
   hooks: ExchangeHooks;
-  /** The policy store, shared with limits. */
-  store: PolicyStore<ResolvedPolicy>;
   /** The model tier (classifier), for /readyz detail. */
   modelTier: ModelTier;
   close(): void;
@@ -71,22 +68,27 @@ function escalatedPack(ex: Exchange): string | undefined {
   return typeof limits?.escalatedPack === 'string' ? limits.escalatedPack : undefined;
 }
 
+let builtinsOnce: ReturnType<typeof builtinDetectors> | undefined;
+const builtins = (): ReturnType<typeof builtinDetectors> => (builtinsOnce ??= builtinDetectors());
+/** Compiled form of each policy the store accepted, kept for the engine. */
+const compiled = new WeakMap<ResolvedPolicy, CompiledPolicy>();
+
 /**
- * Guardrails as proxy hooks: the decision engine on requests and complete responses, the holdback filter on
- * streams. Reads POLICY_FILE / POLICY_PACK (ConfigError on a bad value or an invalid policy) and
- * GUARDRAILS_HASH_KEY (key of `redaction: hash`; random per process when unset). `sectionChecks` validate the
- * policy sections other features own.
+ * The guardrails section's check for the policy store: compiling is part of validation, so a policy whose regex
+ * RE2 rejects never replaces a working one. The store runs it with the other sections' checks (limits) in one
+ * pass, so a reload is all or nothing.
  */
-export async function createGuardrails(env: Env, logger: Logger, registry: Registry, sectionChecks: readonly PolicyCheck[] = []): Promise<Guardrails> {
-  const builtins = builtinDetectors();
-  const compiled = new WeakMap<ResolvedPolicy, CompiledPolicy>();
-  // Compiling is part of validation: a policy whose regex RE2 rejects never replaces a working one.
-  const compileCheck: PolicyCheck = (policy, source) => {
-    compiled.set(policy, compilePolicy(policy, builtins, source));
-  };
-  // Other owners of policy sections (limits) validate theirs in the same pass, so a reload is all or nothing.
-  const opened = openPolicyStore(env, logger, registry, [compileCheck, ...sectionChecks]);
-  const packs = new Map(Object.entries(PACKS).map(([name, p]) => [name, compilePolicy(p, builtins, `pack:${name}`)]));
+export const checkGuardrailsPolicy: PolicyCheck = (policy, source) => {
+  compiled.set(policy, compilePolicy(policy, builtins(), source));
+};
+
+/**
+ * Guardrails as proxy hooks over the policy store app.ts opened (with checkGuardrailsPolicy among its checks):
+ * the decision engine on requests and complete responses, the holdback filter on streams. Reads
+ * GUARDRAILS_HASH_KEY (key of `redaction: hash`; random per process when unset). The store's owner closes it.
+ */
+export async function createGuardrails(opened: OpenedPolicyStore, env: Env, logger: Logger, registry: Registry): Promise<Guardrails> {
+  const packs = new Map(Object.entries(PACKS).map(([name, p]) => [name, compilePolicy(p, builtins(), `pack:${name}`)]));
   const hashKey = hashKeyFrom(envString(env, 'GUARDRAILS_HASH_KEY'));
   const modelTier = createModelTier(env, logger, registry);
   const m = metrics(registry);
@@ -105,7 +107,7 @@ export async function createGuardrails(env: Env, logger: Logger, registry: Regis
       const current = opened.store.current();
       c = compiled.get(current);
       if (!c) {
-        c = compilePolicy(current, builtins);
+        c = compilePolicy(current, builtins());
         compiled.set(current, c);
       }
     }
@@ -232,10 +234,8 @@ export async function createGuardrails(env: Env, logger: Logger, registry: Regis
   };
   return {
     hooks,
-    store: opened.store,
     modelTier,
     close() {
-      opened.close();
       modelTier.close();
     },
   };

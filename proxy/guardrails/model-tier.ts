@@ -11,7 +11,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import { ConfigError, envEnum, envInt, envString, parseHttpUrl, type Env } from '../config-env';
+import { ConfigError, envEnum, envInt, envString, parseHttpUrl, type Env } from '../../common/env';
 import type { SegmentScores } from './engine';
 
 export type ModelTierMode = 'off' | 'remote' | 'local';

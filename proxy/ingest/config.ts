@@ -1,6 +1,6 @@
 import * as path from 'node:path';
-import { ConfigError, Env, envBool, envEnum, envInt, envList, envString, envUrl } from '../config-env';
-import { SECRET_HEADERS } from '../telemetry/logger';
+import { ConfigError, Env, envBool, envEnum, envInt, envList, envString, envUrl } from '../../common/env';
+import { SECRET_HEADERS } from '../../common/logger';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Exchange } from '../protocols/exchange';
-import type { Env } from '../config-env';
+import { headerValue } from '../http/headers';
+import type { Env } from '../../common/env';
 import type { IdentityConfig, IdentitySource } from './policy';
 
 /** The pod this sidecar serves, from the env the webhook sets (Downward API). */
@@ -34,19 +35,14 @@ function usable(v: unknown, maxLength: number): v is string {
   return typeof v === 'string' && v.length > 0 && v.length <= maxLength && /^[\x21-\x7e]+$/.test(v);
 }
 
-function headerValue(ex: Exchange, name: string): string | undefined {
-  const v = ex.requestHeaders[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
 /** The client's API key as sent, or undefined. Only ever hashed, never stored. */
 function apiKey(ex: Exchange): string | undefined {
-  const auth = headerValue(ex, 'authorization');
+  const auth = headerValue(ex.requestHeaders, 'authorization');
   if (auth) {
     const m = /^\s*(?:bearer|token)\s+(\S+)\s*$/i.exec(auth);
     return m ? m[1] : auth.trim() || undefined;
   }
-  return headerValue(ex, 'x-api-key') || headerValue(ex, 'api-key') || undefined;
+  return headerValue(ex.requestHeaders, 'x-api-key') || headerValue(ex.requestHeaders, 'api-key') || undefined;
 }
 
 /** First 16 hex chars of SHA-256: stable across replicas, useless for recovering the key. */
@@ -57,7 +53,7 @@ export function hashApiKey(key: string): string {
 function fromSource(ex: Exchange, s: IdentitySource, cfg: IdentityConfig, workload: Workload): string | undefined {
   switch (s.from) {
     case 'header': {
-      const v = headerValue(ex, s.name)?.trim();
+      const v = headerValue(ex.requestHeaders, s.name)?.trim();
       return usable(v, cfg.maxLength) ? `user:${v}` : undefined;
     }
     case 'body': {

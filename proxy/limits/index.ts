@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { ConfigError, envInt, type Env } from '../config-env';
+import { ConfigError, envInt, type Env } from '../../common/env';
 import type { ExchangeHooks } from '../hooks';
 import type { Policy, PolicyStore } from '../policy/store';
 import { SEVERITY_RANK, type BlockVerdict, type Exchange, type Finding, type Severity } from '../protocols/exchange';
-import type { Logger } from '../telemetry/logger';
+import type { Logger } from '../../common/logger';
 import { Alert, AnomalyState, newAnomalyState, onCompleteSignals, onRequestSignals } from './anomaly';
 import { systemClock, type Clock } from './clock';
 import { promptFingerprint } from './fingerprint';

@@ -1,7 +1,7 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { trustedCAs } from '../http/agents';
-import { ConfigError, envInt, envString, type Env } from '../config-env';
-import type { Logger } from '../telemetry/logger';
+import { ConfigError, envInt, envString, type Env } from '../../common/env';
+import type { Logger } from '../../common/logger';
 import type { Clock } from './clock';
 import { Limiter } from './limiter';
 import { RedisClient, type RedisClientOptions } from './redis-client';

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020';
 import { parseDocument } from 'yaml';
 import policySchema from './policy.schema.json';
-import limitsSchema from '../limits/policy.schema.json';
+import limitsSchema from './limits.schema.json';
 import { PACKS } from './packs';
 import { PACK_NAMES, type GuardrailRule, type GuardrailsSection, type PackName, type ResolvedPolicy } from './types';
 import type { Policy } from './store';
@@ -23,8 +23,8 @@ let validator: ValidateFunction | undefined;
 function schemaValidator(): ValidateFunction {
   if (validator) return validator;
   const ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true });
-  // The main schema refers to the limits fragment by its path relative to proxy/policy/ (so editors resolve it too).
-  ajv.addSchema({ ...limitsSchema, $id: '../limits/policy.schema.json' });
+  // The main schema refers to the limits fragment by its file name beside it (so editors resolve it too).
+  ajv.addSchema(limitsSchema);
   validator = ajv.compile(policySchema);
   return validator;
 }

@@ -1,6 +1,6 @@
 import type { Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import { ConfigError, envInt, envString, type Env } from '../config-env';
+import { ConfigError, envInt, envString, type Env } from '../../common/env';
 import { isPackName, packPolicy, PolicyError, type PolicyCheck } from './load';
 import { MemoryPolicyStore } from './store';
 import { PACK_NAMES, type ResolvedPolicy } from './types';

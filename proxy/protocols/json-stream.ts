@@ -8,7 +8,7 @@
  * that is not JSON, or stops being JSON, is read as plain text from there on.
  */
 import { StringDecoder } from 'node:string_decoder';
-import type { ChannelFilter, ChannelKind, StreamInspector } from '../hooks';
+import type { ChannelFilter, ChannelKind, StreamInspector } from './stream-filter';
 import type { ApiKind, BlockVerdict, Exchange, JsonPath, Segment, SegmentKind } from './exchange';
 import { echoedPrompt } from './prompt-echo';
 import { usageFrom } from './response';

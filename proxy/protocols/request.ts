@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import type { ApiKind, Exchange, JsonPath, Segment, SegmentKind } from './exchange';
 import { setAtPath } from './json-path';
 import { decodeJsonBytes, decodeUtf8, encodeUtf8, locateStrings, MAX_JSON_DEPTH, parsePythonJson } from './python-json';
+import { isObject } from '../../common/json';
 
 /** How a request body was read: the way the upstream would read it, not the way it was declared. */
 export type BodyFormat = 'json' | 'text' | 'form' | 'multipart' | 'binary' | 'empty' | 'unreadable';
@@ -18,10 +19,6 @@ export interface ParsedRequest {
 }
 
 type Obj = Record<string, unknown>;
-
-function isObject(v: unknown): v is Obj {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
 
 /** Roles whose content comes from tools or retrieval, not from the user: indirect-injection carriers. */
 const UNTRUSTED_ROLES = new Set(['tool', 'function', 'ipython']);

@@ -1,9 +1,10 @@
-import type { ChannelFilter, ChannelKind, StreamInspector } from '../hooks';
+import type { ChannelFilter, ChannelKind, StreamInspector } from './stream-filter';
 import { errorPayload } from './errors';
 import type { BlockVerdict, Exchange, JsonPath, Segment, SegmentKind } from './exchange';
 import { echoedPrompt } from './prompt-echo';
 import { logprobTexts, usageFrom } from './response';
 import { SseParser, type SseEvent } from './sse';
+import { isObject } from '../../common/json';
 
 export interface StreamRewriter {
   /** Bytes to send to the client now ('' or empty Buffer allowed). With no inspector, returns the chunk itself. */
@@ -79,10 +80,6 @@ const DELTA_FIELDS: ReadonlyArray<[string, ChannelKind]> = [
   ['reasoning', 'reasoning'],
   ['refusal', 'refusal'],
 ];
-
-function isObject(v: unknown): v is Obj {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
 
 function index(v: unknown, fallback: number): number {
   return typeof v === 'number' && Number.isInteger(v) ? v : fallback;

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadAktoGuardrailsConfig } from '../../../proxy/akto';
 import { loadAlertConfig } from '../../../proxy/alerts';
-import { ConfigError } from '../../../proxy/config-env';
+import { ConfigError } from '../../../common/env';
 
 const keyOf = (fn: () => unknown): string | undefined => {
   try {

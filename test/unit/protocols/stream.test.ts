@@ -1,4 +1,4 @@
-import type { ChannelFilter, StreamInspector, StreamRelease } from '../../../proxy/hooks';
+import type { ChannelFilter, StreamInspector, StreamRelease } from '../../../proxy/protocols/stream-filter';
 import type { BlockVerdict, Exchange } from '../../../proxy/protocols/exchange';
 import { createStreamRewriter } from '../../../proxy/protocols/stream';
 import { makeExchange } from './make-exchange';

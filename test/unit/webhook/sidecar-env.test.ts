@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { loadProxyConfig } from '../../../proxy/config';
 import { loadAktoGuardrailsConfig } from '../../../proxy/akto/config';
 import { loadAlertConfig } from '../../../proxy/alerts/config';
-import { parseHttpUrl } from '../../../proxy/config-env';
+import { parseHttpUrl } from '../../../common/env';
 
 const expectedDir = join(__dirname, '../../fixtures/webhook/expected');
 

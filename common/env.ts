@@ -1,4 +1,4 @@
-import { parseHttpUrlText } from './http/url';
+import { parseHttpUrlText } from './url';
 
 /**
  * Helpers every subsystem uses to read its own environment variables. A bad value throws a
