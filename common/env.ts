@@ -89,3 +89,71 @@ export function envList(env: Env, key: string, fallback: readonly string[] = [])
   if (v === undefined) return [...fallback];
   return v.split(',').map((s) => s.trim()).filter(Boolean);
 }
+
+/**
+ * One declared environment variable: its name, the default as the docs show it, a one-line doc, and how it is
+ * read (parser, validation and default in one place). Each module declares its slice; the program collects the
+ * slices into one table that drives the README's variable table (kept in step by a test).
+ */
+export interface EnvVar<T = unknown> {
+  readonly name: string;
+  /** The default as the docs show it; '' when unset means "off" or "none". */
+  readonly shown: string;
+  readonly doc: string;
+  read(env: Env): T;
+}
+
+/** An integer variable; `read` may take a default or upper bound that depends on another variable. */
+export interface IntVar extends EnvVar<number> {
+  read(env: Env, bounds?: { fallback?: number; max?: number }): number;
+}
+
+const shownInt = (n: number): string => `\`${n}\``;
+
+export const declare = {
+  /** Unset is undefined; `shown` says what the reader does then, if anything. */
+  string(name: string, doc: string, shown = ''): EnvVar<string | undefined> {
+    return { name, shown, doc, read: (env) => envString(env, name) };
+  },
+  stringOr(name: string, fallback: string, doc: string): EnvVar<string> {
+    return { name, shown: `\`${fallback}\``, doc, read: (env) => envString(env, name, fallback) };
+  },
+  int(name: string, fallback: number, min: number, max: number, doc: string, shown = shownInt(fallback)): IntVar {
+    return { name, shown, doc, read: (env, b) => envInt(env, name, b?.fallback ?? fallback, min, b?.max ?? max) };
+  },
+  port(name: string, fallback: number, doc: string): EnvVar<number> {
+    return { name, shown: shownInt(fallback), doc, read: (env) => envPort(env, name, fallback) };
+  },
+  bool(name: string, fallback: boolean, doc: string): EnvVar<boolean> {
+    return { name, shown: `\`${fallback}\``, doc, read: (env) => envBool(env, name, fallback) };
+  },
+  /** `read` may take a default that depends on another variable (`shown` then says which). */
+  enum<T extends string>(name: string, values: readonly T[], fallback: T, doc: string, shown = `\`${fallback}\``): EnvVar<T> & { read(env: Env, fallback?: T): T } {
+    return { name, shown, doc, read: (env: Env, override?: T) => envEnum(env, name, values, override ?? fallback) };
+  },
+  url(name: string, doc: string): EnvVar<URL | undefined> {
+    return { name, shown: '', doc, read: (env) => envUrl(env, name) };
+  },
+  list(name: string, doc: string): EnvVar<string[]> {
+    return { name, shown: '', doc, read: (env) => envList(env, name) };
+  },
+  /** A family of variables named by a rule (`APP_URL_<suffix>`); its reader checks the name it is given. */
+  family(name: string, rule: RegExp, shown: string, doc: string): EnvVar<undefined> & { readAs(env: Env, key: string): string | undefined } {
+    return {
+      name,
+      shown,
+      doc,
+      read: () => undefined,
+      readAs(env, key) {
+        if (!rule.test(key)) throw new Error(`${key} is not a ${name} variable`);
+        return envString(env, key);
+      },
+    };
+  },
+};
+
+/** Markdown rows of a variable table (`| variable | default | meaning |`), in declaration order. */
+export function envTableMarkdown(vars: readonly EnvVar[]): string {
+  const rows = vars.map((v) => `| \`${v.name}\` | ${v.shown} | ${v.doc} |`);
+  return ['| variable | default | meaning |', '|---|---|---|', ...rows].join('\n');
+}

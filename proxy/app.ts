@@ -2,7 +2,7 @@ import type { Registry } from 'prom-client';
 import pkg from '../package.json';
 import { createAktoGuardrails } from './akto';
 import { createAlerts } from './alerts';
-import { loadProxyConfig, type ProxyConfig } from './config';
+import { CORE_ENV, loadProxyConfig, type ProxyConfig } from './config';
 import { ConfigError, type Env } from '../common/env';
 import { checkGuardrailsPolicy, createGuardrails } from './guardrails';
 import { openPolicyStore } from './policy/open';
@@ -76,7 +76,7 @@ export async function startApp(env: Env, opts: { logger?: Logger; registry?: Reg
 function listenError(err: unknown, config: ProxyConfig, env: Env): ConfigError | undefined {
   const e = err as NodeJS.ErrnoException & { port?: number; address?: string };
   const admin = e.port === config.adminPort && !config.listeners.some((l) => l.port === e.port);
-  const portKey = admin ? 'ADMIN_PORT' : env.UPSTREAMS?.trim() ? 'UPSTREAMS' : 'AKTO_PROXY_PORT';
+  const portKey = admin ? 'ADMIN_PORT' : CORE_ENV.upstreams.read(env) ? 'UPSTREAMS' : 'AKTO_PROXY_PORT';
   const hostKey = admin ? 'ADMIN_HOST' : 'LISTEN_HOST';
   const where = `${e.address ?? '?'}:${e.port ?? '?'}`;
   switch (e.code) {

@@ -1,7 +1,7 @@
 import { validateHeaderValue } from 'node:http';
-import { Env, envEnum, envInt, envPort, envString, ConfigError, parseHttpUrl, envBool } from '../common/env';
+import { ConfigError, declare, parseHttpUrl, type Env } from '../common/env';
 import type { ListenerTls } from './http/serving';
-import { AUTHORIZATION_PREFIX, authorizationVarFor, URL_VAR } from '../common/upstream-vars';
+import { AUTHORIZATION_PREFIX, authorizationVarFor, URL_VAR } from '../common/sidecar-env';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -41,37 +41,57 @@ export interface ProxyConfig {
 
 const MiB = 1024 * 1024;
 
+/** The listeners' and the request path's variables, in the order the README lists them. */
+export const CORE_ENV = {
+  appUrl: declare.family('APP_URL', URL_VAR, '(required)', 'the real endpoint, http or https, e.g. `https://xyz.us-east-1.aws.endpoints.huggingface.cloud`; `APP_URL_<suffix>` are the further endpoints `UPSTREAMS` names'),
+  upstreams: declare.string('UPSTREAMS', 'several endpoints: `8080=APP_URL,8081=APP_URL_1` — each port forwards to the URL held in the named variable, `APP_URL` or `APP_URL_<suffix>` (the webhook sets this)'),
+  proxyPort: declare.port('AKTO_PROXY_PORT', 8080, 'proxied port'),
+  listenHost: declare.stringOr('LISTEN_HOST', '0.0.0.0', 'the webhook sets `127.0.0.1` so nothing outside the pod can use the sidecar'),
+  adminPort: declare.port('ADMIN_PORT', 9090, '`/healthz`, `/readyz`, `/metrics` (never on the proxied port)'),
+  adminHost: declare.stringOr('ADMIN_HOST', '0.0.0.0', "the admin port stays reachable for the kubelet's probes and Prometheus when `LISTEN_HOST` is loopback"),
+  logLevel: declare.enum('LOG_LEVEL', LOG_LEVELS, 'info', '`trace`, `debug`, `info`, `warn`, `error`'),
+  requestTimeout: declare.int('REQUEST_TIMEOUT', 120, 1, 3600, "seconds to wait for the upstream's response head, and between two chunks of a stream"),
+  maxRequestSize: declare.int('MAX_REQUEST_SIZE', 10 * MiB, 1024, Number.MAX_SAFE_INTEGER, 'bytes; larger inference request bodies get 413, also once a `Content-Encoding` is undone'),
+  maxResponseSize: declare.int('MAX_RESPONSE_SIZE', 10 * MiB, 1024, Number.MAX_SAFE_INTEGER, 'bytes; a larger complete response is scanned as it streams through, in bounded memory (policy `on_oversize` can refuse or pass it instead)'),
+  drainTimeout: declare.int('DRAIN_TIMEOUT', 25, 0, 3600, 'seconds to finish in-flight requests after SIGTERM'),
+  authorization: declare.family(AUTHORIZATION_PREFIX, new RegExp(`^${AUTHORIZATION_PREFIX}`), '', 'the credential of `APP_URL` (`UPSTREAM_AUTHORIZATION_<suffix>`: of `APP_URL_<suffix>`), see below'),
+  identityEncoding: declare.bool('UPSTREAM_IDENTITY_ENCODING', true, 'ask the upstream for uncompressed bodies on inspected routes, so they can be read'),
+  tlsCertFile: declare.string('LISTEN_TLS_CERT_FILE', 'PEM certificate: the proxied ports speak HTTPS (gateway mode); set with `LISTEN_TLS_KEY_FILE`; re-read on rotation'),
+  tlsKeyFile: declare.string('LISTEN_TLS_KEY_FILE', 'PEM key of `LISTEN_TLS_CERT_FILE`; both or neither'),
+  tlsReloadMs: declare.int('LISTEN_TLS_RELOAD_MS', 5000, 50, 3_600_000, 'how often those files are checked for a new certificate'),
+};
+
 /** Reads and validates the data plane's environment. Throws ConfigError naming the variable. */
 export function loadProxyConfig(env: Env): ProxyConfig {
-  const proxyPort = envPort(env, 'AKTO_PROXY_PORT', 8080);
-  const adminPort = envPort(env, 'ADMIN_PORT', 9090);
+  const proxyPort = CORE_ENV.proxyPort.read(env);
+  const adminPort = CORE_ENV.adminPort.read(env);
   const listeners = loadListeners(env, proxyPort);
   for (const l of listeners) {
     if (l.port !== 0 && l.port === adminPort) throw new ConfigError('ADMIN_PORT', `must differ from the proxy port ${l.port}`);
   }
   return {
     listeners,
-    listenHost: envString(env, 'LISTEN_HOST', '0.0.0.0'),
+    listenHost: CORE_ENV.listenHost.read(env),
     adminPort,
-    adminHost: envString(env, 'ADMIN_HOST', '0.0.0.0'),
-    logLevel: envEnum(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
-    requestTimeoutMs: envInt(env, 'REQUEST_TIMEOUT', 120, 1, 3600) * 1000,
-    maxRequestBytes: envInt(env, 'MAX_REQUEST_SIZE', 10 * MiB, 1024),
-    maxResponseBytes: envInt(env, 'MAX_RESPONSE_SIZE', 10 * MiB, 1024),
-    drainTimeoutMs: envInt(env, 'DRAIN_TIMEOUT', 25, 0, 3600) * 1000,
-    forceIdentityEncoding: envBool(env, 'UPSTREAM_IDENTITY_ENCODING', true),
+    adminHost: CORE_ENV.adminHost.read(env),
+    logLevel: CORE_ENV.logLevel.read(env),
+    requestTimeoutMs: CORE_ENV.requestTimeout.read(env) * 1000,
+    maxRequestBytes: CORE_ENV.maxRequestSize.read(env),
+    maxResponseBytes: CORE_ENV.maxResponseSize.read(env),
+    drainTimeoutMs: CORE_ENV.drainTimeout.read(env) * 1000,
+    forceIdentityEncoding: CORE_ENV.identityEncoding.read(env),
     listenTls: loadListenTls(env),
   };
 }
 
 /** LISTEN_TLS_CERT_FILE and LISTEN_TLS_KEY_FILE come together; LISTEN_TLS_RELOAD_MS (default 5000) polls for rotation. */
 function loadListenTls(env: Env): ListenerTls | undefined {
-  const certFile = envString(env, 'LISTEN_TLS_CERT_FILE');
-  const keyFile = envString(env, 'LISTEN_TLS_KEY_FILE');
+  const certFile = CORE_ENV.tlsCertFile.read(env);
+  const keyFile = CORE_ENV.tlsKeyFile.read(env);
   if (certFile === undefined && keyFile === undefined) return undefined;
   if (certFile === undefined) throw new ConfigError('LISTEN_TLS_CERT_FILE', 'must be set together with LISTEN_TLS_KEY_FILE');
   if (keyFile === undefined) throw new ConfigError('LISTEN_TLS_KEY_FILE', 'must be set together with LISTEN_TLS_CERT_FILE');
-  return { certFile, keyFile, reloadMs: envInt(env, 'LISTEN_TLS_RELOAD_MS', 5000, 50, 3_600_000) };
+  return { certFile, keyFile, reloadMs: CORE_ENV.tlsReloadMs.read(env) };
 }
 
 /**
@@ -82,7 +102,7 @@ function loadListenTls(env: Env): ListenerTls | undefined {
  * stops the start: a token is never sent anywhere but the upstream it was configured for.
  */
 function loadListeners(env: Env, proxyPort: number): Listener[] {
-  const spec = envString(env, 'UPSTREAMS');
+  const spec = CORE_ENV.upstreams.read(env);
   const entries: Array<{ port: number; urlVar: string }> = [];
   if (spec === undefined) entries.push({ port: proxyPort, urlVar: 'APP_URL' });
   else {
@@ -103,17 +123,17 @@ function loadListeners(env: Env, proxyPort: number): Listener[] {
     if (entries.length === 0) throw new ConfigError('UPSTREAMS', 'lists no upstream');
   }
   const listeners = entries.map(({ port, urlVar }): Listener => {
-    const value = envString(env, urlVar);
+    const value = CORE_ENV.appUrl.readAs(env, urlVar);
     if (value === undefined) {
       throw new ConfigError(urlVar, spec === undefined ? 'is required but not set' : `is named by UPSTREAMS for port ${port} but not set`);
     }
     const authorizationVar = authorizationVarFor(urlVar);
-    const authorization = envString(env, authorizationVar);
+    const authorization = CORE_ENV.authorization.readAs(env, authorizationVar);
     if (authorization !== undefined) checkHeaderValue(authorizationVar, authorization);
     return { port, upstream: parseHttpUrl(urlVar, value), urlVar, authorizationVar, authorization };
   });
   for (const key of Object.keys(env)) {
-    if (!key.startsWith(AUTHORIZATION_PREFIX) || envString(env, key) === undefined) continue;
+    if (!key.startsWith(AUTHORIZATION_PREFIX) || !CORE_ENV.authorization.readAs(env, key)) continue;
     if (listeners.some((l) => l.authorizationVar === key)) continue;
     const owner = `APP_URL${key.slice(AUTHORIZATION_PREFIX.length)}`;
     const listed = listeners.map((l) => l.urlVar).join(', ');

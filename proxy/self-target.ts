@@ -9,6 +9,7 @@ import { networkInterfaces, hostname } from 'node:os';
 import { isIP } from 'node:net';
 import type { Listener, ProxyConfig } from './config';
 import { ConfigError, type Env } from '../common/env';
+import { POD_ENV } from '../common/sidecar-env';
 import { canonicalHost, isLoopbackHost, urlPort } from '../common/url';
 
 export interface OwnEndpoints {
@@ -58,7 +59,7 @@ const LOOKUP_TIMEOUT_MS = 1000;
  */
 export async function refuseSelfTarget(config: ProxyConfig, env: Env): Promise<void> {
   const ports = ownPorts(config);
-  const hosts = new Set<string>([hostname(), env.POD_IP ?? '', env.POD_NAME ?? '', config.listenHost, config.adminHost].filter(Boolean).map(bare));
+  const hosts = new Set<string>([hostname(), POD_ENV.ip.read(env) ?? '', POD_ENV.name.read(env) ?? '', config.listenHost, config.adminHost].filter(Boolean).map(bare));
   for (const addrs of Object.values(networkInterfaces())) for (const a of addrs ?? []) hosts.add(bare(a.address));
   const own: OwnEndpoints = { ports, hosts };
   const names = config.listeners

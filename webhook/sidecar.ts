@@ -2,7 +2,7 @@
  * The injected proxy container and its volumes, built structurally from typed settings and
  * validated overrides (never from text templates).
  */
-import { authorizationVarFor } from '../common/upstream-vars';
+import { authorizationVarFor } from '../common/sidecar-env';
 import { PodOverrides } from './annotations';
 import { CredentialRef } from './credentials';
 import { JsonObject } from './patch';

@@ -1,6 +1,6 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import { envString, type Env } from '../../common/env';
+import { declare, type Env } from '../../common/env';
 import type { ExchangeHooks } from '../hooks';
 import type { BlockVerdict, Exchange, Finding, Stage } from '../protocols/exchange';
 import { isInferenceRoute } from '../protocols/request';
@@ -68,6 +68,10 @@ function escalatedPack(ex: Exchange): string | undefined {
   return typeof limits?.escalatedPack === 'string' ? limits.escalatedPack : undefined;
 }
 
+export const GUARDRAILS_ENV = {
+  hashKey: declare.string('GUARDRAILS_HASH_KEY', 'key of the HMAC behind `redaction: hash` (from a Secret): the same tag for the same value across restarts and replicas', 'random per process'),
+};
+
 let builtinsOnce: ReturnType<typeof builtinDetectors> | undefined;
 const builtins = (): ReturnType<typeof builtinDetectors> => (builtinsOnce ??= builtinDetectors());
 /** Compiled form of each policy the store accepted, kept for the engine. */
@@ -89,7 +93,7 @@ export const checkGuardrailsPolicy: PolicyCheck = (policy, source) => {
  */
 export async function createGuardrails(opened: OpenedPolicyStore, env: Env, logger: Logger, registry: Registry): Promise<Guardrails> {
   const packs = new Map(Object.entries(PACKS).map(([name, p]) => [name, compilePolicy(p, builtins(), `pack:${name}`)]));
-  const hashKey = hashKeyFrom(envString(env, 'GUARDRAILS_HASH_KEY'));
+  const hashKey = hashKeyFrom(GUARDRAILS_ENV.hashKey.read(env));
   const modelTier = createModelTier(env, logger, registry);
   const m = metrics(registry);
   const contexts = new WeakMap<Exchange, RedactionContext>();

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Exchange } from '../protocols/exchange';
 import { headerValue } from '../http/headers';
 import type { Env } from '../../common/env';
+import { POD_ENV } from '../../common/sidecar-env';
 import type { IdentityConfig, IdentitySource } from './policy';
 
 /** The pod this sidecar serves, from the env the webhook sets (Downward API). */
@@ -14,9 +15,9 @@ export interface Workload {
 }
 
 export function workloadFromEnv(env: Env): Workload {
-  const namespace = env.POD_NAMESPACE?.trim() || undefined;
-  const pod = env.POD_NAME?.trim() || undefined;
-  const serviceAccount = env.POD_SERVICE_ACCOUNT?.trim() || undefined;
+  const namespace = POD_ENV.namespace.read(env);
+  const pod = POD_ENV.name.read(env);
+  const serviceAccount = POD_ENV.serviceAccount.read(env);
   const who = serviceAccount ?? pod;
   const name = who ? `${namespace ?? 'default'}/${who}` : 'local';
   return { namespace, pod, serviceAccount, name };

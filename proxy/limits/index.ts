@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { ConfigError, envInt, type Env } from '../../common/env';
+import { ConfigError, declare, type Env } from '../../common/env';
 import type { ExchangeHooks } from '../hooks';
 import type { Policy, PolicyStore } from '../policy/store';
 import { SEVERITY_RANK, type BlockVerdict, type Exchange, type Finding, type Severity } from '../protocols/exchange';
@@ -56,6 +56,11 @@ interface Flight {
   ended?: boolean;
 }
 
+export const LIMITS_ENV = {
+  maxIdentities: declare.int('LIMITS_MAX_IDENTITIES', 10_000, 1, 10_000_000, 'identities tracked (LRU); rule counters are capped at 4×; see [docs/limits.md](docs/limits.md)'),
+  defaultCompletionTokens: declare.int('LIMITS_DEFAULT_COMPLETION_TOKENS', 256, 0, 10_000_000, 'completion assumed when a request sets no `max_tokens`/`max_new_tokens`'),
+};
+
 /**
  * Rate limits and anomaly detection for the proxy.
  *
@@ -66,8 +71,8 @@ interface Flight {
  * by every pod using it. Anomaly baselines and cool-downs stay per pod.
  */
 export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logger, registry: Registry, clock: Clock = systemClock): Limits {
-  const maxIdentities = envInt(env, 'LIMITS_MAX_IDENTITIES', 10_000, 1, 10_000_000);
-  const defaultCompletion = envInt(env, 'LIMITS_DEFAULT_COMPLETION_TOKENS', 256, 0, 10_000_000);
+  const maxIdentities = LIMITS_ENV.maxIdentities.read(env);
+  const defaultCompletion = LIMITS_ENV.defaultCompletionTokens.read(env);
   const workload = workloadFromEnv(env);
   const log = logger.child({ component: 'limits' });
 
