@@ -29,6 +29,13 @@ export interface PhaseNote {
   error?: CheckErrorReason;
 }
 
+declare module '../protocols/exchange' {
+  interface ExchangeNotes {
+    /** Akto's inline verdict per stage. */
+    akto?: AktoNote;
+  }
+}
+
 /** ex.notes.akto */
 export type AktoNote = Partial<Record<Stage, PhaseNote>>;
 
@@ -198,7 +205,7 @@ export function createAktoGuardrails(env: Env, logger: Logger, registry: Registr
 
   function mark(ex: Exchange, phase: Stage, note: PhaseNote): void {
     m.checks.inc({ phase, result: note.result });
-    ((ex.notes.akto ??= {}) as AktoNote)[phase] = note;
+    (ex.notes.akto ??= {})[phase] = note;
     const tags = (ex.traceTags ??= {});
     tags[`akto-${phase}`] = note.result;
     if (note.policy) tags['akto-policy'] = note.policy;

@@ -2,7 +2,8 @@ import { performance } from 'node:perf_hooks';
 import { editSegment, type BlockVerdict, type Exchange, type Finding, type Segment, type Stage } from '../protocols/exchange';
 import { categoryOf, type CompiledAllow, type CompiledPolicy, type CompiledRule } from './compile';
 import { addHit, emptyStage, stronger, type StageRecord } from './decision';
-import { estimateTokens, type Match, type ScanOptions } from './detectors';
+import type { Match, ScanOptions } from './detectors';
+import { tokensForChars } from '../protocols/tokens';
 import { normalizeText, type NormalizedText } from './normalize';
 import { applyRedactions, evidence, type RedactionContext, type RedactionSpan } from './redact';
 
@@ -392,7 +393,7 @@ export function evaluateStage(policy: CompiledPolicy, ex: Exchange, stage: Stage
       // Token lists repeat the text of another segment.
       if ((rule.roles && !rule.roles.has(seg.role)) || seg.kind === 'token_list') continue;
       chars += seg.text.length;
-      tokens += estimateTokens(seg.text);
+      tokens += tokensForChars(seg.text.length);
     }
     const m = sizeMatch(rule, chars, tokens);
     if (m) tallies.get(rule)!.matches.push({ segment: -1, text: '', match: m });

@@ -62,12 +62,6 @@ function metrics(registry: Registry): GuardrailMetrics {
   };
 }
 
-/** The pack limits asked for (ex.notes.limits.escalatedPack) while an identity is under escalation. */
-function escalatedPack(ex: Exchange): string | undefined {
-  const limits = ex.notes.limits as { escalatedPack?: unknown } | undefined;
-  return typeof limits?.escalatedPack === 'string' ? limits.escalatedPack : undefined;
-}
-
 export const GUARDRAILS_ENV = {
   hashKey: declare.string('GUARDRAILS_HASH_KEY', 'key of the HMAC behind `redaction: hash` (from a Secret): the same tag for the same value across restarts and replicas', 'random per process'),
 };
@@ -105,7 +99,8 @@ export async function createGuardrails(opened: OpenedPolicyStore, env: Env, logg
   const policyFor = (ex: Exchange): CompiledPolicy => {
     let c = pinned.get(ex);
     if (c) return c;
-    const pack = escalatedPack(ex);
+    // Limits (registered first) names a stricter pack while this identity is under escalation.
+    const pack = ex.notes.limits?.escalatedPack;
     if (pack && isPackName(pack)) c = packs.get(pack)!;
     else {
       const current = opened.store.current();
@@ -127,7 +122,7 @@ export async function createGuardrails(opened: OpenedPolicyStore, env: Env, logg
     return ctx;
   };
   const decisionOf = (ex: Exchange, policy: CompiledPolicy): GuardrailDecision => {
-    let d = ex.notes.guardrails as GuardrailDecision | undefined;
+    let d = ex.notes.guardrails;
     if (!d) {
       d = { policy: policy.name };
       ex.notes.guardrails = d;
@@ -232,7 +227,7 @@ export async function createGuardrails(opened: OpenedPolicyStore, env: Env, logg
       return rulesFor(policy, ex, 'response').length > 0 ? { onOversize: policy.onOversize } : undefined;
     },
     onComplete(ex) {
-      const record = (ex.notes.guardrails as GuardrailDecision | undefined)?.response;
+      const record = ex.notes.guardrails?.response;
       if (record?.streamed) m.seconds.observe({ stage: 'response' }, record.ms / 1000);
     },
   };

@@ -21,6 +21,13 @@ import { completionTokens, promptChars } from './usage';
 
 export type { Clock } from './clock';
 
+declare module '../protocols/exchange' {
+  interface ExchangeNotes {
+    /** The identity, its workload, an escalation in force, the rule that answered 429, tokens charged. */
+    limits?: LimitsNote;
+  }
+}
+
 /** What limits records on each exchange (ex.notes.limits); guardrails read escalatedPack. */
 export interface LimitsNote {
   identity: string;
@@ -141,7 +148,7 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
       const incident = s.blockedBy ? s.incidents?.get(s.blockedBy) : undefined;
       if (incident) tagIncident(ex, incident.id, s.blockedBy!, 'high');
     }
-    (ex.notes.limits as LimitsNote).limitedBy = rule;
+    ex.notes.limits!.limitedBy = rule;
     m.limited.inc({ rule, kind: 'cooldown' });
     return {
       status: 429,
@@ -172,7 +179,7 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
         } else {
           state.pack = escalate.pack;
           state.packUntil = now + escalate.durationMs;
-          const note = ex.notes.limits as LimitsNote | undefined;
+          const note = ex.notes.limits;
           if (note) {
             note.escalatedPack = escalate.pack;
             note.escalatedUntil = state.packUntil;
@@ -248,7 +255,7 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
         ? `rule ${rule.id} cannot be checked: the shared limits store did not answer (${d.storeFailure}) and the rule's on_error is block`
         : `rule ${rule.id} allows ${what} ${scope}`;
     ex.findings.push({ source: 'limit', ruleId: rule.id, action: 'limit', severity: 'low', stage: 'request', reason });
-    (ex.notes.limits as LimitsNote).limitedBy = rule.id;
+    ex.notes.limits!.limitedBy = rule.id;
     m.limited.inc({ rule: rule.id, kind: d.kind });
     log.debug({ rule: rule.id, kind: d.kind, identity: ex.identity, retryAfter, reqId: ex.id }, 'rate limited');
     return {
@@ -311,7 +318,7 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
       const now = clock();
       if (f.admission) {
         const charged = release(f.admission, ex, now);
-        const note = ex.notes.limits as LimitsNote | undefined;
+        const note = ex.notes.limits;
         if (note && f.admission.estimate > 0) note.tokens = { estimated: f.admission.estimate, charged };
       }
       if (cfg.anomalies.enabled) completeSignals(ex, f, now);

@@ -623,5 +623,5 @@ export function attachRequestBody(ex: Exchange, body: Buffer, contentType: strin
   ex.stream = parsed.stream;
   ex.maxTokens = parsed.maxTokens;
   ex.input = parsed.input;
-  ex.notes.body = { ...(ex.notes.body as object | undefined), format: parsed.format, ...(record.encoding && record.encoding !== 'utf-8' ? { encoding: record.encoding } : {}) };
+  ex.notes.body = { ...ex.notes.body, format: parsed.format, ...(record.encoding && record.encoding !== 'utf-8' ? { encoding: record.encoding } : {}) };
 }

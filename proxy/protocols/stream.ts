@@ -277,7 +277,7 @@ class Rewriter implements StreamRewriter {
     const holder = isObject(err) ? err : obj;
     const field = isObject(err) ? 'message' : 'error';
     const message = holder[field];
-    this.ex.notes['stream.error'] = typeof message === 'string' ? message : 'error event';
+    this.ex.notes.streamError = typeof message === 'string' ? message : 'error event';
     this.flushAll();
     if (this.verdict) return;
     if (typeof message === 'string' && this.inspector) {

@@ -1,4 +1,5 @@
-/** Size limits: characters and an estimated token count (≈ characters / 4, no tokenizer on the hot path). */
+/** Size limits: characters and an estimated token count (tokensForChars). */
+import { tokensForChars } from '../../protocols/tokens';
 import type { NormalizedText } from '../normalize';
 import { wanted } from './context';
 import type { Detector, Match, ScanOptions } from './types';
@@ -6,11 +7,6 @@ import type { Detector, Match, ScanOptions } from './types';
 export interface SizeLimits {
   maxChars?: number;
   maxTokens?: number;
-}
-
-/** Rough token estimate used by size limits: characters / 4, rounded up. */
-export function estimateTokens(text: string): number {
-  return Math.ceil(text.length / 4);
 }
 
 /** Flags text longer than the limits (entities SIZE_CHARS, SIZE_TOKENS); the match spans the whole text, score 1. */
@@ -27,7 +23,7 @@ export function createSizeDetector(limits: SizeLimits, id = 'size'): Detector {
       if (limits.maxChars !== undefined && text.length > limits.maxChars && wanted(opts, 'SIZE_CHARS')) {
         out.push({ detector: id, entity: 'SIZE_CHARS', start: 0, end: text.length, score: 1, reason: `${text.length} characters > ${limits.maxChars}` });
       }
-      const tokens = estimateTokens(text);
+      const tokens = tokensForChars(text.length);
       if (limits.maxTokens !== undefined && tokens > limits.maxTokens && wanted(opts, 'SIZE_TOKENS')) {
         out.push({ detector: id, entity: 'SIZE_TOKENS', start: 0, end: text.length, score: 1, reason: `~${tokens} tokens > ${limits.maxTokens}` });
       }

@@ -66,7 +66,7 @@ describe('createGuardrails', () => {
 
   it('uses the pack limits escalated this exchange to', async () => {
     const g = await openGuardrails({}, quiet(), createRegistry(false));
-    const ex = exchange([segment(`mail ${EMAIL}`)], { notes: { limits: { escalatedPack: 'strict' } } });
+    const ex = exchange([segment(`mail ${EMAIL}`)], { notes: { limits: { identity: 'user:a', identitySource: 'header', workload: 'ns/p', escalatedPack: 'strict' } } });
     expect(await g.hooks.onRequest!(ex)).toMatchObject({ code: 'pii-block' });
     g.close();
   });
