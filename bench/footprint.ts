@@ -8,6 +8,7 @@
  *   FOOTPRINT_ROUNDS   starts per target (default 5)
  *   FOOTPRINT_IDLE_MS  idle time before RSS is read (default 3000)
  *   FOOTPRINT_JSON     path to also write the numbers as JSON
+ *   FOOTPRINT_BEFORE   another build's dist/bundle/proxy/main.js (e.g. of main), measured in the same rounds
  * Targets: idle RSS ≤ 50 MB, start→readyz ≤ 300 ms.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -49,6 +50,7 @@ const TARGETS: Target[] = [
   { name: 'bare node http server (baseline)', argv: ['-e', BARE_NODE], env: () => ({}) },
   { name: 'sidecar bundle, pack default', argv: [BUNDLE], env: proxyEnv({ POLICY_PACK: 'default' }) },
   { name: 'sidecar bundle, pack off', argv: [BUNDLE], env: proxyEnv({ POLICY_PACK: 'off' }) },
+  ...(process.env.FOOTPRINT_BEFORE ? [{ name: 'FOOTPRINT_BEFORE bundle, pack default', argv: [process.env.FOOTPRINT_BEFORE], env: proxyEnv({ POLICY_PACK: 'default' }) }] : []),
 ];
 
 function rssMiB(pid: number): number {
@@ -103,12 +105,14 @@ async function main(): Promise<void> {
   const stub = await startStub();
   const results: Array<{ target: string; readyMs: number; rssMiB: number }> = [];
   try {
-    for (const target of TARGETS) {
-      const samples: Sample[] = [];
-      // Round-robin would interleave targets; one after another keeps the page cache warm for each alike.
-      for (let i = 0; i < ROUNDS; i++) samples.push(await measure(target, stub.url));
-      const median = (xs: number[]): number => percentile([...xs].sort((a, b) => a - b), 50);
-      results.push({ target: target.name, readyMs: median(samples.map((s) => s.readyMs)), rssMiB: median(samples.map((s) => s.rssMiB)) });
+    // Round-robin: on a shared machine the load drifts, and each round gives every target the same moment.
+    const samples = TARGETS.map((): Sample[] => []);
+    for (let i = 0; i < ROUNDS; i++) {
+      for (const [t, target] of TARGETS.entries()) samples[t].push(await measure(target, stub.url));
+    }
+    const median = (xs: number[]): number => percentile([...xs].sort((a, b) => a - b), 50);
+    for (const [t, target] of TARGETS.entries()) {
+      results.push({ target: target.name, readyMs: median(samples[t].map((s) => s.readyMs)), rssMiB: median(samples[t].map((s) => s.rssMiB)) });
     }
   } finally {
     await stub.stop();
