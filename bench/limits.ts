@@ -48,6 +48,7 @@ function exchange(i: number, user: string, chars: number): Exchange {
   const p = parseRequest(api, bytes, 'application/json');
   return {
     id: `b${i}`,
+    direction: 'egress',
     startedAt: 0,
     method: 'POST',
     path: '/v1/chat/completions',

@@ -1,6 +1,8 @@
 /**
  * `npm run bench`: load against the stub upstream directly and through the proxy in the same run,
- * printing what the proxy adds as differences and ratios to direct.
+ * printing what the proxy adds as differences and ratios to direct. The inbound variants put the stub where the
+ * agent app sits (end user → inbound listener → app): the same load through INBOUND_PORT, every string of the
+ * request and of the answer read, streams through the inbound stream rewriter.
  *
  *   BENCH_SECONDS   seconds per fixed-rate run (default 8)
  *   BENCH_RATE      requests/s for the latency runs (default 500)
@@ -10,6 +12,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import autocannon from 'autocannon';
+import { freePort } from '../test/support/ports';
 import { cpuMs, fmt, printTable, startProxyProcess, startStub, stats, stopChild, type Child, type LatencyStats } from './support';
 import { startAktoSink, type AktoSink } from './akto-sink';
 import { pacedLoad } from './load';
@@ -25,7 +28,11 @@ const VARIANTS: Record<string, (sink: AktoSink) => Record<string, string>> = {
   guardrails: () => ({ POLICY_PACK: 'default', TRACE_FILE: '/dev/null' }),
   tracing: (sink) => ({ POLICY_PACK: 'off', AKTO_API_BASE_URL: sink.url, AKTO_API_TOKEN: 'bench-token', SPOOL_DIR: sink.spoolDir }),
   'tracing-stalled': (sink) => ({ POLICY_PACK: 'off', AKTO_API_BASE_URL: sink.stalledUrl, AKTO_API_TOKEN: 'bench-token', SPOOL_DIR: sink.spoolDir + '-stalled' }),
+  'inbound-plain': () => ({ POLICY_PACK: 'off', TRACE_FILE: '/dev/null' }),
+  inbound: () => ({ POLICY_PACK: 'default', TRACE_FILE: '/dev/null' }),
 };
+/** Variants loaded through the inbound listener, in front of the stub as the agent app. */
+const INBOUND = new Set(['inbound-plain', 'inbound']);
 
 /** A 4 KB prompt of ordinary prose. */
 const PROMPT = Array.from({ length: 64 }, (_, i) => `Sentence ${i} of the benchmark prompt talks about weather, maps and trains.`).join(' ').slice(0, 4096);
@@ -101,9 +108,12 @@ async function main(): Promise<void> {
   try {
     rows.push(await measure('direct', stub.url, stub.proc.pid!));
     for (const name of wanted) {
-      const proxy = await startProxyProcess(stub.url, VARIANTS[name](sink), PEERS[name]);
+      const inboundPort = INBOUND.has(name) ? await freePort() : undefined;
+      const inbound: Record<string, string> = inboundPort === undefined ? {} : { INBOUND_PORT: String(inboundPort), INBOUND_HOST: '127.0.0.1', INBOUND_APP_URL: stub.url };
+      const proxy = await startProxyProcess(stub.url, { ...VARIANTS[name](sink), ...inbound }, PEERS[name]);
       children.push(proxy);
-      rows.push(await measure(PEERS[name] ? `peer:${name}` : `proxy:${name}`, proxy.url, proxy.proc.pid!));
+      const base = inboundPort === undefined ? proxy.url : `http://127.0.0.1:${inboundPort}`;
+      rows.push(await measure(PEERS[name] ? `peer:${name}` : `proxy:${name}`, base, proxy.proc.pid!));
       await stopChild(proxy.proc);
     }
   } finally {

@@ -124,6 +124,10 @@ export const declare = {
   port(name: string, fallback: number, doc: string): EnvVar<number> {
     return { name, shown: shownInt(fallback), doc, read: (env) => envPort(env, name, fallback) };
   },
+  /** A port that turns a feature on: unset is undefined (off). */
+  optionalPort(name: string, doc: string, shown = 'off'): EnvVar<number | undefined> {
+    return { name, shown, doc, read: (env) => (present(env, name) === undefined ? undefined : envPort(env, name, 0)) };
+  },
   bool(name: string, fallback: boolean, doc: string): EnvVar<boolean> {
     return { name, shown: `\`${fallback}\``, doc, read: (env) => envBool(env, name, fallback) };
   },

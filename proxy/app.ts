@@ -8,6 +8,8 @@ import { checkGuardrailsPolicy, createGuardrails } from './guardrails';
 import { openPolicyStore } from './policy/open';
 import { createIngest } from './ingest';
 import { checkLimitsPolicy, createLimits } from './limits';
+import { createInboundProtocol } from './protocols/inbound';
+import { checkInboundPolicy } from './policy/inbound';
 import { startProxy, type RunningProxy } from './server';
 import { createLogger, type Logger } from '../common/logger';
 import { SecretScrubber } from '../common/scrub';
@@ -34,7 +36,7 @@ export async function startApp(env: Env, opts: { logger?: Logger; registry?: Reg
   const logger = opts.logger ?? createLogger(config.logLevel, undefined, secrets);
   const registry = opts.registry ?? createRegistry();
   // One policy store: every section's owner validates its part in the same pass, so a reload is all or nothing.
-  const policy = openPolicyStore(env, logger, registry, [checkGuardrailsPolicy, checkLimitsPolicy]);
+  const policy = openPolicyStore(env, logger, registry, [checkGuardrailsPolicy, checkLimitsPolicy, checkInboundPolicy]);
   const guardrails = await createGuardrails(policy, env, logger, registry);
   const limits = createLimits(policy.store, env, logger, registry);
   const akto = createAktoGuardrails(env, logger, registry, { version: VERSION });
@@ -54,7 +56,8 @@ export async function startApp(env: Env, opts: { logger?: Logger; registry?: Reg
   };
   let proxy: RunningProxy;
   try {
-    proxy = await startProxy({ config, hooks, logger, registry, env, readyDetail: () => [guardrails.modelTier.describe()] });
+    const inboundProtocol = createInboundProtocol(() => policy.store.current());
+    proxy = await startProxy({ config, hooks, logger, registry, env, inboundProtocol, readyDetail: () => [guardrails.modelTier.describe()] });
   } catch (err) {
     await stopFeatures(0);
     throw listenError(err, config, env) ?? err;
@@ -75,9 +78,11 @@ export async function startApp(env: Env, opts: { logger?: Logger; registry?: Reg
 /** A port or address that cannot be used is a configuration error naming the variable that chose it. */
 function listenError(err: unknown, config: ProxyConfig, env: Env): ConfigError | undefined {
   const e = err as NodeJS.ErrnoException & { port?: number; address?: string };
-  const admin = e.port === config.adminPort && !config.listeners.some((l) => l.port === e.port);
-  const portKey = admin ? 'ADMIN_PORT' : CORE_ENV.upstreams.read(env) ? 'UPSTREAMS' : 'AKTO_PROXY_PORT';
-  const hostKey = admin ? 'ADMIN_HOST' : 'LISTEN_HOST';
+  const listener = config.listeners.find((l) => l.port === e.port);
+  const admin = e.port === config.adminPort && !listener;
+  const inbound = listener?.direction === 'inbound';
+  const portKey = admin ? 'ADMIN_PORT' : inbound ? 'INBOUND_PORT' : CORE_ENV.upstreams.read(env) ? 'UPSTREAMS' : 'AKTO_PROXY_PORT';
+  const hostKey = admin ? 'ADMIN_HOST' : inbound ? 'INBOUND_HOST' : 'LISTEN_HOST';
   const where = `${e.address ?? '?'}:${e.port ?? '?'}`;
   switch (e.code) {
     case 'EADDRINUSE':

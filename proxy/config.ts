@@ -2,6 +2,8 @@ import { validateHeaderValue } from 'node:http';
 import { ConfigError, declare, parseHttpUrl, type Env } from '../common/env';
 import type { ListenerTls } from './http/serving';
 import { AUTHORIZATION_PREFIX, authorizationVarFor, URL_VAR } from '../common/sidecar-env';
+import { INGEST_ENV } from './ingest/config';
+import type { Direction } from './protocols/exchange';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -10,10 +12,14 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export interface Listener {
   port: number;
   upstream: URL;
-  /** The env var holding the upstream URL (APP_URL, APP_URL_1, ...). */
+  /** The env var holding the upstream URL (APP_URL, APP_URL_1, ..., INBOUND_APP_URL). */
   urlVar: string;
-  /** The env var that may hold this upstream's credential, by the naming rule. */
-  authorizationVar: string;
+  /** egress: the agent's calls to its inference endpoints; inbound: end users' calls to the agent's own API. */
+  direction: Direction;
+  /** Address this listener binds when it is not LISTEN_HOST (the inbound listener's INBOUND_HOST). */
+  host?: string;
+  /** The env var that may hold this upstream's credential, by the naming rule (egress listeners only). */
+  authorizationVar?: string;
   /** When set, replaces any client Authorization header on the way to THIS upstream only. Never logged. */
   authorization?: string;
 }
@@ -33,6 +39,14 @@ export interface ProxyConfig {
   maxResponseBytes: number;
   /** Milliseconds to finish in-flight requests after SIGTERM. */
   drainTimeoutMs: number;
+  /** Milliseconds a client has to send a request's headers (408 after). */
+  clientHeaderTimeoutMs: number;
+  /** Milliseconds a client has to send a whole request, headers and body (408 after); the response is not bounded by it. */
+  clientRequestTimeoutMs: number;
+  /** Largest request head (request line and headers) in bytes; larger ones get 431. */
+  maxHeaderBytes: number;
+  /** Bytes of each body (request, response, stream text) kept for the trace: AKTO_MAX_PAYLOAD_BYTES. */
+  traceBytes: number;
   /** Pass `Accept-Encoding: identity` upstream on inspected routes so bodies can be read. */
   forceIdentityEncoding: boolean;
   /** HTTPS on the proxied ports (gateway mode); unset = plain HTTP. */
@@ -54,11 +68,21 @@ export const CORE_ENV = {
   maxRequestSize: declare.int('MAX_REQUEST_SIZE', 10 * MiB, 1024, Number.MAX_SAFE_INTEGER, 'bytes; larger inference request bodies get 413, also once a `Content-Encoding` is undone'),
   maxResponseSize: declare.int('MAX_RESPONSE_SIZE', 10 * MiB, 1024, Number.MAX_SAFE_INTEGER, 'bytes; a larger complete response is scanned as it streams through, in bounded memory (policy `on_oversize` can refuse or pass it instead)'),
   drainTimeout: declare.int('DRAIN_TIMEOUT', 25, 0, 3600, 'seconds to finish in-flight requests after SIGTERM'),
+  clientHeaderTimeout: declare.int('CLIENT_HEADER_TIMEOUT', 60, 1, 3600, 'seconds for a client to send its request head; later → 408 (at most `CLIENT_REQUEST_TIMEOUT`)'),
+  clientRequestTimeout: declare.int('CLIENT_REQUEST_TIMEOUT', 300, 1, 86_400, 'seconds for a client to send its whole request, body included; later → 408. Stops once the request is in: a long answer or stream is not cut by it'),
+  maxHeaderSize: declare.int('MAX_HEADER_SIZE', 16 * 1024, 1024, 1024 * 1024, 'bytes of request line and headers; more → 431'),
   authorization: declare.family(AUTHORIZATION_PREFIX, new RegExp(`^${AUTHORIZATION_PREFIX}`), '', 'the credential of `APP_URL` (`UPSTREAM_AUTHORIZATION_<suffix>`: of `APP_URL_<suffix>`), see below'),
   identityEncoding: declare.bool('UPSTREAM_IDENTITY_ENCODING', true, 'ask the upstream for uncompressed bodies on inspected routes, so they can be read'),
   tlsCertFile: declare.string('LISTEN_TLS_CERT_FILE', 'PEM certificate: the proxied ports speak HTTPS (gateway mode); set with `LISTEN_TLS_KEY_FILE`; re-read on rotation'),
   tlsKeyFile: declare.string('LISTEN_TLS_KEY_FILE', 'PEM key of `LISTEN_TLS_CERT_FILE`; both or neither'),
   tlsReloadMs: declare.int('LISTEN_TLS_RELOAD_MS', 5000, 50, 3_600_000, 'how often those files are checked for a new certificate'),
+};
+
+/** The inbound listener in front of the agent's own API (end user → proxy → agent), see docs/inbound.md. */
+export const INBOUND_ENV = {
+  port: declare.optionalPort('INBOUND_PORT', 'a second listener in front of the agent\'s own API (end user → proxy → agent), see [docs/inbound.md](docs/inbound.md)'),
+  host: declare.string('INBOUND_HOST', 'address of the inbound listener (end users call it from outside the pod); only with `INBOUND_PORT`', '`0.0.0.0`'),
+  appUrl: declare.string('INBOUND_APP_URL', 'the agent container\'s own API the inbound listener forwards to, e.g. `http://127.0.0.1:8000`; required with `INBOUND_PORT`'),
 };
 
 /** Reads and validates the data plane's environment. Throws ConfigError naming the variable. */
@@ -69,6 +93,8 @@ export function loadProxyConfig(env: Env): ProxyConfig {
   for (const l of listeners) {
     if (l.port !== 0 && l.port === adminPort) throw new ConfigError('ADMIN_PORT', `must differ from the proxy port ${l.port}`);
   }
+  const inbound = loadInboundListener(env, listeners, adminPort);
+  if (inbound) listeners.push(inbound);
   return {
     listeners,
     listenHost: CORE_ENV.listenHost.read(env),
@@ -79,9 +105,45 @@ export function loadProxyConfig(env: Env): ProxyConfig {
     maxRequestBytes: CORE_ENV.maxRequestSize.read(env),
     maxResponseBytes: CORE_ENV.maxResponseSize.read(env),
     drainTimeoutMs: CORE_ENV.drainTimeout.read(env) * 1000,
+    ...loadClientLimits(env),
+    traceBytes: INGEST_ENV.maxPayloadBytes.read(env),
     forceIdentityEncoding: CORE_ENV.identityEncoding.read(env),
     listenTls: loadListenTls(env),
   };
+}
+
+/**
+ * INBOUND_PORT (unset = off) opens a listener for the agent's own API: end users reach it (INBOUND_HOST, default
+ * 0.0.0.0, since it is called from outside the pod) and it forwards to INBOUND_APP_URL, the agent container. It
+ * never sends an upstream credential: the end user's own Authorization reaches the app unchanged.
+ */
+function loadInboundListener(env: Env, egress: readonly Listener[], adminPort: number): Listener | undefined {
+  const url = INBOUND_ENV.appUrl.read(env);
+  const port = INBOUND_ENV.port.read(env);
+  if (port === undefined) {
+    if (url !== undefined) throw new ConfigError('INBOUND_APP_URL', 'is set but INBOUND_PORT is not: set both to guard the agent\'s own API, or neither');
+    if (INBOUND_ENV.host.read(env) !== undefined) throw new ConfigError('INBOUND_HOST', 'is set but INBOUND_PORT is not');
+    return undefined;
+  }
+  if (port !== 0) {
+    if (port === adminPort) throw new ConfigError('INBOUND_PORT', `must differ from ADMIN_PORT (${adminPort})`);
+    const twin = egress.find((l) => l.port === port);
+    if (twin) throw new ConfigError('INBOUND_PORT', `must differ from the proxy port ${port} of ${twin.urlVar}`);
+  }
+  if (url === undefined) throw new ConfigError('INBOUND_APP_URL', 'is required when INBOUND_PORT is set (the agent container\'s own API, e.g. http://127.0.0.1:8000)');
+  return { port, upstream: parseHttpUrl('INBOUND_APP_URL', url), urlVar: 'INBOUND_APP_URL', direction: 'inbound', host: INBOUND_ENV.host.read(env) ?? '0.0.0.0' };
+}
+
+/**
+ * How long a client may take to send a request, and how large its head may be: Node's headersTimeout,
+ * requestTimeout and maxHeaderSize. The request timeout ends when the request is complete, so a stream that
+ * answers for minutes is not cut by it (REQUEST_TIMEOUT bounds the upstream side).
+ */
+function loadClientLimits(env: Env): Pick<ProxyConfig, 'clientHeaderTimeoutMs' | 'clientRequestTimeoutMs' | 'maxHeaderBytes'> {
+  const header = CORE_ENV.clientHeaderTimeout.read(env);
+  const request = CORE_ENV.clientRequestTimeout.read(env);
+  if (header > request) throw new ConfigError('CLIENT_HEADER_TIMEOUT', `must not exceed CLIENT_REQUEST_TIMEOUT (${request}): the headers are part of the request`);
+  return { clientHeaderTimeoutMs: header * 1000, clientRequestTimeoutMs: request * 1000, maxHeaderBytes: CORE_ENV.maxHeaderSize.read(env) };
 }
 
 /** LISTEN_TLS_CERT_FILE and LISTEN_TLS_KEY_FILE come together; LISTEN_TLS_RELOAD_MS (default 5000) polls for rotation. */
@@ -130,7 +192,7 @@ function loadListeners(env: Env, proxyPort: number): Listener[] {
     const authorizationVar = authorizationVarFor(urlVar);
     const authorization = CORE_ENV.authorization.readAs(env, authorizationVar);
     if (authorization !== undefined) checkHeaderValue(authorizationVar, authorization);
-    return { port, upstream: parseHttpUrl(urlVar, value), urlVar, authorizationVar, authorization };
+    return { port, upstream: parseHttpUrl(urlVar, value), urlVar, direction: 'egress', authorizationVar, authorization };
   });
   for (const key of Object.keys(env)) {
     if (!key.startsWith(AUTHORIZATION_PREFIX) || !CORE_ENV.authorization.readAs(env, key)) continue;

@@ -2,7 +2,7 @@ import type { EnvVar } from '../common/env';
 import { POD_ENV } from '../common/sidecar-env';
 import { AKTO_GUARDRAILS_ENV } from './akto/config';
 import { ALERTS_ENV } from './alerts/config';
-import { CORE_ENV } from './config';
+import { CORE_ENV, INBOUND_ENV } from './config';
 import { GUARDRAILS_ENV } from './guardrails';
 import { MODEL_TIER_ENV } from './guardrails/model-tier';
 import { CA_ENV } from './http/agents';
@@ -17,6 +17,7 @@ import { POLICY_ENV } from './policy/open';
  */
 export const PROXY_ENV: readonly EnvVar[] = [
   CORE_ENV,
+  INBOUND_ENV,
   CA_ENV,
   POLICY_ENV,
   GUARDRAILS_ENV,

@@ -59,7 +59,8 @@ const LOOKUP_TIMEOUT_MS = 1000;
  */
 export async function refuseSelfTarget(config: ProxyConfig, env: Env): Promise<void> {
   const ports = ownPorts(config);
-  const hosts = new Set<string>([hostname(), POD_ENV.ip.read(env) ?? '', POD_ENV.name.read(env) ?? '', config.listenHost, config.adminHost].filter(Boolean).map(bare));
+  const bound = config.listeners.map((l) => l.host ?? '');
+  const hosts = new Set<string>([hostname(), POD_ENV.ip.read(env) ?? '', POD_ENV.name.read(env) ?? '', config.listenHost, config.adminHost, ...bound].filter(Boolean).map(bare));
   for (const addrs of Object.values(networkInterfaces())) for (const a of addrs ?? []) hosts.add(bare(a.address));
   const own: OwnEndpoints = { ports, hosts };
   const names = config.listeners

@@ -59,10 +59,11 @@ interface FileReport {
 }
 
 /** Which detector each labelled file measures, and how the text is presented to it. */
-const SUITES: { file: string; detector: string; opts?: ScanOptions }[] = [
+const SUITES: { file: string; detector: string; opts?: ScanOptions; gold?: Readonly<Record<string, string>> }[] = [
   { file: 'injection.jsonl', detector: 'injection' },
   { file: 'indirect-injection.jsonl', detector: 'injection', opts: { untrusted: true } },
   { file: 'pii.jsonl', detector: 'pii' },
+  { file: 'pii.jsonl', detector: 'pii', opts: { entities: new Set(['PERSON', 'STREET_ADDRESS']) }, gold: { PERSON: 'PERSON', STREET_ADDRESS: 'STREET_ADDRESS' } },
   { file: 'secrets.jsonl', detector: 'secrets' },
 ];
 
@@ -137,11 +138,9 @@ export function matchSpans(gold: Span[], predicted: Span[], into: Record<string,
   });
 }
 
-const SCORED_PII = new Set(Object.values(PII_GOLD));
-
-/** The gold spans of a pii.jsonl row that we score: types in PII_GOLD, under our entity names. */
-function goldSpans(row: Row): Span[] {
-  return (row.spans ?? []).filter((s) => PII_GOLD[s.type]).map((s) => ({ entity: PII_GOLD[s.type], start: s.start, end: s.end }));
+/** The gold spans of a pii.jsonl row that we score: types in `gold` (default PII_GOLD), under our entity names. */
+function goldSpans(row: Row, gold: Readonly<Record<string, string>>): Span[] {
+  return (row.spans ?? []).filter((s) => gold[s.type]).map((s) => ({ entity: gold[s.type], start: s.start, end: s.end }));
 }
 
 /**
@@ -149,9 +148,10 @@ function goldSpans(row: Row): Span[] {
  * e.g. Presidio's URL) are dropped before matching, for every system alike, so no system is charged a false
  * positive for a type the gold set cannot confirm or refute.
  */
-export function scorePiiRow(row: Row, predicted: Span[], into: Record<string, Counts>): Span[] {
-  const gold = goldSpans(row);
-  matchSpans(gold, predicted.filter((p) => SCORED_PII.has(p.entity)), into);
+export function scorePiiRow(row: Row, predicted: Span[], into: Record<string, Counts>, goldTypes: Readonly<Record<string, string>> = PII_GOLD): Span[] {
+  const gold = goldSpans(row, goldTypes);
+  const scored = new Set(Object.values(goldTypes));
+  matchSpans(gold, predicted.filter((p) => scored.has(p.entity)), into);
   return gold;
 }
 
@@ -186,7 +186,7 @@ export function msPerMB(cpuMicros: number, rows: Row[]): number {
   return Math.round((cpuMicros / 1000 / (bytes / 1048576)) * 100) / 100;
 }
 
-export function runSuite(dir: string, file: string, detector: Detector, opts?: ScanOptions): FileReport | undefined {
+export function runSuite(dir: string, file: string, detector: Detector, opts?: ScanOptions, gold?: Readonly<Record<string, string>>): FileReport | undefined {
   const full = path.join(dir, file);
   if (!existsSync(full)) return undefined;
   const rows = readRows(full);
@@ -195,6 +195,7 @@ export function runSuite(dir: string, file: string, detector: Detector, opts?: S
   const holdout = zero();
   const categories: Record<string, Counts> = {};
   const entities: Record<string, Counts> = {};
+  const entitiesBySplit: Record<'tune' | 'holdout', Record<string, Counts>> = { tune: {}, holdout: {} };
   const scanned = scanRows(rows, detector, opts);
   let cpuMicros = 0;
   rows.forEach((row, i) => {
@@ -204,10 +205,11 @@ export function runSuite(dir: string, file: string, detector: Detector, opts?: S
     let label = row.label;
     let category = row.category;
     if (row.spans) {
-      // Row level for PII: positive when the row has a gold span of an entity we detect (names and addresses are out of scope).
-      const gold = scorePiiRow(row, matches, entities);
-      label = gold.length > 0 ? 1 : 0;
-      category = gold.length > 0 ? 'has-detectable-pii' : 'no-detectable-pii';
+      // Row level for PII: positive when the row has a gold span of an entity this suite scores.
+      const spans = scorePiiRow(row, matches, entities, gold);
+      scorePiiRow(row, matches, entitiesBySplit[isHoldout(row.text) ? 'holdout' : 'tune'], gold);
+      label = spans.length > 0 ? 1 : 0;
+      category = spans.length > 0 ? 'has-detectable-pii' : 'no-detectable-pii';
     } else if (file === 'secrets.jsonl') {
       category = secretKind(row);
     }
@@ -216,7 +218,7 @@ export function runSuite(dir: string, file: string, detector: Detector, opts?: S
     add((categories[category] ??= zero()), label, predicted);
   });
   const report: FileReport = {
-    file,
+    file: gold ? `${file} (${Object.values(gold).join(', ')})` : file,
     detector: detector.id,
     rows: rows.length,
     msPerMB: msPerMB(cpuMicros, rows),
@@ -225,7 +227,14 @@ export function runSuite(dir: string, file: string, detector: Detector, opts?: S
     holdout: score(holdout),
     categories: Object.fromEntries(Object.entries(categories).sort().map(([k, v]) => [k, score(v)])),
   };
-  if (file === 'pii.jsonl') report.entities = Object.fromEntries(Object.entries(entities).sort().map(([k, v]) => [k, { ...score(v), fpr: null }]));
+  if (file === 'pii.jsonl') {
+    const all = Object.entries(entities).flatMap(([k, v]) => [
+      [k, v],
+      [`${k} (tune)`, entitiesBySplit.tune[k] ?? zero()],
+      [`${k} (holdout)`, entitiesBySplit.holdout[k] ?? zero()],
+    ] as const);
+    report.entities = Object.fromEntries(all.sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, { ...score(v), fpr: null }]));
+  }
   return report;
 }
 
@@ -313,7 +322,7 @@ export function evaluate(dir: string): FileReport[] {
   const detectors = builtinDetectors();
   const reports: FileReport[] = [];
   for (const s of SUITES) {
-    const r = runSuite(dir, s.file, detectors[s.detector], s.opts);
+    const r = runSuite(dir, s.file, detectors[s.detector], s.opts, s.gold);
     if (r) reports.push(r);
   }
   if (reports.length === 0) throw new Error(`no labelled files (${SUITES.map((s) => s.file).join(', ')}) in ${dir}`);

@@ -22,6 +22,8 @@ export interface PodOverrides {
   memoryRequest?: string;
   memoryLimit?: string;
   port?: number;
+  /** The app's port whose name the sidecar's inbound listener takes over: its name, or its number. */
+  inboundPort?: string | number;
   nativeSidecar?: boolean;
   upstreamAuthorization?: CredentialRef[];
 }
@@ -38,6 +40,8 @@ interface AnnotationDecl<K extends keyof PodOverrides = keyof PodOverrides> {
 }
 
 const ENV_NAME = /^[\x21-\x3c\x3e-\x7e]+$/;
+/** A container port name (IANA_SVC_NAME; it must also hold a letter and no "--"). */
+const PORT_NAME = /^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$/;
 const MAX_VALUE = 1024;
 
 function quantity(kind: 'cpu' | 'memory') {
@@ -86,6 +90,19 @@ export const ANNOTATIONS: readonly AnnotationDecl[] = [
       const n = Number(v);
       if (n < 1024 || n > 65535) throw new Error('must be an integer between 1024 and 65535');
       return n;
+    },
+  },
+  {
+    name: 'inbound-port', field: 'inboundPort', type: 'name or number of a TCP port the app declares', example: 'http',
+    doc: 'Guards the agent\'s own API (end user → proxy → app, [inbound.md](inbound.md)): the sidecar\'s inbound listener (`sidecar.inboundPort`) takes over this port\'s name and the app\'s port loses it, so every Service with `targetPort: <name>` reaches the proxy first; probes on that name are pointed at the app\'s port number. A Service or probe using the number is not redirected (admission warning).',
+    parse: (v) => {
+      if (/^\d{1,5}$/.test(v)) {
+        const n = Number(v);
+        if (n < 1 || n > 65535) throw new Error('must be a port name or a number between 1 and 65535');
+        return n;
+      }
+      if (!PORT_NAME.test(v) || !/[a-z]/.test(v) || v.includes('--')) throw new Error('must be a port name (at most 15 lowercase letters, digits and "-") or a port number');
+      return v;
     },
   },
   {

@@ -12,6 +12,7 @@ import { UpstreamSource, discover, renameRefs } from './upstreams';
 import { CredentialRef, chooseCredential, credentialsByVar } from './credentials';
 import { applyCustody } from './custody';
 import { Posture, enforce, postureOf } from './enforcement';
+import { InboundListener, InboundStatus, checkInboundPort, takeInboundPort } from './inbound';
 
 export interface NamespaceInfo {
   name: string;
@@ -144,6 +145,22 @@ function checkPortOverride(overrides: PodOverrides, used: Map<number, string>, a
   return [problem];
 }
 
+/** Cross-checks the inbound-port annotation against the pod: a port that cannot be taken over is an annotation problem. */
+function checkInboundOverride(overrides: PodOverrides, stripped: JsonObject): AnnotationProblem[] {
+  const problem = checkInboundPort(stripped, overrides.inboundPort);
+  if (!problem) return [];
+  delete overrides.inboundPort;
+  return [problem];
+}
+
+/** The inbound listener on sidecar.inboundPort (or the next port the pod leaves free), with the named-port takeover. */
+function takeInbound(b: PatchBuilder, wanted: string | number, settings: Settings, busy: Set<number>, names: ReadonlySet<string>, warnings: string[]): { listener: InboundListener; status: InboundStatus } {
+  let port = settings.sidecar.inboundPort;
+  while (busy.has(port)) port++;
+  busy.add(port);
+  return takeInboundPort(b, wanted, port, names, warnings);
+}
+
 /** Every (container, URL var) to rewrite, with warnings (and bypasses) for what is left alone. */
 function findTargets(stripped: JsonObject, urlVars: string[], named: string[] | undefined, native: boolean, warnings: string[], bypasses: string[], loopbackPorts: number[]): Target[] {
   const targets: Target[] = [];
@@ -204,7 +221,7 @@ function injectInto(pod: JsonObject, namespace: NamespaceInfo, settings: Setting
   // Overrides: invalid ones deny the pod, or are dropped with a warning, per settings.
   const overrides: PodOverrides = { ...parsed.overrides };
   const used = usedPorts(stripped);
-  const errors = [...parsed.errors, ...checkPortOverride(overrides, used, settings.sidecar.adminPort)];
+  const errors = [...parsed.errors, ...checkPortOverride(overrides, used, settings.sidecar.adminPort), ...checkInboundOverride(overrides, stripped)];
   if (errors.length > 0) {
     const text = errors.map((e) => `${e.annotation}: ${e.message}`).join('; ');
     if (settings.annotationErrors === 'deny') {
@@ -270,7 +287,8 @@ function injectInto(pod: JsonObject, namespace: NamespaceInfo, settings: Setting
       edits.push({ container: t.container, index: t.index, init, name: t.varName, original: null, rewritten });
     }
   }
-  if (nextPort > 65535 || adminPort > 65535) return skip('no-free-port', 'no free port left for the proxy', true, warnings);
+  const inbound = overrides.inboundPort === undefined ? undefined : takeInbound(b, overrides.inboundPort, settings, busy, portNames(stripped), warnings);
+  if (nextPort > 65535 || adminPort > 65535 || (inbound?.listener.listenPort ?? 0) > 65535) return skip('no-free-port', 'no free port left for the proxy', true, warnings);
 
   const credentials = credentialsByVar(settings.upstreamAuthorization, overrides.upstreamAuthorization);
   for (const l of listeners) {
@@ -290,7 +308,7 @@ function injectInto(pod: JsonObject, namespace: NamespaceInfo, settings: Setting
   edits.push(...custody.edits);
   if (custody.required) bypasses.push(...custody.leaks);
 
-  const sidecar = buildSidecar(settings, { native, adminPort, listeners, overrides, adminPortName: portNames(stripped).has('akto-admin') ? undefined : 'akto-admin' });
+  const sidecar = buildSidecar(settings, { native, adminPort, listeners, overrides, adminPortName: portNames(stripped).has('akto-admin') ? undefined : 'akto-admin', inbound: inbound?.listener });
   if (native) b.insert(['spec', 'initContainers'], 0, sidecar);
   else b.insert(['spec', 'containers'], 0, sidecar);
   const vols = buildVolumes(settings, overrides);
@@ -311,6 +329,7 @@ function injectInto(pod: JsonObject, namespace: NamespaceInfo, settings: Setting
     listeners: listeners.map((l) => ({ port: l.port, env: l.envName })),
     adminPort,
     defaultContainer: setDefault,
+    ...(inbound ? { inbound: inbound.status } : {}),
   };
   b.setKey(['metadata', 'annotations'], STATUS_ANNOTATION, JSON.stringify(record));
 

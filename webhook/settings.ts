@@ -24,6 +24,8 @@ export interface Settings {
     imagePullPolicy: PullPolicy;
     proxyPort: number;
     adminPort: number;
+    /** The inbound listener of pods annotated inbound-port: it takes over the name of the app's port. */
+    inboundPort: number;
     /** Numeric uid/gid the sidecar runs as; null leaves them to the platform (OpenShift). */
     runAsUser: number | null;
     runAsGroup: number | null;
@@ -121,6 +123,7 @@ export const SETTINGS: readonly SettingDecl[] = [
   { key: 'sidecar.image', env: 'SIDECAR_IMAGE', kind: { t: 'string', pattern: /^[^\s]+$/ }, default: `akto-agent-proxy:${WEBHOOK_VERSION}`, doc: 'Image of the injected proxy container.' },
   { key: 'sidecar.imagePullPolicy', env: 'SIDECAR_IMAGE_PULL_POLICY', kind: { t: 'enum', values: ['Always', 'IfNotPresent', 'Never'] }, default: 'IfNotPresent', doc: 'Pull policy of the injected container.' },
   { key: 'sidecar.proxyPort', env: 'SIDECAR_PROXY_PORT', kind: { t: 'int', min: 1024, max: 65535 }, default: 8080, doc: 'First proxy listener port on 127.0.0.1; further upstreams get the next free ports.' },
+  { key: 'sidecar.inboundPort', env: 'SIDECAR_INBOUND_PORT', kind: { t: 'int', min: 1024, max: 65535 }, default: 15080, doc: 'Port of the proxy\'s inbound listener in pods with annotation `inbound-port` (docs/inbound.md): it takes over the name of the app\'s port, so Services with a named targetPort reach the proxy first. The next free port when the pod uses it.' },
   { key: 'sidecar.adminPort', env: 'SIDECAR_ADMIN_PORT', kind: { t: 'int', min: 1024, max: 65535 }, default: 9090, doc: 'Admin port of the proxy (/healthz, /readyz, /metrics), used by the probes.' },
   { key: 'sidecar.runAsUser', env: 'SIDECAR_RUN_AS_USER', kind: { t: 'int', min: 1, max: 2147483647, nullable: true }, default: 65532, doc: 'uid of the proxy; `null` (env: `none`) lets the platform choose (OpenShift).' },
   { key: 'sidecar.runAsGroup', env: 'SIDECAR_RUN_AS_GROUP', kind: { t: 'int', min: 1, max: 2147483647, nullable: true }, default: 65532, doc: 'gid of the proxy; `null` (env: `none`) lets the platform choose.' },
@@ -329,6 +332,9 @@ export function loadSettings(env: Env = process.env, readFile: (path: string) =>
 function checkConsistency(s: Settings): Settings {
   if (s.sidecar.proxyPort === s.sidecar.adminPort) {
     throw new ConfigError('sidecar.adminPort (env SIDECAR_ADMIN_PORT)', `must differ from sidecar.proxyPort (${s.sidecar.proxyPort})`);
+  }
+  for (const [key, port] of [['proxyPort', s.sidecar.proxyPort], ['adminPort', s.sidecar.adminPort]] as const) {
+    if (s.sidecar.inboundPort === port) throw new ConfigError('sidecar.inboundPort (env SIDECAR_INBOUND_PORT)', `must differ from sidecar.${key} (${port})`);
   }
   if (!s.excludedNamespaces.includes(s.certs.serviceNamespace)) s.excludedNamespaces.push(s.certs.serviceNamespace);
   const both = s.custody.envVars.find((v) => s.urlEnvVars.includes(v));

@@ -5,6 +5,7 @@
 import { authorizationVarFor } from '../common/sidecar-env';
 import { PodOverrides } from './annotations';
 import { CredentialRef } from './credentials';
+import type { InboundListener } from './inbound';
 import { JsonObject } from './patch';
 import { Settings } from './settings';
 
@@ -34,6 +35,8 @@ export interface SidecarPlan {
   listeners: Listener[];
   overrides: PodOverrides;
   adminPortName?: string;
+  /** The inbound listener, when the pod asks for one (annotation inbound-port). */
+  inbound?: InboundListener;
 }
 
 /** Waits for the proxy's /readyz before kubelet starts the next container (classic mode). */
@@ -113,6 +116,8 @@ export function buildSidecar(settings: Settings, plan: SidecarPlan): JsonObject 
     { name: 'AKTO_PROXY_PORT', value: String(plan.listeners[0].port) },
     { name: 'LISTEN_HOST', value: '127.0.0.1' },
     { name: 'ADMIN_PORT', value: String(plan.adminPort) },
+    // The inbound listener binds INBOUND_HOST's default 0.0.0.0: end users reach it through the pod address.
+    ...(plan.inbound ? [{ name: 'INBOUND_PORT', value: String(plan.inbound.listenPort) }, { name: 'INBOUND_APP_URL', value: plan.inbound.appUrl }] : []),
     { name: 'AKTO_API_BASE_URL', ...secretRef(settings.akto.secretName, settings.akto.baseUrlKey) },
     { name: 'AKTO_API_TOKEN', ...secretRef(settings.akto.secretName, settings.akto.tokenKey) },
   );
@@ -172,6 +177,7 @@ export function buildSidecar(settings: Settings, plan: SidecarPlan): JsonObject 
   if (plan.native) container.restartPolicy = 'Always';
   container.env = env;
   container.ports = [{ ...(plan.adminPortName ? { name: plan.adminPortName } : {}), containerPort: plan.adminPort, protocol: 'TCP' }];
+  if (plan.inbound) container.ports.push(plan.inbound.port);
   container.startupProbe = probe('/readyz', 1, 120);
   container.readinessProbe = probe('/readyz', 5, 3);
   container.livenessProbe = probe('/healthz', 10, 3);

@@ -3,6 +3,7 @@
  * those parts and inject again (idempotent under reinvocationPolicy IfNeeded).
  */
 import { STATUS_ANNOTATION } from './annotations';
+import { InboundStatus, isInboundStatus, stripInbound } from './inbound';
 import { JsonObject, JsonValue, PatchBuilder, pointer, isJsonObject as isObject } from './patch';
 import { canonical } from './upstreams';
 
@@ -29,6 +30,8 @@ export interface InjectionStatus {
   listeners: Array<{ port: number; env: string }>;
   adminPort: number;
   defaultContainer: boolean;
+  /** The app port whose name the inbound listener took over (annotation inbound-port). */
+  inbound?: InboundStatus;
 }
 
 /** Parses the status annotation; undefined when absent, 'invalid' when it is not ours to trust. */
@@ -41,7 +44,8 @@ export function readStatus(pod: JsonObject): InjectionStatus | undefined | 'inva
     const s = JSON.parse(raw) as InjectionStatus;
     const ok = isObject(s) && typeof s.sidecar === 'string' && Array.isArray(s.volumes) && Array.isArray(s.env)
       && s.volumes.every((v) => typeof v === 'string')
-      && s.env.every((e) => isObject(e) && typeof e.container === 'string' && typeof e.name === 'string' && isObject(e.rewritten));
+      && s.env.every((e) => isObject(e) && typeof e.container === 'string' && typeof e.name === 'string' && isObject(e.rewritten))
+      && (s.inbound === undefined || isInboundStatus(s.inbound));
     return ok ? s : 'invalid';
   } catch {
     return 'invalid';
@@ -82,6 +86,7 @@ export function strip(b: PatchBuilder, status: InjectionStatus): void {
     if (edit.original) b.replace(pointer('spec', field, ci, 'env', ei), edit.original);
     else b.remove(pointer('spec', field, ci, 'env', ei));
   }
+  if (status.inbound) stripInbound(b, status.inbound);
   const annotations = b.get(['metadata', 'annotations']);
   if (isObject(annotations)) {
     if (status.defaultContainer && DEFAULT_CONTAINER_ANNOTATION in annotations) b.remove(pointer('metadata', 'annotations', DEFAULT_CONTAINER_ANNOTATION));

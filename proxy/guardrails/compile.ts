@@ -2,7 +2,7 @@ import type { Exchange, Severity } from '../protocols/exchange';
 import { PolicyError } from '../policy/load';
 import { MODEL_CATEGORIES, type AllowEntry, type OversizeAction, type GuardrailRule, type ModelCategory, type ModelUse, type RedactionStyle, type ResolvedPolicy, type RuleAction, type RuleMatch } from '../policy/types';
 import { createKeywordDetector, createRegexDetector, type Detector } from './detectors';
-import { globMatch } from './glob';
+import { globMatch } from '../protocols/glob';
 import { headerValue } from '../http/headers';
 
 const DEFAULT_MAX_HOLDBACK = 16384;
@@ -97,6 +97,7 @@ function matcher(match: RuleMatch | undefined): (ex: Exchange) => boolean {
   const headers = match.headers ? Object.entries(match.headers).map(([k, v]) => [k.toLowerCase(), v] as const) : undefined;
   return (ex) => {
     if (match.routes && !match.routes.includes(ex.api)) return false;
+    if (match.directions && !match.directions.includes(ex.direction)) return false;
     if (methods && !methods.includes(ex.method.toUpperCase())) return false;
     if (match.paths) {
       const q = ex.path.indexOf('?');
@@ -197,7 +198,8 @@ export function compilePolicy(policy: ResolvedPolicy, builtins: Readonly<Record<
       detector,
       // Rules that blank allowed text see a different text: they scan on their own.
       scanKey: builtin && !allow ? `${detectorId}@${rule.threshold ?? ''}` : `rule:${rule.id}`,
-      entities: entities ? new Set(entities) : undefined,
+      // "Every entity" leaves out the opt-in ones, spelled out so a rule sharing the scan can still add them.
+      entities: entities ? new Set(entities) : detector?.optIn ? new Set(detector.entities.filter((e) => !detector.optIn!.includes(e))) : undefined,
       threshold: rule.threshold,
       request: stage !== 'response',
       response: stage !== 'request',

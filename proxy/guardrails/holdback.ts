@@ -326,7 +326,7 @@ class HoldbackFilter implements ChannelFilter {
         }
         if (final || document) continue;
         const t = performance.now();
-        const tail = g.detector.pendingTail(seen.text, from);
+        const tail = g.detector.pendingTail(seen.text, from, g.entities);
         addMs(s.record, g.rules[0].detectorId, performance.now() - t);
         if (tail > 0) hold = Math.min(hold, start + seen.toOriginal(seen.text.length - tail));
       }

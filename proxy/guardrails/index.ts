@@ -155,7 +155,7 @@ export async function createGuardrails(opened: OpenedPolicyStore, env: Env, logg
     };
     ex.findings.push(finding);
     account('request', emptyStage(), [finding]);
-    log.warn({ id: ex.id, stage: 'request', rule: 'on_unparsable', path: ex.path }, 'guardrail refused an unreadable body');
+    log.warn({ id: ex.id, direction: ex.direction, stage: 'request', rule: 'on_unparsable', path: ex.path }, 'guardrail refused an unreadable body');
     return {
       status: 400,
       type: 'invalid_request_error',
@@ -169,7 +169,7 @@ export async function createGuardrails(opened: OpenedPolicyStore, env: Env, logg
     decisionOf(ex, policy)[stage] = out.record;
     ex.findings.push(...out.findings);
     account(stage, out.record, out.findings);
-    if (out.verdict) log.warn({ id: ex.id, stage, rule: out.verdict.code, path: ex.path }, 'guardrail blocked');
+    if (out.verdict) log.warn({ id: ex.id, direction: ex.direction, stage, rule: out.verdict.code, path: ex.path }, 'guardrail blocked');
     return out.verdict;
   };
 
@@ -215,7 +215,7 @@ export async function createGuardrails(opened: OpenedPolicyStore, env: Env, logg
           if (counted.has(key)) continue;
           counted.add(key);
           account('response', opened!.record, [f]);
-          if (f.action === 'block') log.warn({ id: ex.id, stage: 'response', rule: f.ruleId, path: ex.path }, 'guardrail cut a stream');
+          if (f.action === 'block') log.warn({ id: ex.id, direction: ex.direction, stage: 'response', rule: f.ruleId, path: ex.path }, 'guardrail cut a stream');
         }
       });
       if (!opened) return undefined;

@@ -13,7 +13,8 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
-function connectionTokens(value: string | string[] | undefined): string[] {
+/** The lower-case tokens of a Connection header (repeats joined). */
+export function connectionTokens(value: string | string[] | undefined): string[] {
   if (value === undefined) return [];
   const joined = Array.isArray(value) ? value.join(',') : value;
   return joined.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean);

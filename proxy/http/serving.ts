@@ -20,13 +20,13 @@ export interface ServingServer {
 
 /**
  * The server of one proxied port: plain HTTP (the sidecar on loopback), or HTTPS when a certificate is
- * configured. A rotated certificate (cert-manager renewing the Secret) is picked up without a restart;
+ * configured; `options` carry the client-side limits (timeouts, header size). A rotated certificate (cert-manager renewing the Secret) is picked up without a restart;
  * connections already open keep theirs.
  */
-export function createServingServer(tlsFiles: ListenerTls | undefined, logger: Logger, handler: http.RequestListener): ServingServer {
-  if (!tlsFiles) return { server: http.createServer(handler), scheme: 'http', stop: () => undefined };
+export function createServingServer(tlsFiles: ListenerTls | undefined, logger: Logger, handler: http.RequestListener, options: http.ServerOptions = {}): ServingServer {
+  if (!tlsFiles) return { server: http.createServer(options, handler), scheme: 'http', stop: () => undefined };
   const material = readTlsFiles(tlsFiles.certFile, tlsFiles.keyFile, { cert: 'LISTEN_TLS_CERT_FILE', key: 'LISTEN_TLS_KEY_FILE' });
-  const server = https.createServer({ ...material, minVersion: 'TLSv1.2' }, handler);
+  const server = https.createServer({ ...options, ...material, minVersion: 'TLSv1.2' }, handler);
   const watcher = new TlsFileWatcher(tlsFiles.certFile, tlsFiles.keyFile, tlsFiles.reloadMs, logger, material);
   watcher.start((next) => {
     server.setSecureContext({ ...next, minVersion: 'TLSv1.2' });

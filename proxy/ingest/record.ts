@@ -62,6 +62,8 @@ const OUTCOME_STATUS: Record<Outcome, number> = {
   upstream_error: 502,
   timeout: 504,
   too_large: 413,
+  client_timeout: 408,
+  error: 500,
   aborted: 0,
 };
 
@@ -86,11 +88,14 @@ export function buildAktoRecord(ex: Exchange, opts: RecordOptions): BuiltRecord 
     return out;
   };
 
-  const host = opts.serverName ?? ex.upstream.host;
+  // Inbound, the end user is the client and this pod the server: the host is the one the user called.
+  const inbound = ex.direction === 'inbound';
+  const calledHost = inbound ? firstValue(ex.requestHeaders.host) : undefined;
+  const host = opts.serverName ?? calledHost ?? ex.upstream.host;
   const res = ex.response;
   const status = res?.status ?? OUTCOME_STATUS[ex.outcome ?? 'aborted'];
   let responsePayload = res === undefined ? '' : res.streamText ?? (res.body ? res.body.toString('utf8') : '');
-  if (res?.truncated) responsePayload += '\n[cut at the proxy capture bound MAX_RESPONSE_SIZE]';
+  if (res?.truncated) responsePayload += '\n[cut at the proxy capture bound AKTO_MAX_PAYLOAD_BYTES]';
 
   const record: AktoRecord = {
     path: scrub(ex.path),
@@ -99,7 +104,7 @@ export function buildAktoRecord(ex: Exchange, opts: RecordOptions): BuiltRecord 
     method: ex.method.toUpperCase(),
     requestPayload: cut(scrub(ex.requestBody.toString('utf8')), 'requestPayload'),
     responsePayload: cut(scrub(responsePayload), 'responsePayload'),
-    ip: opts.podIp ?? (normalizeAddress(ex.clientAddress) || '0.0.0.0'),
+    ip: (inbound ? undefined : opts.podIp) ?? (normalizeAddress(ex.clientAddress) || '0.0.0.0'),
     // Epoch seconds: Akto's readers parse `time` as an int (a millisecond value fails and drops the record).
     time: String(Math.floor(ex.startedAt / 1000)),
     statusCode: String(status),
@@ -112,7 +117,7 @@ export function buildAktoRecord(ex: Exchange, opts: RecordOptions): BuiltRecord 
     tag: '',
   };
   const upstreamHost = ex.upstream.hostname.replace(/^\[|\]$/g, '');
-  const destIp = ex.upstreamAddress ?? (isIP(upstreamHost) ? upstreamHost : undefined);
+  const destIp = (inbound ? opts.podIp : undefined) ?? ex.upstreamAddress ?? (isIP(upstreamHost) ? upstreamHost : undefined);
   if (destIp) record.destIp = destIp;
   if (ex.findings.length > 0) record._guardrail = scrub(JSON.stringify(guardrailObject(ex.findings)));
   for (const field of fitRecord(record)) cutFields.add(field);
@@ -204,6 +209,7 @@ function tagObject(ex: Exchange, opts: RecordOptions): Record<string, string> {
     guardrail: guardrailOutcome(ex),
     outcome: ex.outcome ?? 'ok',
     'exchange-id': ex.id,
+    direction: ex.direction,
   };
   if (ex.api !== 'passthrough') tag.api = ex.api;
   // Forwarded (or refused) without the guardrails reading the body: say so instead of looking clean.
@@ -276,6 +282,10 @@ function guardrailObject(findings: readonly Finding[]): Record<string, unknown> 
       ...(f.tier !== undefined ? { tier: f.tier } : {}),
     })),
   };
+}
+
+function firstValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
 }
 
 function normalizeAddress(address: string): string {

@@ -46,6 +46,21 @@ function apiKey(ex: Exchange): string | undefined {
   return headerValue(ex.requestHeaders, 'x-api-key') || headerValue(ex.requestHeaders, 'api-key') || undefined;
 }
 
+/**
+ * A claim of the bearer JWT in Authorization, read WITHOUT verifying the signature: whoever sends the request chooses
+ * it, so it identifies an end user only behind a gateway that verifies the token (or strips forged ones).
+ */
+function jwtClaim(ex: Exchange, claim: string): unknown {
+  const m = /^\s*bearer\s+([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)\s*$/i.exec(headerValue(ex.requestHeaders, 'authorization') ?? '');
+  if (!m) return undefined;
+  try {
+    const payload: unknown = JSON.parse(Buffer.from(m[2], 'base64url').toString('utf8'));
+    return payload !== null && typeof payload === 'object' && !Array.isArray(payload) ? (payload as Record<string, unknown>)[claim] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** First 16 hex chars of SHA-256: stable across replicas, useless for recovering the key. */
 export function hashApiKey(key: string): string {
   return createHash('sha256').update(key).digest('hex').slice(0, 16);
@@ -62,6 +77,11 @@ function fromSource(ex: Exchange, s: IdentitySource, cfg: IdentityConfig, worklo
       if (body === null || typeof body !== 'object' || Array.isArray(body)) return undefined;
       const v = (body as Record<string, unknown>)[s.field];
       return usable(v, cfg.maxLength) ? `user:${v}` : undefined;
+    }
+    case 'jwt': {
+      const v = jwtClaim(ex, s.claim);
+      const text = typeof v === 'number' && Number.isFinite(v) ? String(v) : v;
+      return usable(text, cfg.maxLength) ? `user:${text}` : undefined;
     }
     case 'api_key': {
       const k = apiKey(ex);

@@ -123,7 +123,7 @@ export function createLimits(store: PolicyStore<Policy>, env: Env, logger: Logge
   function flightOf(ex: Exchange): Flight {
     let f = flights.get(ex);
     if (f) return f;
-    const id = resolveIdentity(ex, cfg.identity, workload);
+    const id = resolveIdentity(ex, ex.direction === 'inbound' ? cfg.inboundIdentity : cfg.identity, workload);
     const now = clock();
     const state = identities.get(id.key) ?? identities.add(id.key, newAnomalyState(now));
     f = { state };

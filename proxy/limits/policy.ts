@@ -14,6 +14,7 @@ export type Duration = number | string;
 export type IdentitySourceSpec =
   | { from: 'header'; name: string }
   | { from: 'body'; field?: string }
+  | { from: 'jwt'; claim?: string }
   | { from: 'api_key' | 'client_address' | 'workload' };
 
 export interface IdentitySection {
@@ -76,6 +77,7 @@ export interface AnomaliesSection {
 export type IdentitySource =
   | { from: 'header'; name: string }
   | { from: 'body'; field: string }
+  | { from: 'jwt'; claim: string }
   | { from: 'api_key' | 'client_address' | 'workload' };
 
 export interface IdentityConfig {
@@ -129,6 +131,8 @@ export interface AnomalyConfig {
 
 export interface LimitsConfig {
   identity: IdentityConfig;
+  /** Who the end user is on the inbound listener (the policy's inbound.identity). */
+  inboundIdentity: IdentityConfig;
   rules: LimitRule[];
   anomalies: AnomalyConfig;
 }
@@ -155,19 +159,23 @@ export function parseDuration(value: Duration, path: string): number {
 }
 
 export const DEFAULT_IDENTITY_SOURCES: readonly IdentitySource[] = [{ from: 'api_key' }, { from: 'client_address' }];
+/** The end user on the inbound listener: a bearer JWT's sub (unverified: a gateway in front verifies), the key hash, the address. */
+export const DEFAULT_INBOUND_IDENTITY_SOURCES: readonly IdentitySource[] = [{ from: 'jwt', claim: 'sub' }, { from: 'api_key' }, { from: 'client_address' }];
 
-function compileIdentity(spec: IdentitySection | undefined): IdentityConfig {
+function compileIdentity(spec: IdentitySection | undefined, where: string, defaults: readonly IdentitySource[]): IdentityConfig {
   const sources: IdentitySource[] = [];
-  (spec?.sources ?? DEFAULT_IDENTITY_SOURCES).forEach((s, i) => {
+  (spec?.sources ?? defaults).forEach((s, i) => {
     if (s.from === 'header') {
-      if (!s.name) throw new LimitsPolicyError(`identity.sources[${i}].name`, 'is required for from: header');
+      if (!s.name) throw new LimitsPolicyError(`${where}.sources[${i}].name`, 'is required for from: header');
       sources.push({ from: 'header', name: s.name.toLowerCase() });
     } else if (s.from === 'body') {
       sources.push({ from: 'body', field: s.field ?? 'user' });
+    } else if (s.from === 'jwt') {
+      sources.push({ from: 'jwt', claim: s.claim ?? 'sub' });
     } else if (s.from === 'api_key' || s.from === 'client_address' || s.from === 'workload') {
       sources.push({ from: s.from });
     } else {
-      throw new LimitsPolicyError(`identity.sources[${i}].from`, `unknown source "${String((s as { from: unknown }).from)}"`);
+      throw new LimitsPolicyError(`${where}.sources[${i}].from`, `unknown source "${String((s as { from: unknown }).from)}"`);
     }
   });
   return { sources, maxLength: spec?.max_length ?? 128 };
@@ -259,7 +267,8 @@ function compileAnomalies(a: AnomaliesSection | undefined): AnomalyConfig {
 /** The limits view of a (schema-validated) policy document. Throws LimitsPolicyError. */
 export function compileLimitsPolicy(policy: Policy): LimitsConfig {
   return {
-    identity: compileIdentity(policy.identity as IdentitySection | undefined),
+    identity: compileIdentity(policy.identity as IdentitySection | undefined, 'identity', DEFAULT_IDENTITY_SOURCES),
+    inboundIdentity: compileIdentity((policy.inbound as { identity?: IdentitySection } | undefined)?.identity, 'inbound.identity', DEFAULT_INBOUND_IDENTITY_SOURCES),
     rules: compileRules(policy.limits as LimitRuleSpec[] | undefined),
     anomalies: compileAnomalies(policy.anomalies as AnomaliesSection | undefined),
   };

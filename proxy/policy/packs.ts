@@ -62,7 +62,8 @@ const defaultRules: GuardrailRule[] = [
 
 const strictRules: GuardrailRule[] = [
   { id: 'pii-block', category: 'pii.*', stage: 'both', action: 'block', severity: 'high' },
-  { id: 'secrets-block', category: 'secrets.*', stage: 'both', action: 'block', severity: 'critical' },
+  // 0.3: documented example credentials count too unless they sit in documentation (secret-examples.ts).
+  { id: 'secrets-block', category: 'secrets.*', stage: 'both', action: 'block', severity: 'critical', threshold: 0.3 },
   ...injectionRules(0.35),
   { id: 'toxicity', category: 'toxicity', stage: 'both', action: 'block', severity: 'high' },
   { id: 'harmful-intent', category: 'harmful_intent', stage: 'request', action: 'block', match: { roles: ['user'] }, severity: 'high' },

@@ -1,4 +1,4 @@
-import type { ApiKind, Severity } from '../protocols/exchange';
+import type { ApiKind, Direction, Severity } from '../protocols/exchange';
 import type { Policy } from './store';
 
 /**
@@ -25,6 +25,8 @@ export type RedactionStyle = 'placeholder' | 'mask' | 'hash';
 
 export interface RuleMatch {
   routes?: ApiKind[];
+  /** Which listener took the request: the agent's calls out (egress) or end users' calls in (inbound). */
+  directions?: Direction[];
   paths?: string[];
   methods?: string[];
   models?: string[];

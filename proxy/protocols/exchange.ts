@@ -16,7 +16,11 @@ export type ApiKind =
   | 'invocations' // SageMaker /invocations whose body matched no known shape (chat, completion, TGI are refined)
   | 'vertex' // TGI /vertex {instances}
   | 'hf.task' // any other POST: toolkit, custom handlers; JSON text fields scanned generically
+  | 'inbound' // an end user's call to the agent's own API (the inbound listener): fields per the policy's inbound section
   | 'passthrough'; // everything else: forwarded unparsed, still traced
+
+/** Which listener took the request: the agent's calls out (egress) or end users' calls to the agent's own API (inbound). */
+export type Direction = 'egress' | 'inbound';
 
 /** The shape errors must take so the client's SDK shows them well. */
 export type ErrorDialect = 'openai' | 'tgi';
@@ -82,9 +86,11 @@ export interface Usage {
 export type Outcome =
   | 'ok' // the upstream answered (any status) and the client got it
   | 'blocked' // a hook answered instead of the upstream, or cut a stream
-  | 'upstream_error' // upstream unreachable / reset → 502
+  | 'upstream_error' // upstream unreachable, reset or broken (502, or a stream ended with an error event)
   | 'timeout' // REQUEST_TIMEOUT → 504
   | 'too_large' // request body over MAX_REQUEST_SIZE → 413
+  | 'client_timeout' // the client sent its request too slowly (408) or stopped reading the answer
+  | 'error' // the proxy itself failed → 500
   | 'aborted'; // the client went away first
 
 export type Stage = 'request' | 'response';
@@ -140,11 +146,15 @@ export interface ResponseRecord {
  */
 export interface Exchange {
   readonly id: string;
+  readonly direction: Direction;
   /** Epoch milliseconds when the request arrived. */
   readonly startedAt: number;
   readonly method: string;
-  /** Path the endpoint serves (APP_URL's path + the request path), with the query string. */
-  readonly path: string;
+  /**
+   * Path the endpoint serves (APP_URL's path + the request path), with the query string. The inbound listener
+   * rewrites the query when a guardrail redacted one of its parameters.
+   */
+  path: string;
   /** From the route; parsing the body may refine it once (attachRequestBody). */
   api: ApiKind;
   readonly dialect: ErrorDialect;
@@ -194,9 +204,11 @@ export interface ExchangeNotes {
   /** How the request body was read: its format, a text encoding other than UTF-8, Content-Encodings undone. */
   body?: { format?: string; encoding?: string; decodedFrom?: string[] };
   /** The proxy's own calls: a response it did not inspect (and why, and the policy's `on_oversize`), a refused path. */
-  proxy?: { responseInspected?: false | 'streamed'; reason?: string; onOversize?: string; refused?: string };
+  proxy?: { responseInspected?: false | 'streamed'; reason?: string; onOversize?: string; refused?: string; responseUnreadable?: string };
   /** The message of an in-stream error event. */
   streamError?: string;
+  /** Why ex.output holds less than the client got (a stream's or streamed body's kept-text bound). */
+  outputTruncated?: string;
 }
 
 export type ExchangeInit = Pick<Exchange, 'id' | 'method' | 'path' | 'api' | 'dialect' | 'upstream'> & Partial<Exchange>;
@@ -204,6 +216,7 @@ export type ExchangeInit = Pick<Exchange, 'id' | 'method' | 'path' | 'api' | 'di
 /** The one way to make an Exchange: empty collections and neutral defaults under what the caller knows. */
 export function newExchange(init: ExchangeInit): Exchange {
   return {
+    direction: 'egress',
     startedAt: Date.now(),
     clientAddress: '',
     requestHeaders: {},

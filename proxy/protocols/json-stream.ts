@@ -10,6 +10,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import type { ChannelFilter, ChannelKind, StreamInspector } from './stream-filter';
 import type { ApiKind, BlockVerdict, Exchange, JsonPath, Segment, SegmentKind } from './exchange';
+import { KeptText, OutputBudget } from './kept-text';
 import { echoedPrompt } from './prompt-echo';
 import { usageFrom } from './response';
 
@@ -62,6 +63,8 @@ function matches(pattern: Pattern, path: JsonPath): boolean {
 
 /** What a string value at `path` is to the client: text of some kind, or nothing to inspect. */
 function textKind(api: ApiKind, path: JsonPath): ChannelKind | undefined {
+  // The agent's own API (inbound listener): every string may be text the user reads.
+  if (api === 'inbound') return 'content';
   for (const [p, kind] of ERROR_TEXT) if (matches(p, path)) return kind;
   const table = api === 'openai.responses' ? RESPONSES_TEXT : api.startsWith('openai.') ? OPENAI_TEXT : undefined;
   if (table) {
@@ -74,6 +77,7 @@ function textKind(api: ApiKind, path: JsonPath): ChannelKind | undefined {
 
 /** The literal that replaces a token-list value at `path`, or undefined when it is no token list. */
 function tokenList(api: ApiKind, path: JsonPath): string | undefined {
+  if (api === 'inbound') return undefined;
   if (api.startsWith('openai.')) {
     for (const [p, literal] of TOKEN_LISTS) if (matches(p, path)) return literal;
     return undefined;
@@ -108,8 +112,7 @@ interface TextValue {
   /** Characters still compared with the echoed prompt (TGI return_full_text), or undefined once past it. */
   prompt?: string;
   promptSeen: string;
-  released: string[];
-  releasedChars: number;
+  released: KeptText;
 }
 
 export interface JsonStreamRewriter {
@@ -122,6 +125,20 @@ export interface JsonStreamRewriter {
 
 /** Keeps ex.output within this many characters per text value (the trace does not need more). */
 const OUTPUT_KEEP = 64 * 1024;
+/**
+ * Nesting tracked: deeper values hold no text any client reads (every text field is a few levels down), so they
+ * are copied through uncounted; an endless `[[[[` never grows memory.
+ */
+const MAX_DEPTH = 64;
+/** Longest key remembered: longer ones match no text field. */
+const MAX_KEY = 256;
+/** Largest `usage` object read for token counts. */
+const MAX_USAGE = 64 * 1024;
+
+export interface JsonStreamBounds {
+  /** Characters of released text kept for ex.output, over all text values. */
+  maxKeptChars: number;
+}
 
 class Rewriter implements JsonStreamRewriter {
   private readonly decoder = new StringDecoder('utf8');
@@ -138,6 +155,9 @@ class Rewriter implements JsonStreamRewriter {
   private skipDepth = 0;
   private skipInString = false;
   private skipEscape = false;
+  /** Skipping copies the value through (too deep to track) rather than replacing it (a token list). */
+  private skipCopies = false;
+  private readonly budget: OutputBudget;
   private text?: TextValue;
   private raw?: TextValue;
   private started = false;
@@ -149,7 +169,10 @@ class Rewriter implements JsonStreamRewriter {
   constructor(
     private readonly ex: Exchange,
     private readonly inspector: StreamInspector,
-  ) {}
+    bounds: JsonStreamBounds,
+  ) {
+    this.budget = new OutputBudget(bounds.maxKeptChars);
+  }
 
   get blocked(): BlockVerdict | undefined {
     return this.verdict;
@@ -196,7 +219,7 @@ class Rewriter implements JsonStreamRewriter {
       const c = s[i];
       if (this.state === 'string') {
         // A plain string (or key): copied through, or collected when it is a key.
-        if (this.capturingUsage) this.usageJson += c;
+        if (this.capturingUsage) this.captureUsage(c);
         if (this.stringEscape) this.stringEscape = false;
         else if (c === '\\') this.stringEscape = true;
         else if (c === '"') {
@@ -208,7 +231,7 @@ class Rewriter implements JsonStreamRewriter {
             i++;
             continue;
           }
-        } else if (this.inKey) this.keyBuf += c;
+        } else if (this.inKey && this.keyBuf.length <= MAX_KEY) this.keyBuf += c;
         if (!this.finishReason || c === '"') this.out += c;
         i++;
         continue;
@@ -256,7 +279,12 @@ class Rewriter implements JsonStreamRewriter {
 
   private emit(c: string): void {
     this.out += c;
-    if (this.capturingUsage) this.usageJson += c;
+    if (this.capturingUsage) this.captureUsage(c);
+  }
+
+  private captureUsage(c: string): void {
+    if (this.usageJson.length < MAX_USAGE) this.usageJson += c;
+    else this.capturingUsage = false;
   }
 
   /** A value starts with `c`. False when `c` cannot start one (not JSON after all). */
@@ -264,12 +292,14 @@ class Rewriter implements JsonStreamRewriter {
     const path = this.path();
     const api = this.ex.api;
     const list = tokenList(api, path);
-    if (list !== undefined && (c === '{' || c === '[')) {
-      this.out += list;
+    const tooDeep = this.stack.length >= MAX_DEPTH;
+    if ((list !== undefined || tooDeep) && (c === '{' || c === '[')) {
+      if (list !== undefined) this.out += list;
       this.state = 'skip';
       this.skipDepth = 0;
       this.skipInString = false;
       this.skipEscape = false;
+      this.skipCopies = list === undefined;
       return this.skipChars(c, 0) >= 0;
     }
     if (path.length === 1 && path[0] === 'usage' && c === '{') this.capturingUsage = true;
@@ -342,8 +372,13 @@ class Rewriter implements JsonStreamRewriter {
     this.state = 'after';
   }
 
-  /** Skips a token-list value (its replacement was written); returns the index after what it consumed. */
+  /** Skips a token-list value (its replacement was written) or copies a too-deep one; returns the index after what it consumed. */
   private skipChars(s: string, i: number): number {
+    const from = i;
+    const done = (end: number): number => {
+      if (this.skipCopies) this.out += s.slice(from, end);
+      return end;
+    };
     for (; i < s.length; i++) {
       const c = s[i];
       if (this.skipInString) {
@@ -357,17 +392,17 @@ class Rewriter implements JsonStreamRewriter {
       else if (c === '}' || c === ']') {
         if (--this.skipDepth === 0) {
           this.state = 'after';
-          return i + 1;
+          return done(i + 1);
         }
       }
     }
-    return i;
+    return done(i);
   }
 
   private openText(kind: ChannelKind, path: JsonPath): TextValue {
     const key = `json:${path.join('.')}`;
     const prompt = kind === 'content' && !this.ex.api.startsWith('openai.') ? echoedPromptOf(this.ex) : undefined;
-    return { key, kind, path, escape: '', hex: '', highSurrogate: '', prompt: prompt || undefined, promptSeen: '', released: [], releasedChars: 0 };
+    return { key, kind, path, escape: '', hex: '', highSurrogate: '', prompt: prompt || undefined, promptSeen: '', released: new KeptText(this.budget, OUTPUT_KEEP) };
   }
 
   /** Decodes the characters of a text value from `i`; returns where it stopped (past the closing quote, or the end). */
@@ -444,27 +479,27 @@ class Rewriter implements JsonStreamRewriter {
       this.release(t, r.text);
       if (r.block) this.verdict = r.block;
     }
-    if (SEGMENT_KIND[t.kind]) this.output.push({ role: 'assistant', kind: SEGMENT_KIND[t.kind]!, trusted: true, path: t.path, choice: choiceOf(t.path), text: t.released.join('') });
+    if (SEGMENT_KIND[t.kind] && this.budget.admit()) {
+      this.output.push({ role: 'assistant', kind: SEGMENT_KIND[t.kind]!, trusted: true, path: t.path, choice: choiceOf(t.path), text: t.released.toString() });
+    }
   }
 
   private release(t: TextValue, text: string): void {
     if (text === '') return;
     this.out += t === this.raw ? text : jsonEscape(text);
-    if (t.releasedChars < OUTPUT_KEEP) {
-      t.released.push(text.slice(0, OUTPUT_KEEP - t.releasedChars));
-      t.releasedChars += text.length;
-    }
+    t.released.add(text);
   }
 
   /** Not JSON (any more): the rest is plain text for the client, scanned as such. */
   private toRaw(rest: string): void {
     this.state = 'raw';
-    this.raw = { key: `raw:${this.count++}`, kind: 'content', path: [], escape: '', hex: '', highSurrogate: '', promptSeen: '', released: [], releasedChars: 0 };
+    this.raw = { key: `raw:${this.count++}`, kind: 'content', path: [], escape: '', hex: '', highSurrogate: '', promptSeen: '', released: new KeptText(this.budget, OUTPUT_KEEP) };
     this.feedText(this.raw, rest);
   }
 
   private finishOutput(): void {
     this.ex.output = this.output;
+    if (this.budget.truncated) this.ex.notes.outputTruncated = 'more texts or characters than are kept for the record';
   }
 }
 
@@ -487,6 +522,6 @@ function echoedPromptOf(ex: Exchange): string {
   return typeof json?.inputs === 'string' ? echoedPrompt(ex, json.inputs) : '';
 }
 
-export function createJsonStreamRewriter(ex: Exchange, inspector: StreamInspector): JsonStreamRewriter {
-  return new Rewriter(ex, inspector);
+export function createJsonStreamRewriter(ex: Exchange, inspector: StreamInspector, bounds: JsonStreamBounds = { maxKeptChars: Infinity }): JsonStreamRewriter {
+  return new Rewriter(ex, inspector, bounds);
 }

@@ -9,7 +9,8 @@ import { isObject } from '../../common/json';
  */
 export function echoedPrompt(ex: Exchange, generated: string, choice = 0): string {
   const json = ex.requestJson;
-  if (!isObject(json)) return '';
+  // An agent's own API echoes nothing by protocol: all of its answer is read.
+  if (!isObject(json) || ex.api === 'inbound') return '';
   if (ex.api === 'openai.completions') {
     if (json.echo !== true) return '';
     const prompts = Array.isArray(json.prompt) ? json.prompt : [json.prompt];

@@ -4,6 +4,9 @@ import { setAtPath } from './json-path';
 import { decodeJsonBytes, decodeUtf8, encodeUtf8, locateStrings, MAX_JSON_DEPTH, parsePythonJson } from './python-json';
 import { isObject } from '../../common/json';
 
+/** The location of query-string parameters among a request's segments (written back to the path, not the body). */
+export const QUERY = '$query';
+
 /** How a request body was read: the way the upstream would read it, not the way it was declared. */
 export type BodyFormat = 'json' | 'text' | 'form' | 'multipart' | 'binary' | 'empty' | 'unreadable';
 
@@ -423,9 +426,11 @@ interface MultipartField {
 
 /** The fields of a multipart/form-data body; file parts keep their text only when they are text. */
 function parseMultipart(body: Buffer, contentType: string): MultipartField[] | undefined {
-  const m = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
-  const boundary = m?.[1] ?? m?.[2];
-  if (!boundary) return undefined;
+  // Exactly one boundary parameter: with two, parsers that take the first and parsers that take the last read
+  // different parts.
+  const params = [...contentType.matchAll(/(?:^|;)\s*boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))/gi)];
+  if (params.length !== 1) return undefined;
+  const boundary = params[0][1] ?? params[0][2];
   const delimiter = Buffer.from(`--${boundary}`);
   const fields: MultipartField[] = [];
   let at = body.indexOf(delimiter);
@@ -443,8 +448,17 @@ function parseMultipart(body: Buffer, contentType: string): MultipartField[] | u
     const name = /\bname="([^"]*)"/i.exec(disposition)?.[1] ?? '';
     const filename = /\bfilename="([^"]*)"/i.exec(disposition)?.[1];
     const type = (/content-type:\s*([^\r\n;]+)/i.exec(head)?.[1] ?? (filename === undefined ? 'text/plain' : 'application/octet-stream')).trim().toLowerCase();
-    const textual = type.startsWith('text/') || type.includes('json') || (filename === undefined && !isMedia(content, type));
-    fields.push({ name, filename, type, text: textual && isUtf8(content) ? content.toString('utf8') : undefined });
+    // Text is text whatever the part declares: frameworks hand a part without a filename to the app as a string, and
+    // an agent reads the text of an uploaded file. Media (by magic number) has no text; a part that says it is text
+    // but is no UTF-8 cannot be read.
+    // A transfer encoding (base64, quoted-printable) some parsers undo and the guardrails would not.
+    const transfer = /content-transfer-encoding:\s*([^\r\n;\s]+)/i.exec(head)?.[1].toLowerCase();
+    if (transfer !== undefined && !['7bit', '8bit', 'binary'].includes(transfer)) return undefined;
+    const declaredText = type.startsWith('text/') || type.includes('json') || (filename === undefined && !MEDIA_TYPE.test(type));
+    if (isMedia(content, '')) fields.push({ name, filename, type });
+    else if (isUtf8(content)) fields.push({ name, filename, type, text: content.toString('utf8') });
+    else if (declaredText) return undefined;
+    else fields.push({ name, filename, type });
     at = next;
   }
   return fields;
@@ -464,10 +478,17 @@ export function parseRequest(api: ApiKind, body: Buffer, contentType: string | u
   return readRequest(api, body, contentType).parsed;
 }
 
-function readRequest(api: ApiKind, body: Buffer, contentType: string | undefined): { parsed: ParsedRequest; record: BodyRecord } {
+/**
+ * The text of a JSON body on a route that is no inference API (the agent's own API behind the inbound listener):
+ * which strings it selects. Such a route reads its body the same way (JSON as Python reads it, form, multipart,
+ * text; unreadable bodies are refused), but an empty or media body is no error there: it has no text.
+ */
+export type JsonTextSelector = (json: unknown) => { texts: ReadonlyArray<{ path: JsonPath; text: string }>; keys: readonly string[]; tooDeep: boolean };
+
+function readRequest(api: ApiKind, body: Buffer, contentType: string | undefined, select?: JsonTextSelector): { parsed: ParsedRequest; record: BodyRecord } {
   const other = isInferenceRoute(api) ? api : 'passthrough';
   if (api === 'passthrough') return { parsed: empty(api, 'binary'), record: { format: 'binary' } };
-  if (body.length === 0) return { parsed: empty(other, 'empty', isInferenceRoute(api) ? 'empty body' : undefined), record: { format: 'empty' } };
+  if (body.length === 0) return { parsed: empty(select ? api : other, 'empty', isInferenceRoute(api) && !select ? 'empty body' : undefined), record: { format: 'empty' } };
   const mediaType = mediaTypeOf(contentType);
 
   let json: unknown;
@@ -490,8 +511,9 @@ function readRequest(api: ApiKind, body: Buffer, contentType: string | undefined
       jsonError = err instanceof Error ? err.message : 'malformed JSON';
     }
   }
-  if (record) return { parsed: fromJson(api, json, record), record };
+  if (record) return { parsed: select ? fromSelection(api, json, record, select) : fromJson(api, json, record), record };
 
+  if (select && isMedia(body, mediaType)) return { parsed: empty(api, 'binary'), record: { format: 'binary' } };
   if (isMedia(body, mediaType)) {
     const error = JSON_ONLY.has(api) ? `a ${mediaType || 'binary'} body on a JSON route` : undefined;
     return { parsed: empty(error ? api : 'passthrough', 'binary', error), record: { format: 'binary' } };
@@ -513,6 +535,8 @@ function readRequest(api: ApiKind, body: Buffer, contentType: string | undefined
   try {
     text = decodeUtf8(body);
   } catch {
+    // Bytes declared as bytes (an upload to the agent's own API) are read as bytes, as the app reads them.
+    if (select && mediaType === 'application/octet-stream') return { parsed: empty(api, 'binary'), record: { format: 'binary' } };
     return { parsed: empty(other, 'unreadable', 'body is neither JSON nor UTF-8 text'), record: { format: 'unreadable' } };
   }
   if (mediaType === 'application/x-www-form-urlencoded') {
@@ -522,6 +546,23 @@ function readRequest(api: ApiKind, body: Buffer, contentType: string | undefined
   }
   out.add('user', 'inputs', at(undefined, '$text'), text);
   return { parsed: textRequest(api, 'text', out), record: { format: 'text', text } };
+}
+
+/** A JSON body read through a selector: every selected string is user input; object keys are read-only text. */
+function fromSelection(api: ApiKind, json: unknown, record: BodyRecord, select: JsonTextSelector): ParsedRequest {
+  const out = new Segments();
+  const selected = select(json);
+  for (const t of selected.texts) out.add('user', 'inputs', locOf(t.path), t.text);
+  if (selected.keys.length > 0) out.add('user', 'inputs', at(undefined, '$keys'), selected.keys.join('\n'), true, true);
+  const input = out.done();
+  const parseError = selected.tooDeep ? `nesting deeper than ${MAX_JSON_DEPTH} levels` : undefined;
+  return { api, format: record.format, json, stream: false, input, ...(parseError ? { parseError } : {}) };
+}
+
+function locOf(path: JsonPath): Loc | undefined {
+  let loc: Loc | undefined;
+  for (const key of path) loc = at(loc, key);
+  return loc;
 }
 
 function textRequest(api: ApiKind, format: BodyFormat, out: Segments): ParsedRequest {
@@ -566,7 +607,7 @@ function jsonText(ex: Exchange, record: BodyRecord): string {
  */
 export function serializeRequest(ex: Exchange): Buffer {
   const record = records.get(ex);
-  const edited = ex.input.filter((s) => s.edited && !s.readonly);
+  const edited = ex.input.filter((s) => s.edited && !s.readonly && s.path[0] !== QUERY);
   if (!record || edited.length === 0) return ex.requestBody;
   switch (record.format) {
     case 'json': {
@@ -609,10 +650,10 @@ export function utf8ContentType(contentType: string | undefined): string | undef
  * Puts the request body into the exchange, parsed once. The server and the tests fill an Exchange this way.
  * `unreadable` says why the bytes could not even be decoded (an unknown or corrupt Content-Encoding).
  */
-export function attachRequestBody(ex: Exchange, body: Buffer, contentType: string | undefined, unreadable?: string): void {
+export function attachRequestBody(ex: Exchange, body: Buffer, contentType: string | undefined, unreadable?: string, select?: JsonTextSelector): void {
   const { parsed, record } =
     unreadable === undefined
-      ? readRequest(ex.api, body, contentType)
+      ? readRequest(ex.api, body, contentType, select)
       : { parsed: empty(isInferenceRoute(ex.api) ? ex.api : 'passthrough', 'unreadable', unreadable), record: { format: 'unreadable' as const } };
   records.set(ex, record);
   ex.requestBody = body;

@@ -58,12 +58,14 @@ function routePath(path: string): string {
 /**
  * Decides the wire API from method and path alone; parseRequest refines 'invocations', 'vertex' and 'hf.task'
  * from the body. `requestPath` (the path the client asked for, without APP_URL's prefix) makes `POST /` TGI's
- * compat route behind a prefix too. Errors take the OpenAI shape on /v1/* and TGI's everywhere else.
+ * compat route behind a prefix too. Errors take the OpenAI shape on /v1/* and TGI's everywhere else. A request of
+ * another method that carries a body (`hasBody`) is routed as a POST would be: a handler that takes any method
+ * reads that body too, so it is inspected the same way.
  */
-export function classifyRoute(method: string, path: string, requestPath = path): { api: ApiKind; dialect: ErrorDialect } {
+export function classifyRoute(method: string, path: string, requestPath = path, hasBody = false): { api: ApiKind; dialect: ErrorDialect } {
   const p = routePath(path);
   const defaultDialect: ErrorDialect = p.includes('/v1/') || p.endsWith('/v1') ? 'openai' : 'tgi';
-  if (method.toUpperCase() !== 'POST') return { api: 'passthrough', dialect: defaultDialect };
+  if (method.toUpperCase() !== 'POST' && !hasBody) return { api: 'passthrough', dialect: defaultDialect };
   if (p === '/' || routePath(requestPath) === '/') return { api: 'tgi.compat', dialect: defaultDialect };
   for (const r of ROUTES) if (p.endsWith(r.suffix)) return { api: r.api, dialect: r.dialect ?? defaultDialect };
   return { api: 'hf.task', dialect: defaultDialect };
@@ -81,15 +83,15 @@ export type RoutedRequest =
  * uvicorn does) or decoding them leniently (as some intermediaries do) would reach another route, the request
  * is refused: there is no single path that every upstream would route the same way.
  */
-export function routeRequest(method: string, rawTarget: string, basePath: string): RoutedRequest {
+export function routeRequest(method: string, rawTarget: string, basePath: string, hasBody = false): RoutedRequest {
   const normalized = normalizeTarget(rawTarget);
   const base = basePath.endsWith('/') ? basePath.slice(0, -1) : basePath;
   if (!normalized.ok) return { ok: false, dialect: classifyRoute('GET', rawTarget).dialect, reason: normalized.reason };
   const { target } = normalized;
   const full = base + target.path;
-  const route = classifyRoute(method, full, target.path);
+  const route = classifyRoute(method, full, target.path, hasBody);
   for (const view of [decodedPath(full), lenientPath(full)]) {
-    const other = view === undefined ? undefined : classifyRoute(method, view, view.slice(base.length) || '/').api;
+    const other = view === undefined ? undefined : classifyRoute(method, view, view.slice(base.length) || '/', hasBody).api;
     if (other !== route.api) {
       return { ok: false, dialect: route.dialect, reason: 'percent-escapes in the path would reach a different route depending on who decodes them' };
     }

@@ -14,6 +14,8 @@ export interface SseEvent {
 export interface SseHandlers {
   event(ev: SseEvent): void;
   comment(line: string): void;
+  /** A line or an event outgrew the parser's bound: nothing more is parsed. */
+  overflow?(): void;
 }
 
 const LF = 0x0a;
@@ -22,10 +24,15 @@ const CR = 0x0d;
 /**
  * Incremental SSE parser (the WHATWG event-stream rules): lines end in \n, \r\n or \r, a blank line
  * dispatches the event, `:` lines are comments, one space after the colon is dropped. Bytes are split
- * into lines before decoding, so a chunk boundary inside a UTF-8 character is harmless.
+ * into lines before decoding, so a chunk boundary inside a UTF-8 character is harmless. A line, or an event's
+ * lines together, longer than `maxEventBytes` stop the parser (overflow): an endless line never grows memory.
  */
 export class SseParser {
   private partial: Buffer[] = [];
+  private partialBytes = 0;
+  /** Bytes of the fields of the event being collected. */
+  private eventBytes = 0;
+  private stopped = false;
   /** The previous chunk ended in \r: a leading \n in the next one belongs to the same line end. */
   private skipLf = false;
   private data: string[] = [];
@@ -34,9 +41,18 @@ export class SseParser {
   private id?: string;
   private dataSpace = false;
 
-  constructor(private readonly on: SseHandlers) {}
+  constructor(
+    private readonly on: SseHandlers,
+    private readonly maxEventBytes = Infinity,
+  ) {}
+
+  /** Part of a line or of an event was read and not dispatched yet. */
+  get midEvent(): boolean {
+    return this.partial.length > 0 || this.eventBytes > 0;
+  }
 
   push(chunk: Buffer): void {
+    if (this.stopped) return;
     let start = 0;
     if (this.skipLf && chunk.length > 0) {
       if (chunk[0] === LF) start = 1;
@@ -49,6 +65,7 @@ export class SseParser {
       const atCr = cr !== -1 && (lf === -1 || cr < lf);
       const i = atCr ? cr : lf;
       this.line(chunk, start, i);
+      if (this.stopped) return;
       start = i + 1;
       if (atCr) {
         if (start === chunk.length) this.skipLf = true;
@@ -57,13 +74,26 @@ export class SseParser {
       }
       if (lf !== -1 && lf < start) lf = chunk.indexOf(LF, start);
     }
-    if (start < chunk.length) this.partial.push(chunk.subarray(start));
+    if (start < chunk.length) {
+      this.partial.push(chunk.subarray(start));
+      this.partialBytes += chunk.length - start;
+      if (this.partialBytes + this.eventBytes > this.maxEventBytes) this.stop();
+    }
   }
 
   /** The body ended: a last line without its terminator and an event without its blank line still count. */
   end(): void {
+    if (this.stopped) return;
     if (this.partial.length > 0) this.line(Buffer.alloc(0), 0, 0);
     this.dispatch();
+  }
+
+  private stop(): void {
+    this.stopped = true;
+    this.partial = [];
+    this.data = [];
+    this.other = [];
+    this.on.overflow?.();
   }
 
   private line(chunk: Buffer, start: number, end: number): void {
@@ -73,9 +103,15 @@ export class SseParser {
       this.partial.push(chunk.subarray(start, end));
       text = Buffer.concat(this.partial).toString('utf8');
       this.partial = [];
+      this.partialBytes = 0;
     }
     if (text === '') return this.dispatch();
-    if (text.charCodeAt(0) === 0x3a) return this.on.comment(text);
+    if (text.charCodeAt(0) === 0x3a) {
+      if (text.length > this.maxEventBytes) return this.stop();
+      return this.on.comment(text);
+    }
+    this.eventBytes += text.length;
+    if (this.eventBytes > this.maxEventBytes) return this.stop();
     const colon = text.indexOf(':');
     const field = colon === -1 ? text : text.slice(0, colon);
     let value = colon === -1 ? '' : text.slice(colon + 1);
@@ -103,6 +139,7 @@ export class SseParser {
     this.other = [];
     this.event = undefined;
     this.id = undefined;
+    this.eventBytes = 0;
     this.on.event(ev);
   }
 }

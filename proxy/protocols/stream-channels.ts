@@ -1,8 +1,22 @@
 import type { ChannelFilter, ChannelKind, StreamInspector } from './stream-filter';
 import type { BlockVerdict, Exchange, JsonPath, Segment, SegmentKind } from './exchange';
+import { KeptText, OutputBudget } from './kept-text';
 import type { SseEvent } from './sse';
 
 export type Obj = Record<string, unknown>;
+
+/** What one stream may hold in memory, whatever the upstream sends. */
+export interface StreamBounds {
+  /** Largest single line or event, in bytes (MAX_RESPONSE_SIZE). */
+  maxEventBytes: number;
+  /** Characters of released text kept for ex.output, over all channels. */
+  maxKeptChars: number;
+}
+
+export const UNBOUNDED: StreamBounds = { maxEventBytes: Infinity, maxKeptChars: Infinity };
+
+/** Channels (choices × texts × tool calls × token-list ranks) one stream may open: each holds a filter. */
+export const MAX_CHANNELS = 4096;
 
 /** Channel keys handed to StreamInspector.channel: `content:<choice>` and `tool:<choice>:<tool call index>`, among others. */
 export function channelKey(choice: number, toolIndex?: number): string {
@@ -30,10 +44,12 @@ export interface Channel {
   /** JSON location recorded for the output segment (and, for the Responses API, the item it belongs to). */
   path: JsonPath;
   filter?: ChannelFilter;
-  /** Text the client got on this channel (everything, when nothing inspects the stream). */
-  released: string[];
-  /** Text the upstream sent on this channel (kept only while inspecting). */
-  received: string[];
+  /** Text the client got on this channel (everything, when nothing inspects the stream), within the stream's budget. */
+  released: KeptText;
+  /** Received text not yet matched by released text while the two agree (bounded by what the filter holds). */
+  pending: string;
+  /** Released text differs from received text: a filter redacted or dropped some. */
+  altered: boolean;
   ended: boolean;
   /** Responses API: the last delta event of this channel, the template for one we have to add. */
   lastDelta?: { ev: SseEvent; obj: Obj };
@@ -75,6 +91,9 @@ export abstract class StreamChannels {
   private heldFrom?: number;
   private readonly holdEnd: boolean;
   verdict?: BlockVerdict;
+  /** Set when the upstream's stream broke a bound: the stream ends with an error event. */
+  failure?: BlockVerdict;
+  private readonly budget: OutputBudget;
   done = false;
   /** The upstream's `data:` dialect (with or without a space), kept for events we add. */
   space = true;
@@ -85,9 +104,11 @@ export abstract class StreamChannels {
 
   constructor(
     readonly ex: Exchange,
-    readonly inspector?: StreamInspector,
+    readonly inspector: StreamInspector | undefined,
+    bounds: StreamBounds,
   ) {
     this.holdEnd = inspector?.finalCheck !== undefined;
+    this.budget = new OutputBudget(bounds.maxKeptChars);
   }
 
   /** Ends every open channel and emits what they still held, in the stream's dialect. */
@@ -100,6 +121,16 @@ export abstract class StreamChannels {
     this.heldFrom = undefined;
   }
 
+  /** Drops the terminal events held for the finalCheck (none follows when the stream is aborted). */
+  dropHeld(): void {
+    if (this.heldFrom !== undefined) this.emitted = this.emitted.slice(0, this.heldFrom);
+    this.heldFrom = undefined;
+  }
+
+  fail(code: string, message: string): void {
+    this.failure ??= { status: 502, type: 'upstream_error', code, message };
+  }
+
   /** A JSON event of our own, in the upstream's `data:` dialect. */
   emitData(obj: Obj): void {
     this.emitted.push(`${this.prefix()}${JSON.stringify(obj)}\n\n`);
@@ -108,8 +139,9 @@ export abstract class StreamChannels {
   channel(key: string, kind: ChannelKind, choice: number, place: Place, path: JsonPath): Channel {
     let ch = this.channels.get(key);
     if (!ch) {
-      ch = { key, kind, choice, place, path, released: [], received: [], ended: false };
+      ch = { key, kind, choice, place, path, released: new KeptText(this.budget), pending: '', altered: false, ended: false };
       this.channels.set(key, ch);
+      if (this.channels.size > MAX_CHANNELS) this.fail('stream_too_many_channels', `the upstream's stream opened more than ${MAX_CHANNELS} text channels`);
     }
     return ch;
   }
@@ -117,7 +149,7 @@ export abstract class StreamChannels {
   /** Feeds text to a channel; returns what the client gets now. Sets the verdict when the filter blocks. */
   feed(ch: Channel, text: string, got: Release[]): string {
     if (!this.inspector) {
-      ch.released.push(text);
+      ch.released.add(text);
       return text;
     }
     if (ch.ended) {
@@ -126,7 +158,7 @@ export abstract class StreamChannels {
       ch.filter = undefined;
     }
     ch.filter ??= this.inspector.channel(ch.key, ch.kind);
-    ch.received.push(text);
+    if (!ch.altered) ch.pending += text;
     const r = ch.filter.push(text);
     this.keep(ch, r.text, got);
     if (r.block) this.verdict = r.block;
@@ -141,6 +173,7 @@ export abstract class StreamChannels {
     const r = ch.filter.end();
     this.keep(ch, r.text, got);
     if (r.block) this.verdict = r.block;
+    if (ch.pending !== '') this.alter(ch);
     return r.text;
   }
 
@@ -153,8 +186,16 @@ export abstract class StreamChannels {
 
   private keep(ch: Channel, text: string, got: Release[]): void {
     if (text === '') return;
-    ch.released.push(text);
+    ch.released.add(text);
     got.push({ ch, text });
+    if (ch.altered) return;
+    if (ch.pending.startsWith(text)) ch.pending = ch.pending.slice(text.length);
+    else this.alter(ch);
+  }
+
+  private alter(ch: Channel): void {
+    ch.altered = true;
+    ch.pending = '';
   }
 
   /** From this event on, output waits for the final check (a local block releases it: no check follows). */
@@ -177,9 +218,10 @@ export abstract class StreamChannels {
     const output: Segment[] = [];
     for (const ch of this.channels.values()) {
       if (ch.kind === 'token_list' || ch.kind === 'error') continue;
-      output.push({ role: 'assistant', kind: SEGMENT_KIND[ch.kind], trusted: true, path: ch.path, choice: ch.choice, text: ch.released.join('') });
+      output.push({ role: 'assistant', kind: SEGMENT_KIND[ch.kind], trusted: true, path: ch.path, choice: ch.choice, text: ch.released.toString() });
     }
     this.ex.output = output;
+    if (this.budget.truncated) this.ex.notes.outputTruncated = `more than ${MAX_CHANNELS} channels or the kept-text bound`;
     this.ex.toolCalls = this.toolKeys.size;
   }
 

@@ -1,5 +1,6 @@
 import type { ChannelKind } from './stream-filter';
-import type { JsonPath } from './exchange';
+import { errorPayload } from './errors';
+import type { BlockVerdict, JsonPath } from './exchange';
 import { logprobTexts, usageFrom } from './response';
 import type { SseEvent } from './sse';
 import { channelKey, index, type Channel, type Obj, type Place, type Release, type StreamChannels } from './stream-channels';
@@ -26,6 +27,16 @@ export class OpenAiChunks {
   readonly finishedChoices = new Set<number>();
 
   constructor(private readonly s: StreamChannels) {}
+
+  /** Whether the stream has sent an OpenAI chunk yet. */
+  get spoken(): boolean {
+    return this.template !== undefined;
+  }
+
+  /** OpenAI's in-stream `{error}` then [DONE], which the openai client raises. */
+  errorEvent(verdict: BlockVerdict): string {
+    return `${this.s.prefix()}${JSON.stringify(errorPayload('openai', verdict))}\n\n${this.s.prefix()}[DONE]\n\n`;
+  }
 
   /** An OpenAI chat or completions chunk (also the usage chunk with no choices). */
   onChunk(obj: Obj, choices: unknown[], ev: SseEvent): void {

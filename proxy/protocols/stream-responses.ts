@@ -1,5 +1,5 @@
 import type { ChannelKind } from './stream-filter';
-import type { JsonPath } from './exchange';
+import type { BlockVerdict, JsonPath } from './exchange';
 import type { SseEvent } from './sse';
 import { index, type Channel, type Obj, type Release, type StreamChannels } from './stream-channels';
 import { isObject } from '../../common/json';
@@ -105,7 +105,7 @@ export class ResponsesEvents {
         this.s.close(ch, got);
         for (const g of got) this.emitDelta(g.ch, g.text);
       }
-      return ch.released.join('');
+      return ch.released.toString();
     };
     const oi = index(obj.output_index, 0);
     const ci = index(obj.content_index, 0);
@@ -134,7 +134,7 @@ export class ResponsesEvents {
       (Array.isArray(response.output) ? response.output : []).forEach((item, o) => isObject(item) && fixItem(item, o));
       if (typeof response.output_text === 'string') {
         const parts = [...this.s.channels.values()].filter((c) => c.key.startsWith('output_text:'));
-        response.output_text = parts.length > 0 ? parts.map((c) => c.released.join('')).join('') : released('output_text', 'content', ['output_text'], response.output_text);
+        response.output_text = parts.length > 0 ? parts.map((c) => c.released.toString()).join('') : released('output_text', 'content', ['output_text'], response.output_text);
       }
     }
   }
@@ -151,6 +151,12 @@ export class ResponsesEvents {
     const obj: Obj = { ...ch.lastDelta.obj, delta: text };
     if ('logprobs' in obj) obj.logprobs = [];
     this.s.emitJson(ch.lastDelta.ev, obj);
+  }
+
+  /** The Responses API's `error` event, which the openai client raises. */
+  errorEvent(verdict: BlockVerdict): string {
+    const obj = { type: 'error', code: verdict.code, message: verdict.message, param: null, sequence_number: this.sequence + 1 };
+    return `event: error\n${this.s.prefix()}${JSON.stringify(obj)}\n\n`;
   }
 
   /** Responses API block: released deltas, then `response.incomplete` with reason content_filter. */

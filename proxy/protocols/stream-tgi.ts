@@ -1,3 +1,4 @@
+import type { BlockVerdict } from './exchange';
 import { errorPayload } from './errors';
 import { echoedPrompt } from './prompt-echo';
 import type { SseEvent } from './sse';
@@ -63,9 +64,8 @@ export class TgiTokens {
             changed = true;
           } else this.emitToken(tail);
         }
-        const released = ch.released.join('');
-        if (released !== ch.received.join('')) {
-          obj.generated_text = echoedPrompt(this.s.ex, obj.generated_text) + released;
+        if (ch.altered) {
+          obj.generated_text = echoedPrompt(this.s.ex, obj.generated_text) + ch.released.toString();
           changed = true;
         }
       }
@@ -94,6 +94,11 @@ export class TgiTokens {
       this.s.emitted.push(`${this.s.prefix()}${JSON.stringify(errorPayload('tgi', this.s.verdict, 'response'))}\n\n`);
     }
     this.s.finish();
+  }
+
+  /** TGI's `{error, error_type}` event, which huggingface_hub raises. */
+  errorEvent(verdict: BlockVerdict): string {
+    return `${this.s.prefix()}${JSON.stringify(errorPayload('tgi', verdict))}\n\n`;
   }
 
   private emitToken(text: string): void {

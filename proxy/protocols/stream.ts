@@ -1,13 +1,13 @@
 import type { StreamInspector } from './stream-filter';
 import type { BlockVerdict, Exchange } from './exchange';
 import { SseParser, type SseEvent } from './sse';
-import { StreamChannels, type Obj, type Release } from './stream-channels';
+import { StreamChannels, UNBOUNDED, type Obj, type Release, type StreamBounds } from './stream-channels';
 import { OpenAiChunks } from './stream-openai';
 import { ResponsesEvents } from './stream-responses';
 import { TgiTokens } from './stream-tgi';
 import { isObject } from '../../common/json';
 
-export { channelKey } from './stream-channels';
+export { channelKey, MAX_CHANNELS, UNBOUNDED, type StreamBounds } from './stream-channels';
 
 export interface StreamRewriter {
   /** Bytes to send to the client now ('' or empty Buffer allowed). With no inspector, returns the chunk itself. */
@@ -20,6 +20,14 @@ export interface StreamRewriter {
   release(): string;
   /** With an inspector's finalCheck, after end(): drops the held terminal events and closes the stream with this verdict. */
   cut(verdict: BlockVerdict): string;
+  /** Set when the upstream's stream broke a bound (an event over maxEventBytes, more than MAX_CHANNELS channels). */
+  readonly failed?: BlockVerdict;
+  /**
+   * Ends the stream now (the upstream failed or broke a bound): what the filters hold is judged and released as at
+   * the stream's end, held terminal events are dropped (no final check follows), then an error event in the stream's
+   * own dialect. '' once the stream already ended.
+   */
+  abort(verdict: BlockVerdict): string;
 }
 
 /**
@@ -36,25 +44,51 @@ class Rewriter extends StreamChannels implements StreamRewriter {
   private readonly tgi = new TgiTokens(this);
   private readonly responses = new ResponsesEvents(this);
 
-  constructor(ex: Exchange, inspector?: StreamInspector) {
-    super(ex, inspector);
-    this.parser = new SseParser({
-      event: (ev) => this.onEvent(ev),
-      comment: (line) => {
-        if (this.inspector && !this.verdict) this.emitted.push(`${line}\n\n`);
+  constructor(ex: Exchange, inspector: StreamInspector | undefined, bounds: StreamBounds) {
+    super(ex, inspector, bounds);
+    this.parser = new SseParser(
+      {
+        event: (ev) => this.onEvent(ev),
+        comment: (line) => {
+          if (this.inspector && !this.verdict) this.emitted.push(`${line}\n\n`);
+        },
+        overflow: () => this.fail('stream_event_too_large', `an event of the upstream's stream exceeds MAX_RESPONSE_SIZE (${bounds.maxEventBytes} bytes)`),
       },
-    });
+      bounds.maxEventBytes,
+    );
   }
 
   get blocked(): BlockVerdict | undefined {
     return this.verdict;
   }
 
+  get failed(): BlockVerdict | undefined {
+    return this.failure;
+  }
+
   push(chunk: Buffer): Buffer | string {
-    if (this.done) return '';
+    if (this.done || this.failure) return '';
     this.parser.push(chunk);
     if (!this.inspector) return chunk;
     return this.take();
+  }
+
+  abort(verdict: BlockVerdict): string {
+    if (this.done) return '';
+    // Without an inspector the client already has the upstream's bytes, maybe up to the middle of an event.
+    const gap = !this.inspector && this.parser.midEvent ? '\n\n' : '';
+    this.dropHeld();
+    this.flushAll();
+    if (!this.verdict) this.emitted.push(this.errorEvent(verdict));
+    this.finish();
+    return gap + this.take();
+  }
+
+  /** An in-stream error the client's SDK raises, in the dialect the stream speaks (or the route's, before any event). */
+  private errorEvent(verdict: BlockVerdict): string {
+    if (this.responsesApi || this.ex.api === 'openai.responses') return this.responses.errorEvent(verdict);
+    if (this.tgiNative || (!this.openai.spoken && this.ex.dialect === 'tgi')) return this.tgi.errorEvent(verdict);
+    return this.openai.errorEvent(verdict);
   }
 
   end(): Buffer | string {
@@ -99,7 +133,7 @@ class Rewriter extends StreamChannels implements StreamRewriter {
   }
 
   private onEvent(ev: SseEvent): void {
-    if (this.verdict) return;
+    if (this.verdict || this.failure) return;
     this.space = ev.dataSpace;
     if (!ev.hasData) return this.emitRaw(ev);
     if (ev.data === '[DONE]') {
@@ -144,6 +178,6 @@ class Rewriter extends StreamChannels implements StreamRewriter {
   }
 }
 
-export function createStreamRewriter(ex: Exchange, inspector?: StreamInspector): StreamRewriter {
-  return new Rewriter(ex, inspector);
+export function createStreamRewriter(ex: Exchange, inspector?: StreamInspector, bounds: StreamBounds = UNBOUNDED): StreamRewriter {
+  return new Rewriter(ex, inspector, bounds);
 }

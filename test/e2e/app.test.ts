@@ -7,6 +7,7 @@ import { createLogger } from '../../common/logger';
 import { createRegistry } from '../../common/metrics';
 import { startAktoReceiver, type AktoReceiver } from '../fixtures/akto-receiver';
 import { startStubUpstream, type StubUpstream } from '../fixtures/stub-upstream';
+import { trackInFlight } from '../support/in-flight';
 import { logSink } from '../support/proxy-harness';
 
 /** Every feature together, built from the environment exactly as main does. */
@@ -14,6 +15,7 @@ describe('the whole sidecar (startApp) with the example limits policy', () => {
   let stub: StubUpstream;
   let akto: AktoReceiver;
   let app: RunningApp;
+  const registry = createRegistry(false);
   let spool: string;
   const logs = logSink();
 
@@ -36,8 +38,9 @@ describe('the whole sidecar (startApp) with the example limits policy', () => {
         POD_NAME: 'agent-7d9f',
         POD_NAMESPACE: 'agents',
       },
-      { logger: createLogger('info', logs.stream), registry: createRegistry(false) },
+      { logger: createLogger('info', logs.stream), registry },
     );
+    trackInFlight(app, registry);
   });
   afterAll(async () => {
     await app.close();

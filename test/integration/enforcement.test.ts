@@ -138,6 +138,17 @@ describeIf(!missing, missing)('enforced namespaces on a real kube-apiserver', ()
       expect(envOf(sidecar, 'UPSTREAM_AUTHORIZATION')?.valueFrom).toEqual({ secretKeyRef: { name: 'hf-token', key: 'token' } });
     });
 
+    test('a pod asking for the inbound listener is injected and admitted like any other; the takeover does not weaken the egress checks', async () => {
+      const pod = agentPod('inbound-1', { annotations: { 'agent-proxy.akto.io/inbound-port': 'http' } });
+      (pod.spec.containers[0] as Container & { ports?: unknown }).ports = [{ name: 'http', containerPort: 8000 }];
+      const res = await create(ENFORCED, pod);
+      expect(res.status).toBe(201);
+      const sidecar = sidecarOf(res.body)! as Container & { ports: Array<{ name?: string }> };
+      expect(envOf(sidecar, 'INBOUND_APP_URL')?.value).toBe('http://127.0.0.1:8000');
+      expect(sidecar.ports.map((p) => p.name)).toContain('http');
+      expect(envOf(res.body.spec.containers.find((c) => c.name === 'agent')!, 'HF_TOKEN')?.value).toBe(PLACEHOLDER);
+    });
+
     test('custody end to end: the agent\'s own key gets 401 at the endpoint, its call through the sidecar succeeds', async () => {
       await cp.api.must('POST', `/api/v1/namespaces/${ENFORCED}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'hf-token' }, stringData: { token: 'Bearer hf_secret_e2e' } });
       // The URL from a ConfigMap: a literal loopback URL would be taken for this pod's own port and refused here.
@@ -275,6 +286,13 @@ describeIf(!missing, missing)('enforced namespaces on a real kube-apiserver', ()
           p.spec.containers.push({ name: 'helper', image: 'helper:1', env: [{ name: 'HF_INFERENCE_ENDPOINT', value: UPSTREAM }] });
         }), /must point at a listener/],
         ['hostNetwork', withSidecar('f14', (_s, _app, p) => { p.spec.hostNetwork = true; }), /hostNetwork pods cannot be guarded/],
+        ['an inbound listener forwarding off the pod', withSidecar('f16', (s) => {
+          s.env!.push({ name: 'INBOUND_PORT', value: '15090' }, { name: 'INBOUND_APP_URL', value: UPSTREAM });
+        }), /forwards only to the app's own port on 127\.0\.0\.1/],
+        ['URL at the inbound listener', withSidecar('f17', (s, app) => {
+          s.env!.push({ name: 'INBOUND_PORT', value: '15090' }, { name: 'INBOUND_APP_URL', value: 'http://127.0.0.1:8000' });
+          envOf(app, 'OPENAI_BASE_URL')!.value = 'http://127.0.0.1:15090';
+        }), /must point at a listener of the akto-proxy sidecar/],
         // Without restartPolicy Always (and the probes only sidecars may have) it blocks the pod's start forever
         // (or exits), never serving the app: not a sidecar. (Two containers of one name are refused by the API server.)
         ['blocking init container named akto-proxy', withSidecar('f15', (s) => {

@@ -438,8 +438,9 @@ export async function runLikeKubelet(cp: ControlPlane, pod: Pod, c: Container, d
   const logFile = path.join(dir, `${c.name}.log`);
   const out = openSync(logFile, 'a');
   // The image's WORKDIR /app holds dist/ like the repo root does; only PATH and HOME come from the host.
-  // ADMIN_HOST: in a pod the admin port faces the kubelet; on this host, tests listen on loopback only.
-  const child = spawn(cmd === 'node' ? process.execPath : cmd, args, { cwd: REPO_ROOT, env: { PATH: process.env.PATH, HOME: os.tmpdir(), ...env, ADMIN_HOST: '127.0.0.1' }, stdio: ['ignore', out, out] });
+  // ADMIN_HOST (and INBOUND_HOST): in a pod they face the kubelet (and the Services); on this host, tests listen on loopback only.
+  const loopback = { ADMIN_HOST: '127.0.0.1', ...(env.INBOUND_PORT ? { INBOUND_HOST: '127.0.0.1' } : {}) };
+  const child = spawn(cmd === 'node' ? process.execPath : cmd, args, { cwd: REPO_ROOT, env: { PATH: process.env.PATH, HOME: os.tmpdir(), ...env, ...loopback }, stdio: ['ignore', out, out] });
   closeSync(out);
   return { child, logFile, env };
 }

@@ -5,6 +5,7 @@ import type { Registry } from 'prom-client';
 import { startApp, type RunningApp } from '../../proxy/app';
 import { createLogger } from '../../common/logger';
 import { createRegistry } from '../../common/metrics';
+import { trackInFlight } from './in-flight';
 import { logSink } from './proxy-harness';
 
 export interface TestApp {
@@ -23,9 +24,12 @@ export async function startTestApp(env: Record<string, string>): Promise<TestApp
   const spool = fs.mkdtempSync(path.join(os.tmpdir(), 'akto-app-'));
   const sink = logSink();
   const registry = createRegistry(false);
-  const app = await startApp(
-    { AKTO_PROXY_PORT: '0', ADMIN_PORT: '0', ADMIN_HOST: '127.0.0.1', LISTEN_HOST: '127.0.0.1', AKTO_BATCH_INTERVAL_MS: '50', SPOOL_DIR: spool, ...env },
-    { logger: createLogger('info', sink.stream), registry },
+  const app = trackInFlight(
+    await startApp(
+      { AKTO_PROXY_PORT: '0', ADMIN_PORT: '0', ADMIN_HOST: '127.0.0.1', LISTEN_HOST: '127.0.0.1', AKTO_BATCH_INTERVAL_MS: '50', SPOOL_DIR: spool, ...env },
+      { logger: createLogger('info', sink.stream), registry },
+    ),
+    registry,
   );
   return {
     app,

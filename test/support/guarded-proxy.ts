@@ -1,12 +1,11 @@
 import { type Guardrails } from '../../proxy/guardrails';
 import { openGuardrails } from './guardrails';
 import type { Exchange } from '../../proxy/protocols/exchange';
-import type { RunningProxy } from '../../proxy/server';
 import { startStubUpstream, type StubUpstream } from '../fixtures/stub-upstream';
-import { startTestProxy } from './proxy-harness';
+import { startTestProxy, type TestProxy } from './proxy-harness';
 
 export interface GuardedProxy {
-  proxy: RunningProxy;
+  proxy: TestProxy;
   /** Exchanges as the proxy finished them (outcome, findings, decision record), in completion order. */
   completed: Exchange[];
   logs: Array<Record<string, unknown>>;

@@ -5,6 +5,7 @@ import { startProxy, type RunningProxy } from '../../proxy/server';
 import { createLogger, type Logger } from '../../common/logger';
 import { createRegistry } from '../../common/metrics';
 import type { Registry } from 'prom-client';
+import { trackInFlight } from './in-flight';
 
 export interface TestProxy extends RunningProxy {
   /** Every log line the proxy wrote, parsed. */
@@ -43,5 +44,5 @@ export async function startTestProxy(upstream: string, env: Record<string, strin
   const registry = createRegistry(false);
   const resolved = typeof hooks === 'function' ? await hooks({ env: fullEnv, logger, registry }) : hooks;
   const proxy = await startProxy({ config, hooks: resolved, logger, registry, env: fullEnv });
-  return { ...proxy, logs: sink.lines, registry };
+  return trackInFlight({ ...proxy, logs: sink.lines, registry }, registry);
 }

@@ -9,7 +9,10 @@ export interface ProxyProcess {
   child: ChildProcess;
   /** Every JSON log line written to stdout so far. */
   lines: Array<Record<string, unknown>>;
+  /** Every byte written to stdout so far, as text. */
+  stdout(): string;
   url: string;
+  adminUrl: string;
   exit: Promise<number | null>;
   /** SIGTERM, then waits for the exit. */
   stop(): Promise<void>;
@@ -23,7 +26,9 @@ export async function startProxyProcess(env: Record<string, string>, main = PROX
   });
   const lines: Array<Record<string, unknown>> = [];
   let buf = '';
+  let all = '';
   child.stdout!.on('data', (c: Buffer) => {
+    all += c.toString();
     buf += c.toString();
     const parts = buf.split('\n');
     buf = parts.pop()!;
@@ -33,11 +38,13 @@ export async function startProxyProcess(env: Record<string, string>, main = PROX
   const listening = (): Record<string, unknown> | undefined => lines.find((l) => l.msg === 'akto-agent-proxy listening');
   await waitFor(() => listening() !== undefined || child.exitCode !== null, 15_000, 'proxy process listening');
   if (!listening()) throw new Error(`proxy process exited: ${JSON.stringify(lines)}`);
-  const url = (listening() as { listeners: Array<{ url: string }> }).listeners[0].url;
+  const { listeners, admin } = listening() as { listeners: Array<{ url: string }>; admin: string };
   return {
     child,
     lines,
-    url,
+    stdout: () => all,
+    url: listeners[0].url,
+    adminUrl: admin,
     exit,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');

@@ -40,8 +40,9 @@ export function isWordChar(c: number): boolean {
  */
 export const DOCUMENT_WINDOW = 2048;
 
-export function wanted(opts: ScanOptions | undefined, entity: string): boolean {
-  return !opts?.entities || opts.entities.has(entity);
+/** The scan options ask for `entity`: by name, or by asking for all (undefined) when it is not an opt-in entity. */
+export function wanted(opts: ScanOptions | undefined, entity: string, optIn?: readonly string[]): boolean {
+  return opts?.entities ? opts.entities.has(entity) : !optIn?.includes(entity);
 }
 
 export function clamp01(x: number): number {

@@ -5,7 +5,7 @@ import { createInjectionDetector } from './injection';
 import { createHarmfulIntentDetector, createToxicityDetector } from './harm';
 
 export type { Detector, Match, ScanOptions } from './types';
-export { createPiiDetector, PII_ENTITIES } from './pii';
+export { createPiiDetector, PII_ENTITIES, PII_OPT_IN } from './pii';
 export { createSecretsDetector, SECRET_ENTITIES } from './secrets';
 export { createInjectionDetector, INJECTION_ENTITIES } from './injection';
 export { createToxicityDetector, createHarmfulIntentDetector, TOXICITY_ENTITIES, HARMFUL_INTENT_ENTITIES } from './harm';

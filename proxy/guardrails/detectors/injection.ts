@@ -144,7 +144,7 @@ const SIGNALS: Signal[] = [
   // the same aimed at "the" output: ordinary in a user's own request, suspicious inside content
   { id: 'the-response', anchors: 'response responses reply replies answer answers output summary code solution algorithm implementation codebase program script message text', kind: 'indirect', weight: 0.02, untrustedWeight: 1.2, re: `(?<=\\b${INTO}\\s+the\\s+)(?:response|responses|reply|replies|answer|answers|output|summary|code|solution|algorithm|implementation|codebase|program|script)\\b|(?<=\\b${REWORK}\\s+the\\s+)(?:response|reply|answer|output|message|text)\\b` },
   { id: 'reply-in', anchors: 'reply respond answer write', kind: 'indirect', weight: 0.05, untrustedWeight: 1.2, re: `(?:reply|respond|answer|write)\\s+(?:only\\s+|back\\s+)?(?:in|using|with)\\s+(?:an?\\s+)?${OUTPUT_FORMS}\\b` },
-  { id: 'imperative-in-content', gates: '.', kind: 'indirect', weight: 0, untrustedWeight: 0.6, re: `(?:^|[.!?:]\\s+|\\n\\s*)(?:summari[sz]e|describe|analy[sz]e|explain|list|compose|generate|translate|suggest|recommend|calculate|classify|compare|outline|draft|provide|write|create|determine|identify|evaluate|assess|predict|estimate|automate|rename|tell\\s+me|give\\s+me|show\\s+me|what\\s+are\\s+the|how\\s+can\\s+i|can\\s+you|is\\s+this\\s+(?:feedback|review|comment|sentence|statement|text|message))\\s+\\w+` },
+  { id: 'imperative-in-content', gates: '.', kind: 'indirect', weight: 0, untrustedWeight: 0.6, re: `(?:^|[.!?:]\\s+|\\n\\s*)(?:summari[sz]e|describe|analy[sz]e|explain|list|compose|generate|translate|suggest|recommend|calculate|classify|compare|outline|draft|provide|write|create|determine|identify|evaluate|assess|predict|estimate|automate|rename|tell\\s+me|give\\s+me|show\\s+me|help\\s+me|what\\s+are\\s+the|how\\s+can\\s+i|how\\s+(?:does|do|did|have|has|could|would|should|might)|why\\s+(?:does|do|did|is|are|has|have)|can\\s+you|is\\s+this\\s+(?:feedback|review|comment|sentence|statement|text|message))\\s+\\w+` },
   { id: 'embed-code', anchors: 'code snippet script line block function excerpt section segment', kind: 'indirect', weight: 0.3, untrustedWeight: 1.2, re: `(?<=\\b(?:incorporat|embed|includ|insert|introduc|add|integrat|inject|append|assimilat|implant|weav|infus|blend|plac|merg)\\w*\\s+(?:the\\s+|this\\s+)?(?:following|below|subsequent|given|provided|attached)\\s+)(?:code|snippet|script|line|block|function|excerpt|section|segment)` },
   { id: 'instead-of-task', anchors: 'answering responding summarizing summarising answer respond reply tell ask send email forward visit click include mention remind remember', kind: 'indirect', weight: 0.15, untrustedWeight: 1.0, re: `(?<=\\b(?:before|after)\\s+)(?:answering|responding|summari[sz]ing)\\b|(?<=\\b(?:before|after)\\s+you\\s+)(?:answer|respond|reply)\\b|(?<=\\b(?:also|additionally|first)\\s+)(?:tell|ask|send|email|forward|visit|click|include|mention|remind)\\b|remember\\s+to\\s+(?:include|mention|add|tell)\\b` },
   // code to be slipped into the assistant's work: "the following code block ... in your codebase"
@@ -194,6 +194,12 @@ function wordHash(s: string, start: number, end: number): number {
 const ANCHOR_HASHES = new Set<number>([...BY_ANCHOR.keys(), ...HINTS.keys()].map((w) => wordHash(w, 0, w.length)));
 /** Hashes of the lexicon's ASCII verbs (their first PREFIX letters): seeing one makes the clause lexicon run. */
 const LEXICON_HASHES = new Set<number>([...ASCII_VERB_PREFIXES].map((w) => wordHash(w, 0, w.length)));
+/** The low 16 bits of both hash sets: one array read rejects nearly every ordinary word before any set lookup. */
+const ANCHOR_BIT = 1;
+const LEXICON_BIT = 2;
+const HASH_BITS = new Uint8Array(65536);
+for (const h of ANCHOR_HASHES) HASH_BITS[h & 0xffff] |= ANCHOR_BIT;
+for (const h of LEXICON_HASHES) HASH_BITS[h & 0xffff] |= LEXICON_BIT;
 
 const DECODED_HINT = /\b(?:base64|base\s?64|decode|decoded|decipher|rot13|rot-13|caesar|hex|hexadecimal|cipher|encoded|reverse|reversed|backwards?|spelled)\b/;
 
@@ -292,14 +298,17 @@ function scanWords(text: string, st: ScanState): void {
       j++;
       if (j - i === PREFIX) prefix = h;
     }
-    if (!st.hints.lexicon && LEXICON_HASHES.has(j - i >= PREFIX ? prefix : h)) st.hints.lexicon = true;
+    if (!st.hints.lexicon) {
+      const lexiconKey = j - i >= PREFIX ? prefix : h;
+      if ((HASH_BITS[lexiconKey & 0xffff] & LEXICON_BIT) !== 0 && LEXICON_HASHES.has(lexiconKey)) st.hints.lexicon = true;
+    }
     if (letters && digits) st.hints.leet = true;
     if (j - i === 1 && letters) {
       spaced = j - 1 - lastWordEnd <= 2 ? spaced + 1 : 1;
       if (spaced >= MIN_SPACED_LETTERS) st.hints.spaced = true;
     } else spaced = 0;
     lastWordEnd = j;
-    if (j - i <= 16 && ANCHOR_HASHES.has(h)) {
+    if (j - i <= 16 && (HASH_BITS[h & 0xffff] & ANCHOR_BIT) !== 0 && ANCHOR_HASHES.has(h)) {
       const word = text.slice(i, j);
       const hint = HINTS.get(word);
       if (hint) st.hints[hint] = true;

@@ -6,9 +6,12 @@
  */
 import type { NormalizedText } from '../normalize';
 import { clamp01, contextNear, finish, isAlnum, isAlpha, isDigit, isWordChar, wanted, wordsRegex } from './context';
+import { namesPendingTail, scanAddresses, scanNames } from './pii-names';
 import type { Detector, Match, ScanOptions } from './types';
 
-export const PII_ENTITIES = ['EMAIL', 'PHONE', 'CREDIT_CARD', 'US_SSN', 'IBAN', 'IP_ADDRESS'] as const;
+/** Names and postal addresses are reported only when a rule asks for them by name (`pii.PERSON`). */
+export const PII_OPT_IN = ['PERSON', 'STREET_ADDRESS'] as const;
+export const PII_ENTITIES = ['EMAIL', 'PHONE', 'CREDIT_CARD', 'US_SSN', 'IBAN', 'IP_ADDRESS', ...PII_OPT_IN] as const;
 
 const DEFAULT_THRESHOLD = 0.5;
 const MAX_NUMBER_RUN = 40; // longest formatted number considered (a 19-digit card with separators is 23)
@@ -24,7 +27,14 @@ const PHONE_NEGATIVE = wordsRegex([
 const CONTEXT_AFTER = 24;
 const CARD_CONTEXT = wordsRegex(['card', 'cards', 'credit', 'debit', 'visa', 'mastercard', 'amex', 'cc', 'payment', 'pay', 'charge', 'expires']);
 const SSN_CONTEXT = wordsRegex(['ssn', 'ssns', 'social security', 'social', 'ss#', 'taxpayer', 'tin']);
-const VERSION_CONTEXT = /(?:version|ver\.?|v)\s*$/i;
+/**
+ * Words that make a dotted number a version, build or section number rather than an address or a phone
+ * ("build 4.18.0.240", "Windows 10.0.19045.3803", "section 1.2.3.4"): read just before it, or just after it.
+ */
+const VERSION_BEFORE = /(?:^|[^a-z0-9])(?:version|versions|ver\.?|v|build|builds|release|released|kernel|firmware|bios|patch|hotfix|update|upgrade|upgraded|downgrade|sdk|api level|windows|win|linux|ubuntu|debian|rhel|centos|macos|os x|ios|ipados|android|chrome|chromium|firefox|edge|safari|node|nodejs|python|java|jdk|dotnet|\.net|office|driver|package|pkg|section|sections|chapter|clause|paragraph|step|figure|fig\.?|table|item|rule|article|art\.?|§)[ \t:#(]*$/i;
+const VERSION_AFTER = /^[ \t]*(?:\(?build|released?|update|patch|hotfix|x64|x86|amd64|arm64|beta|alpha|rc\d?|lts|is (?:out|available))(?:$|[^a-z0-9])/i;
+/** Barcode and catalogue numbers (EAN-13, UPC, GTIN, ISBN) that a card's checksum can also pass. */
+const PRODUCT_CONTEXT = wordsRegex(['barcode', 'bar code', 'ean', 'ean-13', 'ean13', 'upc', 'gtin', 'isbn', 'sku', 'product', 'article', 'item', 'catalog', 'catalogue', 'stock']);
 
 /** IBAN length per ISO 13616 country code. */
 const IBAN_LENGTHS: Record<string, number> = {
@@ -130,29 +140,57 @@ type Emit = (entity: string, start: number, end: number, score: number) => void;
 function scanEmails(t: string, emit: Emit): void {
   let at = t.indexOf('@');
   while (at !== -1) {
-    let l = at;
-    while (l > 0 && at - l < 64 && isLocalChar(t.charCodeAt(l - 1))) l--;
-    while (l < at && !isAlnum(t.charCodeAt(l))) l++;
+    let l = quotedLocalStart(t, at);
+    if (l === -1) {
+      l = at;
+      while (l > 0 && at - l < 64 && isLocalChar(t.charCodeAt(l - 1))) l--;
+      while (l < at && !isLetterOrDigit(t.charCodeAt(l))) l++;
+    }
     let r = at + 1;
     while (r < t.length && r - at < 255 && isDomainChar(t.charCodeAt(r))) r++;
-    while (r > at + 1 && !isAlnum(t.charCodeAt(r - 1))) r--;
+    while (r > at + 1 && !isLetterOrDigit(t.charCodeAt(r - 1))) r--;
     if (l < at && domainValid(t, at + 1, r)) emit('EMAIL', l, r, 0.9);
     at = t.indexOf('@', Math.max(at + 1, r));
   }
 }
 
+/** The longest quoted local part ("john doe"@example.com, RFC 5321), quotes included. */
+const QUOTED_LOCAL_MAX = 66;
+
+/** Where a quoted local part ending just before the '@' at `at` opens, or -1. */
+function quotedLocalStart(t: string, at: number): number {
+  if (at < 3 || t.charCodeAt(at - 1) !== 34 || t.charCodeAt(at - 2) === 32) return -1;
+  const open = t.lastIndexOf('"', at - 2);
+  if (open === -1 || at - open > QUOTED_LOCAL_MAX || !opensQuotedLocal(t, open)) return -1;
+  for (let i = open + 1; i < at - 1; i++) if (t.charCodeAt(i) === 10 || t.charCodeAt(i) === 92) return -1;
+  return open;
+}
+
+/** A quote that can open a quoted local part: at a word start, a letter or digit after it. */
+function opensQuotedLocal(t: string, q: number): boolean {
+  return (q === 0 || !isLetterOrDigit(t.charCodeAt(q - 1))) && (q + 1 === t.length || isLetterOrDigit(t.charCodeAt(q + 1)));
+}
+
+/** ASCII letters and digits, and letters and digits of any script (internationalised addresses, RFC 6531). */
+function isLetterOrDigit(c: number): boolean {
+  return isAlnum(c) || (c >= 0xaa && UNICODE_ALNUM.test(String.fromCharCode(c)));
+}
+const UNICODE_ALNUM = /[\p{L}\p{N}\p{M}]/u;
+
 function isLocalChar(c: number): boolean {
-  return isAlnum(c) || c === 46 || c === 95 || c === 37 || c === 43 || c === 45; // . _ % + -
+  return isLetterOrDigit(c) || c === 46 || c === 95 || c === 37 || c === 43 || c === 45; // . _ % + -
 }
 
 function isDomainChar(c: number): boolean {
-  return isAlnum(c) || c === 46 || c === 45;
+  return isLetterOrDigit(c) || c === 46 || c === 45;
 }
 
 function domainValid(t: string, start: number, end: number): boolean {
   const lastDot = t.lastIndexOf('.', end - 1);
   if (lastDot <= start || end - lastDot - 1 < 2) return false;
-  for (let i = lastDot + 1; i < end; i++) if (!isAlpha(t.charCodeAt(i))) return false;
+  // A top-level domain is letters (any script: ".广告"), or an A-label ("xn--fiqs8s").
+  const tld = t.slice(lastDot + 1, end);
+  if (!/^xn--[a-z0-9-]+$/i.test(tld)) for (let i = lastDot + 1; i < end; i++) if (isDigit(t.charCodeAt(i)) || !isLetterOrDigit(t.charCodeAt(i))) return false;
   for (let i = start + 1; i < end; i++) if (t.charCodeAt(i) === 46 && t.charCodeAt(i - 1) === 46) return false;
   return true;
 }
@@ -186,7 +224,8 @@ function tryIban(t: string, i: number, emit: Emit): number {
   while (j < t.length && compact.length < len) {
     const c = t.charCodeAt(j);
     if (isAlnum(c)) compact += t[j];
-    else if (!(c === 32 && compact.length % 4 === 0 && j + 1 < t.length && isAlnum(t.charCodeAt(j + 1)))) break;
+    // Groups of four may be split by a space, a dash or a dot ("DE89-3704-…", "DE89.3704.…").
+    else if (!((c === 32 || c === 45 || c === 46) && compact.length % 4 === 0 && j + 1 < t.length && isAlnum(t.charCodeAt(j + 1)))) break;
     j++;
   }
   if (compact.length !== len || (j < t.length && isAlnum(t.charCodeAt(j))) || !ibanValid(compact)) return -1;
@@ -195,8 +234,11 @@ function tryIban(t: string, i: number, emit: Emit): number {
 }
 
 function isRunSeparator(c: number): boolean {
-  return c === 32 || c === 45 || c === 46 || c === 40 || c === 41; // space - . ( )
+  return c === 32 || c === 45 || c === 46 || c === 40 || c === 41 || c === 47; // space - . ( ) /
 }
+
+/** Separators between two digits of one number: "123 - 45 - 6789" has three. */
+const MAX_SEPARATORS = 3;
 
 /**
  * Cut digit runs ("+41 (0)85 806 98 67", "4111-1111-1111-1111", "10.0.0.1") and classify each once. Digits glued
@@ -223,12 +265,13 @@ function scanNumberRuns(t: string, emit: Emit, onRun: (start: number, end: numbe
       continue;
     }
     if ((prev === 43 || prev === 40) && (i < 2 || !isWordChar(t.charCodeAt(i - 2)))) i--; // "+41 ...", "(579)..."
+    if (prev === 43 && i > 0 && t.charCodeAt(i - 1) === 40) i--; // "(+34) 612 …"
     let j = m.index + 1;
     let seps = 0;
     while (j < n) {
       const d = t.charCodeAt(j);
       if (isDigit(d)) seps = 0;
-      else if (isRunSeparator(d) && seps < 2) seps++;
+      else if (isRunSeparator(d) && seps < MAX_SEPARATORS) seps++;
       else break;
       j++;
     }
@@ -246,44 +289,74 @@ function scanNumberRuns(t: string, emit: Emit, onRun: (start: number, end: numbe
   }
 }
 
-const EXTENSION = /^(?:x|ext\.? ?)\d{1,5}(?![A-Za-z0-9_])/;
-const SSN_DASHED = /^\d{3}-\d{2}-\d{4}$/;
+const EXTENSION = /^(?: ?x| ?ext\.? ?)\d{1,5}(?![A-Za-z0-9_])/;
+/** 123-45-6789, 123.45.6789, 123 - 45 - 6789 (spaces around the marks are dropped first). */
+const SSN_MARKED = /^\d{3}([-.])\d{2}\1\d{4}$/;
 const SSN_SPACED = /^\d{3} \d{2} \d{4}$/;
 const DATE_LIKE = /^(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./](?:\d{4}|\d{2}$))(?!\d)/;
-const CARD_GROUPED = /^(?:\d{4}[ -]){2,4}\d{1,4}$|^\d{4}[ -]\d{6}[ -]\d{4,5}$/;
+/** Groups of four (Amex 4-6-5) with one kind of separator: space, dash, dot or slash. */
+const CARD_GROUPED = /^\d{4}([ ./-])(?:\d{4}\1){1,3}\d{1,4}$|^\d{4}([ ./-])\d{6}\2\d{4,5}$/;
+/** Any other grouping of a card's digits ("41111 11111 111111"): groups of 2–8 digits, one kind of separator. */
+const CARD_REGROUPED = /^\d{2,8}([ ./-])(?:\d{2,8}\1){0,6}\d{2,8}$/;
+const CIDR = /^([\d.]+)\/\d{1,2}$/;
+
+/** EAN-13 / UPC-A / GTIN check digit (weights 3 and 1 from the right). */
+export function gtinValid(digits: string): boolean {
+  let sum = 0;
+  for (let i = digits.length - 2, w = 3; i >= 0; i--, w = 4 - w) sum += (digits.charCodeAt(i) - 48) * w;
+  return (10 - (sum % 10)) % 10 === digits.charCodeAt(digits.length - 1) - 48;
+}
+
+/** A dotted number read as a version, build or section number by the words around it. */
+function versionContext(t: string, start: number, end: number): boolean {
+  const lineStart = t.lastIndexOf('\n', start - 1) + 1;
+  return VERSION_BEFORE.test(t.slice(Math.max(lineStart, start - 24), start)) || VERSION_AFTER.test(t.slice(end, end + 16));
+}
 
 function classifyRun(t: string, start: number, end: number, emit: Emit): void {
-  const s = t.slice(start, end);
+  let s = t.slice(start, end);
+  // An address with a prefix length ("10.0.0.0/24") is the address.
+  const cidr = s.indexOf('/') !== -1 ? CIDR.exec(s) : null;
+  if (cidr && ipv4Valid(cidr[1])) {
+    end = start + cidr[1].length;
+    s = cidr[1];
+  }
+  // Most runs are plain numbers: only three dots can make an address.
+  if (s.length >= 7 && s.length <= 15 && s.split('.', 5).length === 4 && /^[\d.]+$/.test(s) && ipv4Valid(s)) {
+    // Four small numbers are an address unless a version, build or section word says otherwise.
+    emit('IP_ADDRESS', start, end, versionContext(t, start, end) ? 0.3 : 0.85);
+    return;
+  }
   const digits = s.replace(/x.*$|\D/g, '');
   const nd = digits.length;
   if (nd < 7) return;
+  const dotted = /^[\d.]+$/.test(s) && s.includes('.');
+  if (dotted && versionContext(t, start, end)) return;
 
-  if (/^[\d.]+$/.test(s) && ipv4Valid(s)) {
-    const version = VERSION_CONTEXT.test(t.slice(Math.max(0, start - 10), start));
-    emit('IP_ADDRESS', start, end, version ? 0.3 : 0.85);
-    return;
-  }
-
-  if (nd === 9 && (SSN_DASHED.test(s) || SSN_SPACED.test(s) || s === digits)) {
+  const marked = s.replace(/ *([-.]) */g, '$1');
+  if (nd === 9 && (SSN_MARKED.test(marked) || SSN_SPACED.test(s) || s === digits)) {
     if (!ssnValid(digits)) return;
-    const base = s[3] === '-' ? 0.8 : s[3] === ' ' ? 0.45 : 0.3;
+    const dashed = marked[3] === '-';
+    const base = dashed ? (s === marked ? 0.8 : 0.7) : marked[3] === '.' ? 0.6 : s[3] === ' ' ? 0.45 : 0.3;
     const score = base + (contextNear(t, start, end, SSN_CONTEXT) ? 0.35 : 0);
-    if (score >= DEFAULT_THRESHOLD || s[3] === '-') {
+    if (score >= DEFAULT_THRESHOLD || dashed) {
       emit('US_SSN', start, end, clamp01(score));
       return;
     }
   }
 
-  if (nd >= 12 && nd <= 19 && (s === digits || CARD_GROUPED.test(s)) && luhnValid(digits)) {
-    const issuer = cardIssuer(digits);
-    const score = (issuer ? 0.8 : 0.4) + (contextNear(t, start, end, CARD_CONTEXT) ? 0.3 : 0);
+  if (nd >= 12 && nd <= 19 && luhnValid(digits)) {
+    const score = cardScore(t, start, end, s, digits);
     if (score >= DEFAULT_THRESHOLD) {
       emit('CREDIT_CARD', start, end, clamp01(score));
       return;
     }
   }
 
-  if (nd > 15 || DATE_LIKE.test(s)) return;
+  // One slash may part an area code ("030/1234567"); more are dates, fractions or paths.
+  if (nd > 15 || DATE_LIKE.test(s) || s.indexOf('/') !== s.lastIndexOf('/')) return;
+  // A decimal ("3.14159265"), or a dotted number with a one-digit group inside ("10.0.19045.3803"), is not a phone.
+  if (dotted && (/\.\d\./.test(s) || s.indexOf('.') === s.lastIndexOf('.'))) return;
   const plus = s[0] === '+';
   const paren = /\(\d{1,4}\)/.test(s);
   const groups = s.split(/[ .\-()]+/).filter((g) => g.length > 0).length;
@@ -299,23 +372,51 @@ function classifyRun(t: string, start: number, end: number, emit: Emit): void {
   emit('PHONE', start, end, clamp01(score));
 }
 
+/** How likely a Luhn-valid run of 12–19 digits is a card: issuer, grouping, barcodes, context words. */
+function cardScore(t: string, start: number, end: number, s: string, digits: string): number {
+  const issuer = cardIssuer(digits);
+  const context = contextNear(t, start, end, CARD_CONTEXT) ? 0.3 : 0;
+  if (s === digits) {
+    // A barcode's check digit can pass Luhn too; its own words, or its check digit without card words, decide.
+    if ((digits.length === 12 || digits.length === 13) && gtinValid(digits)) {
+      if (contextNear(t, start, end, PRODUCT_CONTEXT)) return 0;
+      return (issuer ? 0.45 : 0.3) + context;
+    }
+    return (issuer ? 0.8 : 0.4) + context;
+  }
+  // Spaces around a mark, and runs of spaces, are one separator ("4111 - 1111 - …", "4111  1111  …").
+  const grouped = s.replace(/ *([-./]) */g, '$1').replace(/ {2,}/g, ' ');
+  if (CARD_GROUPED.test(grouped)) return (issuer ? 0.8 : 0.4) + context;
+  // Unusual grouping: only with a known issuer, and never a "+" or "(" phone number.
+  if (CARD_REGROUPED.test(grouped) && issuer) return 0.55 + context;
+  return 0;
+}
+
 export function createPiiDetector(defaultThreshold = DEFAULT_THRESHOLD): Detector {
   return {
     id: 'pii',
     entities: PII_ENTITIES,
+    optIn: PII_OPT_IN,
     scan(nt: NormalizedText, opts?: ScanOptions): Match[] {
       const out: Match[] = [];
       const emit: Emit = (entity, start, end, score) => {
-        if (!wanted(opts, entity)) return;
+        if (!wanted(opts, entity, PII_OPT_IN)) return;
         out.push({ detector: 'pii', entity, start: nt.toOriginal(start), end: nt.toOriginalEnd(end), score });
       };
       const t = nt.text;
       if (t.indexOf('@') !== -1) scanEmails(t, emit);
       if (t.indexOf(':') !== -1) scanIpv6(t, emit);
       scanNumberRuns(t, emit);
+      if (opts?.entities?.has('PERSON')) scanNames(t, emit);
+      if (opts?.entities?.has('STREET_ADDRESS')) scanAddresses(t, emit);
       return dropOverlaps(finish(out, opts?.threshold ?? defaultThreshold));
     },
-    pendingTail: piiPendingTail,
+    pendingTail: (text, from = 0, entities) => {
+      const names = entities?.has('PERSON') === true;
+      const addresses = entities?.has('STREET_ADDRESS') === true;
+      const tail = piiPendingTail(text, from);
+      return names || addresses ? Math.max(tail, namesPendingTail(text, from, addresses)) : tail;
+    },
     // Context words are read up to 48 characters before a number; an e-mail's local part is at most 64.
     lookback: 64,
   };
@@ -361,9 +462,10 @@ export function piiPendingTail(text: string, from = 0): number {
   // A spaced IBAN still being written: its country code starts the run ("DE89 3704 …").
   if (sawDigit && r >= floor + 2 && isAlpha(text.charCodeAt(r - 1)) && isAlpha(text.charCodeAt(r - 2)) && (r === 2 || !isAlnum(text.charCodeAt(r - 3)))) r -= 2;
   if (sawDigit) hold = Math.max(hold, n - r);
+  hold = Math.max(hold, quotedLocalHold(text, from));
   // "+" and "(" start a number ("+41 …", "(415) …") before its first digit arrives.
   const last = text.charCodeAt(n - 1);
-  if ((last === 43 || last === 40) && hold === 0) hold = 1;
+  if (last === 43 || last === 40) hold = Math.max(hold, last === 43 && n >= 2 && text.charCodeAt(n - 2) === 40 ? 2 : 1); // "(+34) …"
   const sliceStart = Math.max(0, n - MAX_NUMBER_RUN - CONTEXT_AFTER - 32);
   const tail = text.slice(sliceStart);
   scanNumberRuns(tail, () => undefined, (start, end) => {
@@ -373,6 +475,34 @@ export function piiPendingTail(text: string, from = 0): number {
     if (digits >= 7) hold = Math.max(hold, n - (sliceStart + start));
   });
   return Math.min(hold, n - from);
+}
+
+/**
+ * An opened quote may start a quoted local part ("john doe"@…): hold from it while its closing quote has not
+ * arrived, is the last character, or is followed by '@' and a domain still being written.
+ */
+function quotedLocalHold(text: string, from: number): number {
+  const n = text.length;
+  // A quote as the last character may open one.
+  const trailing = n > from && text.charCodeAt(n - 1) === 34 && opensQuotedLocal(text, n - 1) ? 1 : 0;
+  let closing = -1;
+  for (let q = n - 1; q >= Math.max(from, n - DOMAIN_MAX - QUOTED_LOCAL_MAX); q--) {
+    const c = text.charCodeAt(q);
+    if (c === 10 || c === 92) break;
+    if (c !== 34) continue;
+    if (closing === -1 && (q === n - 1 || (text.charCodeAt(q + 1) === 64 && allDomain(text, q + 2, n)))) {
+      closing = q;
+      continue;
+    }
+    const within = closing === -1 ? n - q <= QUOTED_LOCAL_MAX : closing - q < QUOTED_LOCAL_MAX;
+    return within && opensQuotedLocal(text, q) ? n - q : trailing;
+  }
+  return trailing;
+}
+
+function allDomain(text: string, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (!isDomainChar(text.charCodeAt(i))) return false;
+  return true;
 }
 
 function isTokenChar(c: number): boolean {

@@ -6,6 +6,7 @@
  */
 import type { NormalizedText } from '../normalize';
 import { escapeRegex, finish, isAlnum, isWordChar, wanted } from './context';
+import { configContext, documentationContext, EXAMPLE_SCORES, isDocumentedExample, isSampleJwtPayload, isWellKnownPassword } from './secret-examples';
 import { B, BS, literalPrefix, PROVIDER_RULES, type ProviderRule, VENDOR_SHAPES, VENDOR_WORDS } from './secret-formats';
 import { combinedProbe, TailProbe } from './tail-probe';
 import type { Detector, Match, ScanOptions } from './types';
@@ -58,7 +59,6 @@ const PLACEHOLDER_WORDS = /example|sample|dummy|placeholder|your[_-]?|changeme|c
 /** A value that names a credential instead of being one ("NEXUS-API-KEY", "notapassword", "sumologic_secret"). */
 const CREDENTIAL_WORD = /passw(?:or)?d|secret|token|api[_-]?key/i;
 const PLACEHOLDER_VALUES = /^(?:password|passwd|pass|secret|token|key|apikey|api_key|none|null|nil|undefined|true|false|empty|string|value|test|admin|root|user|username|default|required|optional|str|bool|int)$/i;
-const KNOWN_EXAMPLES = new Set(['AKIAIOSFODNN7EXAMPLE', 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY']);
 
 export const SECRET_ENTITIES = [
   ...new Set([...PROVIDER_RULES.map((r) => r.entity), 'AWS_SECRET_KEY', 'JWT', 'PRIVATE_KEY', 'CONNECTION_STRING', 'AUTH_HEADER', 'GENERIC_SECRET', 'PASSWORD_HASH']),
@@ -93,7 +93,7 @@ export function shannonEntropy(s: string): number {
 
 /** A value that is a placeholder, a template variable or a documentation example rather than a secret. */
 export function isPlaceholder(value: string): boolean {
-  if (KNOWN_EXAMPLES.has(value) || TEMPLATE.test(value) || PLACEHOLDER_WORDS.test(value) || PLACEHOLDER_VALUES.test(value)) return true;
+  if (isDocumentedExample(value) || TEMPLATE.test(value) || PLACEHOLDER_WORDS.test(value) || PLACEHOLDER_VALUES.test(value)) return true;
   let distinct = 0;
   const seen = new Set<string>();
   for (const c of value) if (!seen.has(c)) {
@@ -158,6 +158,16 @@ export function jwtHeaderValid(token: string): boolean {
   }
 }
 
+/** The claims of a JWT, when its second part decodes to JSON. */
+function jwtPayload(token: string): unknown {
+  const payload = decodeBase64Url(token.split('.')[1] ?? '');
+  try {
+    return payload ? JSON.parse(payload) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 type Emit = (entity: string, start: number, end: number, score: number, reason: string) => void;
 
 function scanProviders(t: string, emit: Emit): void {
@@ -196,7 +206,11 @@ function scanToken(token: string, offset: number, emit: Emit): void {
   while ((m = COMBINED.exec(token)) !== null) {
     const rule = matchedRule(m);
     const value = m[0];
-    if (!rule || KNOWN_EXAMPLES.has(value)) continue;
+    if (!rule) continue;
+    if (isDocumentedExample(value)) {
+      emit(rule.entity, offset + m.index, offset + m.index + value.length, EXAMPLE_SCORES.documented, `${rule.provider} documentation example`);
+      continue;
+    }
     const body = tokenBody(value, rule);
     if (isPlaceholder(body) || isFillerTail(body)) continue;
     // Formats without a distinctive prefix must look random: digits among the letters, no long runs of one class.
@@ -245,7 +259,9 @@ function scanJwts(t: string, emit: Emit): void {
   JWT.lastIndex = 0;
   let m: RegExpExecArray | null;
   while ((m = JWT.exec(t)) !== null) {
-    if (jwtHeaderValid(m[0])) emit('JWT', m.index, m.index + m[0].length, 0.85, 'JWT with a decodable header');
+    if (!jwtHeaderValid(m[0])) continue;
+    if (isSampleJwtPayload(jwtPayload(m[0]))) emit('JWT', m.index, m.index + m[0].length, EXAMPLE_SCORES.documented, 'the jwt.io sample token');
+    else emit('JWT', m.index, m.index + m[0].length, 0.85, 'JWT with a decodable header');
   }
 }
 
@@ -416,6 +432,7 @@ function isNameChar(c: number): boolean {
 
 /** How likely `value` is a real credential given the name it is assigned to; 0 when it clearly is not. */
 export function assignmentScore(name: string, value: string, quoted: boolean): number {
+  if (isDocumentedExample(value) && (CREDENTIAL_NAME.test(name) || CAMEL_KEY.test(name))) return EXAMPLE_SCORES.documented;
   if (value.length < 6 || value.length > 256 || isPlaceholder(value) || CREDENTIAL_WORD.test(value)) return 0;
   // Version-1 UUIDs are a timestamp and a node id: predictable, so no service issues one as a secret.
   if (isTimeBasedUuid(value)) return 0;
@@ -478,11 +495,12 @@ export function createSecretsDetector(defaultThreshold = DEFAULT_THRESHOLD): Det
     entities: SECRET_ENTITIES,
     scan(nt: NormalizedText, opts?: ScanOptions): Match[] {
       const out: Match[] = [];
+      const t = nt.text;
       const emit: Emit = (entity, start, end, score, reason) => {
         if (!wanted(opts, entity)) return;
-        out.push({ detector: 'secrets', entity, start: nt.toOriginal(start), end: nt.toOriginalEnd(end), score, reason });
+        const scored = scoreInContext(t, entity, start, end, score, reason);
+        out.push({ detector: 'secrets', entity, start: nt.toOriginal(start), end: nt.toOriginalEnd(end), score: scored.score, reason: scored.reason });
       };
-      const t = nt.text;
       scanProviders(t, emit);
       scanPrivateKeys(t, emit);
       scanJwts(t, emit);
@@ -496,6 +514,24 @@ export function createSecretsDetector(defaultThreshold = DEFAULT_THRESHOLD): Det
     // An assignment's name, quotes and operator, or a credential constructor's leading arguments, come first.
     lookback: 640,
   };
+}
+
+/**
+ * Examples and weak values are scored by where they appear: in documentation or sample code (words such as
+ * "for example", "tutorial", "the following snippet" in the 400 characters before) a well-known or low-entropy
+ * password, a password hash, a test-mode key or a documented example is sample code; in a config file it is a leak.
+ */
+function scoreInContext(t: string, entity: string, start: number, end: number, score: number, reason: string): { score: number; reason: string } {
+  const value = t.slice(start, end);
+  const wellKnown = entity === 'GENERIC_SECRET' && isWellKnownPassword(value);
+  const example = score === EXAMPLE_SCORES.documented;
+  const weak = wellKnown || example || entity === 'PASSWORD_HASH' || reason.startsWith('stripe-test') || (entity === 'GENERIC_SECRET' && /passw|pwd|passphrase/i.test(reason) && shannonEntropy(value) < 3);
+  if (!weak) return { score, reason };
+  if (documentationContext(t, start)) {
+    return { score: Math.min(score, example ? EXAMPLE_SCORES.documentedInDocs : EXAMPLE_SCORES.inDocs), reason: `${reason} (in documentation or sample code)` };
+  }
+  if (example && configContext(t, start)) return { score: EXAMPLE_SCORES.documentedInConfig, reason: `${reason} (in a config file)` };
+  return { score, reason };
 }
 
 /** A generic match inside a provider match (or vice versa) is one finding: keep the longer span. */

@@ -33,6 +33,11 @@ export interface ScanOptions {
 export interface Detector {
   readonly id: string;
   readonly entities: readonly string[];
+  /**
+   * Entities reported only when asked for by name (`entities` in the scan options), never by "all entities":
+   * PII's PERSON and STREET_ADDRESS, which a pack enables on purpose.
+   */
+  readonly optIn?: readonly string[];
   scan(text: NormalizedText, opts?: ScanOptions): Match[];
   /**
    * Streaming. `text` is NORMALIZED text that may still grow: already-released context followed by the held tail;
@@ -40,9 +45,10 @@ export interface Detector {
    * held because more input could make a match cover them, or change a match that covers them (grow it, or
    * change its entity or score through context that follows it). 0 when nothing is pending, e.g. for ordinary
    * prose; a partial "AKIA12", an unfinished run of digits, a word that could still grow "@domain", an opened
-   * "-----BEGIN" block, a credential assignment whose value is still being written.
+   * "-----BEGIN" block, a credential assignment whose value is still being written. `entities` are the ones the
+   * stream's rules want (undefined = all but the opt-in ones), so a detector holds nothing for entities nobody asked for.
    */
-  pendingTail(text: string, from?: number): number;
+  pendingTail(text: string, from?: number, entities?: ReadonlySet<string>): number;
   /**
    * Streaming: how many characters of already-released text before the held tail the detector must see to
    * decide a match the same way as on the whole text (context words, the name of an assignment).

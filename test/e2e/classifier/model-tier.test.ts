@@ -11,6 +11,7 @@ import { startApp, type RunningApp } from '../../../proxy/app';
 import { createLogger } from '../../../common/logger';
 import { createRegistry } from '../../../common/metrics';
 import { startStubUpstream, type StubUpstream } from '../../fixtures/stub-upstream';
+import { trackInFlight } from '../../support/in-flight';
 import { logSink } from '../../support/proxy-harness';
 import { describeWithModel } from '../../support/models';
 
@@ -44,9 +45,13 @@ async function startSidecar(upstream: string, env: Record<string, string>, onErr
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'akto-model-tier-'));
   fs.writeFileSync(path.join(dir, 'policy.yaml'), POLICY.replace('ON_ERROR', onError));
   const sink = logSink();
-  const app = await startApp(
-    { APP_URL: upstream, AKTO_PROXY_PORT: '0', ADMIN_PORT: '0', ADMIN_HOST: '127.0.0.1', LISTEN_HOST: '127.0.0.1', POLICY_FILE: path.join(dir, 'policy.yaml'), SPOOL_DIR: dir, ...env },
-    { logger: createLogger('info', sink.stream), registry: createRegistry(false) },
+  const registry = createRegistry(false);
+  const app = trackInFlight(
+    await startApp(
+      { APP_URL: upstream, AKTO_PROXY_PORT: '0', ADMIN_PORT: '0', ADMIN_HOST: '127.0.0.1', LISTEN_HOST: '127.0.0.1', POLICY_FILE: path.join(dir, 'policy.yaml'), SPOOL_DIR: dir, ...env },
+      { logger: createLogger('info', sink.stream), registry },
+    ),
+    registry,
   );
   return { app, logs: sink.lines, dir };
 }

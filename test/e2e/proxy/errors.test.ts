@@ -159,9 +159,9 @@ describe('headers', () => {
       expect((await fetch(`${proxy.adminUrl}/healthz`)).status).toBe(200);
       expect((await fetch(`${proxy.adminUrl}/readyz`)).status).toBe(200);
       const metrics = await (await fetch(`${proxy.adminUrl}/metrics`)).text();
-      expect(metrics).toMatch(/akto_proxy_requests_total\{api="openai.chat",status="200",outcome="ok"\} 1/);
+      expect(metrics).toMatch(/akto_proxy_requests_total\{direction="egress",api="openai.chat",status="200",outcome="ok"\} 1/);
       expect(metrics).toContain('akto_proxy_upstream_response_seconds_bucket');
-      expect(metrics).toContain('akto_proxy_in_flight_requests 0');
+      expect(metrics).toContain('akto_proxy_in_flight_requests{direction="egress"} 0');
       await fetch(`${proxy.url}/metrics`);
       expect(stub.requests[stub.requests.length - 1].path).toBe('/metrics');
     } finally {

@@ -24,8 +24,8 @@ import { CUSTOM_RESPONSE_RULES, dialectBody, dialectEvents, dialectRequest, load
 const corpus = loadStreamCorpus();
 
 const POLICIES = {
-  /** Everything redacts: the client text must be identical. */
-  redact: `version: 1\nguardrails:\n  rules:\n    - {id: pii, detector: pii, stage: response, action: redact}\n    - {id: secrets, detector: secrets, stage: response, action: redact}\n${CUSTOM_RESPONSE_RULES}`,
+  /** Everything redacts, names and addresses too: the client text must be identical. */
+  redact: `version: 1\nguardrails:\n  rules:\n    - {id: pii, detector: pii, stage: response, action: redact}\n    - {id: names, detector: pii, entities: [PERSON, STREET_ADDRESS], stage: response, action: redact}\n    - {id: secrets, detector: secrets, stage: response, action: redact}\n${CUSTOM_RESPONSE_RULES}`,
   /** The default pack's response rules: PII redacted, secrets block. */
   block: `version: 1\nextends: default\n`,
   /** The block policy with its block turned into redaction: what a blocked stream may have released a prefix of. */

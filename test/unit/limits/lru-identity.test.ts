@@ -87,6 +87,27 @@ describe('identity', () => {
     expect(resolveIdentity(exchange(chat('hi', { user: 42 })), c, local).key).toBe('ip:10.0.0.7');
   });
 
+  test('jwt: a claim of the bearer JWT, read without verification; anything else falls through', () => {
+    const jwt = (payload: unknown) => `Bearer eyJhbGciOiJSUzI1NiJ9.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.c2ln`;
+    const c = cfg({ identity: { sources: [{ from: 'jwt' }, { from: 'jwt', claim: 'uid' }, { from: 'client_address' }] } });
+    expect(resolveIdentity(exchange(chat('hi'), { headers: { authorization: jwt({ sub: 'user-42', uid: 7 }) } }), c, local)).toEqual({ key: 'user:user-42', source: 'jwt' });
+    expect(resolveIdentity(exchange(chat('hi'), { headers: { authorization: jwt({ uid: 7 }) } }), c, local).key).toBe('user:7');
+    expect(resolveIdentity(exchange(chat('hi'), { headers: { authorization: jwt({ sub: 'has space' }) } }), c, local).key).toBe('ip:10.0.0.7');
+    expect(resolveIdentity(exchange(chat('hi'), { headers: { authorization: 'Bearer not-a-jwt' } }), c, local).key).toBe('ip:10.0.0.7');
+    expect(resolveIdentity(exchange(chat('hi'), { headers: { authorization: 'Bearer a.!!!.c' } }), c, local).key).toBe('ip:10.0.0.7');
+    expect(resolveIdentity(exchange(chat('hi'), { headers: { authorization: `Bearer x.${Buffer.from('[1]').toString('base64url')}.y` } }), c, local).key).toBe('ip:10.0.0.7');
+  });
+
+  test('the inbound listener has its own identity: by default the JWT subject, then the key hash, then the address', () => {
+    const inbound = (policy: Policy) => compileLimitsPolicy(policy).inboundIdentity;
+    const token = `Bearer h.${Buffer.from(JSON.stringify({ sub: 'end-user-9' })).toString('base64url')}.s`;
+    expect(resolveIdentity(exchange(chat('hi'), { headers: { authorization: token } }), inbound({}), local).key).toBe('user:end-user-9');
+    expect(resolveIdentity(exchange(chat('hi'), { headers: { authorization: 'Bearer opaque' } }), inbound({}), local).key).toBe(`key:${hashApiKey('opaque')}`);
+    const byHeader = inbound({ identity: { sources: [{ from: 'workload' }] }, inbound: { identity: { sources: [{ from: 'header', name: 'X-End-User-Id' }] } } });
+    expect(resolveIdentity(exchange(chat('hi'), { headers: { 'x-end-user-id': 'u1' } }), byHeader, local).key).toBe('user:u1');
+    expect(() => compileLimitsPolicy({ inbound: { identity: { sources: [{ from: 'header' }] } } } as Policy)).toThrow(/inbound\.identity\.sources\[0\]\.name/);
+  });
+
   test('workload identity from the pod env', () => {
     const w = workloadFromEnv({ POD_NAMESPACE: 'agents', POD_NAME: 'planner-7d9f', POD_SERVICE_ACCOUNT: 'planner' });
     expect(w.name).toBe('agents/planner');

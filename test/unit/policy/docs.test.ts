@@ -19,6 +19,8 @@ describe('docs/policy.md against the policy schema', () => {
     ['match', defs.match],
     ['patterns', defs.regexPattern],
     ['allow', defs.allowEntry],
+    ['inbound', defs.inbound],
+    ['inbound route', defs.inboundRoute],
   ];
 
   it.each(objects)('documents every field of %s in a table', (_name, obj) => {
@@ -32,7 +34,7 @@ describe('docs/policy.md against the policy schema', () => {
     expect(extra).toEqual([]);
   });
 
-  it.each(['detector', 'stage', 'action', 'mode', 'onError', 'redaction', 'severity', 'routeKind', 'blockStatus', 'modelUse'])('names every value of %s', (def) => {
+  it.each(['detector', 'stage', 'action', 'mode', 'onError', 'redaction', 'severity', 'routeKind', 'blockStatus', 'modelUse', 'direction'])('names every value of %s', (def) => {
     const missing = (defs[def].enum ?? []).filter((v) => !docs.includes(`\`${String(v)}\``));
     expect(missing).toEqual([]);
   });

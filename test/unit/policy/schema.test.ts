@@ -4,6 +4,7 @@ import { compilePolicy } from '../../../proxy/guardrails/compile';
 import { builtinDetectors } from '../../../proxy/guardrails/detectors';
 import { loadPolicyText, NO_RULES, PolicyError, schemaProblems } from '../../../proxy/policy/load';
 import { PACKS } from '../../../proxy/policy/packs';
+import { checkInboundPolicy } from '../../../proxy/policy/inbound';
 
 function problemsOf(yaml: string): string[] {
   try {
@@ -143,5 +144,44 @@ describe('guardrails.on_unparsable', () => {
     expect(compiled('version: 1\nextends: strict\nguardrails:\n  on_unparsable: allow\n').onUnparsable).toBe('allow');
     expect(compiled('version: 1\nextends: monitor\nguardrails:\n  on_unparsable: block\n').onUnparsable).toBe('block');
     expect(() => compiled('version: 1\nguardrails:\n  on_unparsable: maybe\n')).toThrow(/on_unparsable: must be one of "allow", "block"/);
+  });
+});
+
+describe('policy inbound section', () => {
+  const inboundProblems = (yaml: string): string[] => {
+    try {
+      loadPolicyText(yaml, 'test.yaml', [checkInboundPolicy]);
+      return [];
+    } catch (err) {
+      if (err instanceof PolicyError) return [...err.problems];
+      throw err;
+    }
+  };
+
+  it('accepts routes, fields, identity and direction conditions', () => {
+    expect(
+      inboundProblems(`version: 1
+extends: default
+guardrails:
+  rules:
+    - {id: inbound-only, detector: keywords, keywords: [refund], action: flag, match: {directions: [inbound], routes: [inbound]}}
+inbound:
+  identity: {sources: [{from: header, name: x-end-user-id}, {from: jwt, claim: sub}]}
+  routes:
+    - {path: /api/chat, methods: [POST], request: ["$.message", "$.history[*].content"], response: ["$..text", "$['answer']"]}
+    - {path: /api/*}
+`),
+    ).toEqual([]);
+  });
+
+  it.each([
+    ['a route without a path', 'inbound: {routes: [{methods: [POST]}]}', '/inbound/routes/0: missing required field "path"'],
+    ['an empty route list', 'inbound: {routes: []}', '/inbound/routes: must NOT have fewer than 1 items'],
+    ['an unknown field', 'inbound: {route: []}', '/inbound: unknown field "route"'],
+    ['a path not starting at $', 'inbound: {routes: [{path: /x, request: [message]}]}', '/inbound/routes/0/request/0: must match pattern "^\\$"'],
+    ['a JSONPath the selector cannot read', 'inbound: {routes: [{path: /x, response: ["$.a[?(@.b)]"]}]}', '/inbound/routes/0/response/0: "$.a[?(@.b)]": expected [*], [index] or [\'name\'] at character 4'],
+    ['an unknown direction', 'guardrails: {rules: [{id: r, detector: pii, action: flag, match: {directions: [outbound]}}]}', '/guardrails/rules/0/match/directions/0: must be one of "egress", "inbound"'],
+  ])('refuses %s, naming where', (_what, section, problem) => {
+    expect(inboundProblems(`version: 1\nextends: default\n${section}\n`)).toContain(problem);
   });
 });

@@ -26,3 +26,16 @@ describe('classifyRoute', () => {
     expect(classifyRoute(method, path)).toEqual({ api, dialect });
   });
 });
+
+describe('a body on any method is routed as a POST would be', () => {
+  test.each([
+    ['GET', '/v1/chat/completions', 'openai.chat'],
+    ['PUT', '/v1/chat/completions', 'openai.chat'],
+    ['DELETE', '/generate', 'tgi.generate'],
+    ['OPTIONS', '/', 'tgi.compat'],
+    ['GET', '/v1/models', 'hf.task'],
+  ])('%s %s with a body → %s', (method, path, api) => {
+    expect(classifyRoute(method, path, path, true).api).toBe(api);
+    expect(classifyRoute(method, path).api).toBe('passthrough');
+  });
+});

@@ -1,3 +1,4 @@
+import { applyPatch, type Operation } from 'fast-json-patch';
 import { inject } from '../../../webhook/inject';
 import { loadSettings } from '../../../webhook/settings';
 
@@ -78,5 +79,54 @@ describe('the injected sidecar', () => {
     const c = injected(false).container;
     expect(c.restartPolicy).toBeUndefined();
     expect(Object.keys(c.lifecycle ?? {})).toEqual(['postStart', 'preStop']);
+  });
+});
+
+describe('annotation inbound-port: the named-port takeover', () => {
+  type Port = { name?: string; containerPort: number; protocol?: string };
+  const withPorts = (ports: Port[], annotation: string, extra: Record<string, unknown> = {}) => ({
+    metadata: { annotations: { 'agent-proxy.akto.io/inbound-port': annotation } },
+    spec: { containers: [{ name: 'agent', image: 'a', ports, env: [{ name: 'OPENAI_BASE_URL', value: 'https://llm.example.com/v1' }], ...extra }] },
+  });
+  const apply = (podIn: unknown, s = settings) => {
+    const r = inject(podIn, { name: 'a' }, s);
+    type Pod = { spec: { containers: Array<{ name: string; ports?: Port[]; env?: Array<{ name: string; value?: string }> }> } };
+    return { r, pod: r.patch.length > 0 ? (applyPatch(structuredClone(podIn), r.patch as Operation[], true, false).newDocument as Pod) : undefined };
+  };
+
+  it.each([
+    ['a name that is no port name', 'Web_1', 'must be a port name'],
+    ['a name without a letter', '8-0', 'must be a port name'],
+    ['a port out of range', '70000', 'must be a port name or a number between 1 and 65535'],
+    ['a UDP port', 'dns', 'is UDP; the proxy guards HTTP over TCP'],
+    ['a port only the sidecar would have', 'akto-admin', 'no app container declares a port named "akto-admin"'],
+  ])('refuses %s, naming the annotation', (_what, value, message) => {
+    const r = inject(withPorts([{ name: 'http', containerPort: 8000 }, { name: 'dns', containerPort: 53, protocol: 'UDP' }], value), { name: 'a' }, settings);
+    expect(r.status).toBe('denied');
+    expect(r.message).toContain('agent-proxy.akto.io/inbound-port');
+    expect(r.message).toContain(message);
+  });
+
+  it('with annotationErrors: warn, an unusable annotation is dropped and the pod injected without the inbound listener', () => {
+    const { r, pod } = apply(withPorts([{ name: 'http', containerPort: 8000 }], 'web'), loadSettings({ ANNOTATION_ERRORS: 'warn' }));
+    expect(r.status).toBe('injected');
+    expect(r.warnings.join('\n')).toMatch(/inbound-port: no app container declares a port named "web"/);
+    const sidecar = pod!.spec.containers.find((c) => c.name === 'akto-proxy')!;
+    expect(sidecar.env!.some((e) => e.name.startsWith('INBOUND_'))).toBe(false);
+    expect(pod!.spec.containers.find((c) => c.name === 'agent')!.ports).toEqual([{ name: 'http', containerPort: 8000 }]);
+  });
+
+  it('the name is declared exactly once in the pod, on the sidecar, and the listener port avoids every port in use', () => {
+    const s = loadSettings({ SIDECAR_PROXY_PORT: '15081' });
+    const { pod } = apply(withPorts([{ name: 'http', containerPort: 15080 }], 'http'), s);
+    const named = pod!.spec.containers.flatMap((c) => (c.ports ?? []).filter((p) => p.name === 'http').map((p) => [c.name, p.containerPort]));
+    // 15080 is the app, 15081 the egress listener: the inbound listener takes 15082.
+    expect(named).toEqual([['akto-proxy', 15082]]);
+    const env = Object.fromEntries(pod!.spec.containers[0].env!.map((e) => [e.name, e.value]));
+    expect([env.AKTO_PROXY_PORT, env.INBOUND_PORT, env.INBOUND_APP_URL]).toEqual(['15081', '15082', 'http://127.0.0.1:15080']);
+  });
+
+  it('settings: the inbound port must differ from the proxy and admin ports', () => {
+    expect(() => loadSettings({ SIDECAR_INBOUND_PORT: '9090' })).toThrow('sidecar.inboundPort (env SIDECAR_INBOUND_PORT): must differ from sidecar.adminPort (9090)');
   });
 });

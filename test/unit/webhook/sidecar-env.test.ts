@@ -56,7 +56,8 @@ describe('the injected sidecar env is a configuration the proxy accepts', () => 
     const config = loadProxyConfig(resolveEnv(entries));
     const declared = new Map(entries.map((e) => [e.name, e]));
     for (const l of config.listeners) {
-      const credential = declared.get(l.authorizationVar)?.valueFrom?.secretKeyRef;
+      // The inbound listener has no credential variable: it never sends one to the agent app.
+      const credential = l.authorizationVar === undefined ? undefined : declared.get(l.authorizationVar)?.valueFrom?.secretKeyRef;
       expect(l.authorization).toBe(credential ? `secret:${credential.name}/${credential.key}` : undefined);
     }
     // The optional tiers the settings switch on start too.

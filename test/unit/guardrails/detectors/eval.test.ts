@@ -47,6 +47,10 @@ describe('eval command', () => {
     expect(pii?.entities?.EMAIL).toMatchObject({ tp: 1, fp: 0, fn: 0, f1: 1 });
     expect(pii?.entities?.CREDIT_CARD).toMatchObject({ tp: 1, fp: 0, fn: 0 });
     expect(pii?.overall).toMatchObject({ tp: 1, tn: 1 });
+    expect(pii?.entities?.['EMAIL (holdout)']).toBeDefined();
+    // Names and addresses are their own suite (opt-in entities), scored on the PERSON and STREET_ADDRESS gold spans.
+    const names = reports.find((r) => r.file === 'pii.jsonl (PERSON, STREET_ADDRESS)');
+    expect(names?.entities?.PERSON).toMatchObject({ tp: 0, fn: 1 });
     expect(formatTable(reports)).toContain('span-level per entity');
   });
 

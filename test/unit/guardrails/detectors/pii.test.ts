@@ -1,4 +1,4 @@
-import { createPiiDetector, luhnValid, ibanValid, ssnValid, ipv6Valid, cardIssuer } from '../../../../proxy/guardrails/detectors/pii';
+import { createPiiDetector, luhnValid, ibanValid, ssnValid, ipv6Valid, cardIssuer, gtinValid } from '../../../../proxy/guardrails/detectors/pii';
 import { normalizeText } from '../../../../proxy/guardrails/normalize';
 import { found } from './helpers';
 
@@ -114,5 +114,59 @@ describe('pii: pendingTail', () => {
   });
   it('is bounded', () => {
     expect(pii.pendingTail('x'.repeat(10000))).toBeLessThanOrEqual(64);
+  });
+});
+
+describe('pii: the variants people write (issue 14 §4)', () => {
+  it('finds IPv4 addresses with few digits, and the address of a CIDR block', () => {
+    expect(found(pii, 'the server at 10.0.0.5 is down')).toEqual([['IP_ADDRESS', '10.0.0.5']]);
+    expect(found(pii, 'use 8.8.4.4 or 1.1.1.1 as resolver')).toEqual([['IP_ADDRESS', '8.8.4.4'], ['IP_ADDRESS', '1.1.1.1']]);
+    expect(found(pii, 'allow 10.0.0.0/24 and 192.168.1.7:8080')).toEqual([['IP_ADDRESS', '10.0.0.0'], ['IP_ADDRESS', '192.168.1.7']]);
+  });
+  it('reads versions, builds and section numbers as what they are', () => {
+    for (const text of ['build 4.18.0.240 released', 'kernel 5.15.0.91 and glibc', 'see section 1.2.3.4', 'shipped 2.4.0.1 (build 77)', 'Windows 10.0.19045.3803 installed']) {
+      expect(found(pii, text)).toEqual([]);
+    }
+    expect(found(pii, 'pi is 3.14159265358 roughly')).toEqual([]);
+  });
+  it('finds cards with dots, slashes and unusual grouping, but not barcodes', () => {
+    expect(found(pii, 'card 4111.1111.1111.1111')).toEqual([['CREDIT_CARD', '4111.1111.1111.1111']]);
+    expect(found(pii, 'card 4111/1111/1111/1111')).toEqual([['CREDIT_CARD', '4111/1111/1111/1111']]);
+    expect(found(pii, 'pay with 41111 11111 111111')).toEqual([['CREDIT_CARD', '41111 11111 111111']]);
+    expect(found(pii, 'number 5555 555555 554444 please')).toEqual([['CREDIT_CARD', '5555 555555 554444']]);
+    expect(found(pii, 'card 4111  1111  1111  1111 ok')).toEqual([['CREDIT_CARD', '4111  1111  1111  1111']]);
+    expect(found(pii, 'card 4111 - 1111 - 1111 - 1111 ok')).toEqual([['CREDIT_CARD', '4111 - 1111 - 1111 - 1111']]);
+    // EAN-13 barcodes whose check digits also pass Luhn
+    expect(found(pii, 'barcode 4006381333931 on the box')).toEqual([]);
+    expect(found(pii, 'EAN 5901234123457')).toEqual([]);
+    expect(found(pii, 'the code is 5901234123457')).toEqual([]);
+    expect(gtinValid('4006381333931')).toBe(true);
+  });
+  it('finds IBANs grouped with dashes or dots', () => {
+    expect(found(pii, 'IBAN DE89-3704-0044-0532-0130-00')).toEqual([['IBAN', 'DE89-3704-0044-0532-0130-00']]);
+    expect(found(pii, 'IBAN DE89.3704.0044.0532.0130.00.')).toEqual([['IBAN', 'DE89.3704.0044.0532.0130.00']]);
+  });
+  it('finds SSNs written with dots or spaced dashes', () => {
+    expect(found(pii, 'ssn 123.45.6789')).toEqual([['US_SSN', '123.45.6789']]);
+    expect(found(pii, 'it is 123 - 45 - 6789')).toEqual([['US_SSN', '123 - 45 - 6789']]);
+  });
+  it('finds quoted and internationalised e-mail addresses', () => {
+    expect(found(pii, 'write to "john doe"@example.com today')).toEqual([['EMAIL', '"john doe"@example.com']]);
+    expect(found(pii, 'mail 用户@例子.广告 please')).toEqual([['EMAIL', '用户@例子.广告']]);
+    expect(found(pii, 'mail jürgen.müller@beispiel.de, or user@xn--bcher-kva.example')).toEqual([
+      ['EMAIL', 'jürgen.müller@beispiel.de'],
+      ['EMAIL', 'user@xn--bcher-kva.example'],
+    ]);
+    expect(found(pii, 'He said "hi"@ the door')).toEqual([]);
+  });
+  it('finds phones in common international formats', () => {
+    for (const phone of ['+44 (0) 20 7946 0958', '0044 20 7946 0958', '(+34) 612 345 678', '+7 (495) 123-45-67', '06.12.34.56.78', '030/1234567', '+1 (415) 555-2671 ext. 204']) {
+      expect(found(pii, `call ${phone} today`)).toEqual([['PHONE', phone]]);
+    }
+  });
+  it('holds an opened quote that may still become a quoted address, and nothing after a closed one', () => {
+    expect(pii.pendingTail('mail "john do')).toBe('"john do'.length);
+    expect(pii.pendingTail('mail "john doe"@exa')).toBe('"john doe"@exa'.length);
+    expect(pii.pendingTail('He said "hi" to me ')).toBe(0);
   });
 });

@@ -2,6 +2,8 @@ import { assignmentScore, createSecretsDetector, hasInterleavedRun, isPlaceholde
 import { literalPrefix } from '../../../../proxy/guardrails/detectors/secret-formats';
 import { createHash } from 'node:crypto';
 import { found, token } from './helpers';
+import { normalizeText } from '../../../../proxy/guardrails/normalize';
+import { PACKS } from '../../../../proxy/policy/packs';
 
 const secrets = createSecretsDetector();
 const b64url = (s: string): string => Buffer.from(s).toString('base64url');
@@ -233,5 +235,39 @@ describe('secrets: pendingTail', () => {
   });
   it('holds an unfinished credential assignment', () => {
     expect(secrets.pendingTail('export API_KEY="9fQ2')).toBeGreaterThanOrEqual('9fQ2'.length);
+  });
+});
+
+describe('secrets: documented examples and sample code are scored by context (issue 14 §4)', () => {
+  const scored = (text: string): [string, number][] => secrets.scan(normalizeText(text), { threshold: 0 }).map((m) => [m.entity, m.score]);
+  const JWT_IO_SAMPLE = 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c';
+
+  it('a documented example key: below the default threshold alone, reported in a config file, lowest in documentation', () => {
+    expect(scored('aws_access_key_id = AKIAIOSFODNN7EXAMPLE')).toEqual([['AWS_ACCESS_KEY', 0.45]]);
+    expect(scored('region = us-east-1\noutput = json\naws_access_key_id = AKIAIOSFODNN7EXAMPLE')).toEqual([['AWS_ACCESS_KEY', 0.6]]);
+    expect(scored('For example, in ~/.aws/credentials:\naws_access_key_id = AKIAIOSFODNN7EXAMPLE')).toEqual([['AWS_ACCESS_KEY', 0.15]]);
+    expect(scored(`token: ${JWT_IO_SAMPLE}`)).toEqual([['JWT', 0.45]]);
+    expect(scored('stripe.api_key = "sk_test_4eC39HqLyjWDarjtT1zdp7dc"')).toEqual([['STRIPE_KEY', 0.45]]);
+  });
+  it('a weak password or a hash in sample code is a sample; the same in a config file is a finding', () => {
+    expect(scored('Here is a sample login script:\n```python\npassword = "hunter2"\nconnect(user, password)\n```')).toEqual([['GENERIC_SECRET', 0.25]]);
+    expect(scored('DB_HOST=db\nDB_USER=app\nDB_PASSWORD=hunter2')).toEqual([['GENERIC_SECRET', 0.7]]);
+    const hash = '$2b$12$KIXQ4pZ2v2K1b5Qe1Z3sUOb8y6bJq0wz1K3vH8m5Q2sV7y1wXb9aQ';
+    expect(scored(`In this tutorial we store the hash: ${hash}`)).toEqual([['PASSWORD_HASH', 0.25]]);
+    expect(scored(`users.yaml\nadmin:\n  hash: ${hash}`)).toEqual([['PASSWORD_HASH', 0.9]]);
+  });
+  it('documentation words do not soften a random, high-entropy credential', () => {
+    const key = `sk_live_${token(32)}`;
+    expect(scored(`For example, the following snippet sets stripe.api_key = "${key}"`)).toEqual([['STRIPE_KEY', 0.9]]);
+  });
+  it('a phrase of words assigned to a password name is a label or hint more often than a passphrase', () => {
+    expect(found(secrets, 'password_hint = "first pet name"')).toEqual([]);
+    expect(found(secrets, 'password = "see the admin guide for this."')).toEqual([]);
+  });
+  it('the strict pack reports a documented example on its own, the default pack does not', () => {
+    const strict = PACKS.strict.guardrails.rules.find((r) => r.id === 'secrets-block');
+    expect(strict?.threshold).toBe(0.3);
+    expect(found(secrets, 'aws_access_key_id = AKIAIOSFODNN7EXAMPLE', { threshold: strict?.threshold })).toEqual([['AWS_ACCESS_KEY', 'AKIAIOSFODNN7EXAMPLE']]);
+    expect(found(secrets, 'aws_access_key_id = AKIAIOSFODNN7EXAMPLE')).toEqual([]);
   });
 });
