@@ -1,7 +1,7 @@
 import type { ChannelFilter, ChannelKind, StreamInspector } from './stream-filter';
 import type { BlockVerdict, Exchange, JsonPath, Segment, SegmentKind } from './exchange';
 import { KeptText, OutputBudget } from './kept-text';
-import type { SseEvent } from './sse';
+import { sseEventText, type SseEvent } from './sse';
 
 export type Obj = Record<string, unknown>;
 
@@ -238,15 +238,6 @@ export abstract class StreamChannels {
   }
 
   emitFields(ev: SseEvent, data: string | undefined): void {
-    let out = '';
-    if (ev.event !== undefined) out += `event: ${ev.event}\n`;
-    if (ev.id !== undefined) out += `id: ${ev.id}\n`;
-    for (const line of ev.other) out += `${line}\n`;
-    if (data !== undefined) {
-      const prefix = ev.dataSpace ? 'data: ' : 'data:';
-      out += data.includes('\n') ? data.split('\n').map((l) => prefix + l).join('\n') : prefix + data;
-      out += '\n';
-    }
-    this.emitted.push(`${out}\n`);
+    this.emitted.push(sseEventText(ev, data));
   }
 }
