@@ -16,7 +16,7 @@ FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --no-audit --no-fund
-# The context is an allowlist (.dockerignore): tsconfig.json, scripts/bundle.js, proxy/, webhook/, classifier/.
+# The context is an allowlist (.dockerignore): tsconfig.json, scripts/bundle.js, common/, proxy/, webhook/, classifier/.
 COPY . ./
 RUN npm run bundle
 

@@ -5,11 +5,11 @@
  */
 import { Writable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
-import { createGuardrails } from '../proxy/guardrails';
+import { openGuardrails } from '../test/support/guardrails';
 import type { Exchange, Segment } from '../proxy/protocols/exchange';
 import { chatExchange } from '../test/support/exchange';
-import { createLogger } from '../proxy/telemetry/logger';
-import { createRegistry } from '../proxy/telemetry/metrics';
+import { createLogger } from '../common/logger';
+import { createRegistry } from '../common/metrics';
 
 const WORDS = (
   'the report shows steady growth across all three regions while costs stayed flat and margins improved ' +
@@ -53,7 +53,7 @@ async function main(): Promise<void> {
   const nArg = process.argv.indexOf('--n');
   const n = nArg > 0 ? Number(process.argv[nArg + 1]) : 3000;
   const logger = createLogger('silent', new Writable({ write: (_c, _e, cb) => cb() }));
-  const g = await createGuardrails({ POLICY_PACK: 'default' }, logger, createRegistry(false));
+  const g = await openGuardrails({ POLICY_PACK: 'default' }, logger, createRegistry(false));
   const results: Record<string, unknown> = {};
 
   for (const withPii of [false, true]) {

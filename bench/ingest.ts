@@ -16,9 +16,9 @@ import { Spool } from '../proxy/ingest/spool';
 import type { Exchange } from '../proxy/protocols/exchange';
 import { chatExchange } from '../test/support/exchange';
 import { startAktoSink } from './akto-sink';
-import { createLogger } from '../proxy/telemetry/logger';
-import { createRegistry } from '../proxy/telemetry/metrics';
-import { SecretScrubber } from '../proxy/telemetry/scrub';
+import { createLogger } from '../common/logger';
+import { createRegistry } from '../common/metrics';
+import { SecretScrubber } from '../common/scrub';
 
 export interface DeliveryCost {
   /** Microseconds spent in build + stringify + enqueue (what onComplete costs). */

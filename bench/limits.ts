@@ -18,8 +18,8 @@ import { MemoryPolicyStore, type Policy } from '../proxy/policy/store';
 import type { Exchange } from '../proxy/protocols/exchange';
 import { parseRequest } from '../proxy/protocols/request';
 import { classifyRoute } from '../proxy/protocols/routes';
-import { createLogger } from '../proxy/telemetry/logger';
-import { createRegistry } from '../proxy/telemetry/metrics';
+import { createLogger } from '../common/logger';
+import { createRegistry } from '../common/metrics';
 import { findRedisServer, startRedis } from '../test/support/redis';
 
 const POLICY: Policy = {

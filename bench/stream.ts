@@ -9,11 +9,12 @@
  */
 import { performance } from 'node:perf_hooks';
 import { Writable } from 'node:stream';
-import { createGuardrails, type Guardrails } from '../proxy/guardrails';
+import { type Guardrails } from '../proxy/guardrails';
+import { openGuardrails } from '../test/support/guardrails';
 import { loadProxyConfig } from '../proxy/config';
 import { startProxy } from '../proxy/server';
-import { createLogger, type Logger } from '../proxy/telemetry/logger';
-import { createRegistry } from '../proxy/telemetry/metrics';
+import { createLogger, type Logger } from '../common/logger';
+import { createRegistry } from '../common/metrics';
 import { startStubUpstream } from '../test/fixtures/stub-upstream';
 import { chatExchange } from '../test/support/exchange';
 import { fmt, printTable } from './support';
@@ -141,7 +142,7 @@ async function endToEnd(logger: Logger, texts: Record<string, string[]>): Promis
   for (const pack of ['off', 'default']) {
     const env = { APP_URL: stub.url, AKTO_PROXY_PORT: '0', ADMIN_PORT: '0', ADMIN_HOST: '127.0.0.1', LISTEN_HOST: '127.0.0.1', POLICY_PACK: pack };
     const registry = createRegistry(false);
-    const g = await createGuardrails(env, logger, registry);
+    const g = await openGuardrails(env, logger, registry);
     const proxy = await startProxy({ config: loadProxyConfig(env), hooks: [g.hooks], logger, registry, env });
     proxies[pack] = { url: proxy.url, close: async () => (await proxy.close(), g.close()) };
   }
@@ -162,7 +163,7 @@ async function endToEnd(logger: Logger, texts: Record<string, string[]>): Promis
 
 async function main(): Promise<void> {
   const logger = createLogger('silent', new Writable({ write: (_c, _e, cb) => cb() }));
-  const g = await createGuardrails({ POLICY_PACK: 'default' }, logger, createRegistry(false));
+  const g = await openGuardrails({ POLICY_PACK: 'default' }, logger, createRegistry(false));
   const tokenize = await tokenizer();
   const texts = { prose: tokenize(PROSE), spaceless: tokenize(SPACELESS) };
   const lag = { prose: measure(g, texts.prose), spaceless: measure(g, texts.spaceless) };

@@ -10,8 +10,8 @@
  */
 import { fork, ChildProcess } from 'node:child_process';
 import { Agent, request } from 'node:https';
-import { createLogger } from '../proxy/telemetry/logger';
-import { createRegistry } from '../proxy/telemetry/metrics';
+import { createLogger } from '../common/logger';
+import { createRegistry } from '../common/metrics';
 import { InjectFn } from '../webhook/admission';
 import { generateCa, issueServingCert } from '../webhook/certs';
 import { inject } from '../webhook/inject';

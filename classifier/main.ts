@@ -7,9 +7,9 @@
  * Listens at once (readyz says "loading model" until the model is in memory); missing model files are a
  * configuration error (exit 2) naming MODELS_DIR.
  */
-import { ConfigError, envEnum, envInt, envPort, envString, type Env } from '../proxy/config-env';
-import { createLogger } from '../proxy/telemetry/logger';
-import { createRegistry } from '../proxy/telemetry/metrics';
+import { ConfigError, envEnum, envInt, envPort, envString, type Env } from '../common/env';
+import { createLogger } from '../common/logger';
+import { createRegistry } from '../common/metrics';
 import { missingModelFiles, modelsDir } from './models';
 import { startClassifierServer } from './server';
 import { createClassifier, type Classifier } from './service';

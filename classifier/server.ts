@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { BodyTooLargeError, readBody } from '../proxy/http/body';
-import { isObject } from '../proxy/protocols/json-path';
+import { isObject } from '../common/json';
 import { CATEGORIES, type Category } from './heads';
 import { OverloadedError, type Classifier, type ClassifyInput } from './service';
 

@@ -2,16 +2,18 @@ import type { Registry } from 'prom-client';
 import pkg from '../package.json';
 import { createAktoGuardrails } from './akto';
 import { createAlerts } from './alerts';
-import { loadProxyConfig, type ProxyConfig } from './config';
-import { ConfigError, type Env } from './config-env';
-import { createGuardrails } from './guardrails';
+import { CORE_ENV, loadProxyConfig, type ProxyConfig } from './config';
+import { ConfigError, type Env } from '../common/env';
+import { checkGuardrailsPolicy, createGuardrails } from './guardrails';
+import { openPolicyStore } from './policy/open';
 import { createIngest } from './ingest';
 import { checkLimitsPolicy, createLimits } from './limits';
-import { checkInboundPolicy, createInboundProtocol } from './protocols/inbound';
+import { createInboundProtocol } from './protocols/inbound';
+import { checkInboundPolicy } from './policy/inbound';
 import { startProxy, type RunningProxy } from './server';
-import { createLogger, type Logger } from './telemetry/logger';
-import { SecretScrubber } from './telemetry/scrub';
-import { createRegistry } from './telemetry/metrics';
+import { createLogger, type Logger } from '../common/logger';
+import { SecretScrubber } from '../common/scrub';
+import { createRegistry } from '../common/metrics';
 import { refuseSelfTarget } from './self-target';
 
 export const VERSION: string = pkg.version;
@@ -33,8 +35,10 @@ export async function startApp(env: Env, opts: { logger?: Logger; registry?: Reg
   const secrets = SecretScrubber.fromEnv(env);
   const logger = opts.logger ?? createLogger(config.logLevel, undefined, secrets);
   const registry = opts.registry ?? createRegistry();
-  const guardrails = await createGuardrails(env, logger, registry, [checkLimitsPolicy, checkInboundPolicy]);
-  const limits = createLimits(guardrails.store, env, logger, registry);
+  // One policy store: every section's owner validates its part in the same pass, so a reload is all or nothing.
+  const policy = openPolicyStore(env, logger, registry, [checkGuardrailsPolicy, checkLimitsPolicy, checkInboundPolicy]);
+  const guardrails = await createGuardrails(policy, env, logger, registry);
+  const limits = createLimits(policy.store, env, logger, registry);
   const akto = createAktoGuardrails(env, logger, registry, { version: VERSION });
   const alerts = createAlerts(env, logger, registry, { version: VERSION });
   if (alerts) limits.onIncident(alerts.incident);
@@ -46,12 +50,13 @@ export async function startApp(env: Env, opts: { logger?: Logger; registry?: Reg
   const stopFeatures = async (drainMs: number): Promise<void> => {
     limits.close();
     guardrails.close();
+    policy.close();
     akto?.close();
     await Promise.all([ingest.close(drainMs), alerts?.close(Math.min(drainMs, ALERT_DRAIN_MS))]);
   };
   let proxy: RunningProxy;
   try {
-    const inboundProtocol = createInboundProtocol(() => guardrails.store.current());
+    const inboundProtocol = createInboundProtocol(() => policy.store.current());
     proxy = await startProxy({ config, hooks, logger, registry, env, inboundProtocol, readyDetail: () => [guardrails.modelTier.describe()] });
   } catch (err) {
     await stopFeatures(0);
@@ -76,7 +81,7 @@ function listenError(err: unknown, config: ProxyConfig, env: Env): ConfigError |
   const listener = config.listeners.find((l) => l.port === e.port);
   const admin = e.port === config.adminPort && !listener;
   const inbound = listener?.direction === 'inbound';
-  const portKey = admin ? 'ADMIN_PORT' : inbound ? 'INBOUND_PORT' : env.UPSTREAMS?.trim() ? 'UPSTREAMS' : 'AKTO_PROXY_PORT';
+  const portKey = admin ? 'ADMIN_PORT' : inbound ? 'INBOUND_PORT' : CORE_ENV.upstreams.read(env) ? 'UPSTREAMS' : 'AKTO_PROXY_PORT';
   const hostKey = admin ? 'ADMIN_HOST' : inbound ? 'INBOUND_HOST' : 'LISTEN_HOST';
   const where = `${e.address ?? '?'}:${e.port ?? '?'}`;
   switch (e.code) {

@@ -1,6 +1,8 @@
 import { validateHeaderValue } from 'node:http';
-import { Env, envEnum, envInt, envPort, envString, ConfigError, parseHttpUrl, envBool } from './config-env';
+import { ConfigError, declare, parseHttpUrl, type Env } from '../common/env';
 import type { ListenerTls } from './http/serving';
+import { AUTHORIZATION_PREFIX, authorizationVarFor, URL_VAR } from '../common/sidecar-env';
+import { INGEST_ENV } from './ingest/config';
 import type { Direction } from './protocols/exchange';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
@@ -53,10 +55,40 @@ export interface ProxyConfig {
 
 const MiB = 1024 * 1024;
 
+/** The listeners' and the request path's variables, in the order the README lists them. */
+export const CORE_ENV = {
+  appUrl: declare.family('APP_URL', URL_VAR, '(required)', 'the real endpoint, http or https, e.g. `https://xyz.us-east-1.aws.endpoints.huggingface.cloud`; `APP_URL_<suffix>` are the further endpoints `UPSTREAMS` names'),
+  upstreams: declare.string('UPSTREAMS', 'several endpoints: `8080=APP_URL,8081=APP_URL_1` — each port forwards to the URL held in the named variable, `APP_URL` or `APP_URL_<suffix>` (the webhook sets this)'),
+  proxyPort: declare.port('AKTO_PROXY_PORT', 8080, 'proxied port'),
+  listenHost: declare.stringOr('LISTEN_HOST', '0.0.0.0', 'the webhook sets `127.0.0.1` so nothing outside the pod can use the sidecar'),
+  adminPort: declare.port('ADMIN_PORT', 9090, '`/healthz`, `/readyz`, `/metrics` (never on the proxied port)'),
+  adminHost: declare.stringOr('ADMIN_HOST', '0.0.0.0', "the admin port stays reachable for the kubelet's probes and Prometheus when `LISTEN_HOST` is loopback"),
+  logLevel: declare.enum('LOG_LEVEL', LOG_LEVELS, 'info', '`trace`, `debug`, `info`, `warn`, `error`'),
+  requestTimeout: declare.int('REQUEST_TIMEOUT', 120, 1, 3600, "seconds to wait for the upstream's response head, and between two chunks of a stream"),
+  maxRequestSize: declare.int('MAX_REQUEST_SIZE', 10 * MiB, 1024, Number.MAX_SAFE_INTEGER, 'bytes; larger inference request bodies get 413, also once a `Content-Encoding` is undone'),
+  maxResponseSize: declare.int('MAX_RESPONSE_SIZE', 10 * MiB, 1024, Number.MAX_SAFE_INTEGER, 'bytes; a larger complete response is scanned as it streams through, in bounded memory (policy `on_oversize` can refuse or pass it instead)'),
+  drainTimeout: declare.int('DRAIN_TIMEOUT', 25, 0, 3600, 'seconds to finish in-flight requests after SIGTERM'),
+  clientHeaderTimeout: declare.int('CLIENT_HEADER_TIMEOUT', 60, 1, 3600, 'seconds for a client to send its request head; later → 408 (at most `CLIENT_REQUEST_TIMEOUT`)'),
+  clientRequestTimeout: declare.int('CLIENT_REQUEST_TIMEOUT', 300, 1, 86_400, 'seconds for a client to send its whole request, body included; later → 408. Stops once the request is in: a long answer or stream is not cut by it'),
+  maxHeaderSize: declare.int('MAX_HEADER_SIZE', 16 * 1024, 1024, 1024 * 1024, 'bytes of request line and headers; more → 431'),
+  authorization: declare.family(AUTHORIZATION_PREFIX, new RegExp(`^${AUTHORIZATION_PREFIX}`), '', 'the credential of `APP_URL` (`UPSTREAM_AUTHORIZATION_<suffix>`: of `APP_URL_<suffix>`), see below'),
+  identityEncoding: declare.bool('UPSTREAM_IDENTITY_ENCODING', true, 'ask the upstream for uncompressed bodies on inspected routes, so they can be read'),
+  tlsCertFile: declare.string('LISTEN_TLS_CERT_FILE', 'PEM certificate: the proxied ports speak HTTPS (gateway mode); set with `LISTEN_TLS_KEY_FILE`; re-read on rotation'),
+  tlsKeyFile: declare.string('LISTEN_TLS_KEY_FILE', 'PEM key of `LISTEN_TLS_CERT_FILE`; both or neither'),
+  tlsReloadMs: declare.int('LISTEN_TLS_RELOAD_MS', 5000, 50, 3_600_000, 'how often those files are checked for a new certificate'),
+};
+
+/** The inbound listener in front of the agent's own API (end user → proxy → agent), see docs/inbound.md. */
+export const INBOUND_ENV = {
+  port: declare.optionalPort('INBOUND_PORT', 'a second listener in front of the agent\'s own API (end user → proxy → agent), see [docs/inbound.md](docs/inbound.md)'),
+  host: declare.string('INBOUND_HOST', 'address of the inbound listener (end users call it from outside the pod); only with `INBOUND_PORT`', '`0.0.0.0`'),
+  appUrl: declare.string('INBOUND_APP_URL', 'the agent container\'s own API the inbound listener forwards to, e.g. `http://127.0.0.1:8000`; required with `INBOUND_PORT`'),
+};
+
 /** Reads and validates the data plane's environment. Throws ConfigError naming the variable. */
 export function loadProxyConfig(env: Env): ProxyConfig {
-  const proxyPort = envPort(env, 'AKTO_PROXY_PORT', 8080);
-  const adminPort = envPort(env, 'ADMIN_PORT', 9090);
+  const proxyPort = CORE_ENV.proxyPort.read(env);
+  const adminPort = CORE_ENV.adminPort.read(env);
   const listeners = loadListeners(env, proxyPort);
   for (const l of listeners) {
     if (l.port !== 0 && l.port === adminPort) throw new ConfigError('ADMIN_PORT', `must differ from the proxy port ${l.port}`);
@@ -65,17 +97,17 @@ export function loadProxyConfig(env: Env): ProxyConfig {
   if (inbound) listeners.push(inbound);
   return {
     listeners,
-    listenHost: envString(env, 'LISTEN_HOST', '0.0.0.0'),
+    listenHost: CORE_ENV.listenHost.read(env),
     adminPort,
-    adminHost: envString(env, 'ADMIN_HOST', '0.0.0.0'),
-    logLevel: envEnum(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
-    requestTimeoutMs: envInt(env, 'REQUEST_TIMEOUT', 120, 1, 3600) * 1000,
-    maxRequestBytes: envInt(env, 'MAX_REQUEST_SIZE', 10 * MiB, 1024),
-    maxResponseBytes: envInt(env, 'MAX_RESPONSE_SIZE', 10 * MiB, 1024),
-    drainTimeoutMs: envInt(env, 'DRAIN_TIMEOUT', 25, 0, 3600) * 1000,
+    adminHost: CORE_ENV.adminHost.read(env),
+    logLevel: CORE_ENV.logLevel.read(env),
+    requestTimeoutMs: CORE_ENV.requestTimeout.read(env) * 1000,
+    maxRequestBytes: CORE_ENV.maxRequestSize.read(env),
+    maxResponseBytes: CORE_ENV.maxResponseSize.read(env),
+    drainTimeoutMs: CORE_ENV.drainTimeout.read(env) * 1000,
     ...loadClientLimits(env),
-    traceBytes: tracePayloadBytes(env),
-    forceIdentityEncoding: envBool(env, 'UPSTREAM_IDENTITY_ENCODING', true),
+    traceBytes: INGEST_ENV.maxPayloadBytes.read(env),
+    forceIdentityEncoding: CORE_ENV.identityEncoding.read(env),
     listenTls: loadListenTls(env),
   };
 }
@@ -86,26 +118,20 @@ export function loadProxyConfig(env: Env): ProxyConfig {
  * never sends an upstream credential: the end user's own Authorization reaches the app unchanged.
  */
 function loadInboundListener(env: Env, egress: readonly Listener[], adminPort: number): Listener | undefined {
-  const url = envString(env, 'INBOUND_APP_URL');
-  if (envString(env, 'INBOUND_PORT') === undefined) {
+  const url = INBOUND_ENV.appUrl.read(env);
+  const port = INBOUND_ENV.port.read(env);
+  if (port === undefined) {
     if (url !== undefined) throw new ConfigError('INBOUND_APP_URL', 'is set but INBOUND_PORT is not: set both to guard the agent\'s own API, or neither');
-    if (envString(env, 'INBOUND_HOST') !== undefined) throw new ConfigError('INBOUND_HOST', 'is set but INBOUND_PORT is not');
+    if (INBOUND_ENV.host.read(env) !== undefined) throw new ConfigError('INBOUND_HOST', 'is set but INBOUND_PORT is not');
     return undefined;
   }
-  const port = envPort(env, 'INBOUND_PORT', 0);
   if (port !== 0) {
     if (port === adminPort) throw new ConfigError('INBOUND_PORT', `must differ from ADMIN_PORT (${adminPort})`);
     const twin = egress.find((l) => l.port === port);
     if (twin) throw new ConfigError('INBOUND_PORT', `must differ from the proxy port ${port} of ${twin.urlVar}`);
   }
   if (url === undefined) throw new ConfigError('INBOUND_APP_URL', 'is required when INBOUND_PORT is set (the agent container\'s own API, e.g. http://127.0.0.1:8000)');
-  return { port, upstream: parseHttpUrl('INBOUND_APP_URL', url), urlVar: 'INBOUND_APP_URL', direction: 'inbound', host: envString(env, 'INBOUND_HOST', '0.0.0.0') };
-}
-
-/** AKTO_MAX_PAYLOAD_BYTES: the most of one payload a trace record carries, so the most of a body worth keeping for it. */
-export function tracePayloadBytes(env: Env): number {
-  // Two payloads plus headers must fit one 10 MiB POST; Akto allows 5 MiB per string.
-  return envInt(env, 'AKTO_MAX_PAYLOAD_BYTES', MiB, 1024, 4 * MiB);
+  return { port, upstream: parseHttpUrl('INBOUND_APP_URL', url), urlVar: 'INBOUND_APP_URL', direction: 'inbound', host: INBOUND_ENV.host.read(env) ?? '0.0.0.0' };
 }
 
 /**
@@ -114,32 +140,20 @@ export function tracePayloadBytes(env: Env): number {
  * answers for minutes is not cut by it (REQUEST_TIMEOUT bounds the upstream side).
  */
 function loadClientLimits(env: Env): Pick<ProxyConfig, 'clientHeaderTimeoutMs' | 'clientRequestTimeoutMs' | 'maxHeaderBytes'> {
-  const header = envInt(env, 'CLIENT_HEADER_TIMEOUT', 60, 1, 3600);
-  const request = envInt(env, 'CLIENT_REQUEST_TIMEOUT', 300, 1, 86_400);
+  const header = CORE_ENV.clientHeaderTimeout.read(env);
+  const request = CORE_ENV.clientRequestTimeout.read(env);
   if (header > request) throw new ConfigError('CLIENT_HEADER_TIMEOUT', `must not exceed CLIENT_REQUEST_TIMEOUT (${request}): the headers are part of the request`);
-  return { clientHeaderTimeoutMs: header * 1000, clientRequestTimeoutMs: request * 1000, maxHeaderBytes: envInt(env, 'MAX_HEADER_SIZE', 16 * 1024, 1024, 1024 * 1024) };
+  return { clientHeaderTimeoutMs: header * 1000, clientRequestTimeoutMs: request * 1000, maxHeaderBytes: CORE_ENV.maxHeaderSize.read(env) };
 }
 
 /** LISTEN_TLS_CERT_FILE and LISTEN_TLS_KEY_FILE come together; LISTEN_TLS_RELOAD_MS (default 5000) polls for rotation. */
 function loadListenTls(env: Env): ListenerTls | undefined {
-  const certFile = envString(env, 'LISTEN_TLS_CERT_FILE');
-  const keyFile = envString(env, 'LISTEN_TLS_KEY_FILE');
+  const certFile = CORE_ENV.tlsCertFile.read(env);
+  const keyFile = CORE_ENV.tlsKeyFile.read(env);
   if (certFile === undefined && keyFile === undefined) return undefined;
   if (certFile === undefined) throw new ConfigError('LISTEN_TLS_CERT_FILE', 'must be set together with LISTEN_TLS_KEY_FILE');
   if (keyFile === undefined) throw new ConfigError('LISTEN_TLS_KEY_FILE', 'must be set together with LISTEN_TLS_CERT_FILE');
-  return { certFile, keyFile, reloadMs: envInt(env, 'LISTEN_TLS_RELOAD_MS', 5000, 50, 3_600_000) };
-}
-
-/** URL variables of listeners: APP_URL, or APP_URL_<suffix> with UPSTREAMS. */
-const URL_VAR = /^APP_URL(?:_([A-Za-z0-9_]+))?$/;
-/** Every variable that may hold an upstream credential (typos included); each must belong to exactly one listener. */
-const AUTHORIZATION_PREFIX = 'UPSTREAM_AUTHORIZATION';
-
-/** The one credential variable of a URL variable: APP_URL -> UPSTREAM_AUTHORIZATION, APP_URL_1 -> UPSTREAM_AUTHORIZATION_1. */
-export function authorizationVarFor(urlVar: string): string {
-  const m = URL_VAR.exec(urlVar);
-  if (!m) throw new Error(`${urlVar} is not a listener URL variable`);
-  return m[1] === undefined ? AUTHORIZATION_PREFIX : `${AUTHORIZATION_PREFIX}_${m[1]}`;
+  return { certFile, keyFile, reloadMs: CORE_ENV.tlsReloadMs.read(env) };
 }
 
 /**
@@ -150,7 +164,7 @@ export function authorizationVarFor(urlVar: string): string {
  * stops the start: a token is never sent anywhere but the upstream it was configured for.
  */
 function loadListeners(env: Env, proxyPort: number): Listener[] {
-  const spec = envString(env, 'UPSTREAMS');
+  const spec = CORE_ENV.upstreams.read(env);
   const entries: Array<{ port: number; urlVar: string }> = [];
   if (spec === undefined) entries.push({ port: proxyPort, urlVar: 'APP_URL' });
   else {
@@ -171,17 +185,17 @@ function loadListeners(env: Env, proxyPort: number): Listener[] {
     if (entries.length === 0) throw new ConfigError('UPSTREAMS', 'lists no upstream');
   }
   const listeners = entries.map(({ port, urlVar }): Listener => {
-    const value = envString(env, urlVar);
+    const value = CORE_ENV.appUrl.readAs(env, urlVar);
     if (value === undefined) {
       throw new ConfigError(urlVar, spec === undefined ? 'is required but not set' : `is named by UPSTREAMS for port ${port} but not set`);
     }
     const authorizationVar = authorizationVarFor(urlVar);
-    const authorization = envString(env, authorizationVar);
+    const authorization = CORE_ENV.authorization.readAs(env, authorizationVar);
     if (authorization !== undefined) checkHeaderValue(authorizationVar, authorization);
     return { port, upstream: parseHttpUrl(urlVar, value), urlVar, direction: 'egress', authorizationVar, authorization };
   });
   for (const key of Object.keys(env)) {
-    if (!key.startsWith(AUTHORIZATION_PREFIX) || envString(env, key) === undefined) continue;
+    if (!key.startsWith(AUTHORIZATION_PREFIX) || !CORE_ENV.authorization.readAs(env, key)) continue;
     if (listeners.some((l) => l.authorizationVar === key)) continue;
     const owner = `APP_URL${key.slice(AUTHORIZATION_PREFIX.length)}`;
     const listed = listeners.map((l) => l.urlVar).join(', ');

@@ -1,4 +1,6 @@
+import type { OversizeAction } from './policy/types';
 import type { BlockVerdict, Exchange } from './protocols/exchange';
+import type { StreamInspector } from './protocols/stream-filter';
 
 /**
  * The seam between the data plane and the features built on it. The server runs hooks in
@@ -22,46 +24,6 @@ export interface ExchangeHooks {
   onComplete?(ex: Exchange): void;
 }
 
-/**
- * A response over MAX_RESPONSE_SIZE: `scan` streams it through the channel filters in bounded memory, `block`
- * refuses it (502, not retried), `allow` passes it unchecked (recorded in the trace).
- */
-export type OversizeAction = 'scan' | 'block' | 'allow';
-
 export interface ResponseInspection {
   onOversize: OversizeAction;
-}
-
-/** What a channel filter lets through now. `block` ends the stream in the client's dialect. */
-export interface StreamRelease {
-  text: string;
-  block?: BlockVerdict;
-}
-
-/**
- * Filters the text of one stream channel: a choice's content, or one (choice, tool call) pair's
- * argument fragments. push() returns what can no longer become part of a match; end() the rest.
- */
-export interface ChannelFilter {
-  push(delta: string): StreamRelease;
-  end(): StreamRelease;
-}
-
-/**
- * What a stream channel carries: generated text, tool-call arguments or names, reasoning, a refusal, an audio
- * transcript, an in-stream error message, or the tokens of a logprobs/top-tokens list (one channel per rank),
- * which the client reads as text too.
- */
-export type ChannelKind = 'content' | 'tool_arguments' | 'tool_name' | 'reasoning' | 'refusal' | 'transcript' | 'error' | 'token_list';
-
-export interface StreamInspector {
-  /** Called once per channel, the first time it carries text. */
-  channel(key: string, kind: ChannelKind): ChannelFilter;
-  /**
-   * For checks that need the whole answer (a remote verdict): asked once the upstream's stream has ended
-   * and ex.output holds the text released. While it runs the stream's terminal events (finish chunks,
-   * usage, `[DONE]`, TGI's last event) are held back; a verdict ends the stream in the client's dialect
-   * instead (finish_reason "content_filter" / an error event). Text already sent stays sent.
-   */
-  finalCheck?(): Promise<BlockVerdict | undefined>;
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { startApp } from './app';
-import { ConfigError } from './config-env';
-import { createLogger } from './telemetry/logger';
-import { SecretScrubber } from './telemetry/scrub';
+import { ConfigError } from '../common/env';
+import { createLogger } from '../common/logger';
+import { SecretScrubber } from '../common/scrub';
 
 async function main(): Promise<void> {
   let app;

@@ -8,8 +8,9 @@ import { lookup } from 'node:dns/promises';
 import { networkInterfaces, hostname } from 'node:os';
 import { isIP } from 'node:net';
 import type { Listener, ProxyConfig } from './config';
-import { ConfigError, type Env } from './config-env';
-import { canonicalHost, isLoopbackHost, urlPort } from './http/url';
+import { ConfigError, type Env } from '../common/env';
+import { POD_ENV } from '../common/sidecar-env';
+import { canonicalHost, isLoopbackHost, urlPort } from '../common/url';
 
 export interface OwnEndpoints {
   /** Ports this process listens on, with what each is for. */
@@ -59,7 +60,7 @@ const LOOKUP_TIMEOUT_MS = 1000;
 export async function refuseSelfTarget(config: ProxyConfig, env: Env): Promise<void> {
   const ports = ownPorts(config);
   const bound = config.listeners.map((l) => l.host ?? '');
-  const hosts = new Set<string>([hostname(), env.POD_IP ?? '', env.POD_NAME ?? '', config.listenHost, config.adminHost, ...bound].filter(Boolean).map(bare));
+  const hosts = new Set<string>([hostname(), POD_ENV.ip.read(env) ?? '', POD_ENV.name.read(env) ?? '', config.listenHost, config.adminHost, ...bound].filter(Boolean).map(bare));
   for (const addrs of Object.values(networkInterfaces())) for (const a of addrs ?? []) hosts.add(bare(a.address));
   const own: OwnEndpoints = { ports, hosts };
   const names = config.listeners

@@ -94,6 +94,10 @@ async function main() {
     format: 'cjs',
     external: EXTERNAL,
     keepNames: true,
+    // Without comments and whitespace the bundle parses faster and its source, which V8 keeps in memory, is smaller.
+    // Identifiers stay (keepNames, no minifyIdentifiers) so stack traces and logs read as the code does.
+    minifyWhitespace: true,
+    minifySyntax: true,
     define: { 'require.main': 'null' },
     legalComments: 'none',
     metafile: true,

@@ -7,6 +7,7 @@ import { AdmissionEvent, eventFor } from './events';
 import { ClusterInfo, InjectResult, inject, podName } from './inject';
 import { JsonObject } from './patch';
 import { Settings } from './settings';
+import { isObject } from '../common/json';
 
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
 export const ADMISSION_API_VERSIONS: readonly string[] = [ADMISSION_API_VERSION, 'admission.k8s.io/v1beta1'];
@@ -31,10 +32,6 @@ export interface ReviewOptions {
 }
 
 export class BadReviewError extends Error {}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
 
 export type InjectFn = typeof inject;
 

@@ -7,7 +7,7 @@
  * pending Events new ones are dropped, counted, and logged once a minute.
  */
 import { Counter, Registry } from 'prom-client';
-import type { Logger } from '../proxy/telemetry/logger';
+import type { Logger } from '../common/logger';
 import type { AdmissionEvent } from './events';
 import type { KubeApi } from './kube-api';
 

@@ -11,7 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments, stringify } from 'yaml';
 import { ClusterInfo, inject, InjectResult } from './inject';
-import { JsonObject, PatchBuilder } from './patch';
+import { JsonObject, PatchBuilder, isJsonObject as isObject } from './patch';
 import { loadSettings, Settings } from './settings';
 
 export interface ExplainOptions {
@@ -20,10 +20,6 @@ export interface ExplainOptions {
   enforced?: boolean;
   cluster: ClusterInfo;
   showPatch: boolean;
-}
-
-function isObject(v: unknown): v is JsonObject {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 /** The pod (template) of a manifest: a Pod, a workload's spec.template, or a CronJob's jobTemplate. */

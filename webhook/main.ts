@@ -4,9 +4,9 @@
  * asks it about native sidecars, sets up TLS (files or self-managed) and the Events recorder, then serves
  * admissions. SIGTERM at any moment stops it: during start-up at once, once serving after the drain window.
  */
-import { ConfigError } from '../proxy/config-env';
-import { createLogger, Logger } from '../proxy/telemetry/logger';
-import { createRegistry } from '../proxy/telemetry/metrics';
+import { ConfigError } from '../common/env';
+import { createLogger, Logger } from '../common/logger';
+import { createRegistry } from '../common/metrics';
 import { generateCa, issueServingCert } from './certs';
 import { detectNativeSidecars } from './cluster';
 import { EventRecorder } from './event-recorder';
@@ -15,7 +15,7 @@ import type { KubeApi } from './kube-api';
 import { SelfManagedTls } from './self-managed-tls';
 import { createWebhookServer, TlsMaterial, WebhookServer } from './server';
 import { loadSettings, Settings, WEBHOOK_VERSION } from './settings';
-import { readTlsFiles, TlsFileWatcher } from '../proxy/http/tls-files';
+import { readTlsFiles, TlsFileWatcher } from '../common/tls-files';
 
 const NATIVE_RECHECK_MS = 10 * 60 * 1000;
 /** One API call while waiting for the API server: a blackholed address must not hang start-up for minutes. */

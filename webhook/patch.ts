@@ -1,3 +1,4 @@
+import { isObject } from '../common/json';
 /**
  * Targeted RFC 6902 JSON Patch ops over raw JSON. The builder applies every op to its working
  * document as it records it, so later ops see the indexes earlier ops produced, and the final
@@ -13,9 +14,8 @@ export type PatchOp =
   | { op: 'replace'; path: string; value: JsonValue }
   | { op: 'remove'; path: string };
 
-export function isJsonObject(v: unknown): v is JsonObject {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
+/** The one object guard (common/json), typed for patch documents. */
+export const isJsonObject = isObject as (v: unknown) => v is JsonObject;
 
 /** RFC 6901: `~` becomes `~0` first, then `/` becomes `~1`. */
 export function escapePointer(segment: string | number): string {

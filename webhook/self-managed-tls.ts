@@ -5,7 +5,7 @@
  * caBundle is patched when it does not trust our serving cert; a rotated CA keeps the previous
  * one in the bundle. Ready only when every webhook entry's caBundle verifies the served cert.
  */
-import type { Logger } from '../proxy/telemetry/logger';
+import type { Logger } from '../common/logger';
 import { generateCa, isExpired, issueServingCert, keyMatches, needsRenewal, serviceDnsNames, splitPem, verifiedBy, certInfo } from './certs';
 import type { KubeApi } from './kube-api';
 import type { Settings } from './settings';

@@ -10,13 +10,13 @@ import { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import express, { NextFunction, Request, Response } from 'express';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Logger } from '../proxy/telemetry/logger';
+import type { Logger } from '../common/logger';
 import { ADMISSION_API_VERSION, BadReviewError, InjectFn, answerVersion, review } from './admission';
 import type { AdmissionEvent } from './events';
 import { ClusterInfo, inject } from './inject';
 import type { Settings } from './settings';
 
-import type { TlsMaterial } from '../proxy/http/tls-files';
+import type { TlsMaterial } from '../common/tls-files';
 export type { TlsMaterial };
 
 export interface WebhookServerOptions {

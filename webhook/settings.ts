@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError, Env } from '../proxy/config-env';
+import { ConfigError, Env } from '../common/env';
 import pkg from '../package.json';
 import { CREDENTIAL_REF, CREDENTIAL_REF_FORMAT } from './credentials';
 import { parseSelector } from './selector';

@@ -2,7 +2,7 @@
  * The injected proxy container and its volumes, built structurally from typed settings and
  * validated overrides (never from text templates).
  */
-import { authorizationVarFor } from '../proxy/config';
+import { authorizationVarFor } from '../common/sidecar-env';
 import { PodOverrides } from './annotations';
 import { CredentialRef } from './credentials';
 import type { InboundListener } from './inbound';

@@ -4,7 +4,7 @@
  */
 import { STATUS_ANNOTATION } from './annotations';
 import { InboundStatus, isInboundStatus, stripInbound } from './inbound';
-import { JsonObject, JsonValue, PatchBuilder, pointer } from './patch';
+import { JsonObject, JsonValue, PatchBuilder, pointer, isJsonObject as isObject } from './patch';
 import { canonical } from './upstreams';
 
 export const DEFAULT_CONTAINER_ANNOTATION = 'kubectl.kubernetes.io/default-container';
@@ -32,10 +32,6 @@ export interface InjectionStatus {
   defaultContainer: boolean;
   /** The app port whose name the inbound listener took over (annotation inbound-port). */
   inbound?: InboundStatus;
-}
-
-function isObject(v: unknown): v is JsonObject {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 /** Parses the status annotation; undefined when absent, 'invalid' when it is not ours to trust. */

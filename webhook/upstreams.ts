@@ -3,8 +3,8 @@
  * value: a literal, the same valueFrom, a keyRef into the same envFrom source, and `$(VAR)`
  * references carried over under names of our own so they resolve in the sidecar too.
  */
-import { isLoopbackHost, parseHttpUrlText, urlPort } from '../proxy/http/url';
-import { JsonObject, JsonValue } from './patch';
+import { isLoopbackHost, parseHttpUrlText, urlPort } from '../common/url';
+import { JsonObject, JsonValue, isJsonObject as isObject } from './patch';
 
 export interface EnvEntry extends JsonObject {
   name: string;
@@ -34,10 +34,6 @@ const MAX_REF_DEPTH = 8;
 function hasRef(value: string): boolean {
   for (const m of value.matchAll(REF)) if (m[1] !== undefined) return true;
   return false;
-}
-
-function isObject(v: unknown): v is JsonObject {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 function envList(container: JsonObject): JsonValue[] {

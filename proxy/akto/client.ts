@@ -1,6 +1,6 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { Env } from '../config-env';
+import type { Env } from '../../common/env';
 import { createUpstreamAgent } from '../http/agents';
 import { aktoRoute } from '../ingest/sender';
 import type { Stage } from '../protocols/exchange';

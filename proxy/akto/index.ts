@@ -1,13 +1,14 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
-import type { Env } from '../config-env';
-import type { ChannelFilter, ExchangeHooks } from '../hooks';
+import type { Env } from '../../common/env';
+import type { ExchangeHooks } from '../hooks';
+import type { ChannelFilter } from '../protocols/stream-filter';
 import { headerValue } from '../http/headers';
 import { buildAktoRecord } from '../ingest/record';
 import { assembledResponse } from '../protocols/assembled';
 import type { BlockVerdict, Exchange, Finding, Stage } from '../protocols/exchange';
 import { serializeRequest } from '../protocols/request';
 import { serializeResponse } from '../protocols/response';
-import type { Logger } from '../telemetry/logger';
+import type { Logger } from '../../common/logger';
 import { createGuardrailsClient, type CheckErrorReason } from './client';
 import { loadAktoGuardrailsConfig, type AktoGuardrailsConfig } from './config';
 import { applyModifiedRequest, applyModifiedResponse, type ModifiedProblem } from './modified';
@@ -26,6 +27,13 @@ export interface PhaseNote {
   rule?: string;
   behaviour?: string;
   error?: CheckErrorReason;
+}
+
+declare module '../protocols/exchange' {
+  interface ExchangeNotes {
+    /** Akto's inline verdict per stage. */
+    akto?: AktoNote;
+  }
 }
 
 /** ex.notes.akto */
@@ -197,7 +205,7 @@ export function createAktoGuardrails(env: Env, logger: Logger, registry: Registr
 
   function mark(ex: Exchange, phase: Stage, note: PhaseNote): void {
     m.checks.inc({ phase, result: note.result });
-    ((ex.notes.akto ??= {}) as AktoNote)[phase] = note;
+    (ex.notes.akto ??= {})[phase] = note;
     const tags = (ex.traceTags ??= {});
     tags[`akto-${phase}`] = note.result;
     if (note.policy) tags['akto-policy'] = note.policy;

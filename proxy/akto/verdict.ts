@@ -1,4 +1,5 @@
 import type { Severity, Stage } from '../protocols/exchange';
+import { isObject } from '../../common/json';
 
 /** Akto's policy behaviours (GuardrailPolicies.behaviour); what this proxy does with each is in index.ts. */
 export type Behaviour = 'block' | 'warn' | 'alert' | 'approval';
@@ -24,10 +25,6 @@ type Obj = Record<string, unknown>;
 
 /** Reasons end up in client errors and traces: bounded, one line. */
 const MAX_REASON_CHARS = 500;
-
-function isObject(v: unknown): v is Obj {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
 
 function first(o: Obj, ...keys: string[]): unknown {
   for (const k of keys) if (o[k] !== undefined && o[k] !== null) return o[k];

@@ -1,9 +1,9 @@
 import type { Registry } from 'prom-client';
-import type { Env } from '../config-env';
+import type { Env } from '../../common/env';
 import type { ExchangeHooks } from '../hooks';
 import type { IncidentListener } from '../limits/incidents';
 import { SEVERITY_RANK, type Exchange, type Finding } from '../protocols/exchange';
-import type { Logger } from '../telemetry/logger';
+import type { Logger } from '../../common/logger';
 import { loadAlertConfig } from './config';
 import { AlertSender, createAlertPost } from './sender';
 

@@ -1,10 +1,10 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { Env } from '../config-env';
+import type { Env } from '../../common/env';
 import { createUpstreamAgent } from '../http/agents';
 import { classify, type PostResult } from '../ingest/sender';
-import type { Logger } from '../telemetry/logger';
+import type { Logger } from '../../common/logger';
 import type { AlertConfig } from './config';
 import { alertBody, type AlertContext, type AlertEvent, type AlertGroupView } from './format';
 

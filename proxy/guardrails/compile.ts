@@ -1,10 +1,9 @@
-import type { IncomingHttpHeaders } from 'node:http';
-import type { OversizeAction } from '../hooks';
 import type { Exchange, Severity } from '../protocols/exchange';
 import { PolicyError } from '../policy/load';
-import { MODEL_CATEGORIES, type AllowEntry, type GuardrailRule, type ModelCategory, type ModelUse, type RedactionStyle, type ResolvedPolicy, type RuleAction, type RuleMatch } from '../policy/types';
+import { MODEL_CATEGORIES, type AllowEntry, type OversizeAction, type GuardrailRule, type ModelCategory, type ModelUse, type RedactionStyle, type ResolvedPolicy, type RuleAction, type RuleMatch } from '../policy/types';
 import { createKeywordDetector, createRegexDetector, type Detector } from './detectors';
-import { globMatch } from './glob';
+import { globMatch } from '../protocols/glob';
+import { headerValue } from '../http/headers';
 
 const DEFAULT_MAX_HOLDBACK = 16384;
 const DEFAULT_SEVERITY: Record<RuleAction, Severity> = { block: 'high', redact: 'medium', flag: 'low' };
@@ -91,11 +90,6 @@ function categoryTarget(category: string): { detector: string; entities?: string
   return { detector, entities: entity === '*' ? undefined : [entity] };
 }
 
-function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
-  const v = headers[name];
-  return Array.isArray(v) ? v.join(', ') : v;
-}
-
 function matcher(match: RuleMatch | undefined): (ex: Exchange) => boolean {
   if (!match) return () => true;
   const identities = match.identities;
@@ -116,7 +110,7 @@ function matcher(match: RuleMatch | undefined): (ex: Exchange) => boolean {
     }
     if (headers) {
       for (const [name, glob] of headers) {
-        const value = headerValue(ex.requestHeaders, name);
+        const value = headerValue(ex.requestHeaders, name, 'joined');
         if (value === undefined || !globMatch(glob, value)) return false;
       }
     }

@@ -54,6 +54,13 @@ export interface StageRecord {
   holdbackOverflows?: number;
 }
 
+declare module '../protocols/exchange' {
+  interface ExchangeNotes {
+    /** The guardrail decision record (docs/policy.md), where any rule applied. */
+    guardrails?: GuardrailDecision;
+  }
+}
+
 /** ex.notes.guardrails */
 export interface GuardrailDecision {
   policy: string;

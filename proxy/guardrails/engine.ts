@@ -2,7 +2,8 @@ import { performance } from 'node:perf_hooks';
 import { editSegment, type BlockVerdict, type Exchange, type Finding, type Segment, type Stage } from '../protocols/exchange';
 import { categoryOf, type CompiledAllow, type CompiledPolicy, type CompiledRule } from './compile';
 import { addHit, emptyStage, stronger, type StageRecord } from './decision';
-import { estimateTokens, type Match, type ScanOptions } from './detectors';
+import { exceededSize, type Match, type ScanOptions } from './detectors';
+import { tokensForChars } from '../protocols/tokens';
 import { normalizeText, type NormalizedText } from './normalize';
 import { applyRedactions, evidence, type RedactionContext, type RedactionSpan } from './redact';
 
@@ -213,15 +214,10 @@ export function modelCandidates(policy: CompiledPolicy, ex: Exchange, stage: Sta
   return out;
 }
 
-/** Size rules measure the text they apply to: characters and estimated tokens (chars / 4). */
+/** Size rules measure all the text they apply to: characters and estimated tokens (exceededSize). */
 export function sizeMatch(rule: CompiledRule, chars: number, tokens: number): Match | undefined {
-  if (rule.maxChars !== undefined && chars > rule.maxChars) {
-    return { detector: 'size', entity: 'SIZE_CHARS', start: 0, end: 0, score: 1, reason: `${chars} characters > max_chars ${rule.maxChars}` };
-  }
-  if (rule.maxTokens !== undefined && tokens > rule.maxTokens) {
-    return { detector: 'size', entity: 'SIZE_TOKENS', start: 0, end: 0, score: 1, reason: `~${tokens} tokens > max_tokens ${rule.maxTokens}` };
-  }
-  return undefined;
+  const first = exceededSize(rule, chars, tokens)[0];
+  return first && { detector: 'size', entity: first.entity, start: 0, end: 0, score: 1, reason: first.reason };
 }
 
 /** The finding for `n` matches of one entity of a rule that fired; `score` is the highest, `tier` the one that decided. */
@@ -392,7 +388,7 @@ export function evaluateStage(policy: CompiledPolicy, ex: Exchange, stage: Stage
       // Token lists repeat the text of another segment.
       if ((rule.roles && !rule.roles.has(seg.role)) || seg.kind === 'token_list') continue;
       chars += seg.text.length;
-      tokens += estimateTokens(seg.text);
+      tokens += tokensForChars(seg.text.length);
     }
     const m = sizeMatch(rule, chars, tokens);
     if (m) tallies.get(rule)!.matches.push({ segment: -1, text: '', match: m });

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import type { ChannelFilter, ChannelKind, StreamInspector, StreamRelease } from '../hooks';
+import type { ChannelFilter, ChannelKind, StreamInspector, StreamRelease } from '../protocols/stream-filter';
+import { tokensForChars } from '../protocols/tokens';
 import type { BlockVerdict, Exchange, Finding } from '../protocols/exchange';
 import type { CompiledAllow, CompiledPolicy, CompiledRule } from './compile';
 import { addHit, emptyStage, stronger, type HitRecord, type RuleRecord, type StageRecord } from './decision';
@@ -10,11 +11,6 @@ import { applyRedactions, evidence, type RedactionContext, type RedactionSpan } 
 
 /** Streamed output is written by the model. */
 const STREAM_ROLE = 'assistant';
-
-/** The size rules' token estimate (characters / 4, rounded up) of a channel of `chars` characters. */
-function estimateTokens(chars: number): number {
-  return Math.ceil(chars / 4);
-}
 
 /** Token lists repeat the text of another channel: size rules do not count them twice. */
 const UNCOUNTED: ReadonlySet<ChannelKind> = new Set<ChannelKind>(['token_list']);
@@ -172,7 +168,7 @@ class StreamState {
   grow(kind: ChannelKind, before: number, after: number): BlockVerdict | undefined {
     if (UNCOUNTED.has(kind)) return undefined;
     this.chars += after - before;
-    this.tokens += estimateTokens(after) - estimateTokens(before);
+    this.tokens += tokensForChars(after) - tokensForChars(before);
     let verdict: BlockVerdict | undefined;
     for (const rule of this.sizeRules) {
       if (this.sizeFired.has(rule)) continue;

@@ -1,13 +1,12 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import { envString, type Env } from '../config-env';
+import { declare, type Env } from '../../common/env';
 import type { ExchangeHooks } from '../hooks';
 import type { BlockVerdict, Exchange, Finding, Stage } from '../protocols/exchange';
 import { isInferenceRoute } from '../protocols/request';
 import { PACKS } from '../policy/packs';
 import { isPackName, type PolicyCheck } from '../policy/load';
-import { openPolicyStore } from '../policy/open';
-import type { PolicyStore } from '../policy/store';
+import type { OpenedPolicyStore } from '../policy/open';
 import type { ResolvedPolicy } from '../policy/types';
 import { compilePolicy, type CompiledPolicy } from './compile';
 import { emptyStage, type GuardrailDecision, type StageRecord } from './decision';
@@ -21,8 +20,6 @@ export type { GuardrailDecision, StageRecord, HitRecord, RuleRecord } from './de
 
 export interface Guardrails {
   hooks: ExchangeHooks;
-  /** The policy store, shared with limits. */
-  store: PolicyStore<ResolvedPolicy>;
   /** The model tier (classifier), for /readyz detail. */
   modelTier: ModelTier;
   close(): void;
@@ -65,29 +62,32 @@ function metrics(registry: Registry): GuardrailMetrics {
   };
 }
 
-/** The pack limits asked for (ex.notes.limits.escalatedPack) while an identity is under escalation. */
-function escalatedPack(ex: Exchange): string | undefined {
-  const limits = ex.notes.limits as { escalatedPack?: unknown } | undefined;
-  return typeof limits?.escalatedPack === 'string' ? limits.escalatedPack : undefined;
-}
+export const GUARDRAILS_ENV = {
+  hashKey: declare.string('GUARDRAILS_HASH_KEY', 'key of the HMAC behind `redaction: hash` (from a Secret): the same tag for the same value across restarts and replicas', 'random per process'),
+};
+
+let builtinsOnce: ReturnType<typeof builtinDetectors> | undefined;
+const builtins = (): ReturnType<typeof builtinDetectors> => (builtinsOnce ??= builtinDetectors());
+/** Compiled form of each policy the store accepted, kept for the engine. */
+const compiled = new WeakMap<ResolvedPolicy, CompiledPolicy>();
 
 /**
- * Guardrails as proxy hooks: the decision engine on requests and complete responses, the holdback filter on
- * streams. Reads POLICY_FILE / POLICY_PACK (ConfigError on a bad value or an invalid policy) and
- * GUARDRAILS_HASH_KEY (key of `redaction: hash`; random per process when unset). `sectionChecks` validate the
- * policy sections other features own.
+ * The guardrails section's check for the policy store: compiling is part of validation, so a policy whose regex
+ * RE2 rejects never replaces a working one. The store runs it with the other sections' checks (limits) in one
+ * pass, so a reload is all or nothing.
  */
-export async function createGuardrails(env: Env, logger: Logger, registry: Registry, sectionChecks: readonly PolicyCheck[] = []): Promise<Guardrails> {
-  const builtins = builtinDetectors();
-  const compiled = new WeakMap<ResolvedPolicy, CompiledPolicy>();
-  // Compiling is part of validation: a policy whose regex RE2 rejects never replaces a working one.
-  const compileCheck: PolicyCheck = (policy, source) => {
-    compiled.set(policy, compilePolicy(policy, builtins, source));
-  };
-  // Other owners of policy sections (limits) validate theirs in the same pass, so a reload is all or nothing.
-  const opened = openPolicyStore(env, logger, registry, [compileCheck, ...sectionChecks]);
-  const packs = new Map(Object.entries(PACKS).map(([name, p]) => [name, compilePolicy(p, builtins, `pack:${name}`)]));
-  const hashKey = hashKeyFrom(envString(env, 'GUARDRAILS_HASH_KEY'));
+export const checkGuardrailsPolicy: PolicyCheck = (policy, source) => {
+  compiled.set(policy, compilePolicy(policy, builtins(), source));
+};
+
+/**
+ * Guardrails as proxy hooks over the policy store app.ts opened (with checkGuardrailsPolicy among its checks):
+ * the decision engine on requests and complete responses, the holdback filter on streams. Reads
+ * GUARDRAILS_HASH_KEY (key of `redaction: hash`; random per process when unset). The store's owner closes it.
+ */
+export async function createGuardrails(opened: OpenedPolicyStore, env: Env, logger: Logger, registry: Registry): Promise<Guardrails> {
+  const packs = new Map(Object.entries(PACKS).map(([name, p]) => [name, compilePolicy(p, builtins(), `pack:${name}`)]));
+  const hashKey = hashKeyFrom(GUARDRAILS_ENV.hashKey.read(env));
   const modelTier = createModelTier(env, logger, registry);
   const m = metrics(registry);
   const contexts = new WeakMap<Exchange, RedactionContext>();
@@ -99,13 +99,14 @@ export async function createGuardrails(env: Env, logger: Logger, registry: Regis
   const policyFor = (ex: Exchange): CompiledPolicy => {
     let c = pinned.get(ex);
     if (c) return c;
-    const pack = escalatedPack(ex);
+    // Limits (registered first) names a stricter pack while this identity is under escalation.
+    const pack = ex.notes.limits?.escalatedPack;
     if (pack && isPackName(pack)) c = packs.get(pack)!;
     else {
       const current = opened.store.current();
       c = compiled.get(current);
       if (!c) {
-        c = compilePolicy(current, builtins);
+        c = compilePolicy(current, builtins());
         compiled.set(current, c);
       }
     }
@@ -121,7 +122,7 @@ export async function createGuardrails(env: Env, logger: Logger, registry: Regis
     return ctx;
   };
   const decisionOf = (ex: Exchange, policy: CompiledPolicy): GuardrailDecision => {
-    let d = ex.notes.guardrails as GuardrailDecision | undefined;
+    let d = ex.notes.guardrails;
     if (!d) {
       d = { policy: policy.name };
       ex.notes.guardrails = d;
@@ -226,16 +227,14 @@ export async function createGuardrails(env: Env, logger: Logger, registry: Regis
       return rulesFor(policy, ex, 'response').length > 0 ? { onOversize: policy.onOversize } : undefined;
     },
     onComplete(ex) {
-      const record = (ex.notes.guardrails as GuardrailDecision | undefined)?.response;
+      const record = ex.notes.guardrails?.response;
       if (record?.streamed) m.seconds.observe({ stage: 'response' }, record.ms / 1000);
     },
   };
   return {
     hooks,
-    store: opened.store,
     modelTier,
     close() {
-      opened.close();
       modelTier.close();
     },
   };

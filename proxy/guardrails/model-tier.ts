@@ -11,7 +11,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import { ConfigError, envEnum, envInt, envString, parseHttpUrl, type Env } from '../config-env';
+import { ConfigError, declare, parseHttpUrl, type Env } from '../../common/env';
 import type { SegmentScores } from './engine';
 
 export type ModelTierMode = 'off' | 'remote' | 'local';
@@ -54,14 +54,21 @@ function tierMetrics(registry: Registry) {
   };
 }
 
+export const MODEL_TIER_ENV = {
+  url: declare.string('CLASSIFIER_URL', 'base URL of the classifier Service (the model tier), see [docs/classifier.md](docs/classifier.md)'),
+  mode: declare.enum('CLASSIFIER', ['off', 'local', 'remote'] as const, 'off', '`local` loads the model in the sidecar process (from `MODELS_DIR`); `off` turns the tier off', '`remote` with `CLASSIFIER_URL`, else `off`'),
+  timeoutMs: declare.int('CLASSIFIER_TIMEOUT_MS', 50, 1, 60_000, 'deadline of one classifier call'),
+  probeMs: declare.int('CLASSIFIER_PROBE_MS', 10_000, 100, 600_000, "how often the classifier's `/readyz` is probed"),
+};
+
 export function createModelTier(env: Env, logger: Logger, registry: Registry): ModelTier {
-  const url = envString(env, 'CLASSIFIER_URL');
-  const chosen = envEnum(env, 'CLASSIFIER', ['off', 'local', 'remote'] as const, url ? 'remote' : 'off');
+  const url = MODEL_TIER_ENV.url.read(env);
+  const chosen = MODEL_TIER_ENV.mode.read(env, url ? 'remote' : 'off');
   if (chosen === 'remote' && !url) throw new ConfigError('CLASSIFIER', 'remote needs CLASSIFIER_URL');
   if (chosen === 'local' && url) throw new ConfigError('CLASSIFIER', 'local and CLASSIFIER_URL exclude each other');
   const base = url && chosen === 'remote' ? parseHttpUrl('CLASSIFIER_URL', url) : undefined;
-  const timeoutMs = envInt(env, 'CLASSIFIER_TIMEOUT_MS', 50, 1, 60_000);
-  const probeMs = envInt(env, 'CLASSIFIER_PROBE_MS', 10_000, 100, 600_000);
+  const timeoutMs = MODEL_TIER_ENV.timeoutMs.read(env);
+  const probeMs = MODEL_TIER_ENV.probeMs.read(env);
   const mode: ModelTierMode = chosen;
   const log = logger.child({ component: 'model-tier' });
   const m = tierMetrics(registry);

@@ -2,7 +2,13 @@ import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
-import type { Env } from '../config-env';
+import { declare, type Env } from '../../common/env';
+
+/** CA bundles trusted beside Node's roots for HTTPS upstreams, Akto, alerts, the classifier and rediss://. */
+export const CA_ENV = {
+  sslCertFile: declare.string('SSL_CERT_FILE', 'a PEM CA bundle trusted for HTTPS upstreams (beside Node\'s roots and the system bundle)'),
+  nodeExtraCaCerts: declare.string('NODE_EXTRA_CA_CERTS', 'a PEM CA bundle, trusted likewise'),
+};
 
 /** System CA bundles, looked up in the usual Debian/Alpine/RHEL places. */
 const SYSTEM_CA_FILES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem'];
@@ -13,7 +19,7 @@ const SYSTEM_CA_FILES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/cer
  */
 export function trustedCAs(env: Env): string[] {
   const cas = [...tls.rootCertificates];
-  const files = [env.SSL_CERT_FILE, ...SYSTEM_CA_FILES, env.NODE_EXTRA_CA_CERTS];
+  const files = [CA_ENV.sslCertFile.read(env), ...SYSTEM_CA_FILES, CA_ENV.nodeExtraCaCerts.read(env)];
   for (const file of files) {
     if (!file) continue;
     try {

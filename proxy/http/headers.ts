@@ -26,11 +26,14 @@ export function stripHopByHop(headers: IncomingHttpHeaders | OutgoingHttpHeaders
   for (const name of HOP_BY_HOP) delete headers[name];
 }
 
-/** The value of a header as one string (first value when repeated). */
-export function headerValue(headers: IncomingHttpHeaders | OutgoingHttpHeaders, name: string): string | undefined {
+/**
+ * The value of a header as one string. A repeated header gives its first value, or with `joined` all of them
+ * joined by ", " (RFC 9110's combined form: a policy rule matching a header sees every value the client sent).
+ */
+export function headerValue(headers: IncomingHttpHeaders | OutgoingHttpHeaders, name: string, repeated: 'first' | 'joined' = 'first'): string | undefined {
   const v = headers[name];
   if (v === undefined) return undefined;
-  if (Array.isArray(v)) return v[0];
+  if (Array.isArray(v)) return repeated === 'first' ? v[0] : v.join(', ');
   return String(v);
 }
 

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
-import type { Logger } from '../telemetry/logger';
-import { readTlsFiles, TlsFileWatcher } from './tls-files';
+import type { Logger } from '../../common/logger';
+import { readTlsFiles, TlsFileWatcher } from '../../common/tls-files';
 
 /** LISTEN_TLS_CERT_FILE / LISTEN_TLS_KEY_FILE: the proxied port speaks HTTPS (gateway mode). */
 export interface ListenerTls {

@@ -1,9 +1,9 @@
 import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
-import type { Logger } from '../telemetry/logger';
+import type { Logger } from '../../common/logger';
 import type { IngestMetrics } from './metrics';
-import type { SecretScrubber } from '../telemetry/scrub';
+import type { SecretScrubber } from '../../common/scrub';
 import { diskFiles, type FileOpener, PartialWriteError, wholeLines, writeFully } from './files';
 import { errorText } from './spool';
 

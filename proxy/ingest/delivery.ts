@@ -1,4 +1,4 @@
-import type { Logger } from '../telemetry/logger';
+import type { Logger } from '../../common/logger';
 import type { DeliverySettings } from './config';
 import type { DeadLetterFile } from './dead-letter';
 import type { IngestMetrics } from './metrics';

@@ -1,10 +1,10 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { ConfigError, Env } from '../config-env';
+import { ConfigError, Env } from '../../common/env';
 import type { ExchangeHooks } from '../hooks';
 import type { Exchange } from '../protocols/exchange';
-import type { Logger } from '../telemetry/logger';
-import type { Registry } from '../telemetry/metrics';
+import type { Logger } from '../../common/logger';
+import type { Registry } from '../../common/metrics';
 import { IngestConfig, loadIngestConfig } from './config';
 import { DeadLetterFile } from './dead-letter';
 import { Delivery, RecordSink } from './delivery';
@@ -13,7 +13,7 @@ import { buildAktoRecord, RecordOptions } from './record';
 import { aktoRoute, createAktoSender } from './sender';
 import { errorText, Spool } from './spool';
 import { TraceFileSink } from './trace-file';
-import { SecretScrubber } from '../telemetry/scrub';
+import { SecretScrubber } from '../../common/scrub';
 
 export { buildAktoRecord } from './record';
 export type { AktoRecord, RecordOptions } from './record';

@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { isIP } from 'node:net';
 import { SEVERITY_RANK, type Exchange, type Finding, type Outcome } from '../protocols/exchange';
-import type { SecretScrubber } from '../telemetry/scrub';
+import type { SecretScrubber } from '../../common/scrub';
 import type { RecordSettings } from './config';
 
 /**

@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
-import type { Logger } from '../telemetry/logger';
+import type { Logger } from '../../common/logger';
 import type { SpoolSettings } from './config';
 import { diskFiles, type FileOpener, PartialWriteError, wholeLines, writeFully } from './files';
 import type { IngestMetrics } from './metrics';

@@ -1,8 +1,8 @@
 import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
-import { ConfigError } from '../config-env';
-import type { Logger } from '../telemetry/logger';
+import { ConfigError } from '../../common/env';
+import type { Logger } from '../../common/logger';
 import type { RecordSink } from './delivery';
 import { diskFiles, type FileOpener, PartialWriteError, wholeLines, writeFully } from './files';
 import type { IngestMetrics } from './metrics';

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Exchange } from '../protocols/exchange';
-import type { Env } from '../config-env';
+import { headerValue } from '../http/headers';
+import type { Env } from '../../common/env';
+import { POD_ENV } from '../../common/sidecar-env';
 import type { IdentityConfig, IdentitySource } from './policy';
 
 /** The pod this sidecar serves, from the env the webhook sets (Downward API). */
@@ -13,9 +15,9 @@ export interface Workload {
 }
 
 export function workloadFromEnv(env: Env): Workload {
-  const namespace = env.POD_NAMESPACE?.trim() || undefined;
-  const pod = env.POD_NAME?.trim() || undefined;
-  const serviceAccount = env.POD_SERVICE_ACCOUNT?.trim() || undefined;
+  const namespace = POD_ENV.namespace.read(env);
+  const pod = POD_ENV.name.read(env);
+  const serviceAccount = POD_ENV.serviceAccount.read(env);
   const who = serviceAccount ?? pod;
   const name = who ? `${namespace ?? 'default'}/${who}` : 'local';
   return { namespace, pod, serviceAccount, name };
@@ -34,19 +36,14 @@ function usable(v: unknown, maxLength: number): v is string {
   return typeof v === 'string' && v.length > 0 && v.length <= maxLength && /^[\x21-\x7e]+$/.test(v);
 }
 
-function headerValue(ex: Exchange, name: string): string | undefined {
-  const v = ex.requestHeaders[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
 /** The client's API key as sent, or undefined. Only ever hashed, never stored. */
 function apiKey(ex: Exchange): string | undefined {
-  const auth = headerValue(ex, 'authorization');
+  const auth = headerValue(ex.requestHeaders, 'authorization');
   if (auth) {
     const m = /^\s*(?:bearer|token)\s+(\S+)\s*$/i.exec(auth);
     return m ? m[1] : auth.trim() || undefined;
   }
-  return headerValue(ex, 'x-api-key') || headerValue(ex, 'api-key') || undefined;
+  return headerValue(ex.requestHeaders, 'x-api-key') || headerValue(ex.requestHeaders, 'api-key') || undefined;
 }
 
 /**
@@ -54,7 +51,7 @@ function apiKey(ex: Exchange): string | undefined {
  * it, so it identifies an end user only behind a gateway that verifies the token (or strips forged ones).
  */
 function jwtClaim(ex: Exchange, claim: string): unknown {
-  const m = /^\s*bearer\s+([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)\s*$/i.exec(headerValue(ex, 'authorization') ?? '');
+  const m = /^\s*bearer\s+([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)\s*$/i.exec(headerValue(ex.requestHeaders, 'authorization') ?? '');
   if (!m) return undefined;
   try {
     const payload: unknown = JSON.parse(Buffer.from(m[2], 'base64url').toString('utf8'));
@@ -72,7 +69,7 @@ export function hashApiKey(key: string): string {
 function fromSource(ex: Exchange, s: IdentitySource, cfg: IdentityConfig, workload: Workload): string | undefined {
   switch (s.from) {
     case 'header': {
-      const v = headerValue(ex, s.name)?.trim();
+      const v = headerValue(ex.requestHeaders, s.name)?.trim();
       return usable(v, cfg.maxLength) ? `user:${v}` : undefined;
     }
     case 'body': {

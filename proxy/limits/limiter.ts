@@ -2,7 +2,7 @@ import type { Exchange } from '../protocols/exchange';
 import { Bucket, canTake, msUntil, msUntilFull, newBucket, refill } from './bucket';
 import { Lru } from './lru';
 import type { LimitRule, WindowLimit } from './policy';
-import { actualTokens, estimateTokens } from './usage';
+import { actualTokens, admissionEstimate } from './usage';
 
 /** Counters of one rule for one scope key (an identity, a model, a pair, or the whole sidecar). */
 interface RuleState {
@@ -109,7 +109,7 @@ export class Limiter {
     for (const rule of this.rules) {
       if (!matches(rule, ex, path)) continue;
       const state = this.states.getOrCreate(scopeKey(rule, identity, model), () => ({ inflight: 0 }));
-      if (rule.tokens && est === undefined) est = estimateTokens(ex, this.defaultCompletion);
+      if (rule.tokens && est === undefined) est = admissionEstimate(ex, this.defaultCompletion);
       const tokens = rule.tokens ? est!.total : 0;
       const denial = this.check(rule, state, tokens, now);
       if (denial) {

@@ -7,7 +7,7 @@ import type { LimitRule } from './policy';
 import { RedisUnavailableError, type RedisClient } from './redis-client';
 import { ADMIT, RENEW, SETTLE } from './redis-scripts';
 import type { RespValue } from './resp';
-import { actualTokens, estimateTokens } from './usage';
+import { actualTokens, admissionEstimate } from './usage';
 
 /** Why a check was decided without the store. */
 export type StoreFailure = 'timeout' | 'unavailable' | 'queue_full' | 'connection_lost' | 'error';
@@ -85,7 +85,7 @@ export class SharedLimiter {
       return this.fallback(ex, identity, now, 'unavailable');
     }
 
-    const est = matched.some((r) => r.tokens) ? estimateTokens(ex, this.opts.defaultCompletion) : { prompt: 0, total: 0 };
+    const est = matched.some((r) => r.tokens) ? admissionEstimate(ex, this.opts.defaultCompletion) : { prompt: 0, total: 0 };
     const lease = `${this.leasePrefix}:${(this.leaseSeq++).toString(36)}`;
     const groups = this.group(matched, identity, ex.model ?? '-');
     const calls = groups.map((g) => this.redis.evalScript(ADMIT, g.keys, admitArgs(g, lease, this.opts.leaseMs, est.total)));

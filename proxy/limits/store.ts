@@ -1,7 +1,7 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { trustedCAs } from '../http/agents';
-import { ConfigError, envInt, envString, type Env } from '../config-env';
-import type { Logger } from '../telemetry/logger';
+import { ConfigError, declare, type Env } from '../../common/env';
+import type { Logger } from '../../common/logger';
 import type { Clock } from './clock';
 import { Limiter } from './limiter';
 import { RedisClient, type RedisClientOptions } from './redis-client';
@@ -10,9 +10,18 @@ import { SharedLimiter, type StoreFailure } from './shared-limiter';
 /** At most one warn line per this interval about checks decided without the store. */
 const SUMMARY_INTERVAL_MS = 60_000;
 
+export const LIMITS_REDIS_ENV = {
+  url: declare.string('LIMITS_REDIS_URL', '`redis://` or `rediss://`: limits shared by every proxy using this Redis; unset = per-pod limits in memory'),
+  password: declare.string('LIMITS_REDIS_PASSWORD', "Redis password (from a Secret); wins over the URL's; never logged"),
+  timeoutMs: declare.int('LIMITS_REDIS_TIMEOUT_MS', 5, 1, 10_000, "deadline of one shared check; past it each rule applies its `on_error`"),
+  maxPending: declare.int('LIMITS_REDIS_MAX_PENDING', 1000, 1, 1_000_000, 'Redis commands waiting for a reply before checks stop waiting for Redis'),
+  keyPrefix: declare.stringOr('LIMITS_REDIS_KEY_PREFIX', 'aap', 'first part of every Redis key; proxies with the same prefix share counters'),
+  leaseMs: declare.int('LIMITS_REDIS_LEASE_MS', 30_000, 1000, 3_600_000, 'a concurrency slot of a pod that died is free again after this long'),
+};
+
 /** Where LIMITS_REDIS_URL points, with credentials split out (never logged). */
 export function redisOptionsFromEnv(env: Env, timeoutMs: number): RedisClientOptions | undefined {
-  const raw = envString(env, 'LIMITS_REDIS_URL');
+  const raw = LIMITS_REDIS_ENV.url.read(env);
   if (raw === undefined) return undefined;
   let url: URL;
   try {
@@ -25,7 +34,7 @@ export function redisOptionsFromEnv(env: Env, timeoutMs: number): RedisClientOpt
   const db = url.pathname.replace(/^\//, '');
   if (db !== '' && !/^\d{1,5}$/.test(db)) throw new ConfigError('LIMITS_REDIS_URL', 'path must be a database number, e.g. /0');
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  const password = envString(env, 'LIMITS_REDIS_PASSWORD') ?? (url.password ? decodeURIComponent(url.password) : undefined);
+  const password = LIMITS_REDIS_ENV.password.read(env) ?? (url.password ? decodeURIComponent(url.password) : undefined);
   return {
     host,
     port: url.port ? Number(url.port) : 6379,
@@ -33,7 +42,7 @@ export function redisOptionsFromEnv(env: Env, timeoutMs: number): RedisClientOpt
     username: url.username ? decodeURIComponent(url.username) : undefined,
     password,
     db: db === '' ? undefined : Number(db),
-    maxPending: envInt(env, 'LIMITS_REDIS_MAX_PENDING', 1000, 1, 1_000_000),
+    maxPending: LIMITS_REDIS_ENV.maxPending.read(env),
     connectTimeoutMs: 1000,
     // A reply this late is no longer a slow Redis but a lost connection: reconnect.
     stallMs: Math.max(1000, 20 * timeoutMs),
@@ -52,12 +61,12 @@ export function redisOptionsFromEnv(env: Env, timeoutMs: number): RedisClientOpt
  * LIMITS_REDIS_KEY_PREFIX (default aap), LIMITS_REDIS_LEASE_MS (concurrency lease, default 30000).
  */
 export function createSharedLimiter(env: Env, local: Limiter, defaultCompletion: number, logger: Logger, registry: Registry, clock: Clock): { limiter: SharedLimiter; close(): void } | undefined {
-  const timeoutMs = envInt(env, 'LIMITS_REDIS_TIMEOUT_MS', 5, 1, 10_000);
+  const timeoutMs = LIMITS_REDIS_ENV.timeoutMs.read(env);
   const opts = redisOptionsFromEnv(env, timeoutMs);
   if (!opts) return undefined;
-  const prefix = envString(env, 'LIMITS_REDIS_KEY_PREFIX', 'aap');
+  const prefix = LIMITS_REDIS_ENV.keyPrefix.read(env);
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(prefix)) throw new ConfigError('LIMITS_REDIS_KEY_PREFIX', 'must be 1 to 64 letters, digits, "_", "." or "-"');
-  const leaseMs = envInt(env, 'LIMITS_REDIS_LEASE_MS', 30_000, 1000, 3_600_000);
+  const leaseMs = LIMITS_REDIS_ENV.leaseMs.read(env);
   const log = logger.child({ component: 'limits' });
   const where = `${opts.tls ? 'rediss' : 'redis'}://${opts.host}:${opts.port}`;
 

@@ -1,13 +1,13 @@
 import type { Exchange } from '../protocols/exchange';
+import { tokensForChars } from '../protocols/tokens';
 
 /**
- * Token arithmetic for admission. Before the call only an estimate exists: prompt characters / 4
- * (the usual English rule of thumb) plus the completion the client asked for (max_tokens /
- * max_new_tokens), or `defaultCompletion` when it asked for none. After the call the real usage
- * (response body, TGI headers, the stream's usage event) replaces it; without any, the output
- * text is counted the same chars / 4 way.
+ * Token arithmetic for admission. Before the call only an estimate exists: the prompt's tokens
+ * (tokensForChars) plus the completion the client asked for (max_tokens / max_new_tokens), or
+ * `defaultCompletion` when it asked for none. After the call the real usage (response body, TGI
+ * headers, the stream's usage event) replaces it; without any, the output text is counted by the
+ * same estimate.
  */
-export const CHARS_PER_TOKEN = 4;
 
 export function promptChars(ex: Exchange): number {
   let n = 0;
@@ -23,8 +23,9 @@ export function outputChars(ex: Exchange): number {
   return n;
 }
 
-export function estimateTokens(ex: Exchange, defaultCompletion: number): { prompt: number; total: number } {
-  const prompt = Math.ceil(promptChars(ex) / CHARS_PER_TOKEN);
+/** What admission charges before the call: the prompt's estimated tokens, and those plus the completion budget. */
+export function admissionEstimate(ex: Exchange, defaultCompletion: number): { prompt: number; total: number } {
+  const prompt = tokensForChars(promptChars(ex));
   const completion = ex.maxTokens !== undefined && ex.maxTokens >= 0 ? ex.maxTokens : defaultCompletion;
   return { prompt, total: prompt + completion };
 }
@@ -34,7 +35,7 @@ export function completionTokens(ex: Exchange): number {
   const u = ex.usage;
   if (u?.completionTokens !== undefined) return u.completionTokens;
   if (u?.totalTokens !== undefined && u.promptTokens !== undefined) return Math.max(0, u.totalTokens - u.promptTokens);
-  return Math.ceil(outputChars(ex) / CHARS_PER_TOKEN);
+  return tokensForChars(outputChars(ex));
 }
 
 /** Tokens to charge for a finished exchange whose prompt was estimated at `promptEstimate`. */

@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
-import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020';
-import { parseDocument } from 'yaml';
+import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020';
 import policySchema from './policy.schema.json';
-import limitsSchema from '../limits/policy.schema.json';
+import limitsSchema from './limits.schema.json';
 import { PACKS } from './packs';
 import { PACK_NAMES, type GuardrailRule, type GuardrailsSection, type PackName, type ResolvedPolicy } from './types';
 import type { Policy } from './store';
@@ -20,11 +19,14 @@ export type PolicyCheck = (policy: ResolvedPolicy, source: string) => void;
 
 let validator: ValidateFunction | undefined;
 
+/** Built on first use: a sidecar on a built-in pack never loads the schema validator (nor the YAML parser). */
 function schemaValidator(): ValidateFunction {
   if (validator) return validator;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- on demand, see above
+  const { default: Ajv2020 } = require('ajv/dist/2020') as typeof import('ajv/dist/2020');
   const ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true });
-  // The main schema refers to the limits fragment by its path relative to proxy/policy/ (so editors resolve it too).
-  ajv.addSchema({ ...limitsSchema, $id: '../limits/policy.schema.json' });
+  // The main schema refers to the limits fragment by its file name beside it (so editors resolve it too).
+  ajv.addSchema(limitsSchema);
   validator = ajv.compile(policySchema);
   return validator;
 }
@@ -70,6 +72,8 @@ export function schemaProblems(doc: unknown): string[] {
 
 /** Parse YAML or JSON text (JSON is valid YAML; syntax errors carry line and column). */
 export function parsePolicyText(text: string, source: string): unknown {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- on demand, like the schema validator
+  const { parseDocument } = require('yaml') as typeof import('yaml');
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new PolicyError(source, doc.errors.map((e) => `syntax: ${e.message.split('\n')[0]}`));

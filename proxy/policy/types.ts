@@ -1,6 +1,11 @@
 import type { ApiKind, Direction, Severity } from '../protocols/exchange';
-import type { OversizeAction } from '../hooks';
 import type { Policy } from './store';
+
+/**
+ * A response over MAX_RESPONSE_SIZE: `scan` streams it through the channel filters in bounded memory, `block`
+ * refuses it (502, not retried), `allow` passes it unchecked (recorded in the trace).
+ */
+export type OversizeAction = 'scan' | 'block' | 'allow';
 
 /** The names of the built-in policy packs (POLICY_PACK, `extends`). */
 export const PACK_NAMES = ['default', 'monitor', 'strict', 'off'] as const;

@@ -188,10 +188,27 @@ export interface Exchange {
   identity?: string;
   /** Extra headers a hook wants on the client's response (rate-limit headers). */
   responseHeaders: Record<string, string>;
-  /** Per-hook detail records (e.g. the guardrail decision record), keyed by hook name. */
-  notes: Record<string, unknown>;
+  /** What each stage recorded about this exchange, typed per field (ExchangeNotes). */
+  notes: ExchangeNotes;
   /** String values hooks add to the trace's `tag` (incident ids, Akto verdicts), so Akto can group by them. */
   traceTags?: Record<string, string>;
+}
+
+/**
+ * What each stage recorded about an exchange, for the stages after it, debugging and tests. Logs and traces do
+ * not carry these records: they carry the outcome, findings, identity and usage. A feature adds its own field
+ * next to the type it records (`declare module` on this interface: guardrails, limits, akto), so this layer
+ * imports none of them.
+ */
+export interface ExchangeNotes {
+  /** How the request body was read: its format, a text encoding other than UTF-8, Content-Encodings undone. */
+  body?: { format?: string; encoding?: string; decodedFrom?: string[] };
+  /** The proxy's own calls: a response it did not inspect (and why, and the policy's `on_oversize`), a refused path. */
+  proxy?: { responseInspected?: false | 'streamed'; reason?: string; onOversize?: string; refused?: string; responseUnreadable?: string };
+  /** The message of an in-stream error event. */
+  streamError?: string;
+  /** Why ex.output holds less than the client got (a stream's or streamed body's kept-text bound). */
+  outputTruncated?: string;
 }
 
 export type ExchangeInit = Pick<Exchange, 'id' | 'method' | 'path' | 'api' | 'dialect' | 'upstream'> & Partial<Exchange>;

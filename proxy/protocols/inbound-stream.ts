@@ -14,14 +14,14 @@
  * `{error: {message, type, code}}`. Without an inspector the bytes pass unchanged; the text is still collected for
  * the trace.
  */
-import type { ChannelFilter, StreamInspector } from '../hooks';
+import type { ChannelFilter, StreamInspector } from './stream-filter';
 import { isEventStream } from '../http/headers';
 import { errorPayload } from './errors';
 import type { BlockVerdict, Exchange, JsonPath, Segment } from './exchange';
 import { setAtPath } from './json-path';
 import { selectStrings, type CompiledJsonPath } from './json-select';
 import { MAX_JSON_DEPTH } from './python-json';
-import { SseParser, type SseEvent } from './sse';
+import { SseParser, sseEventText, type SseEvent } from './sse';
 import { OutputBudget, KeptText } from './kept-text';
 import { MAX_CHANNELS, UNBOUNDED, type StreamBounds, type StreamRewriter } from './stream';
 
@@ -246,9 +246,9 @@ class InboundStreamRewriter implements StreamRewriter {
 
   private onSse(ev: SseEvent): void {
     if (this.verdict) return;
-    if (!ev.hasData) return this.out(sseText(ev, undefined));
+    if (!ev.hasData) return this.out(sseEventText(ev, undefined));
     const data = this.filterData({ sse: ev, prefix: ev.event ?? 'message' }, ev.data);
-    if (data !== undefined) this.out(sseText(ev, data));
+    if (data !== undefined) this.out(sseEventText(ev, data));
     if (this.verdict) this.emitError();
   }
 
@@ -371,7 +371,7 @@ class InboundStreamRewriter implements StreamRewriter {
       }
       data = JSON.stringify(value);
     } else data = tails.map(([, text]) => text).join('');
-    return template.sse ? sseText({ ...template.sse, id: undefined }, data) : `${data}\n`;
+    return template.sse ? sseEventText({ ...template.sse, id: undefined }, data) : `${data}\n`;
   }
 
   private emitError(): void {
@@ -390,24 +390,10 @@ class InboundStreamRewriter implements StreamRewriter {
     if (this.done) return;
     this.done = true;
     this.ex.output = [...this.channels.values()].map((ch) => answerSegment(ch.path, ch.released.toString()));
-    if (this.budget.truncated) this.ex.notes['stream.output'] = `truncated: more than ${MAX_CHANNELS} channels or the kept-text bound`;
+    if (this.budget.truncated) this.ex.notes.outputTruncated = `more than ${MAX_CHANNELS} channels or the kept-text bound`;
   }
 }
 
 export function createInboundStreamRewriter(ex: Exchange, format: 'sse' | 'ndjson', fields: readonly CompiledJsonPath[] | undefined, inspector?: StreamInspector, bounds: StreamBounds = UNBOUNDED): StreamRewriter {
   return new InboundStreamRewriter(ex, format, fields, inspector, bounds);
-}
-
-/** One SSE event written back with its fields as they came; `data` undefined for an event without data. */
-function sseText(ev: SseEvent, data: string | undefined): string {
-  let out = '';
-  if (ev.event !== undefined) out += `event: ${ev.event}\n`;
-  if (ev.id !== undefined) out += `id: ${ev.id}\n`;
-  for (const line of ev.other) out += `${line}\n`;
-  if (data !== undefined) {
-    const prefix = ev.dataSpace ? 'data: ' : 'data:';
-    out += data.split('\n').map((l) => prefix + l).join('\n');
-    out += '\n';
-  }
-  return `${out}\n`;
 }

@@ -14,9 +14,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { IncomingHttpHeaders } from 'node:http';
 import { isUploadType } from '../http/headers';
-import { globMatch } from '../guardrails/glob';
-import { PolicyError, type PolicyCheck } from '../policy/load';
-import type { Policy } from '../policy/store';
+import { globMatch } from './glob';
 import type { BlockVerdict, Exchange, Segment } from './exchange';
 import { setAtPath } from './json-path';
 import { createJsonStreamRewriter } from './json-stream';
@@ -62,14 +60,13 @@ interface CompiledInbound {
   headers: readonly string[];
 }
 
-const compiled = new WeakMap<Policy, CompiledInbound>();
+/** A policy by its sections: the inbound listener reads its `inbound` section (checked by proxy/policy/inbound.ts). */
+export type InboundPolicy = { readonly [section: string]: unknown };
 
-/** The inbound section's routes compiled; throws PolicyError naming each bad JSONPath. */
-export function compileInbound(policy: Policy, source = 'policy'): CompiledInbound {
-  const cached = compiled.get(policy);
-  if (cached) return cached;
-  const section = policy.inbound as InboundSection | undefined;
-  const problems: string[] = [];
+const compiled = new WeakMap<InboundPolicy, CompiledInbound>();
+
+/** The inbound section's routes compiled; a JSONPath the selector cannot read adds a problem naming its place. */
+function build(section: InboundSection | undefined, problems: string[]): CompiledInbound {
   const paths = (list: string[] | undefined, where: string): CompiledJsonPath[] | undefined =>
     list?.flatMap((p, i) => {
       try {
@@ -86,15 +83,26 @@ export function compileInbound(policy: Policy, source = 'policy'): CompiledInbou
     request: paths(r.request, `/inbound/routes/${i}/request`),
     response: paths(r.response, `/inbound/routes/${i}/response`),
   }));
-  if (problems.length > 0) throw new PolicyError(source, problems);
   const headers = [...new Set((section?.headers ?? []).map((h) => h.toLowerCase()))];
-  const out: CompiledInbound = routes ? { routes, headers } : { headers };
-  compiled.set(policy, out);
-  return out;
+  return routes ? { routes, headers } : { headers };
 }
 
-/** A PolicyCheck: a JSONPath the selector cannot read fails the load (or the reload) like a schema error. */
-export const checkInboundPolicy: PolicyCheck = (policy, source) => void compileInbound(policy, source);
+/** Each JSONPath of the inbound section the selector cannot read; with none, the compiled section is kept for the policy. */
+export function inboundProblems(policy: InboundPolicy): string[] {
+  const problems: string[] = [];
+  const out = build(policy.inbound as InboundSection | undefined, problems);
+  if (problems.length === 0) compiled.set(policy, out);
+  return problems;
+}
+
+/** The inbound section compiled, once per policy object (a policy store only holds policies whose check passed). */
+function compileInbound(policy: InboundPolicy): CompiledInbound {
+  const cached = compiled.get(policy);
+  if (cached) return cached;
+  const problems = inboundProblems(policy);
+  if (problems.length > 0) throw new Error(`inbound: ${problems.join('; ')}`);
+  return compiled.get(policy)!;
+}
 
 /** Headers frameworks take a request's method from (Express method-override, Rails, Symfony, Laravel …). */
 const METHOD_OVERRIDES = ['x-http-method-override', 'x-http-method', 'x-method-override'];
@@ -222,7 +230,7 @@ function withEditedQuery(ex: Exchange): string {
  * The inbound listener's protocol over the current policy (`current` is the policy store's read): see the file
  * comment. One route is resolved per exchange and kept for its answer, so a reload mid-exchange changes nothing.
  */
-export function createInboundProtocol(current: () => Policy): WireProtocol {
+export function createInboundProtocol(current: () => InboundPolicy): WireProtocol {
   const routes = new WeakMap<Exchange, InboundRoute>();
   const answers = new WeakMap<Exchange, ParsedAnswer>();
   const inbound = (): CompiledInbound => compileInbound(current());

@@ -27,6 +27,3 @@ export function describeParseError(err: unknown): string {
 }
 
 /** A parsed JSON object (not null, not an array). */
-export function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}

@@ -5,7 +5,7 @@
  * iteratively and in document order, so the segments it yields read in the order the app reads them.
  */
 import type { JsonPath } from './exchange';
-import { isObject } from './json-path';
+import { isObject } from '../../common/json';
 
 type Step = { kind: 'key'; key: string } | { kind: 'index'; index: number } | { kind: 'any' } | { kind: 'deep'; key?: string };
 

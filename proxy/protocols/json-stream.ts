@@ -8,7 +8,7 @@
  * that is not JSON, or stops being JSON, is read as plain text from there on.
  */
 import { StringDecoder } from 'node:string_decoder';
-import type { ChannelFilter, ChannelKind, StreamInspector } from '../hooks';
+import type { ChannelFilter, ChannelKind, StreamInspector } from './stream-filter';
 import type { ApiKind, BlockVerdict, Exchange, JsonPath, Segment, SegmentKind } from './exchange';
 import { KeptText, OutputBudget } from './kept-text';
 import { echoedPrompt } from './prompt-echo';
@@ -499,7 +499,7 @@ class Rewriter implements JsonStreamRewriter {
 
   private finishOutput(): void {
     this.ex.output = this.output;
-    if (this.budget.truncated) this.ex.notes['body.output'] = 'truncated: more texts or characters than are kept for the record';
+    if (this.budget.truncated) this.ex.notes.outputTruncated = 'more texts or characters than are kept for the record';
   }
 }
 

@@ -1,8 +1,5 @@
 import type { Exchange } from './exchange';
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
+import { isObject } from '../../common/json';
 
 /**
  * The prompt echoed at the start of a generated text, or ''. TGI's POST / and text-generation pipelines

@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import type { ApiKind, Exchange, JsonPath, Segment, SegmentKind } from './exchange';
 import { setAtPath } from './json-path';
 import { decodeJsonBytes, decodeUtf8, encodeUtf8, locateStrings, MAX_JSON_DEPTH, parsePythonJson } from './python-json';
+import { isObject } from '../../common/json';
 
 /** The location of query-string parameters among a request's segments (written back to the path, not the body). */
 export const QUERY = '$query';
@@ -21,10 +22,6 @@ export interface ParsedRequest {
 }
 
 type Obj = Record<string, unknown>;
-
-function isObject(v: unknown): v is Obj {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
 
 /** Roles whose content comes from tools or retrieval, not from the user: indirect-injection carriers. */
 const UNTRUSTED_ROLES = new Set(['tool', 'function', 'ipython']);
@@ -667,5 +664,5 @@ export function attachRequestBody(ex: Exchange, body: Buffer, contentType: strin
   ex.stream = parsed.stream;
   ex.maxTokens = parsed.maxTokens;
   ex.input = parsed.input;
-  ex.notes.body = { ...(ex.notes.body as object | undefined), format: parsed.format, ...(record.encoding && record.encoding !== 'utf-8' ? { encoding: record.encoding } : {}) };
+  ex.notes.body = { ...ex.notes.body, format: parsed.format, ...(record.encoding && record.encoding !== 'utf-8' ? { encoding: record.encoding } : {}) };
 }

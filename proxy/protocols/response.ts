@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { BlockVerdict, Exchange, JsonPath, Segment, SegmentKind, Usage } from './exchange';
 import { getAtPath, setAtPath } from './json-path';
 import { echoedPrompt } from './prompt-echo';
+import { isObject } from '../../common/json';
 
 type Obj = Record<string, unknown>;
 
@@ -11,10 +12,6 @@ const parsedBodies = new WeakMap<Exchange, { json: unknown } | { raw: true }>();
 const prefixes = new WeakMap<Segment, string>();
 /** For token-list segments: what replaces the list when it had a finding or its text was rewritten. */
 const clearedValue = new WeakMap<Segment, null | []>();
-
-function isObject(v: unknown): v is Obj {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
 
 function num(v: unknown): number | undefined {
   if (typeof v === 'number' && Number.isFinite(v)) return v;

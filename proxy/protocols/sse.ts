@@ -143,3 +143,17 @@ export class SseParser {
     this.on.event(ev);
   }
 }
+
+/** One SSE event written back with its fields as they came; `data` undefined for an event without data. */
+export function sseEventText(ev: SseEvent, data: string | undefined): string {
+  let out = '';
+  if (ev.event !== undefined) out += `event: ${ev.event}\n`;
+  if (ev.id !== undefined) out += `id: ${ev.id}\n`;
+  for (const line of ev.other) out += `${line}\n`;
+  if (data !== undefined) {
+    const prefix = ev.dataSpace ? 'data: ' : 'data:';
+    out += data.includes('\n') ? data.split('\n').map((l) => prefix + l).join('\n') : prefix + data;
+    out += '\n';
+  }
+  return `${out}\n`;
+}

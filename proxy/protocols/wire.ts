@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { StreamInspector } from '../hooks';
+import type { StreamInspector } from './stream-filter';
 import { isEventStream, isUploadType } from '../http/headers';
 import type { ApiKind, BlockVerdict, Exchange } from './exchange';
 import { createJsonStreamRewriter, type JsonStreamBounds, type JsonStreamRewriter } from './json-stream';

@@ -1,7 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import express from 'express';
 import type { Registry } from 'prom-client';
+
+const TEXT = 'text/plain; charset=utf-8';
 
 export interface AdminServer {
   url: string;
@@ -17,20 +18,30 @@ export interface AdminServer {
  * wants to see, none of which makes the sidecar unready — it still proxies and guards with the heuristic tier.
  */
 export async function createAdminServer(opts: { port: number; host: string; registry: Registry; ready: () => boolean; detail?: () => string[] }): Promise<AdminServer> {
-  const app = express();
-  app.disable('x-powered-by');
-  app.get('/healthz', (_req, res) => {
-    res.type('text/plain').send('ok\n');
+  const routes: Record<string, () => Promise<{ status: number; type: string; body: string }>> = {
+    '/healthz': async () => ({ status: 200, type: TEXT, body: 'ok\n' }),
+    '/readyz': async () => {
+      const detail = opts.detail?.() ?? [];
+      return opts.ready() ? { status: 200, type: TEXT, body: ['ready', ...detail].join('\n') + '\n' } : { status: 503, type: TEXT, body: 'draining\n' };
+    },
+    '/metrics': async () => ({ status: 200, type: opts.registry.contentType, body: await opts.registry.metrics() }),
+  };
+  // Plain node:http, not a framework: three GET routes do not justify a web framework in the sidecar's start time and memory.
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const route = Object.hasOwn(routes, path) && (req.method === 'GET' || req.method === 'HEAD') ? routes[path] : undefined;
+    const answer = route ? route() : Promise.resolve({ status: 404, type: TEXT, body: `Cannot ${req.method} ${path}\n` });
+    answer.then(
+      (a) => {
+        res.writeHead(a.status, { 'content-type': a.type, 'content-length': Buffer.byteLength(a.body) });
+        res.end(req.method === 'HEAD' ? undefined : a.body);
+      },
+      () => {
+        res.writeHead(500, { 'content-type': TEXT });
+        res.end('metrics unavailable\n');
+      },
+    );
   });
-  app.get('/readyz', (_req, res) => {
-    const detail = opts.detail?.() ?? [];
-    if (opts.ready()) res.type('text/plain').send(['ready', ...detail].join('\n') + '\n');
-    else res.status(503).type('text/plain').send('draining\n');
-  });
-  app.get('/metrics', async (_req, res) => {
-    res.type(opts.registry.contentType).send(await opts.registry.metrics());
-  });
-  const server = http.createServer(app);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => resolve());

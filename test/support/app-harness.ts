@@ -3,8 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Registry } from 'prom-client';
 import { startApp, type RunningApp } from '../../proxy/app';
-import { createLogger } from '../../proxy/telemetry/logger';
-import { createRegistry } from '../../proxy/telemetry/metrics';
+import { createLogger } from '../../common/logger';
+import { createRegistry } from '../../common/metrics';
 import { trackInFlight } from './in-flight';
 import { logSink } from './proxy-harness';
 

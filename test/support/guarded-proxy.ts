@@ -1,4 +1,5 @@
-import { createGuardrails, type Guardrails } from '../../proxy/guardrails';
+import { type Guardrails } from '../../proxy/guardrails';
+import { openGuardrails } from './guardrails';
 import type { Exchange } from '../../proxy/protocols/exchange';
 import { startStubUpstream, type StubUpstream } from '../fixtures/stub-upstream';
 import { startTestProxy, type TestProxy } from './proxy-harness';
@@ -17,7 +18,7 @@ export async function startGuarded(upstream: string, env: Record<string, string>
   const probe = { name: 'probe', onComplete: (ex: Exchange) => void completed.push(ex) };
   let guardrails: Guardrails | undefined;
   const proxy = await startTestProxy(upstream, env, async ({ env: fullEnv, logger, registry }) => {
-    guardrails = await createGuardrails(fullEnv, logger, registry);
+    guardrails = await openGuardrails(fullEnv, logger, registry);
     return [guardrails.hooks, probe];
   });
   return {

@@ -2,8 +2,8 @@ import { Writable } from 'node:stream';
 import { loadProxyConfig } from '../../proxy/config';
 import type { ExchangeHooks } from '../../proxy/hooks';
 import { startProxy, type RunningProxy } from '../../proxy/server';
-import { createLogger, type Logger } from '../../proxy/telemetry/logger';
-import { createRegistry } from '../../proxy/telemetry/metrics';
+import { createLogger, type Logger } from '../../common/logger';
+import { createRegistry } from '../../common/metrics';
 import type { Registry } from 'prom-client';
 import { trackInFlight } from './in-flight';
 

@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SseParser } from '../../proxy/protocols/sse';
+import { isObject } from '../../common/json';
 
 export type StreamDialect = 'chat' | 'completions' | 'tool' | 'tgi';
 export const STREAM_DIALECTS: readonly StreamDialect[] = ['chat', 'completions', 'tool', 'tgi'];
@@ -100,10 +101,6 @@ export function dialectBody(d: StreamDialect, text: string): Buffer {
       break;
   }
   return Buffer.from(JSON.stringify(body));
-}
-
-function isObject(v: unknown): v is Obj {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 /** The text of one parsed event or body of this dialect, and whether a guardrail ended it. */

@@ -1,5 +1,5 @@
-import { createLogger, redactLogObject } from '../../proxy/telemetry/logger';
-import { MIN_SECRET_LENGTH, SecretScrubber } from '../../proxy/telemetry/scrub';
+import { createLogger, redactLogObject } from '../../common/logger';
+import { MIN_SECRET_LENGTH, SecretScrubber } from '../../common/scrub';
 import { logSink } from '../support/proxy-harness';
 
 describe('the logger', () => {

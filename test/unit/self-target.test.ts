@@ -1,6 +1,6 @@
 import { hostname, networkInterfaces } from 'node:os';
 import { loadProxyConfig } from '../../proxy/config';
-import { ConfigError } from '../../proxy/config-env';
+import { ConfigError } from '../../common/env';
 import { findSelfTarget, ownPorts, refuseSelfTarget } from '../../proxy/self-target';
 
 const config = (env: Record<string, string>) => loadProxyConfig({ AKTO_PROXY_PORT: '8080', ADMIN_PORT: '9090', ...env });

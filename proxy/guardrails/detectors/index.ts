@@ -11,7 +11,7 @@ export { createInjectionDetector, INJECTION_ENTITIES } from './injection';
 export { createToxicityDetector, createHarmfulIntentDetector, TOXICITY_ENTITIES, HARMFUL_INTENT_ENTITIES } from './harm';
 export { createRegexDetector, isLinearEngine, type RegexPattern } from './regex';
 export { createKeywordDetector, type KeywordList } from './keywords';
-export { createSizeDetector, estimateTokens, type SizeLimits } from './size';
+export { createSizeDetector, exceededSize, type SizeLimits } from './size';
 
 /** The built-in detectors by id ('pii', 'secrets', 'injection', 'toxicity', 'harmful'). Each call builds fresh instances; they are stateless, so share them. */
 export function builtinDetectors(): Record<string, Detector> {

@@ -144,7 +144,8 @@ export const ASCII_VERB_PREFIXES: ReadonlySet<string> = new Set(
 );
 
 /** Clause ends: sentence punctuation of the scripts above, and line breaks. */
-const CLAUSE_END = /[.!?;。！？；\n।؟]/;
+// CJK full stop, fullwidth ! ? ;, Devanagari danda, Arabic question mark — escaped, so the bundle stays one-byte text.
+const CLAUSE_END = /[.!?;\u3002\uff01\uff1f\uff1b\n\u0964\u061f]/;
 
 export interface LexiconHit {
   id: string;

@@ -2,8 +2,8 @@
 import { createClassifier, OverloadedError, type Classifier } from '../../../classifier/service';
 import { startClassifierServer } from '../../../classifier/server';
 import { modelsDir } from '../../../classifier/models';
-import { createLogger } from '../../../proxy/telemetry/logger';
-import { createRegistry } from '../../../proxy/telemetry/metrics';
+import { createLogger } from '../../../common/logger';
+import { createRegistry } from '../../../common/metrics';
 import { logSink } from '../../support/proxy-harness';
 import { describeWithModel } from '../../support/models';
 

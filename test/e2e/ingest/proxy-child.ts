@@ -5,8 +5,8 @@
 import { loadProxyConfig } from '../../../proxy/config';
 import { createIngest } from '../../../proxy/ingest';
 import { startProxy } from '../../../proxy/server';
-import { createLogger } from '../../../proxy/telemetry/logger';
-import { createRegistry } from '../../../proxy/telemetry/metrics';
+import { createLogger } from '../../../common/logger';
+import { createRegistry } from '../../../common/metrics';
 
 async function main(): Promise<void> {
   const env = process.env;

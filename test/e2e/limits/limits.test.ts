@@ -4,8 +4,8 @@ import type { Registry } from 'prom-client';
 import { checkLimitsPolicy, createLimits, type Limits } from '../../../proxy/limits';
 import { loadPolicyFile } from '../../../proxy/policy/load';
 import { MemoryPolicyStore, type Policy } from '../../../proxy/policy/store';
-import { createLogger } from '../../../proxy/telemetry/logger';
-import { createRegistry } from '../../../proxy/telemetry/metrics';
+import { createLogger } from '../../../common/logger';
+import { createRegistry } from '../../../common/metrics';
 import { startStubUpstream, type StubUpstream } from '../../fixtures/stub-upstream';
 import { logSink, startTestProxy, type TestProxy } from '../../support/proxy-harness';
 

@@ -1,7 +1,7 @@
 import { InferenceClient } from '@huggingface/inference';
 import OpenAI from 'openai';
 import { loadProxyConfig } from '../../../proxy/config';
-import { ConfigError } from '../../../proxy/config-env';
+import { ConfigError } from '../../../common/env';
 import { startStubUpstream, type StubUpstream } from '../../fixtures/stub-upstream';
 import { freePort } from '../../support/ports';
 import { startTestProxy } from '../../support/proxy-harness';

@@ -2,7 +2,7 @@ import type { PostResult } from '../../../proxy/ingest/sender';
 import { loadAlertConfig } from '../../../proxy/alerts';
 import type { AlertEvent } from '../../../proxy/alerts/format';
 import { AlertSender } from '../../../proxy/alerts/sender';
-import { createRegistry } from '../../../proxy/telemetry/metrics';
+import { createRegistry } from '../../../common/metrics';
 import { captureLogger, flushLogs, manualClock } from '../limits/helpers';
 import { waitFor } from '../../support/wait';
 

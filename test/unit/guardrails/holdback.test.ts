@@ -1,4 +1,4 @@
-import type { StreamRelease } from '../../../proxy/hooks';
+import type { StreamRelease } from '../../../proxy/protocols/stream-filter';
 import type { Finding } from '../../../proxy/protocols/exchange';
 import { evaluateStage } from '../../../proxy/guardrails/engine';
 import { createHoldbackInspector } from '../../../proxy/guardrails/holdback';

@@ -2,10 +2,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { ConfigError } from '../../../proxy/config-env';
-import { createGuardrails, type GuardrailDecision } from '../../../proxy/guardrails';
-import { createLogger } from '../../../proxy/telemetry/logger';
-import { createRegistry } from '../../../proxy/telemetry/metrics';
+import { ConfigError } from '../../../common/env';
+import { type GuardrailDecision } from '../../../proxy/guardrails';
+import { openGuardrails } from '../../support/guardrails';
+import { createLogger } from '../../../common/logger';
+import { createRegistry } from '../../../common/metrics';
 import type { WatchedPolicyStore } from '../../../proxy/policy/watch';
 import { exchange, segment } from './support';
 
@@ -15,7 +16,7 @@ const EMAIL = 'alice.smith@example.com';
 describe('createGuardrails', () => {
   it('redacts on request, records the decision and findings, counts hits', async () => {
     const registry = createRegistry(false);
-    const g = await createGuardrails({}, quiet(), registry);
+    const g = await openGuardrails({}, quiet(), registry);
     const ex = exchange([segment(`mail ${EMAIL}`)]);
     expect(await g.hooks.onRequest!(ex)).toBeUndefined();
     expect(ex.input[0].text).toBe('mail <EMAIL_1>');
@@ -28,7 +29,7 @@ describe('createGuardrails', () => {
   });
 
   it('keeps placeholders stable between the request and the response of one exchange', async () => {
-    const g = await createGuardrails({}, quiet(), createRegistry(false));
+    const g = await openGuardrails({}, quiet(), createRegistry(false));
     const ex = exchange([segment(`I am ${EMAIL}`)]);
     await g.hooks.onRequest!(ex);
     ex.output = [segment(`Hello ${EMAIL}, and bob@example.org`, 'assistant')];
@@ -39,7 +40,7 @@ describe('createGuardrails', () => {
 
   it('records a stream decision as it happens and reports each finding once', async () => {
     const registry = createRegistry(false);
-    const g = await createGuardrails({}, quiet(), registry);
+    const g = await openGuardrails({}, quiet(), registry);
     const ex = exchange([segment('hi')], { stream: true });
     const filter = g.hooks.openStream!(ex)!.channel('0', 'content');
     expect(filter.push('Mail jane@example.org or ').text).toBe('Mail <EMAIL_1> or ');
@@ -64,14 +65,14 @@ describe('createGuardrails', () => {
   });
 
   it('uses the pack limits escalated this exchange to', async () => {
-    const g = await createGuardrails({}, quiet(), createRegistry(false));
-    const ex = exchange([segment(`mail ${EMAIL}`)], { notes: { limits: { escalatedPack: 'strict' } } });
+    const g = await openGuardrails({}, quiet(), createRegistry(false));
+    const ex = exchange([segment(`mail ${EMAIL}`)], { notes: { limits: { identity: 'user:a', identitySource: 'header', workload: 'ns/p', escalatedPack: 'strict' } } });
     expect(await g.hooks.onRequest!(ex)).toMatchObject({ code: 'pii-block' });
     g.close();
   });
 
   it('with the off pack touches nothing and opens no stream filter', async () => {
-    const g = await createGuardrails({ POLICY_PACK: 'off' }, quiet(), createRegistry(false));
+    const g = await openGuardrails({ POLICY_PACK: 'off' }, quiet(), createRegistry(false));
     const ex = exchange([segment(`mail ${EMAIL}`)], { stream: true });
     expect(await g.hooks.onRequest!(ex)).toBeUndefined();
     expect(ex.notes.guardrails).toBeUndefined();
@@ -87,7 +88,7 @@ describe('createGuardrails', () => {
     it('rejects a policy the detectors cannot run with a ConfigError naming the rule', async () => {
       const file = join(dir, 'p.yaml');
       writeFileSync(file, 'guardrails:\n  rules:\n    - {id: x, detector: pii, action: flag, entities: [EMAIL, SHOE_SIZE]}\n');
-      const err = await createGuardrails({ POLICY_FILE: file }, quiet(), createRegistry(false)).catch((e: unknown) => e);
+      const err = await openGuardrails({ POLICY_FILE: file }, quiet(), createRegistry(false)).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as Error).message).toMatch(/^POLICY_FILE: .*\/guardrails\/rules\[id=x\]\/entities: "SHOE_SIZE" is not an entity of detector pii/);
     });
@@ -95,7 +96,7 @@ describe('createGuardrails', () => {
     it('applies a reloaded policy to the next exchange', async () => {
       const file = join(dir, 'p.yaml');
       writeFileSync(file, 'guardrails:\n  rules:\n    - {id: x, detector: pii, action: flag}\n');
-      const g = await createGuardrails({ POLICY_FILE: file, POLICY_RELOAD_POLL_MS: '0' }, quiet(), createRegistry(false));
+      const g = await openGuardrails({ POLICY_FILE: file, POLICY_RELOAD_POLL_MS: '0' }, quiet(), createRegistry(false));
       const first = exchange([segment(`mail ${EMAIL}`)]);
       await g.hooks.onRequest!(first);
       expect(first.input[0].text).toBe(`mail ${EMAIL}`);

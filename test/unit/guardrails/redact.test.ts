@@ -1,5 +1,5 @@
 import { applyRedactions, evidence, maskValue, RedactionContext } from '../../../proxy/guardrails/redact';
-import { globMatch } from '../../../proxy/guardrails/glob';
+import { globMatch } from '../../../proxy/protocols/glob';
 
 describe('redaction', () => {
   it('numbers placeholders per entity, stable for a repeated value', () => {

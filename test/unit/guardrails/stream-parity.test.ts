@@ -11,12 +11,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { createGuardrails, type Guardrails } from '../../../proxy/guardrails';
+import { type Guardrails } from '../../../proxy/guardrails';
+import { openGuardrails } from '../../support/guardrails';
 import type { BlockVerdict, Exchange, Finding } from '../../../proxy/protocols/exchange';
 import { parseResponse } from '../../../proxy/protocols/response';
 import { createStreamRewriter } from '../../../proxy/protocols/stream';
-import { createLogger } from '../../../proxy/telemetry/logger';
-import { createRegistry } from '../../../proxy/telemetry/metrics';
+import { createLogger } from '../../../common/logger';
+import { createRegistry } from '../../../common/metrics';
 import { parsedExchange } from '../../support/exchange';
 import { CUSTOM_RESPONSE_RULES, dialectBody, dialectEvents, dialectRequest, loadStreamCorpus, randomPieces, readStream, splitAt, STREAM_DIALECTS, type StreamDialect } from '../../support/stream-dialects';
 
@@ -108,7 +109,7 @@ describe('a streamed answer gets the same verdict as the same answer sent whole'
     for (const [name, yaml] of Object.entries(POLICIES)) {
       const file = join(dir, `${name}.yaml`);
       writeFileSync(file, yaml);
-      guards[name as PolicyName] = await createGuardrails({ POLICY_FILE: file }, quiet(), createRegistry(false));
+      guards[name as PolicyName] = await openGuardrails({ POLICY_FILE: file }, quiet(), createRegistry(false));
     }
   });
   afterAll(() => {

@@ -1,4 +1,4 @@
-import { canonicalHost, isLoopbackHost, parseHttpUrlText, urlPort } from '../../../proxy/http/url';
+import { canonicalHost, isLoopbackHost, parseHttpUrlText, urlPort } from '../../../common/url';
 
 const hostOf = (text: string): string => {
   const parsed = parseHttpUrlText(text);

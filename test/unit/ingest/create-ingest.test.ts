@@ -1,9 +1,9 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { ConfigError } from '../../../proxy/config-env';
+import { ConfigError } from '../../../common/env';
 import { createIngest } from '../../../proxy/ingest';
 import { loadIngestConfig } from '../../../proxy/ingest/config';
-import { createRegistry } from '../../../proxy/telemetry/metrics';
+import { createRegistry } from '../../../common/metrics';
 import { startAktoReceiver, validateRecord } from '../../fixtures/akto-receiver';
 import { captureLogger, metricValue, sleep, tempDir, waitUntil } from './harness';
 import { makeExchange } from './make-exchange';

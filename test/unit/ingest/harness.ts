@@ -9,9 +9,9 @@ import { Delivery } from '../../../proxy/ingest/delivery';
 import { IngestMetrics } from '../../../proxy/ingest/metrics';
 import { createAktoSender } from '../../../proxy/ingest/sender';
 import { Spool } from '../../../proxy/ingest/spool';
-import { createLogger, Logger } from '../../../proxy/telemetry/logger';
-import { SecretScrubber } from '../../../proxy/telemetry/scrub';
-import { createRegistry, Registry } from '../../../proxy/telemetry/metrics';
+import { createLogger, Logger } from '../../../common/logger';
+import { SecretScrubber } from '../../../common/scrub';
+import { createRegistry, Registry } from '../../../common/metrics';
 
 /** A logger whose JSON lines land in an array (and, raw, in `text`), scrubbing `secrets` as the app's logger does. */
 export function captureLogger(secrets?: SecretScrubber): { logger: Logger; lines: Array<Record<string, unknown>>; text: string[] } {

@@ -1,7 +1,7 @@
 import { loadIngestConfig } from '../../../proxy/ingest/config';
 import { buildAktoRecord, MAX_LISTED_FINDINGS, MAX_RECORD_BYTES, RecordOptions, truncateUtf8 } from '../../../proxy/ingest/record';
 import type { Exchange, Finding } from '../../../proxy/protocols/exchange';
-import { SecretScrubber } from '../../../proxy/telemetry/scrub';
+import { SecretScrubber } from '../../../common/scrub';
 import { validateRecord } from '../../fixtures/akto-receiver';
 import { makeExchange } from './make-exchange';
 

@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { IngestMetrics } from '../../../proxy/ingest/metrics';
 import { Spool } from '../../../proxy/ingest/spool';
-import { createRegistry } from '../../../proxy/telemetry/metrics';
+import { createRegistry } from '../../../common/metrics';
 import { captureLogger, fillingDisk, markers, metricValue, recordLine, tempDir } from './harness';
 
 function setup(over: { maxBytes?: number; segmentBytes?: number } = {}) {

@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { IngestMetrics } from '../../../proxy/ingest/metrics';
 import { TraceFileSink } from '../../../proxy/ingest/trace-file';
-import { createRegistry } from '../../../proxy/telemetry/metrics';
+import { createRegistry } from '../../../common/metrics';
 import { captureLogger, fillingDisk, markers, metricValue, recordLine, tempDir, waitUntil } from './harness';
 
 describe('TraceFileSink on a disk that fills up', () => {

@@ -1,7 +1,7 @@
 import { createLimits, type Limits, type LimitsNote } from '../../../proxy/limits';
 import { MemoryPolicyStore, type Policy } from '../../../proxy/policy/store';
 import type { BlockVerdict, Exchange } from '../../../proxy/protocols/exchange';
-import { createRegistry } from '../../../proxy/telemetry/metrics';
+import { createRegistry } from '../../../common/metrics';
 import { answer, captureLogger, chat, exchange, flushLogs, manualClock } from './helpers';
 
 function setup(anomalies: Record<string, unknown>) {

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Exchange } from '../../../proxy/protocols/exchange';
 import { parsedExchange } from '../../support/exchange';
-import { createLogger, type Logger } from '../../../proxy/telemetry/logger';
+import { createLogger, type Logger } from '../../../common/logger';
 
 /** An exchange as the server builds it: route classified and body parsed by the real protocols code. */
 export function exchange(body: unknown, opts: { path?: string; headers?: IncomingHttpHeaders; clientAddress?: string } = {}): Exchange {

@@ -3,7 +3,7 @@ import { createLimits, checkLimitsPolicy, type Limits, type LimitsNote } from '.
 import { loadPolicyFile } from '../../../proxy/policy/load';
 import { MemoryPolicyStore, type Policy } from '../../../proxy/policy/store';
 import type { BlockVerdict, Exchange } from '../../../proxy/protocols/exchange';
-import { createRegistry } from '../../../proxy/telemetry/metrics';
+import { createRegistry } from '../../../common/metrics';
 import { answer, captureLogger, chat, exchange, manualClock } from './helpers';
 
 const EXAMPLE = path.join(__dirname, '../../../examples/policies/limits.yaml');

@@ -3,7 +3,7 @@ import { hashApiKey, resolveIdentity, workloadFromEnv } from '../../../proxy/lim
 import { Lru } from '../../../proxy/limits/lru';
 import { compileLimitsPolicy } from '../../../proxy/limits/policy';
 import { MemoryPolicyStore, type Policy } from '../../../proxy/policy/store';
-import { createRegistry } from '../../../proxy/telemetry/metrics';
+import { createRegistry } from '../../../common/metrics';
 import { captureLogger, chat, exchange, manualClock } from './helpers';
 
 describe('LRU', () => {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { createLimits, type Limits } from '../../../proxy/limits';
 import { MemoryPolicyStore, type Policy } from '../../../proxy/policy/store';
 import type { BlockVerdict, Exchange } from '../../../proxy/protocols/exchange';
-import { createRegistry } from '../../../proxy/telemetry/metrics';
+import { createRegistry } from '../../../common/metrics';
 import { TestCa } from '../../integration/harness';
 import { describeWithRedis, startRedis, type TestRedis } from '../../support/redis';
 import { waitFor } from '../../support/wait';

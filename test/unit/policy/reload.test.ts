@@ -2,13 +2,13 @@ import { mkdtempSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { ConfigError } from '../../../proxy/config-env';
+import { ConfigError } from '../../../common/env';
 import { PolicyError } from '../../../proxy/policy/load';
 import { openPolicyStore } from '../../../proxy/policy/open';
 import { policyMetrics, WatchedPolicyStore } from '../../../proxy/policy/watch';
 import type { ResolvedPolicy } from '../../../proxy/policy/types';
-import { createLogger } from '../../../proxy/telemetry/logger';
-import { createRegistry } from '../../../proxy/telemetry/metrics';
+import { createLogger } from '../../../common/logger';
+import { createRegistry } from '../../../common/metrics';
 
 function capture() {
   const lines: Record<string, unknown>[] = [];

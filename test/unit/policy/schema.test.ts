@@ -4,7 +4,7 @@ import { compilePolicy } from '../../../proxy/guardrails/compile';
 import { builtinDetectors } from '../../../proxy/guardrails/detectors';
 import { loadPolicyText, NO_RULES, PolicyError, schemaProblems } from '../../../proxy/policy/load';
 import { PACKS } from '../../../proxy/policy/packs';
-import { checkInboundPolicy } from '../../../proxy/protocols/inbound';
+import { checkInboundPolicy } from '../../../proxy/policy/inbound';
 
 function problemsOf(yaml: string): string[] {
   try {

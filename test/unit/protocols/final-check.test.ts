@@ -1,7 +1,6 @@
-import type { ChannelFilter, StreamInspector } from '../../../proxy/hooks';
 import type { BlockVerdict } from '../../../proxy/protocols/exchange';
 import { createStreamRewriter } from '../../../proxy/protocols/stream';
-import { chainInspectors } from '../../../proxy/stream-chain';
+import { chainInspectors, type ChannelFilter, type StreamInspector } from '../../../proxy/protocols/stream-filter';
 import { makeExchange } from './make-exchange';
 import { OPENAI_CHAT, TGI_CHAT, TGI_NATIVE } from './sse-fixtures';
 

@@ -11,12 +11,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { createGuardrails, type Guardrails } from '../../../proxy/guardrails';
+import { type Guardrails } from '../../../proxy/guardrails';
+import { openGuardrails } from '../../support/guardrails';
 import { newExchange, type BlockVerdict, type Exchange, type Finding } from '../../../proxy/protocols/exchange';
 import { createInboundProtocol } from '../../../proxy/protocols/inbound';
 import { SseParser } from '../../../proxy/protocols/sse';
-import { createLogger } from '../../../proxy/telemetry/logger';
-import { createRegistry } from '../../../proxy/telemetry/metrics';
+import { createLogger } from '../../../common/logger';
+import { createRegistry } from '../../../common/metrics';
 import { CUSTOM_RESPONSE_RULES, loadStreamCorpus, randomPieces, splitAt } from '../../support/stream-dialects';
 
 const corpus = loadStreamCorpus();
@@ -132,7 +133,7 @@ describe('inbound streams: the same verdict as the same answer sent whole', () =
     for (const [name, yaml] of Object.entries(POLICIES)) {
       const file = join(dir, `${name}.yaml`);
       writeFileSync(file, yaml);
-      guards[name as PolicyName] = await createGuardrails({ POLICY_FILE: file }, quiet, createRegistry(false));
+      guards[name as PolicyName] = await openGuardrails({ POLICY_FILE: file }, quiet, createRegistry(false));
     }
   });
   afterAll(() => {

@@ -1,13 +1,14 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Writable } from 'node:stream';
-import { createGuardrails, type Guardrails } from '../../../proxy/guardrails';
+import { type Guardrails } from '../../../proxy/guardrails';
+import { openGuardrails } from '../../support/guardrails';
 import { editSegment, newExchange, type BlockVerdict, type Exchange } from '../../../proxy/protocols/exchange';
 import { createInboundProtocol } from '../../../proxy/protocols/inbound';
 import { serializeRequest } from '../../../proxy/protocols/request';
 import type { WireProtocol } from '../../../proxy/protocols/wire';
 import type { Policy } from '../../../proxy/policy/store';
-import { createLogger } from '../../../proxy/telemetry/logger';
-import { createRegistry } from '../../../proxy/telemetry/metrics';
+import { createLogger } from '../../../common/logger';
+import { createRegistry } from '../../../common/metrics';
 
 const ROUTES: Policy = {
   inbound: {
@@ -258,7 +259,7 @@ describe('inbound protocol: streamed answers', () => {
   const AWS_KEY = 'AKIAZ7Q3LMN4PRS5TUVW';
 
   beforeAll(async () => {
-    g = await createGuardrails({ POLICY_PACK: 'default' }, quiet, createRegistry(false));
+    g = await openGuardrails({ POLICY_PACK: 'default' }, quiet, createRegistry(false));
   });
   afterAll(() => g.close());
 

@@ -1,10 +1,11 @@
 import { Writable } from 'node:stream';
-import { createGuardrails, type Guardrails } from '../../../proxy/guardrails';
+import { type Guardrails } from '../../../proxy/guardrails';
+import { openGuardrails } from '../../support/guardrails';
 import type { Exchange } from '../../../proxy/protocols/exchange';
 import { createJsonStreamRewriter } from '../../../proxy/protocols/json-stream';
 import { parseResponse, serializeResponse } from '../../../proxy/protocols/response';
-import { createLogger } from '../../../proxy/telemetry/logger';
-import { createRegistry } from '../../../proxy/telemetry/metrics';
+import { createLogger } from '../../../common/logger';
+import { createRegistry } from '../../../common/metrics';
 import { makeExchange } from './make-exchange';
 
 const quiet = () => createLogger('silent', new Writable({ write: (_c, _e, cb) => cb() }));
@@ -33,7 +34,7 @@ const chatEx = () => makeExchange('POST', '/v1/chat/completions', { messages: [{
 describe('large responses scanned as they stream (bounded memory)', () => {
   let g: Guardrails;
   beforeAll(async () => {
-    g = await createGuardrails({}, quiet(), createRegistry(false));
+    g = await openGuardrails({}, quiet(), createRegistry(false));
   });
   afterAll(() => g.close());
 

@@ -3,7 +3,7 @@
  * (the stream then ends with an in-stream error in its own dialect), the text kept for the record is bounded,
  * the number of channels too, and JSON nesting or keys cannot grow without end.
  */
-import type { ChannelFilter, StreamInspector } from '../../../proxy/hooks';
+import type { ChannelFilter, StreamInspector } from '../../../proxy/protocols/stream-filter';
 import { newExchange, type BlockVerdict, type Exchange } from '../../../proxy/protocols/exchange';
 import { createInboundProtocol } from '../../../proxy/protocols/inbound';
 import { createJsonStreamRewriter } from '../../../proxy/protocols/json-stream';
@@ -149,7 +149,7 @@ describe('stream rewriter bounds and abort', () => {
       .join('');
     expect(sent).toHaveLength(5000);
     expect(ex.output[0].text).toBe('abcdefghij'.repeat(100));
-    expect(String(ex.notes['stream.output'])).toContain('truncated');
+    expect(ex.notes.outputTruncated).toContain('kept-text bound');
   });
 
   test(`more than ${MAX_CHANNELS} channels fail the stream`, () => {
@@ -219,7 +219,7 @@ describe('large JSON bodies: nesting and keys are bounded', () => {
     rw.push(Buffer.from(JSON.stringify({ choices })));
     rw.end();
     expect(ex.output.length).toBeLessThanOrEqual(4096);
-    expect(String(ex.notes['body.output'])).toContain('truncated');
+    expect(ex.notes.outputTruncated).toContain('kept for the record');
   });
 });
 
@@ -260,7 +260,7 @@ describe('the inbound listener\'s streams (the agent app\'s SSE and NDJSON) have
     out += rw.end();
     expect(out).toContain('word39');
     expect(ex.output.reduce((n, s) => n + s.text.length, 0)).toBeLessThanOrEqual(100);
-    expect(ex.notes['stream.output']).toMatch(/truncated/);
+    expect(ex.notes.outputTruncated).toMatch(/kept-text bound/);
   });
 
   it('more than MAX_CHANNELS distinct fields fail the stream', () => {

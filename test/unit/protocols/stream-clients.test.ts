@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
-import type { ChannelFilter, StreamInspector } from '../../../proxy/hooks';
+import type { ChannelFilter, StreamInspector } from '../../../proxy/protocols/stream-filter';
 import { createStreamRewriter } from '../../../proxy/protocols/stream';
 import { startStubUpstream, type StubUpstream } from '../../fixtures/stub-upstream';
 import { makeExchange } from './make-exchange';

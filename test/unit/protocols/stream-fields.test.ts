@@ -4,11 +4,12 @@
  * OpenAI Responses API's events.
  */
 import { Writable } from 'node:stream';
-import { createGuardrails, type Guardrails } from '../../../proxy/guardrails';
+import { type Guardrails } from '../../../proxy/guardrails';
+import { openGuardrails } from '../../support/guardrails';
 import type { Exchange } from '../../../proxy/protocols/exchange';
 import { createStreamRewriter } from '../../../proxy/protocols/stream';
-import { createLogger } from '../../../proxy/telemetry/logger';
-import { createRegistry } from '../../../proxy/telemetry/metrics';
+import { createLogger } from '../../../common/logger';
+import { createRegistry } from '../../../common/metrics';
 import { makeExchange } from './make-exchange';
 
 const quiet = () => createLogger('silent', new Writable({ write: (_c, _e, cb) => cb() }));
@@ -42,7 +43,7 @@ const joined = (events: Obj[], pick: (e: Obj) => unknown): string => events.map(
 describe('every text of a streamed answer is inspected', () => {
   let g: Guardrails;
   beforeAll(async () => {
-    g = await createGuardrails({}, quiet(), createRegistry(false));
+    g = await openGuardrails({}, quiet(), createRegistry(false));
   });
   afterAll(() => g.close());
 

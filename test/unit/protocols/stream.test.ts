@@ -1,4 +1,4 @@
-import type { ChannelFilter, StreamInspector, StreamRelease } from '../../../proxy/hooks';
+import type { ChannelFilter, StreamInspector, StreamRelease } from '../../../proxy/protocols/stream-filter';
 import type { BlockVerdict, Exchange } from '../../../proxy/protocols/exchange';
 import { createStreamRewriter } from '../../../proxy/protocols/stream';
 import { makeExchange } from './make-exchange';
@@ -165,11 +165,11 @@ describe('stream without an inspector: bytes unchanged, output and usage collect
   test('in-stream errors in both dialects are noted and passed on', () => {
     const a = nativeEx();
     expect(run(a, TGI_NATIVE_ERROR).out.toString()).toBe(TGI_NATIVE_ERROR);
-    expect(a.notes['stream.error']).toMatch(/^Input validation error/);
+    expect(a.notes.streamError).toMatch(/^Input validation error/);
     expect(outputs(a)).toEqual([['0', 'completion', ' Deep']]);
     const b = chatEx();
     run(b, TGI_CHAT_ERROR);
-    expect(b.notes['stream.error']).toBe('Input validation error: too long');
+    expect(b.notes.streamError).toBe('Input validation error: too long');
   });
 });
 

@@ -2,8 +2,8 @@
  * Which Event an admission leaves (pure), and the recorder that sends them: bounded, coalescing, rate-limited,
  * never blocking, never throwing — against an in-memory API server.
  */
-import { createLogger } from '../../../proxy/telemetry/logger';
-import { createRegistry } from '../../../proxy/telemetry/metrics';
+import { createLogger } from '../../../common/logger';
+import { createRegistry } from '../../../common/metrics';
 import { review } from '../../../webhook/admission';
 import { EventRecorder } from '../../../webhook/event-recorder';
 import { AdmissionEvent, eventFor, regardingOf } from '../../../webhook/events';

@@ -1,4 +1,4 @@
-import { createLogger } from '../../../proxy/telemetry/logger';
+import { createLogger } from '../../../common/logger';
 import { certInfo, splitPem, verifiedBy } from '../../../webhook/certs';
 import { SECRET_KEYS, SelfManagedTls } from '../../../webhook/self-managed-tls';
 import { loadSettings } from '../../../webhook/settings';

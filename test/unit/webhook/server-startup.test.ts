@@ -4,8 +4,8 @@
  * registered by URL) is refused, so the API server applies failurePolicy instead of a half-configured injection.
  */
 import { request } from 'node:https';
-import { createLogger } from '../../../proxy/telemetry/logger';
-import { createRegistry } from '../../../proxy/telemetry/metrics';
+import { createLogger } from '../../../common/logger';
+import { createRegistry } from '../../../common/metrics';
 import { generateCa, issueServingCert } from '../../../webhook/certs';
 import { createWebhookServer, WebhookServer } from '../../../webhook/server';
 import { loadSettings } from '../../../webhook/settings';

@@ -7,13 +7,13 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyPatch, Operation } from 'fast-json-patch';
-import { createLogger } from '../../../proxy/telemetry/logger';
-import { createRegistry } from '../../../proxy/telemetry/metrics';
+import { createLogger } from '../../../common/logger';
+import { createRegistry } from '../../../common/metrics';
 import { generateCa, issueServingCert, KeyPairPem } from '../../../webhook/certs';
 import type { AdmissionEvent } from '../../../webhook/events';
 import { createWebhookServer, WebhookServer } from '../../../webhook/server';
 import { loadSettings } from '../../../webhook/settings';
-import { readTlsFiles, TlsFileWatcher } from '../../../proxy/http/tls-files';
+import { readTlsFiles, TlsFileWatcher } from '../../../common/tls-files';
 
 const settings = loadSettings({ WEBHOOK_MAX_BODY_BYTES: '65536' });
 const logger = createLogger('silent');

@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError } from '../../../proxy/config-env';
+import { ConfigError } from '../../../common/env';
 import { defaultSettings, loadSettings, renderSettingsTable, WEBHOOK_VERSION } from '../../../webhook/settings';
 
 describe('webhook settings', () => {

@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { loadProxyConfig } from '../../../proxy/config';
 import { loadAktoGuardrailsConfig } from '../../../proxy/akto/config';
 import { loadAlertConfig } from '../../../proxy/alerts/config';
-import { parseHttpUrl } from '../../../proxy/config-env';
+import { parseHttpUrl } from '../../../common/env';
+import { AUTHORIZATION_PREFIX, URL_VAR } from '../../../common/sidecar-env';
+import { PROXY_ENV } from '../../../proxy/env';
 
 const expectedDir = join(__dirname, '../../fixtures/webhook/expected');
 
@@ -63,6 +65,16 @@ describe('the injected sidecar env is a configuration the proxy accepts', () => 
     expect(loadAktoGuardrailsConfig(env, 'test')?.mode).toBe(env.AKTO_GUARDRAILS);
     expect(loadAlertConfig(env)?.format).toBe(env.ALERT_WEBHOOK_URL ? env.ALERT_FORMAT : undefined);
     if (env.CLASSIFIER_URL) expect(parseHttpUrl('CLASSIFIER_URL', env.CLASSIFIER_URL).port).toBe('8090');
+  });
+
+  it('sets only variables the proxy declares (PROXY_ENV), so none is silently ignored', () => {
+    const declared = new Set(PROXY_ENV.map((v) => v.name));
+    const entries = cases.flatMap(([, golden]) => sidecarOf(golden.pod)?.env ?? []);
+    // Variables that only feed the kubelet's `$(VAR)` expansion of another entry are not read by the proxy.
+    const expansionOnly = new Set(entries.flatMap((e) => [...(e.value ?? '').matchAll(/(?<!\$)\$\(([^)]*)\)/g)].map((m) => m[1])));
+    const set = new Set(entries.map((e) => e.name).filter((name) => !expansionOnly.has(name)));
+    expect(set.size).toBeGreaterThan(20);
+    expect([...set].filter((name) => !declared.has(name) && !URL_VAR.test(name) && !name.startsWith(AUTHORIZATION_PREFIX))).toEqual([]);
   });
 
   it('the optional tiers reach the sidecar when the settings turn them on', () => {

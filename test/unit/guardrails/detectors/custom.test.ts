@@ -1,4 +1,4 @@
-import { createKeywordDetector, createRegexDetector, createSizeDetector, estimateTokens, isLinearEngine, builtinDetectors } from '../../../../proxy/guardrails/detectors';
+import { createKeywordDetector, createRegexDetector, createSizeDetector, isLinearEngine, builtinDetectors } from '../../../../proxy/guardrails/detectors';
 import { normalizeText } from '../../../../proxy/guardrails/normalize';
 import { found } from './helpers';
 
@@ -71,7 +71,8 @@ describe('createSizeDetector', () => {
     const d = createSizeDetector({ maxChars: 10, maxTokens: 2 });
     expect(found(d, 'short').map(([e]) => e)).toEqual([]);
     expect(found(d, 'twelve chars').map(([e]) => e)).toEqual(['SIZE_CHARS', 'SIZE_TOKENS']);
-    expect(estimateTokens('abcdefgh')).toBe(2);
+    expect(found(createSizeDetector({ maxTokens: 2 }), 'abcdefgh')).toEqual([]);
+    expect(found(createSizeDetector({ maxTokens: 2 }), 'abcdefghi').map(([e]) => e)).toEqual(['SIZE_TOKENS']);
     expect(() => createSizeDetector({ maxChars: -1 })).toThrow(/maxChars/);
   });
 });

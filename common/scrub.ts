@@ -5,7 +5,7 @@
  * an exception message. Used by the logger (every line), the trace record builder (Akto, spool,
  * trace file) and the dead-letter file.
  */
-import type { Env } from '../config-env';
+import type { Env } from './env';
 
 export const SCRUBBED = '<redacted>';
 

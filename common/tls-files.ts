@@ -6,8 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
-import { ConfigError } from '../config-env';
-import type { Logger } from '../telemetry/logger';
+import { ConfigError } from './env';
+import type { Logger } from './logger';
 
 /** PEM certificate chain and private key. */
 export interface TlsMaterial {

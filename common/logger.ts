@@ -1,5 +1,6 @@
 import pino, { Logger, LevelWithSilent } from 'pino';
 import type { SecretScrubber } from './scrub';
+import { isObject } from './json';
 
 export type { Logger };
 
@@ -10,10 +11,6 @@ const CENSOR = '<redacted>';
 const SECRET = new Set(SECRET_HEADERS);
 
 type Obj = Record<string, unknown>;
-
-function isObject(v: unknown): v is Obj {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
 
 /** A copy of a header map with secret values censored, or the map itself when it holds none. */
 function censorHeaders(headers: Obj): Obj {
