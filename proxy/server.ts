@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import type { ProxyConfig } from './config';
 import type { Env } from './config-env';
-import { answer, cancelUpstream, Connections, createForwarder, handleRequest, type Flight, type FlightContext, type Route } from './flight';
+import { answer, cancelUpstream, Connections, handleRequest, upstreamTarget, type Flight, type FlightContext, type Route } from './flight';
 import type { ExchangeHooks } from './hooks';
 import { createUpstreamAgent } from './http/agents';
 import { createServingServer, type ServingServer } from './http/serving';
@@ -50,14 +50,13 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     logger,
     metrics,
     connections: new Connections<Flight>(),
-    forwarder: createForwarder(),
     onFinish: [requestTelemetry(logger, metrics)],
   };
   const inboundProtocol = opts.inboundProtocol ?? createInboundProtocol(() => ({}));
   const routes: Route[] = config.listeners.map((listener) => ({
     listener,
     protocol: listener.direction === 'inbound' ? inboundProtocol : egressProtocol,
-    target: listener.upstream.href,
+    upstream: upstreamTarget(listener.upstream),
     agent: createUpstreamAgent(listener.upstream, env),
   }));
   const sockets = new Set<Socket>();
@@ -88,7 +87,6 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     for (const f of inFlight) f.res.destroy();
     for (const s of sockets) s.destroy();
     for (const r of routes) r.agent.destroy();
-    ctx.forwarder.close();
     await admin.close();
   }
 

@@ -6,7 +6,7 @@ import { errorSummary } from './verdicts';
 import type { Flight, FlightContext, Route } from './types';
 
 export { Connections } from './connections';
-export { createForwarder } from './forward';
+export { upstreamTarget } from './forward';
 export { answer, cancelUpstream } from './finish';
 export type { FinishObserver, Flight, FlightContext, FlightRecord, ProxyMetrics, Route } from './types';
 

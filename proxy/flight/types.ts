@@ -1,6 +1,5 @@
 import type http from 'node:http';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type httpProxy from 'http-proxy';
 import type { Listener, ProxyConfig } from '../config';
 import type { ExchangeHooks } from '../hooks';
 import type { Capture } from '../http/body';
@@ -11,6 +10,7 @@ import type { WireProtocol } from '../protocols/wire';
 import type { Logger } from '../telemetry/logger';
 import type { createProxyMetrics } from '../telemetry/proxy-metrics';
 import type { Connections } from './connections';
+import type { UpstreamTarget } from './forward';
 
 export type ProxyMetrics = ReturnType<typeof createProxyMetrics>;
 
@@ -19,7 +19,7 @@ export interface Route {
   listener: Listener;
   /** The inference APIs (egress listeners) or the agent's own API (the inbound listener). */
   protocol: WireProtocol;
-  target: string;
+  upstream: UpstreamTarget;
   agent: http.Agent;
 }
 
@@ -39,15 +39,13 @@ export interface FlightRecord {
 /** Telemetry on every finished exchange (the request log line, the traffic metrics). Must not throw. */
 export type FinishObserver = (record: FlightRecord) => void;
 
-/** What every flight shares: settings, the hooks in order, the upstream forwarder, telemetry, connection state. */
+/** What every flight shares: settings, the hooks in order, telemetry, connection state. */
 export interface FlightContext {
   config: ProxyConfig;
   hooks: readonly ExchangeHooks[];
   logger: Logger;
   metrics: ProxyMetrics;
   connections: Connections<Flight>;
-  /** http-proxy, wired to hand each upstream response head to its flight (forward.ts). */
-  forwarder: httpProxy;
   onFinish: readonly FinishObserver[];
 }
 

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loadProxyConfig } from '../../proxy/config';
-import { Connections, createForwarder, type Flight, type FlightContext, type FlightRecord, type Route } from '../../proxy/flight';
+import { Connections, upstreamTarget, type Flight, type FlightContext, type FlightRecord, type Route } from '../../proxy/flight';
 import { openFlight } from '../../proxy/flight/open';
 import type { ExchangeHooks } from '../../proxy/hooks';
 import { createUpstreamAgent } from '../../proxy/http/agents';
@@ -39,11 +39,10 @@ export async function startFlightHarness(opts: { upstream: string; env?: Record<
     logger: createLogger(config.logLevel, sink.stream),
     metrics: createProxyMetrics(createRegistry(false)),
     connections: new Connections<Flight>(),
-    forwarder: createForwarder(),
     onFinish: [(record) => records.push(record)],
   };
   const listener = config.listeners[0];
-  const route: Route = { listener, protocol: egressProtocol, target: listener.upstream.href, agent: createUpstreamAgent(listener.upstream, env) };
+  const route: Route = { listener, protocol: egressProtocol, upstream: upstreamTarget(listener.upstream), agent: createUpstreamAgent(listener.upstream, env) };
   const server = http.createServer((req, res) => {
     const flight = openFlight(ctx, route, req, res);
     flights.push(flight);
@@ -60,7 +59,6 @@ export async function startFlightHarness(opts: { upstream: string; env?: Record<
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       route.agent.destroy();
-      ctx.forwarder.close();
     },
   };
 }
