@@ -96,7 +96,7 @@ export function upstreamHeaders(flight: Flight): void {
   forwardedHeaders(flight.req);
 }
 
-/** http-proxy's report of a failed upstream request: refused, reset or timed out before (or while) the answer came. */
+/** The upstream request failed: refused, reset or timed out before (or while) the answer came. */
 function onUpstreamError(flight: Flight, err: NodeJS.ErrnoException): void {
   if (flight.proxyRes) return upstreamFailed(flight, UPSTREAM_RESET, 'upstream_error');
   const reason = err.code ?? err.message;
