@@ -86,7 +86,7 @@ export function upstreamHeaders(flight: Flight): void {
   const headers = flight.req.headers;
   stripHopByHop(headers);
   // The proxy answered 100-continue itself (nginx and Envoy do too); forwarded, it would also make Node write
-  // the upstream head before bodySource sets the path and the framing.
+  // the upstream head before sendBody sets the path and the framing.
   delete headers.expect;
   if (flight.inspect && flight.ctx.config.forceIdentityEncoding) headers['accept-encoding'] = 'identity';
   if (flight.contentDecoded) delete headers['content-encoding'];
