@@ -1,8 +1,9 @@
-import type { FinishObserver, FlightRecord, ProxyMetrics } from '../flight/types';
+import type { FinishObserver, FlightRecord } from '../flight/types';
 import type { Logger } from './logger';
+import type { createProxyMetrics } from './proxy-metrics';
 
 /** The request log line and the traffic metrics, written once per finished exchange. */
-export function requestTelemetry(logger: Logger, metrics: ProxyMetrics): FinishObserver {
+export function requestTelemetry(logger: Logger, metrics: ReturnType<typeof createProxyMetrics>): FinishObserver {
   return (record) => {
     const { ex, outcome, status, totalMs } = record;
     const { direction } = ex;
