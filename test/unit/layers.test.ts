@@ -23,6 +23,7 @@ const PROXY_LAYERS: Record<string, number> = {
   'proxy/env.ts': 4,
   'proxy/self-target.ts': 4,
   'proxy/server.ts': 4,
+  'proxy/flight': 4,
   'proxy/app.ts': 5,
   'proxy/main.ts': 6,
 };
