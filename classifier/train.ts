@@ -16,6 +16,7 @@ import { isHoldout, readRows, resolveDataDir, findRepoRoot, type Row } from '../
 import { EMBEDDING_DIM, loadEmbedder, type Embedder } from './embedder';
 import { CATEGORIES, HEADS_DIR, heuristicFeatures, sigmoid, type Category, type HeadFile, type HeadKind } from './heads';
 import { modelsDir } from './models';
+import { seededRandom } from '../common/random';
 
 export interface Example {
   text: string;
@@ -229,17 +230,6 @@ function bestWindow(net: Net, windows: Vec[]): Vec {
 /** The MLP heads' shape and training schedule (chosen on out-of-fold scores of the tune half). */
 const MLP = { units: 32, maxEpochs: 60, checkEvery: 5, warmEpochs: 10, lr: 2e-3, l2: 1e-4, dropout: 0.2, batch: 64, seed: 20261203 };
 
-/** Deterministic pseudo-random numbers (mulberry32): the same heads from the same data on every run. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * One hidden ReLU layer, class-balanced cross-entropy, mini-batch Adam with L2 and dropout on the hidden
@@ -250,7 +240,7 @@ function random(seed: number): () => number {
 export function fitMlp(texts: Vec[][], labels: number[], epochs: number, weights: number[] = labels.map(() => 1), checkpoint?: (epoch: number, net: Net) => void): Net {
   const dims = texts[0][0].length;
   const H = MLP.units;
-  const rnd = random(MLP.seed);
+  const rnd = seededRandom(MLP.seed);
   const gauss = (): number => Math.sqrt(-2 * Math.log(1 - rnd())) * Math.cos(2 * Math.PI * rnd());
   // Parameters in one vector: hidden weights (H × dims), hidden biases (H), output weights (H), output bias.
   const p = new Float64Array(H * dims + 2 * H + 1);

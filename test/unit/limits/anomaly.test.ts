@@ -1,21 +1,11 @@
 import { Alert, newAnomalyState, onCompleteSignals, onRequestSignals, type AnomalyState, type CompletionSignals } from '../../../proxy/limits/anomaly';
 import { promptFingerprint } from '../../../proxy/limits/fingerprint';
 import { compileLimitsPolicy, type AnomalyConfig } from '../../../proxy/limits/policy';
+import { seededRandom } from '../../../common/random';
 
 const cfg: AnomalyConfig = compileLimitsPolicy({}).anomalies;
 const T0 = 1_700_000_000_000;
 
-/** Deterministic pseudo-random numbers (mulberry32), so every series is the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 function normal(r: () => number, mean: number, sd: number): number {
   const u = Math.max(r(), 1e-12);
   return mean + sd * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r());
@@ -70,7 +60,7 @@ describe('request-rate spike', () => {
 
 describe('prompt-size spike', () => {
   test('fires on a prompt far above a jittery baseline, not on the jitter', () => {
-    const r = rng(1);
+    const r = seededRandom(1);
     const s = newAnomalyState(T0);
     const fired: string[] = [];
     let t = T0;
@@ -82,7 +72,7 @@ describe('prompt-size spike', () => {
 
 describe('tool-call spike', () => {
   test('fires when one response fans out into many tool calls', () => {
-    const r = rng(2);
+    const r = seededRandom(2);
     const s = newAnomalyState(T0);
     const fired: string[] = [];
     let t = T0;
@@ -139,7 +129,7 @@ describe('probing (repeated guardrail hits)', () => {
 
 describe('output-size jump', () => {
   test('fires on a completion many times the usual size', () => {
-    const r = rng(3);
+    const r = seededRandom(3);
     const s = newAnomalyState(T0);
     const fired: string[] = [];
     let t = T0;
@@ -178,7 +168,7 @@ describe('upstream error burst', () => {
   });
 
   test('does not fire on scattered errors', () => {
-    const r = rng(4);
+    const r = seededRandom(4);
     const s = newAnomalyState(T0);
     const fired: string[] = [];
     for (let i = 0; i < 5000; i++) {
@@ -196,7 +186,7 @@ describe('false alarms over a long steady series', () => {
    * errors, 0.1% guardrail hits, prompts all different. Every alert here is a false alarm.
    */
   test('stays below 1 per 10,000 requests with the default thresholds', () => {
-    const r = rng(42);
+    const r = seededRandom(42);
     const s = newAnomalyState(T0);
     const counts: Record<string, number> = {};
     const N = 86_400;
