@@ -9,13 +9,13 @@
  * on_error decides; it is never worth waiting), 500 when inference fails.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { BodyTooLargeError, readBody } from '../proxy/http/body';
 import { isObject } from '../common/json';
 import { CATEGORIES, type Category } from './heads';
 import { OverloadedError, type Classifier, type ClassifyInput } from './service';
+import { listen, localUrl } from '../common/listen';
 
 /** Largest request body: 64 inputs of a few KB each. */
 const MAX_BODY = 1024 * 1024;
@@ -116,14 +116,9 @@ export async function startClassifierServer(opts: {
     });
   });
   server.keepAliveTimeout = 65_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  const host = opts.host === '0.0.0.0' || opts.host === '::' ? '127.0.0.1' : opts.host;
+  await listen(server, opts.port, opts.host);
   return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url: localUrl(server, opts.host),
     drain: () => {
       draining = true;
     },

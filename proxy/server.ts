@@ -1,5 +1,5 @@
 import http, { STATUS_CODES, type IncomingMessage } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import type { ProxyConfig } from './config';
@@ -15,6 +15,7 @@ import type { Logger } from '../common/logger';
 import { createProxyMetrics } from './telemetry/proxy-metrics';
 import { createAdminServer } from './telemetry/admin-server';
 import { requestTelemetry } from './telemetry/request-log';
+import { listen, localUrl } from '../common/listen';
 
 export interface ProxyOptions {
   config: ProxyConfig;
@@ -65,7 +66,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   let draining = false;
   const admin = await createAdminServer({ port: config.adminPort, host: config.adminHost, registry, ready: () => !draining, detail: opts.readyDetail });
 
-  const urls = serving.map((s, i) => `${s.scheme}://${loopbackHost(routes[i].listener.host ?? config.listenHost)}:${(s.server.address() as AddressInfo).port}`);
+  const urls = serving.map((s, i) => localUrl(s.server, routes[i].listener.host ?? config.listenHost, s.scheme));
   logger.info(
     {
       listeners: routes.map((r, i) => ({ url: urls[i], direction: r.listener.direction, upstream: redactUrl(r.listener.upstream), authorization: r.listener.authorization ? 'set' : 'not set' })),
@@ -186,20 +187,6 @@ function remoteAddress(socket: Duplex): string | undefined {
   return (socket as Socket).remoteAddress;
 }
 
-function loopbackHost(host: string): string {
-  if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';
-  return host.includes(':') ? `[${host}]` : host;
-}
-
-function listen(server: http.Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

@@ -1,6 +1,6 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { listen, localUrl } from '../../common/listen';
 
 const TEXT = 'text/plain; charset=utf-8';
 
@@ -42,14 +42,9 @@ export async function createAdminServer(opts: { port: number; host: string; regi
       },
     );
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  const host = opts.host === '0.0.0.0' || opts.host === '::' ? '127.0.0.1' : opts.host;
+  await listen(server, opts.port, opts.host);
   return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url: localUrl(server, opts.host),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
