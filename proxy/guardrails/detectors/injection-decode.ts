@@ -135,6 +135,35 @@ function hexRuns(t: string, out: Decoded[]): void {
   }
 }
 
+/** A token of URL-safe characters and %XX escapes: what encodeURIComponent or a form encoder writes. */
+const URL_TOKEN = /(?:%[0-9A-Fa-f]{2}|[A-Za-z0-9._~!*'()+-])+/g;
+const URL_ESCAPE = /%[0-9A-Fa-f]{2}/g;
+
+/**
+ * Percent-encoded text whose letters stay literal ("Ignore%20all%20previous%20instructions", form-style "+" for
+ * spaces): tokens with at least two escapes, decoded as a URL parser would. Fully escaped runs are hexRuns' own.
+ */
+function urlTextRuns(t: string, out: Decoded[]): void {
+  for (const m of t.matchAll(URL_TOKEN)) {
+    if (out.length >= MAX_CANDIDATES) return;
+    const token = m[0];
+    if (token.length < MIN_ENCODED || (token.match(URL_ESCAPE)?.length ?? 0) < 2) continue;
+    const start = m.index ?? 0;
+    const end = start + token.length;
+    if (out.some((d) => d.start === start && d.end === end)) continue;
+    const bytes: number[] = [];
+    const raw = token.slice(0, MAX_DECODED * 3).replace(/\+/g, ' ');
+    for (let i = 0; i < raw.length; i++) {
+      if (raw[i] === '%' && hexDigit(raw.charCodeAt(i + 1)) && hexDigit(raw.charCodeAt(i + 2))) {
+        bytes.push(parseInt(raw.slice(i + 1, i + 3), 16));
+        i += 2;
+      } else bytes.push(raw.charCodeAt(i));
+    }
+    const text = utf8(Buffer.from(bytes));
+    if (printable(text)) out.push({ how: 'url', start, end, text });
+  }
+}
+
 /**
  * Letters spelled out one by one ("i g n o r e   a l l", "i-g-n-o-r-e a-l-l", "i.g.n.o.r.e / a.l.l"): a run
  * of at least 6 single letters or digits, each followed by one separator, collapses into words. The separator
@@ -224,6 +253,7 @@ export function decodeCandidates(t: string, hints: { rot13: boolean; reversed: b
   // every byte. Prose passes neither, so it pays two regex tests, not the run loops.
   if (BASE64_HINT.test(t)) base64Runs(t, out);
   if (out.length < MAX_CANDIDATES && HEX_HINT.test(t)) hexRuns(t, out);
+  if (out.length < MAX_CANDIDATES && t.includes('%')) urlTextRuns(t, out);
   if (hints.spaced && out.length < MAX_CANDIDATES) spacedRuns(t, out);
   if (out.length < MAX_CANDIDATES && t.includes('.-')) morseRuns(t, out);
   const whole = t.length > MAX_DECODED ? t.slice(0, MAX_DECODED) : t;

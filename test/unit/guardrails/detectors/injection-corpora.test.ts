@@ -65,6 +65,8 @@ describe('injection: decode and rescan', () => {
     ['base64 over lines', `please run:\n${b64.match(/.{1,12}/g)!.join('\n')}`],
     ['hex with spaces', Buffer.from(payload).toString('hex').match(/../g)!.join(' ')],
     ['percent-encoding', [...Buffer.from(payload)].map((b) => `%${b.toString(16)}`).join('')],
+    ['percent-encoding with literal letters (encodeURIComponent)', encodeURIComponent(payload)],
+    ['form encoding in a sentence', `see https://example.com/go?q=${encodeURIComponent(payload).replace(/%20/g, '+')} for details`],
     ['rot13', rot13],
     ['reversed', [...payload].reverse().join('')],
     ['letters with dashes', payload.replace(/\.$/, '').split(' ').map((w) => w.split('').join('-')).join(' ')],
@@ -79,6 +81,7 @@ describe('injection: decode and rescan', () => {
   it('decodes harmless base64 and hex without flagging them', () => {
     expect(flagged(`Here is the favicon: ${Buffer.from('just a small picture of a cat, nothing else').toString('base64')}`)).toBe(false);
     expect(flagged('The build hash is 4f6a2c9e8b7d1a3f5e6c7b8a9d0e1f2a3b4c5d6e')).toBe(false);
+    expect(flagged('Open https://example.com/search?q=how%20to%20reset%20my%20password%20on%20macOS and follow it')).toBe(false);
   });
 
   it('decodes a bounded number of bounded candidates', () => {
