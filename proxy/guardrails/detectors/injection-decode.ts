@@ -6,7 +6,7 @@
  * words (so ordinary text pays nothing).
  */
 
-export type Decoding = 'base64' | 'hex' | 'url' | 'rot13' | 'reversed' | 'spaced' | 'morse';
+export type Decoding = 'base64' | 'hex' | 'url' | 'html' | 'qp' | 'markup' | 'rot13' | 'reversed' | 'spaced' | 'morse';
 
 export interface Decoded {
   how: Decoding;
@@ -164,6 +164,40 @@ function urlTextRuns(t: string, out: Decoded[]): void {
   }
 }
 
+const HTML_ENTITY = /&#(?:[xX]([0-9A-Fa-f]{1,6})|([0-9]{1,7}));?|&(amp|lt|gt|quot|apos|nbsp);/g;
+const NAMED: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
+const QP_ESCAPE = /=([0-9A-F]{2})|=\r?\n/g;
+/** Emphasis or code marks inside a word ("Ig**nore**", "sys_tem_", "in`struc`tions"): a renderer and a model both read the word. */
+const INWORD_MARKUP = /([\p{L}\p{N}])[*_`~]+(?=[\p{L}\p{N}])|([\p{L}\p{N}])[*_`~]+(?=[\s.,;:!?]|$)|(^|[\s(])[*_`~]+(?=[\p{L}\p{N}])/gu;
+
+function count(t: string, re: RegExp, atLeast: number): boolean {
+  re.lastIndex = 0;
+  let n = 0;
+  while (re.exec(t) !== null) if (++n >= atLeast) return true;
+  return false;
+}
+
+/**
+ * Whole-text decodings a model reads through: HTML character references, quoted-printable (=20), and emphasis
+ * marks splitting words. Each is tried only when the text has several of them.
+ */
+function markupDecodings(t: string, out: Decoded[]): void {
+  if (out.length < MAX_CANDIDATES && t.includes('&') && count(t, HTML_ENTITY, 2)) {
+    const text = t.replace(HTML_ENTITY, (m, hex: string | undefined, dec: string | undefined, name: string | undefined) => {
+      if (name) return NAMED[name];
+      const code = hex ? parseInt(hex, 16) : Number(dec);
+      return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : m;
+    });
+    out.push({ how: 'html', start: 0, end: t.length, text });
+  }
+  if (out.length < MAX_CANDIDATES && t.includes('=') && count(t, QP_ESCAPE, 2)) {
+    out.push({ how: 'qp', start: 0, end: t.length, text: t.replace(QP_ESCAPE, (_m, hex: string | undefined) => (hex ? String.fromCharCode(parseInt(hex, 16)) : '')) });
+  }
+  if (out.length < MAX_CANDIDATES && count(t, INWORD_MARKUP, 2)) {
+    out.push({ how: 'markup', start: 0, end: t.length, text: t.replace(INWORD_MARKUP, (_m, a: string | undefined, b: string | undefined, c: string | undefined) => a ?? b ?? c ?? '') });
+  }
+}
+
 /**
  * Letters spelled out one by one ("i g n o r e   a l l", "i-g-n-o-r-e a-l-l", "i.g.n.o.r.e / a.l.l"): a run
  * of at least 6 single letters or digits, each followed by one separator, collapses into words. The separator
@@ -257,6 +291,7 @@ export function decodeCandidates(t: string, hints: { rot13: boolean; reversed: b
   if (hints.spaced && out.length < MAX_CANDIDATES) spacedRuns(t, out);
   if (out.length < MAX_CANDIDATES && t.includes('.-')) morseRuns(t, out);
   const whole = t.length > MAX_DECODED ? t.slice(0, MAX_DECODED) : t;
+  markupDecodings(whole, out);
   if (hints.rot13 && out.length < MAX_CANDIDATES) out.push({ how: 'rot13', start: 0, end: whole.length, text: rot13(whole) });
   if (hints.reversed && out.length < MAX_CANDIDATES) out.push({ how: 'reversed', start: 0, end: whole.length, text: [...whole].reverse().join('') });
   return out;
