@@ -4,7 +4,7 @@
  * node_modules at all; only ONNX Runtime ships beside the bundles, with this platform's binaries alone.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { modelsDir } from '../../classifier/models';
@@ -30,6 +30,12 @@ beforeAll(() => {
 });
 
 afterAll(() => rmSync(app, { recursive: true, force: true }));
+
+test('every bundle is Latin-1 text, which V8 keeps at one byte a character (one other character doubles it)', () => {
+  for (const program of ['proxy', 'webhook', 'classifier']) {
+    expect(readFileSync(path.join(app, 'dist', program, 'main.js'), 'utf8').match(/[^\u0000-\u00ff]/)).toBeNull();
+  }
+});
 
 describe('without any node_modules', () => {
   test('the proxy bundle starts and guards a request', async () => {
