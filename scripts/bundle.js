@@ -88,7 +88,7 @@ async function shipExternal(name) {
  */
 function assertLatin1(file) {
   const text = fs.readFileSync(file, 'utf8');
-  const at = text.search(/[^\u0000-\u00ff]/);
+  const at = text.search(/[\u0100-\uffff]/);
   if (at < 0) return;
   const code = text.codePointAt(at).toString(16).toUpperCase().padStart(4, '0');
   throw new Error(`${path.relative(ROOT, file)}: U+${code} in ${JSON.stringify(text.slice(Math.max(0, at - 60), at + 20))} is not Latin-1, so V8 would keep the whole program's source as a two-byte string; write it as a \\u escape in the source`);
