@@ -4,9 +4,12 @@
  * node_modules at all; only ONNX Runtime ships beside the bundles, with this platform's binaries alone.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import Module from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import vm from 'node:vm';
 import { modelsDir } from '../../classifier/models';
 import { describeWithModel } from '../support/models';
 import { freePort } from '../support/ports';
@@ -35,6 +38,31 @@ test('every bundle is Latin-1 text, which V8 keeps at one byte a character (one 
   for (const program of ['proxy', 'webhook', 'classifier']) {
     expect(readFileSync(path.join(app, 'dist', program, 'main.js'), 'utf8').match(/[\u0100-\uffff]/)).toBeNull();
   }
+});
+
+describe('V8 code cache (scripts/entry.js)', () => {
+  test.each(['proxy', 'webhook', 'classifier'])('%s: program.cache is for this program.js, and this V8 takes it', (program) => {
+    const bytes = readFileSync(path.join(app, 'dist', program, 'program.js'));
+    const cache = readFileSync(path.join(app, 'dist', program, 'program.cache'));
+    expect(cache.subarray(0, 32).equals(createHash('sha256').update(bytes).digest())).toBe(true);
+    const script = new vm.Script(Module.wrap(bytes.toString('latin1')), { cachedData: cache.subarray(32) });
+    expect(script.cachedDataRejected).toBe(false);
+  });
+
+  test('a cache made for another program.js is not used, even one of the same length (V8 compares only lengths)', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'akto-code-cache-'));
+    try {
+      cpSync(path.join(app, 'dist', 'proxy'), dir, { recursive: true });
+      const source = readFileSync(path.join(dir, 'program.js'), 'latin1');
+      expect(source.endsWith('main();\n')).toBe(true);
+      // The same length, without the call that starts the proxy: run from the stale cache, it would start anyway.
+      writeFileSync(path.join(dir, 'program.js'), `${source.slice(0, -'main();\n'.length)}void 0;\n`, 'latin1');
+      const r = spawnSync(process.execPath, [path.join(dir, 'main.js')], { env: { PATH: process.env.PATH ?? '', APP_URL: 'http://127.0.0.1:9', AKTO_PROXY_PORT: '0', ADMIN_PORT: '0', TRACE_FILE: '/dev/null' }, encoding: 'utf8', timeout: 10_000 });
+      expect({ status: r.status, stdout: r.stdout }).toEqual({ status: 0, stdout: '' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('without any node_modules', () => {
