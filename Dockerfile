@@ -43,8 +43,9 @@ COPY --from=build --chown=0:0 /src/dist/external/node_modules/ ./node_modules/
 COPY --chown=0:0 classifier/heads ./classifier/heads
 COPY --from=build --chown=0:0 /src/dist/bundle/ ./dist/
 # V8's code cache for each program, made again by the node this image runs (the build stage's may be another): a
-# program compiles its bundle from it at start instead of parsing it (scripts/entry.js). Exec form: the runtime base
-# need not have a shell.
+# program starts from the bytecode of its modules' set-up instead of parsing its bundle (scripts/entry.js). Each runs
+# its synchronous start for it, so a log line saying it has no configuration here is expected. Exec form: the runtime
+# base need not have a shell.
 RUN ["node", "dist/proxy/main.js", "--write-code-cache"]
 RUN ["node", "dist/webhook/main.js", "--write-code-cache"]
 RUN ["node", "dist/classifier/main.js", "--write-code-cache"]

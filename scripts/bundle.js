@@ -106,7 +106,8 @@ function writeEntry(program) {
   assertLatin1(bundle);
   fs.copyFileSync(path.join(__dirname, 'entry.js'), path.join(dir, 'main.js'));
   fs.chmodSync(path.join(dir, 'main.js'), 0o755);
-  execFileSync(process.execPath, [path.join(dir, 'main.js'), '--write-code-cache'], { stdio: 'inherit' });
+  // The program's own log lines (it finds no configuration here) are not the bundler's.
+  execFileSync(process.execPath, [path.join(dir, 'main.js'), '--write-code-cache'], { stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
 async function main() {
