@@ -106,8 +106,11 @@ function writeEntry(program) {
   assertLatin1(bundle);
   fs.copyFileSync(path.join(__dirname, 'entry.js'), path.join(dir, 'main.js'));
   fs.chmodSync(path.join(dir, 'main.js'), 0o755);
-  // The program's own log lines (it finds no configuration here) are not the bundler's.
-  execFileSync(process.execPath, [path.join(dir, 'main.js'), '--write-code-cache'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  // The program's own log lines (it finds no configuration here) are not the bundler's. Without NODE_OPTIONS, as the
+  // image runs it: V8 refuses a cache made under other flags.
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  execFileSync(process.execPath, [path.join(dir, 'main.js'), '--write-code-cache'], { stdio: ['ignore', 'ignore', 'inherit'], env });
 }
 
 async function main() {

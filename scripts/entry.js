@@ -40,8 +40,10 @@ function readCache(hash) {
 function compile(useCache) {
   const bytes = fs.readFileSync(PROGRAM);
   const hash = crypto.createHash('sha256').update(bytes).digest();
-  // Latin-1 (scripts/bundle.js keeps the bundles so): the source is a one-byte string, as V8 keeps it.
-  const script = new vm.Script(Module.wrap(bytes.toString('latin1')), { filename: PROGRAM, cachedData: useCache ? readCache(hash) : undefined });
+  // Latin-1 (scripts/bundle.js keeps the bundles so): the source is a one-byte string, as V8 keeps it. The column
+  // offset keeps stack traces' columns on the first line those of program.js, not of the wrapper.
+  const source = Module.wrap(bytes.toString('latin1'));
+  const script = new vm.Script(source, { filename: PROGRAM, columnOffset: -Module.wrapper[0].length, cachedData: useCache ? readCache(hash) : undefined });
   return { script, hash };
 }
 
@@ -55,16 +57,20 @@ if (writing) {
   // synchronous start: its modules' set-up and its first look at the environment, what every start runs (a fifth
   // less CPU to /readyz than a cache of the parse alone). It exits before anything asynchronous (listening, I/O). A
   // program that stops at once for want of configuration (the build has none; its log line says so) still leaves
-  // its cache, and the build goes on.
+  // its cache, and the build goes on; one that throws while loading fails it.
+  let threw = false;
   process.once('exit', () => {
+    if (threw) return;
     fs.writeFileSync(CACHE, Buffer.concat([hash, script.createCachedData()]));
     process.exitCode = 0;
   });
   try {
     run();
-  } finally {
-    process.exit();
+  } catch (err) {
+    threw = true;
+    throw err;
   }
+  process.exit();
 } else {
   run();
 }
