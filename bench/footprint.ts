@@ -1,8 +1,9 @@
 /**
  * `npm run bench:footprint`: the sidecar's footprint as a pod sees it. For the bundled program the image runs
  * (dist/bundle/proxy/main.js, built by `npm run bundle` first) and, as the baseline in the same run, a bare Node
- * HTTP server that answers /readyz: the time from spawning the process to /readyz answering 200, and the resident
- * set (VmRSS) after it has been idle for a while. Median of FOOTPRINT_ROUNDS (default 5) starts each. Also prints
+ * HTTP server that answers /readyz: the time from spawning the process to /readyz answering 200, the CPU time the
+ * process had used by then (steadier than the wall time on a shared machine), and the resident set (VmRSS) after it
+ * has been idle for a while. Median of FOOTPRINT_ROUNDS (default 5) starts each. Also prints
  * the image size the last `make e2e` recorded, when that cache is present.
  *
  *   FOOTPRINT_ROUNDS   starts per target (default 5)
@@ -33,6 +34,8 @@ interface Target {
 
 interface Sample {
   readyMs: number;
+  /** user + system CPU of the process up to /readyz answering. */
+  cpuMs: number;
   rssMiB: number;
 }
 
@@ -52,6 +55,12 @@ const TARGETS: Target[] = [
   { name: 'sidecar bundle, pack off', argv: [BUNDLE], env: proxyEnv({ POLICY_PACK: 'off' }) },
   ...(process.env.FOOTPRINT_BEFORE ? [{ name: 'FOOTPRINT_BEFORE bundle, pack default', argv: [process.env.FOOTPRINT_BEFORE], env: proxyEnv({ POLICY_PACK: 'default' }) }] : []),
 ];
+
+/** utime + stime from /proc/<pid>/stat, in ms (clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
 
 function rssMiB(pid: number): number {
   const kb = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
@@ -78,8 +87,9 @@ async function measure(target: Target, upstream: string): Promise<Sample> {
   const proc = spawn(process.execPath, target.argv, { env, stdio: ['ignore', 'ignore', 'inherit'] });
   try {
     const readyMs = await readyAfter(proc, `http://127.0.0.1:${adminPort}/readyz`, started);
+    const startCpuMs = cpuMs(proc.pid!);
     await new Promise((r) => setTimeout(r, IDLE_MS));
-    return { readyMs, rssMiB: rssMiB(proc.pid!) };
+    return { readyMs, cpuMs: startCpuMs, rssMiB: rssMiB(proc.pid!) };
   } finally {
     await stopChild(proc);
     fs.rmSync(env.SPOOL_DIR, { recursive: true, force: true });
@@ -103,7 +113,7 @@ function imageNote(): string {
 async function main(): Promise<void> {
   if (!fs.existsSync(BUNDLE)) throw new Error(`${path.relative(process.cwd(), BUNDLE)} is missing: run npm run bundle first`);
   const stub = await startStub();
-  const results: Array<{ target: string; readyMs: number; rssMiB: number }> = [];
+  const results: Array<{ target: string } & Sample> = [];
   try {
     // Round-robin: on a shared machine the load drifts, and each round gives every target the same moment.
     const samples = TARGETS.map((): Sample[] => []);
@@ -112,7 +122,8 @@ async function main(): Promise<void> {
     }
     const median = (xs: number[]): number => percentile([...xs].sort((a, b) => a - b), 50);
     for (const [t, target] of TARGETS.entries()) {
-      results.push({ target: target.name, readyMs: median(samples[t].map((s) => s.readyMs)), rssMiB: median(samples[t].map((s) => s.rssMiB)) });
+      const of = (key: keyof Sample): number => median(samples[t].map((s) => s[key]));
+      results.push({ target: target.name, readyMs: of('readyMs'), cpuMs: of('cpuMs'), rssMiB: of('rssMiB') });
     }
   } finally {
     await stub.stop();
@@ -120,8 +131,8 @@ async function main(): Promise<void> {
   const base = results[0];
   printTable(
     `Footprint: median of ${ROUNDS} starts, RSS after ${IDLE_MS} ms idle (targets: start→readyz ≤ 300 ms, idle RSS ≤ 50 MB)`,
-    ['process', 'start→readyz ms', 'ratio', 'idle RSS MiB', 'ratio'],
-    results.map((r) => [r.target, fmt(r.readyMs, 0), fmt(r.readyMs / base.readyMs, 2), fmt(r.rssMiB, 1), fmt(r.rssMiB / base.rssMiB, 2)]),
+    ['process', 'start→readyz ms', 'ratio', 'CPU ms to readyz', 'ratio', 'idle RSS MiB', 'ratio'],
+    results.map((r) => [r.target, fmt(r.readyMs, 0), fmt(r.readyMs / base.readyMs, 2), fmt(r.cpuMs, 0), fmt(r.cpuMs / base.cpuMs, 2), fmt(r.rssMiB, 1), fmt(r.rssMiB / base.rssMiB, 2)]),
   );
   console.log(imageNote());
   if (process.env.FOOTPRINT_JSON) fs.writeFileSync(process.env.FOOTPRINT_JSON, JSON.stringify({ rounds: ROUNDS, idleMs: IDLE_MS, results }, null, 2));

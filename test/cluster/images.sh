@@ -179,7 +179,7 @@ build_pause() {
 # ------------------------------------------------------------------ the project's image and the fixtures
 
 # What the Dockerfile reads: tracked and untracked (not ignored) files under the paths it copies.
-IMAGE_INPUTS=(Dockerfile .dockerignore package.json package-lock.json .npmrc tsconfig.json scripts/bundle.js scripts/models.sh proxy webhook classifier)
+IMAGE_INPUTS=(Dockerfile .dockerignore package.json package-lock.json .npmrc tsconfig.json scripts/bundle.js scripts/entry.js scripts/models.sh common proxy webhook classifier)
 IMAGE_HASH=$( { echo "$BASE_HASH"; git ls-files -co --exclude-standard -- "${IMAGE_INPUTS[@]}" | sort | xargs sha256sum; } | hash_text)
 VERSION=$(node -p 'require("./package.json").version')
 IMAGE_REF=akto-agent-proxy:$VERSION-e2e-$IMAGE_HASH

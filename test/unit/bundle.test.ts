@@ -4,7 +4,8 @@
  * node_modules at all; only ONNX Runtime ships beside the bundles, with this platform's binaries alone.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { modelsDir } from '../../classifier/models';
@@ -30,6 +31,54 @@ beforeAll(() => {
 });
 
 afterAll(() => rmSync(app, { recursive: true, force: true }));
+
+test('every bundle is Latin-1 text, which V8 keeps at one byte a character (one other character doubles it)', () => {
+  for (const program of ['proxy', 'webhook', 'classifier']) {
+    expect(readFileSync(path.join(app, 'dist', program, 'main.js'), 'utf8').match(/[\u0100-\uffff]/)).toBeNull();
+  }
+});
+
+describe('V8 code cache (scripts/entry.js)', () => {
+  test.each(['proxy', 'webhook', 'classifier'])('%s: program.cache is for this program.js, and this V8 takes it', (program) => {
+    const bytes = readFileSync(path.join(app, 'dist', program, 'program.js'));
+    const cache = readFileSync(path.join(app, 'dist', program, 'program.cache'));
+    expect(cache.subarray(0, 32).equals(createHash('sha256').update(bytes).digest())).toBe(true);
+    // In a node without this test runner's flags, as the image runs it: V8 refuses a cache made under other flags.
+    const compile = `const s = new (require('node:vm').Script)(require('node:module').wrap(require('node:fs').readFileSync(process.argv[1], 'latin1')), { cachedData: require('node:fs').readFileSync(process.argv[2]).subarray(32) }); process.stdout.write(String(s.cachedDataRejected));`;
+    const r = spawnSync(process.execPath, ['-e', compile, path.join(app, 'dist', program, 'program.js'), path.join(app, 'dist', program, 'program.cache')], { env: { PATH: process.env.PATH ?? '' }, encoding: 'utf8' });
+    expect(r.stdout).toBe('false');
+  });
+
+  test('a cache made for another program.js is not used, even one of the same length (V8 compares only lengths)', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'akto-code-cache-'));
+    try {
+      cpSync(path.join(app, 'dist', 'proxy'), dir, { recursive: true });
+      const source = readFileSync(path.join(dir, 'program.js'), 'latin1');
+      expect(source.endsWith('main();\n')).toBe(true);
+      // The same length, without the call that starts the proxy: run from the stale cache, it would start anyway.
+      writeFileSync(path.join(dir, 'program.js'), `${source.slice(0, -'main();\n'.length)}void 0;\n`, 'latin1');
+      const r = spawnSync(process.execPath, [path.join(dir, 'main.js')], { env: { PATH: process.env.PATH ?? '', APP_URL: 'http://127.0.0.1:9', AKTO_PROXY_PORT: '0', ADMIN_PORT: '0', TRACE_FILE: '/dev/null' }, encoding: 'utf8', timeout: 10_000 });
+      expect({ status: r.status, stdout: r.stdout }).toEqual({ status: 0, stdout: '' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  test('--write-code-cache: a program that stops for want of configuration leaves its cache; one that throws while loading fails the build', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'akto-code-cache-'));
+    const write = (program: string) => {
+      rmSync(path.join(dir, 'program.cache'), { force: true });
+      writeFileSync(path.join(dir, 'program.js'), program);
+      return { status: spawnSync(process.execPath, [path.join(dir, 'main.js'), '--write-code-cache'], { encoding: 'utf8' }).status, cached: existsSync(path.join(dir, 'program.cache')) };
+    };
+    try {
+      cpSync(path.join(ROOT, 'scripts/entry.js'), path.join(dir, 'main.js'));
+      expect(write('process.exit(2);\n')).toEqual({ status: 0, cached: true });
+      expect(write("throw new Error('broken bundle');\n")).toEqual({ status: 1, cached: false });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('without any node_modules', () => {
   test('the proxy bundle starts and guards a request', async () => {

@@ -10,12 +10,12 @@
 type Emit = (entity: string, start: number, end: number, score: number) => void;
 
 /** A capitalised word (letters of any script, apostrophes and inner hyphens) and a single initial. */
-const CAP = String.raw`\p{Lu}[\p{Ll}\p{M}'’]{1,24}(?:-\p{Lu}?[\p{Ll}\p{M}'’]{1,24})?`;
+const CAP = String.raw`\p{Lu}[\p{Ll}\p{M}'\u2019]{1,24}(?:-\p{Lu}?[\p{Ll}\p{M}'\u2019]{1,24})?`;
 const INITIAL = String.raw`\p{Lu}\.?`;
 /** A name: a capitalised word, then up to three more capitalised words or initials, on one line. */
 const NAME = `${CAP}(?:[ \\t]{1,2}(?:${CAP}|${INITIAL}(?=[ \\t])))*`;
 /** Any word, for labelled fields whose values may be written in lower case ("Name: lena andersson"). */
-const ANY_NAME = String.raw`[\p{L}][\p{L}\p{M}'’.-]{0,24}(?:[ \t]{1,2}[\p{L}][\p{L}\p{M}'’.-]{0,24}){0,3}`;
+const ANY_NAME = String.raw`[\p{L}][\p{L}\p{M}'\u2019.-]{0,24}(?:[ \t]{1,2}[\p{L}][\p{L}\p{M}'\u2019.-]{0,24}){0,3}`;
 
 const HONORIFIC = new RegExp(String.raw`(?<![\p{L}\p{N}])(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Mister|Madam|Madame|Herr|Frau|Mme|Mlle|Sr|Sra|Srta|Signor|Signora|mr|mrs|ms|dr|MR|MRS|MS|DR)\.?[ \t]{1,2}(${NAME})`, 'gu');
 /** Form fields and headers whose value is a person's name. */
@@ -93,7 +93,7 @@ const STREET_WORD_BEFORE =
 const STREET_SUFFIX =
   'strasse|straße|straeti|stræti|str\\.|gasse|weg|allee|platz|damm|ufer|chaussee|laan|straat|gracht|plein|steeg|dijk|kade|singel|gade|vej|vaenget|gata|gatan|vagen|vägen|veien|vegen|katu|tie|kuja|polku|tanya|utca|körút|korut|sokak|sokagi|caddesi|bulvar';
 const HOUSE = String.raw`\d{1,6}[A-Za-z]?(?:[/-]\d{1,4})?`;
-const WORD = String.raw`[\p{L}][\p{L}\p{M}'’.-]{0,24}`;
+const WORD = String.raw`[\p{L}][\p{L}\p{M}'\u2019.-]{0,24}`;
 /** An apartment, suite, unit or floor number: part of an address, or alone. */
 const UNIT = String.raw`(?:${anyCase('apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|bldg|building')}|#)\.?[ \t]?#?\d{1,5}[A-Za-z]?`;
 /** Street lines. Keywords match in any case; names after them keep their case (no `i` flag). */
@@ -106,7 +106,7 @@ const STREET_LINES = [
   // Pohlstrasse 9 / C. Beerninckstraat 88 / Harjukuja 54
   String.raw`(?:\p{Lu}\.[ \t]?)?\p{Lu}[\p{Ll}\p{M}-]{1,30}(?:${STREET_SUFFIX})[ \t]{1,2}${HOUSE}(?![\p{L}\p{N}])`,
   // 971 Kesk 53 / 28030 Edeby 55: house number, street, number, with a unit after it
-  String.raw`\d{1,6}[ \t]{1,2}(?:${WORD}[ \t]{1,2}){0,2}\p{Lu}[\p{L}\p{M}'’.-]{1,24}[ \t]{1,2}\d{1,5}[A-Za-z]?\.?(?=,?[ \t]*\n?[ \t>]*${UNIT})`,
+  String.raw`\d{1,6}[ \t]{1,2}(?:${WORD}[ \t]{1,2}){0,2}\p{Lu}[\p{L}\p{M}'\u2019.-]{1,24}[ \t]{1,2}\d{1,5}[A-Za-z]?\.?(?=,?[ \t]*\n?[ \t>]*${UNIT})`,
   // P.O. Box 123 / Postbox 53 / Postfach 12 34 / PSC 0729, Box 5797 / Unit 7349 Box 6067
   String.raw`(?:[Pp]\.?[ \t]?[Oo]\.?[ \t]?${anyCase('box')}|${anyCase('post office box|postbox|postfach|apartado|casilla')}|(?:${anyCase('psc|unit|cmr')})[ \t]\d{3,5},?[ \t]${anyCase('box')})[ \t]{1,2}\d{1,6}(?:[ \t]\d{2,4})?`,
   // APO AE 09012 / FPO AA 68422 / DPO AP 96854 (US military post)
@@ -118,7 +118,7 @@ const UNIT_ALONE = new RegExp(String.raw`(?<![\p{L}\p{N}])${UNIT}(?![\p{L}\p{N}]
  * What may follow a street line: a unit, a city, "City, ST 12345", "12345 City", a country; each part on the same
  * line after a comma, or on the next line, at most 40 characters, no sentence punctuation.
  */
-const NEXT_PART = new RegExp(String.raw`^(?:[ \t]*,[ \t]*|[ \t]*\n[ \t>]*|[ \t]{1,2})(?:${UNIT}|[\p{L}\p{N}(][\p{L}\p{N}\p{M}()'’ .-]{0,38}[\p{L}\p{N})])(?![\p{L}\p{N}])`, 'iu');
+const NEXT_PART = new RegExp(String.raw`^(?:[ \t]*,[ \t]*|[ \t]*\n[ \t>]*|[ \t]{1,2})(?:${UNIT}|[\p{L}\p{N}(][\p{L}\p{N}\p{M}()'\u2019 .-]{0,38}[\p{L}\p{N})])(?![\p{L}\p{N}])`, 'iu');
 const PART_MAX = 3;
 const UNIT_START = /^(?:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|bldg|building|#)\b/i;
 /** A city, region, postcode or country: every word capitalised or a number ("Springfield", "IL 62704", "Cyprus (Greek)"). */
