@@ -167,6 +167,8 @@ function urlTextRuns(t: string, out: Decoded[]): void {
 const HTML_ENTITY = /&#(?:[xX]([0-9A-Fa-f]{1,6})|([0-9]{1,7}));?|&(amp|lt|gt|quot|apos|nbsp);/g;
 const NAMED: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
 const QP_ESCAPE = /=([0-9A-F]{2})|=\r?\n/g;
+/** A plain character class is far cheaper than INWORD_MARKUP's Unicode lookarounds: text without any mark skips it. */
+const MARKUP_MARK = /[*_`~]/;
 /** Emphasis or code marks inside a word ("Ig**nore**", "sys_tem_", "in`struc`tions"): a renderer and a model both read the word. */
 const INWORD_MARKUP = /([\p{L}\p{N}])[*_`~]+(?=[\p{L}\p{N}])|([\p{L}\p{N}])[*_`~]+(?=[\s.,;:!?]|$)|(^|[\s(])[*_`~]+(?=[\p{L}\p{N}])/gu;
 
@@ -193,7 +195,7 @@ function markupDecodings(t: string, out: Decoded[]): void {
   if (out.length < MAX_CANDIDATES && t.includes('=') && count(t, QP_ESCAPE, 2)) {
     out.push({ how: 'qp', start: 0, end: t.length, text: t.replace(QP_ESCAPE, (_m, hex: string | undefined) => (hex ? String.fromCharCode(parseInt(hex, 16)) : '')) });
   }
-  if (out.length < MAX_CANDIDATES && count(t, INWORD_MARKUP, 2)) {
+  if (out.length < MAX_CANDIDATES && MARKUP_MARK.test(t) && count(t, INWORD_MARKUP, 2)) {
     out.push({ how: 'markup', start: 0, end: t.length, text: t.replace(INWORD_MARKUP, (_m, a: string | undefined, b: string | undefined, c: string | undefined) => a ?? b ?? c ?? '') });
   }
 }
