@@ -44,6 +44,7 @@ const PROMPT = Array.from({ length: 64 }, (_, i) => `Sentence ${i} of the benchm
  * before (a cache, the anomaly detector's repeated-prompt rule). REQUEST_NUMBER marks the spot.
  */
 const numbered = (prompt: string): string => `Request ${REQUEST_NUMBER}. ${prompt}`;
+const withNumber = (template: string, n: number): string => template.replace(REQUEST_NUMBER, String(n));
 const chatBody = (model: string): string => JSON.stringify({ model, max_tokens: 32, messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: numbered(PROMPT) }] });
 const streamBody = (model: string): string =>
   JSON.stringify({ model, max_tokens: 32, stream: true, messages: [{ role: 'system', content: numbered(PROMPT) }, { role: 'user', content: 'Summarise the weather for the train trip in one line.' }] });
@@ -115,7 +116,7 @@ async function streamProbe(sys: RunningSystem, seconds: number): Promise<Omit<Sa
       const t0 = process.hrtime.bigint();
       let seen = '';
       let first = NaN;
-      const body = template.replace(REQUEST_NUMBER, String(++sent));
+      const body = withNumber(template, ++sent);
       const req = http.request(url, { method: 'POST', agent, headers: { ...t.headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
         res.setEncoding('utf8');
         res.on('data', (c: string) => {
@@ -182,12 +183,12 @@ async function checkAnswers(sys: RunningSystem, guarded: boolean): Promise<void>
   }
   for (const service of [0, 50] as ServiceMs[]) {
     const t = sys.target(service);
-    const res = await fetch(t.url, { method: 'POST', headers: { ...t.headers, 'content-type': 'application/json' }, body: chatBody(t.model) });
+    const res = await fetch(t.url, { method: 'POST', headers: { ...t.headers, 'content-type': 'application/json' }, body: withNumber(chatBody(t.model), 0) });
     const text = await res.text();
-    if (res.status !== 200 || !text.includes('Echo: Sentence 0')) throw new Error(`chat via ${service} ms stub answered ${res.status}: ${text.slice(0, 300)}`);
+    if (res.status !== 200 || !text.includes('Echo: Request 0. Sentence 0')) throw new Error(`chat via ${service} ms stub answered ${res.status}: ${text.slice(0, 300)}`);
   }
   const t = sys.target(0);
-  const res = await fetch(t.url, { method: 'POST', headers: { ...t.headers, 'content-type': 'application/json' }, body: streamBody(t.model) });
+  const res = await fetch(t.url, { method: 'POST', headers: { ...t.headers, 'content-type': 'application/json' }, body: withNumber(streamBody(t.model), 0) });
   const text = await res.text();
   if (res.status !== 200 || !/"content":"[^"]/.test(text)) throw new Error(`stream answered ${res.status}: ${text.slice(0, 300)}`);
 }
