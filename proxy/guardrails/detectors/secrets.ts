@@ -25,7 +25,7 @@ const CURL_HEADER = /(?:^|\s)(?:-H|--header)\s+["']([A-Za-z0-9-]{0,40}(?:token|k
  * constructors (.NET NetworkCredential / DirectoryEntry, Java PasswordAuthentication and friends), XML app
  * settings, `vault operator unseal <key>`, and prose such as `the default password is "…"`.
  */
-/** A value that names where the password is kept (process.env.DB_PASSWORD, SECRET_NAME) rather than being it. */
+/** A value that names where the password is kept (a dotted lookup such as `settings.db.password`, or an `ALL_CAPS` variable name) rather than being it. */
 const REFERENCE = /^(?:[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)$/;
 /** `gate`: a substring the text must hold (cheap); `anchor`: a pattern it must match (when no one substring will do). */
 const OTHER_PASSWORD_FORMS: { gate?: string; anchor?: RegExp; re: RegExp; accept?: (value: string) => boolean }[] = [
