@@ -1,7 +1,8 @@
 /**
  * `node dist/bench/guardrails.js [--json] [--n N]`: what the guardrails cost on the hot path, on one core:
- * onRequest of the default pack on a 4 KB chat request (system + user + assistant + user), clean and with PII.
- * What stream holdback adds is measured by `npm run bench:stream`.
+ * onRequest of the default pack on a 4 KB chat request (system + user + assistant + user), clean and with PII,
+ * every request's text new (numbered); and an agent's turn, where the conversation so far is sent again with one
+ * new message (seven segments: what the joined views of a conversation add). What stream holdback adds is measured by `npm run bench:stream`.
  */
 import { Writable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
@@ -31,13 +32,24 @@ function seg(role: string, text: string, i: number): Segment {
   return { role, kind: 'message', trusted: true, path: ['messages', i, 'content'], text };
 }
 
-function benchExchange(withPii: boolean): Exchange {
+/** Request `n`: every text starts with its number, as no two real requests are the same text. */
+function benchExchange(withPii: boolean, n: number): Exchange {
   const user = prose(2600) + (withPii ? ' Reach me at jane.doe@example.com or on +1 415 555 0199, card 4111 1111 1111 1111.' : '');
+  const texts = [prose(600, 3), prose(400, 5), prose(400, 7), user].map((t) => `Request ${n}. ${t}`);
   return chatExchange({
     id: 'bench',
     model: 'tgi',
-    input: [seg('system', prose(600, 3), 0), seg('user', prose(400, 5), 1), seg('assistant', prose(400, 7), 2), seg('user', user, 3)],
+    input: [seg('system', texts[0], 0), seg('user', texts[1], 1), seg('assistant', texts[2], 2), seg('user', texts[3], 3)],
   });
+}
+
+/** Turn `n` of an agent's conversation: the same system prompt, the last six messages again, and one new user message. */
+function agentTurn(n: number): Exchange {
+  const message = (k: number): string => `Message ${k}. ${prose(500, 100 + k)}`;
+  const history = Array.from({ length: 6 }, (_, j) => n - 6 + j).filter((k) => k >= 0);
+  const input = [seg('system', prose(800, 3), 0), ...history.map((k, j) => seg(k % 2 === 0 ? 'user' : 'assistant', message(k), j + 1))];
+  input.push(seg('user', message(n), input.length));
+  return chatExchange({ id: 'bench', model: 'tgi', input });
 }
 
 function percentiles(samples: number[]): { p50: number; p95: number; p99: number; mean: number } {
@@ -56,17 +68,22 @@ async function main(): Promise<void> {
   const g = await openGuardrails({ POLICY_PACK: 'default' }, logger, createRegistry(false));
   const results: Record<string, unknown> = {};
 
-  for (const withPii of [false, true]) {
-    const requestBytes = benchExchange(withPii).input.reduce((a, s) => a + s.text.length, 0);
+  const scenarios: Array<[string, (i: number) => Exchange]> = [
+    ['request_4kb_clean_ms', (i) => benchExchange(false, i)],
+    ['request_4kb_with_pii_ms', (i) => benchExchange(true, i)],
+    ['agent_turn_4kb_ms', agentTurn],
+  ];
+  for (const [name, make] of scenarios) {
+    const requestBytes = make(50).input.reduce((a, s) => a + s.text.length, 0);
     const times: number[] = [];
     for (let i = 0; i < n + 500; i++) {
-      const ex = benchExchange(withPii);
+      const ex = make(i + 1);
       const t = performance.now();
       await g.hooks.onRequest!(ex);
       if (i >= 500) times.push(performance.now() - t);
     }
     const p = percentiles(times);
-    results[withPii ? 'request_4kb_with_pii_ms' : 'request_4kb_clean_ms'] = { bytes: requestBytes, p50: round(p.p50), p95: round(p.p95), p99: round(p.p99) };
+    results[name] = { bytes: requestBytes, p50: round(p.p50), p95: round(p.p95), p99: round(p.p99) };
   }
 
   g.close();

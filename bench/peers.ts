@@ -19,7 +19,7 @@ import { startAktoSink } from './akto-sink';
 import { cell, judgeTargets, SCHEMA, summarise, type Sample, type Scenario, type SystemResult, type Target } from './peers/report';
 import { peerVersions, SYSTEMS, type RunningSystem, type ServiceMs, type Stubs, type SystemSpec } from './peers/systems';
 import { installPeers } from './peers/install';
-import { runWrk } from './peers/wrk';
+import { REQUEST_NUMBER, runWrk } from './peers/wrk';
 import { cpuMs, fmt, peakRssMiB, percentile, printTable, ROOT, startStub, type Child } from './support';
 
 interface Options {
@@ -38,10 +38,16 @@ const WARM_UP_SECONDS = 10;
 const LOAD_CPUS = '0';
 const SYSTEM_CPUS = '1';
 
-const PROMPT = Array.from({ length: 64 }, (_, i) => `Sentence ${i} of the benchmark prompt talks about weather, maps and trains.`).join(' ').slice(0, 4096);
-const chatBody = (model: string): string => JSON.stringify({ model, max_tokens: 32, messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: PROMPT }] });
+const PROMPT = Array.from({ length: 64 }, (_, i) => `Sentence ${i} of the benchmark prompt talks about weather, maps and trains.`).join(' ').slice(0, 4096 - 16);
+/**
+ * Every request's prompt is new (its number first), as in real traffic: no system may gain from having seen the text
+ * before (a cache, the anomaly detector's repeated-prompt rule). REQUEST_NUMBER marks the spot.
+ */
+const numbered = (prompt: string): string => `Request ${REQUEST_NUMBER}. ${prompt}`;
+const withNumber = (template: string, n: number): string => template.replace(REQUEST_NUMBER, String(n));
+const chatBody = (model: string): string => JSON.stringify({ model, max_tokens: 32, messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: numbered(PROMPT) }] });
 const streamBody = (model: string): string =>
-  JSON.stringify({ model, max_tokens: 32, stream: true, messages: [{ role: 'system', content: PROMPT }, { role: 'user', content: 'Summarise the weather for the train trip in one line.' }] });
+  JSON.stringify({ model, max_tokens: 32, stream: true, messages: [{ role: 'system', content: numbered(PROMPT) }, { role: 'user', content: 'Summarise the weather for the train trip in one line.' }] });
 
 function parseOptions(argv: string[]): Options {
   const opts: Options = { rounds: 3, seconds: 5, rates: [100, 500, 1000], systems: SYSTEMS.map((s) => s.name), format: 'table' };
@@ -99,7 +105,8 @@ function cpuOf(pids: number[]): number {
 async function streamProbe(sys: RunningSystem, seconds: number): Promise<Omit<Sample, 'cpuSecPer1k'>> {
   const t = sys.target(0);
   const url = new URL(t.url);
-  const body = streamBody(t.model);
+  const template = streamBody(t.model);
+  let sent = 0;
   const agent = new http.Agent({ keepAlive: true, maxSockets: STREAM_CONCURRENCY });
   const ttft: number[] = [];
   let errors = 0;
@@ -109,6 +116,7 @@ async function streamProbe(sys: RunningSystem, seconds: number): Promise<Omit<Sa
       const t0 = process.hrtime.bigint();
       let seen = '';
       let first = NaN;
+      const body = withNumber(template, ++sent);
       const req = http.request(url, { method: 'POST', agent, headers: { ...t.headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
         res.setEncoding('utf8');
         res.on('data', (c: string) => {
@@ -175,12 +183,12 @@ async function checkAnswers(sys: RunningSystem, guarded: boolean): Promise<void>
   }
   for (const service of [0, 50] as ServiceMs[]) {
     const t = sys.target(service);
-    const res = await fetch(t.url, { method: 'POST', headers: { ...t.headers, 'content-type': 'application/json' }, body: chatBody(t.model) });
+    const res = await fetch(t.url, { method: 'POST', headers: { ...t.headers, 'content-type': 'application/json' }, body: withNumber(chatBody(t.model), 0) });
     const text = await res.text();
-    if (res.status !== 200 || !text.includes('Echo: Sentence 0')) throw new Error(`chat via ${service} ms stub answered ${res.status}: ${text.slice(0, 300)}`);
+    if (res.status !== 200 || !text.includes('Echo: Request 0. Sentence 0')) throw new Error(`chat via ${service} ms stub answered ${res.status}: ${text.slice(0, 300)}`);
   }
   const t = sys.target(0);
-  const res = await fetch(t.url, { method: 'POST', headers: { ...t.headers, 'content-type': 'application/json' }, body: streamBody(t.model) });
+  const res = await fetch(t.url, { method: 'POST', headers: { ...t.headers, 'content-type': 'application/json' }, body: withNumber(streamBody(t.model), 0) });
   const text = await res.text();
   if (res.status !== 200 || !/"content":"[^"]/.test(text)) throw new Error(`stream answered ${res.status}: ${text.slice(0, 300)}`);
 }

@@ -29,6 +29,9 @@ export interface WrkResult {
   late: number;
 }
 
+/** Where a body template takes the request's number (bench/peers.ts: every prompt is new). */
+export const REQUEST_NUMBER = '{{request-number}}';
+
 /**
  * wrk's Lua hooks, generated per run. Pacing: one thread owns a schedule of evenly spaced slots and each
  * connection, when its answer is in, waits for the next free slot (`delay`). Latency is timed by wrk from
@@ -67,10 +70,24 @@ function delay()
   return math.floor(slot - now + 0.5)
 end
 `;
+  const [head, ...rest] = run.body.split(REQUEST_NUMBER);
+  // Each request's body gets its own number where the template has REQUEST_NUMBER.
+  const numbering =
+    rest.length === 0
+      ? ''
+      : `
+local body_parts = { ${[head, ...rest].map(long).join(', ')} }
+local sent = 0
+function request()
+  sent = sent + 1
+  return wrk.format(nil, nil, nil, table.concat(body_parts, tostring(sent)))
+end
+`;
   return `wrk.method = "POST"
 wrk.body = ${long(run.body)}
 ${headers}
 ${pacing}
+${numbering}
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
 function done(summary, latency, requests)

@@ -1,12 +1,12 @@
 /**
  * Decode-and-rescan for the injection detector: finds text that hides an instruction behind an encoding
  * (base64 at any grouping, hex, percent-encoding) or a transformation (rot13, reversed, letters spelled out
- * with separators) and returns the plain text to scan again. Bounded: at most MAX_CANDIDATES decodes of at
+ * with separators, words run together) and returns the plain text to scan again. Bounded: at most MAX_CANDIDATES decodes of at
  * most MAX_DECODED characters each, and rot13 / reversal only when the word scan saw one of their tell-tale
  * words (so ordinary text pays nothing).
  */
 
-export type Decoding = 'base64' | 'hex' | 'url' | 'html' | 'qp' | 'markup' | 'rot13' | 'reversed' | 'spaced' | 'morse';
+export type Decoding = 'base64' | 'hex' | 'url' | 'html' | 'qp' | 'markup' | 'joined' | 'rot13' | 'reversed' | 'spaced' | 'morse';
 
 export interface Decoded {
   how: Decoding;
@@ -167,6 +167,8 @@ function urlTextRuns(t: string, out: Decoded[]): void {
 const HTML_ENTITY = /&#(?:[xX]([0-9A-Fa-f]{1,6})|([0-9]{1,7}));?|&(amp|lt|gt|quot|apos|nbsp);/g;
 const NAMED: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
 const QP_ESCAPE = /=([0-9A-F]{2})|=\r?\n/g;
+/** A plain character class is far cheaper than INWORD_MARKUP's Unicode lookarounds: text without any mark skips it. */
+const MARKUP_MARK = /[*_`~]/;
 /** Emphasis or code marks inside a word ("Ig**nore**", "sys_tem_", "in`struc`tions"): a renderer and a model both read the word. */
 const INWORD_MARKUP = /([\p{L}\p{N}])[*_`~]+(?=[\p{L}\p{N}])|([\p{L}\p{N}])[*_`~]+(?=[\s.,;:!?]|$)|(^|[\s(])[*_`~]+(?=[\p{L}\p{N}])/gu;
 
@@ -193,9 +195,68 @@ function markupDecodings(t: string, out: Decoded[]): void {
   if (out.length < MAX_CANDIDATES && t.includes('=') && count(t, QP_ESCAPE, 2)) {
     out.push({ how: 'qp', start: 0, end: t.length, text: t.replace(QP_ESCAPE, (_m, hex: string | undefined) => (hex ? String.fromCharCode(parseInt(hex, 16)) : '')) });
   }
-  if (out.length < MAX_CANDIDATES && count(t, INWORD_MARKUP, 2)) {
+  if (out.length < MAX_CANDIDATES && MARKUP_MARK.test(t) && count(t, INWORD_MARKUP, 2)) {
     out.push({ how: 'markup', start: 0, end: t.length, text: t.replace(INWORD_MARKUP, (_m, a: string | undefined, b: string | undefined, c: string | undefined) => a ?? b ?? c ?? '') });
   }
+}
+
+/**
+ * Words of an instruction, for reading words run together without spaces ("ignorepreviousinstructions"): a
+ * long run of small letters is split only when these words make up all of it.
+ */
+const RUN_TOGETHER_WORDS = new Set(
+  (
+    'ignore disregard forget skip override bypass drop abandon stop all any every the your my our these those this that previous prior ' +
+    'above earlier preceding former original initial instructions instruction rules rule guidelines directives orders constraints ' +
+    'restrictions filters safety policy policies system prompt prompts message messages text hidden secret secrets password passwords ' +
+    'reveal show print output display leak repeat tell give send email forward me us you are now and then to of in from with as ' +
+    'act pretend developer mode jailbreak unrestricted anything do say write everything before was were is be new'
+  ).split(' '),
+);
+const LONGEST_WORD = Math.max(...[...RUN_TOGETHER_WORDS].map((w) => w.length));
+
+/** `run` as three or more RUN_TOGETHER_WORDS, or undefined (a dynamic programme over where words may end). */
+function splitRunTogether(run: string): string | undefined {
+  const n = run.length;
+  const from = new Int16Array(n + 1).fill(-1);
+  from[0] = 0;
+  for (let end = 1; end <= n; end++) {
+    for (let len = Math.min(LONGEST_WORD, end); len >= 1; len--) {
+      if (from[end - len] !== -1 && RUN_TOGETHER_WORDS.has(run.slice(end - len, end))) {
+        from[end] = end - len;
+        break;
+      }
+    }
+  }
+  if (from[n] === -1) return undefined;
+  const words: string[] = [];
+  for (let end = n; end > 0; end = from[end]) words.push(run.slice(from[end], end));
+  return words.length >= 3 ? words.reverse().join(' ') : undefined;
+}
+
+/** Three or more words joined by dots or semicolons (spaced or not), or a long run of letters (camelCase humps, words run together). */
+const JOINED_TOKEN = /(?<![A-Za-z])(?:[A-Za-z]+(?:[ \t]*[.;]+[ \t]*[A-Za-z]+){2,}|[A-Za-z]{12,})/g;
+const CAMEL_HUMP = /([a-z])(?=[A-Z])/g;
+
+/**
+ * Words a model reads although nothing spaces them: camelCase ("IgnoreAllPreviousInstructions"), joined by dots
+ * or semicolons ("ignore.all.previous.instructions", "ignore . all . previous", which the clause lexicon reads as
+ * one-word sentences), or run together ("ignorepreviousinstructions"). One whole-text decoding with every such
+ * run of three or more words spaced.
+ */
+function joinedWords(t: string, out: Decoded[]): void {
+  let changed = false;
+  JOINED_TOKEN.lastIndex = 0;
+  const text = t.replace(JOINED_TOKEN, (token) => {
+    const words = token.replace(CAMEL_HUMP, '$1 ').split(/[\s.;]+/).filter(Boolean);
+    const spaced = words.map((w) => (w.length >= 12 && /^[a-z]+$/i.test(w) ? (splitRunTogether(w.toLowerCase()) ?? w) : w)).join(' ');
+    const all = spaced.split(' ');
+    // Abbreviations, names, package paths and identifiers are joined words too: only instruction words make a rescan worth it.
+    if (all.length < 3 || all.filter((w) => RUN_TOGETHER_WORDS.has(w.toLowerCase())).length < 2) return token;
+    changed = true;
+    return spaced;
+  });
+  if (changed) out.push({ how: 'joined', start: 0, end: t.length, text });
 }
 
 /**
@@ -279,9 +340,9 @@ export const REVERSED_HINTS: readonly string[] = HINT_WORDS.map((w) => [...w].re
 
 /**
  * Candidates to rescan in `t` (case-preserving normalized text). `hints` says which whole-text
- * transformations the word scan found tell-tale words for.
+ * transformations the word scan found tell-tale words (or, for `joined`, long or dot-joined words) for.
  */
-export function decodeCandidates(t: string, hints: { rot13: boolean; reversed: boolean; spaced: boolean }): Decoded[] {
+export function decodeCandidates(t: string, hints: { rot13: boolean; reversed: boolean; spaced: boolean; joined: boolean }): Decoded[] {
   const out: Decoded[] = [];
   // Cheap gates: base64 shows a capital after a small letter (or a digit between letters, + or / inside); hex of text has a digit 2-7 leading
   // every byte. Prose passes neither, so it pays two regex tests, not the run loops.
@@ -292,6 +353,7 @@ export function decodeCandidates(t: string, hints: { rot13: boolean; reversed: b
   if (out.length < MAX_CANDIDATES && t.includes('.-')) morseRuns(t, out);
   const whole = t.length > MAX_DECODED ? t.slice(0, MAX_DECODED) : t;
   markupDecodings(whole, out);
+  if (hints.joined && out.length < MAX_CANDIDATES) joinedWords(whole, out);
   if (hints.rot13 && out.length < MAX_CANDIDATES) out.push({ how: 'rot13', start: 0, end: whole.length, text: rot13(whole) });
   if (hints.reversed && out.length < MAX_CANDIDATES) out.push({ how: 'reversed', start: 0, end: whole.length, text: [...whole].reverse().join('') });
   return out;

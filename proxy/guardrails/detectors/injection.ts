@@ -254,7 +254,7 @@ interface ScanState {
   /** Signals from here on are inside content the user pasted (an e-mail, a page): weighed as untrusted. */
   docStart: number;
   fired: FiredMap;
-  hints: { rot13: boolean; reversed: boolean; spaced: boolean; leet: boolean; lexicon: boolean };
+  hints: { rot13: boolean; reversed: boolean; spaced: boolean; joined: boolean; leet: boolean; lexicon: boolean };
 }
 
 function fire(st: ScanState, s: Signal, start: number, end: number): void {
@@ -266,6 +266,19 @@ function fire(st: ScanState, s: Signal, start: number, end: number): void {
 
 /** Letters spelled out one by one ("s a y t h a t"): this many in a row are decoded and rescanned. */
 const MIN_SPACED_LETTERS = 6;
+/** A word this long may be words run together (camelCase, "ignorepreviousinstructions"). */
+const RUN_TOGETHER_LENGTH = 12;
+
+/** Where the word ending at `end` is joined to the next by dots or semicolons ("a.b", "a ; b"): the next word's start, else -1. */
+function joinAfter(text: string, end: number): number {
+  let k = end;
+  while (text.charCodeAt(k) === 32 || text.charCodeAt(k) === 9) k++;
+  const dotOrSemicolon = (c: number): boolean => c === 46 || c === 59;
+  if (!dotOrSemicolon(text.charCodeAt(k))) return -1;
+  while (dotOrSemicolon(text.charCodeAt(k))) k++;
+  while (text.charCodeAt(k) === 32 || text.charCodeAt(k) === 9) k++;
+  return k < text.length && WORD_CODE[text.charCodeAt(k)] !== 0 ? k : -1;
+}
 
 /**
  * One loop over the lower-cased text: anchor words (integer hash, then the map) run their sticky patterns in
@@ -275,6 +288,8 @@ const MIN_SPACED_LETTERS = 6;
 function scanWords(text: string, st: ScanState): void {
   const n = text.length;
   let spaced = 0;
+  let joins = 0;
+  let joinedAt = -1;
   let lastWordEnd = -2;
   let i = 0;
   while (i < n) {
@@ -307,6 +322,14 @@ function scanWords(text: string, st: ScanState): void {
       spaced = j - 1 - lastWordEnd <= 2 ? spaced + 1 : 1;
       if (spaced >= MIN_SPACED_LETTERS) st.hints.spaced = true;
     } else spaced = 0;
+    if (!st.hints.joined) {
+      if (j - i >= RUN_TOGETHER_LENGTH) st.hints.joined = true;
+      // Three words in a row joined by dots or semicolons.
+      joins = i === joinedAt ? joins + 1 : 0;
+      const next = joinAfter(text, j);
+      if (next !== -1 && joins >= 1) st.hints.joined = true;
+      joinedAt = next;
+    }
     lastWordEnd = j;
     if (j - i <= 16 && (HASH_BITS[h & 0xffff] & ANCHOR_BIT) !== 0 && ANCHOR_HASHES.has(h)) {
       const word = text.slice(i, j);
@@ -424,7 +447,7 @@ function evidenceOf(t: string, untrusted: boolean, invisibleCount: number, depth
     untrusted,
     docStart: untrusted ? 0 : documentStart(lower),
     fired: new Map(),
-    hints: { rot13: false, reversed: false, spaced: false, leet: false, lexicon: false },
+    hints: { rot13: false, reversed: false, spaced: false, joined: false, leet: false, lexicon: false },
   };
   scanPlain(t, lower, st);
   const fired = [...st.fired.values()];

@@ -7,6 +7,7 @@
 import type { NormalizedText } from '../normalize';
 import { clamp01, contextNear, finish, isAlnum, isAlpha, isDigit, isWordChar, wanted, wordsRegex } from './context';
 import { namesPendingTail, scanAddresses, scanNames } from './pii-names';
+import { combinedProbe, TailProbe } from './tail-probe';
 import type { Detector, Match, ScanOptions } from './types';
 
 /** Names and postal addresses are reported only when a rule asks for them by name (`pii.PERSON`). */
@@ -152,6 +153,44 @@ function scanEmails(t: string, emit: Emit): void {
     if (l < at && domainValid(t, at + 1, r)) emit('EMAIL', l, r, 0.9);
     at = t.indexOf('@', Math.max(at + 1, r));
   }
+}
+
+/** "[at]", "(at)", "{at}", "<at>", and the same for "dot" (or a bracketed "."): an address written to dodge scrapers. */
+const AT_BRACKETED = String.raw`[\[({<][ \t]{0,2}at[ \t]{0,2}[\])}>]`;
+const DOT_BRACKETED = String.raw`[\[({<][ \t]{0,2}(?:dot|\.)[ \t]{0,2}[\])}>]`;
+const LABEL = String.raw`[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?`;
+const OBFUSCATED_LOCAL = String.raw`[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,62}[A-Za-z0-9])?`;
+const TLD = String.raw`[A-Za-z]{2,24}`;
+const ANY_DOT = String.raw`(?:[ \t]{0,3}${DOT_BRACKETED}[ \t]{0,3}|[ \t]+dot[ \t]+|\.)`;
+const WORD_DOT = String.raw`(?:[ \t]{0,3}${DOT_BRACKETED}[ \t]{0,3}|[ \t]+dot[ \t]+)`;
+/** "@" escaped for a URL or HTML: "alice%40example.com" (a mailto link, a query string), "alice&#64;example.com". */
+const ESCAPED_AT = String.raw`(?:%40|&#0{0,4}64;|&#x0{0,4}40;|&commat;)`;
+/** Words that start a phrase, not a domain: "look at the dot com era" is prose. */
+const NOT_A_DOMAIN = String.raw`(?!(?:the|a|an|my|your|his|her|our|their|this|that|its|one|some)\s)`;
+/**
+ * An address a person (and a model, or a browser) reads although it has no "@": "alice [at] example [dot] com",
+ * "alice(at)example(dot)com", "alice at example dot com", "alice%40example.com". With a plain "at" the last dot
+ * must be a word or bracketed too, so "look at example.com" stays prose.
+ */
+const OBFUSCATED_EMAIL = new RegExp(
+  String.raw`(?<![A-Za-z0-9._%+-])${OBFUSCATED_LOCAL}` +
+    String.raw`(?:(?:[ \t]{0,3}${AT_BRACKETED}[ \t]{0,3}|${ESCAPED_AT})(?:${LABEL}${ANY_DOT}){1,4}${TLD}|[ \t]+at[ \t]+${NOT_A_DOMAIN}(?:${LABEL}${ANY_DOT}){0,3}${LABEL}${WORD_DOT}${TLD})(?![A-Za-z0-9])`,
+  'gi',
+);
+/** Text that may hold one: a bracketed or escaped "at", or "dot" as a word. */
+const OBFUSCATED_HINT = /[[({<][ \t]{0,2}at[ \t]{0,2}[\])}>]|\sdot\s|%40|&#x?0{0,4}(?:64|40);|&commat;/i;
+
+function scanObfuscatedEmails(t: string, emit: Emit): void {
+  OBFUSCATED_EMAIL.lastIndex = 0;
+  let m: RegExpExecArray | null;
+  while ((m = OBFUSCATED_EMAIL.exec(t)) !== null) emit('EMAIL', m.index, m.index + m[0].length, 0.8);
+}
+
+let obfuscatedProbe: TailProbe | undefined;
+/** Where an obfuscated address that may still be growing starts (text.length: none). */
+function obfuscatedEmailHold(text: string, from: number): number {
+  obfuscatedProbe ??= new TailProbe([combinedProbe([{ source: OBFUSCATED_EMAIL.source, flags: 'i' }])]);
+  return obfuscatedProbe.holdFrom(text, from);
 }
 
 /** The longest quoted local part ("john doe"@example.com, RFC 5321), quotes included. */
@@ -405,6 +444,7 @@ export function createPiiDetector(defaultThreshold = DEFAULT_THRESHOLD): Detecto
       };
       const t = nt.text;
       if (t.indexOf('@') !== -1) scanEmails(t, emit);
+      if (OBFUSCATED_HINT.test(t)) scanObfuscatedEmails(t, emit);
       if (t.indexOf(':') !== -1) scanIpv6(t, emit);
       scanNumberRuns(t, emit);
       if (opts?.entities?.has('PERSON')) scanNames(t, emit);
@@ -463,6 +503,8 @@ export function piiPendingTail(text: string, from = 0): number {
   if (sawDigit && r >= floor + 2 && isAlpha(text.charCodeAt(r - 1)) && isAlpha(text.charCodeAt(r - 2)) && (r === 2 || !isAlnum(text.charCodeAt(r - 3)))) r -= 2;
   if (sawDigit) hold = Math.max(hold, n - r);
   hold = Math.max(hold, quotedLocalHold(text, from));
+  // A word followed by " at", "[at]" or an escaped "@" (still to come) may start an obfuscated address.
+  hold = Math.max(hold, n - obfuscatedEmailHold(text, from));
   // "+" and "(" start a number ("+41 …", "(415) …") before its first digit arrives.
   const last = text.charCodeAt(n - 1);
   if (last === 43 || last === 40) hold = Math.max(hold, last === 43 && n >= 2 && text.charCodeAt(n - 2) === 40 ? 2 : 1); // "(+34) …"

@@ -25,7 +25,10 @@ const CURL_HEADER = /(?:^|\s)(?:-H|--header)\s+["']([A-Za-z0-9-]{0,40}(?:token|k
  * constructors (.NET NetworkCredential / DirectoryEntry, Java PasswordAuthentication and friends), XML app
  * settings, `vault operator unseal <key>`, and prose such as `the default password is "…"`.
  */
-const OTHER_PASSWORD_FORMS: { gate: string; anchor?: RegExp; re: RegExp }[] = [
+/** A value that names where the password is kept (a dotted lookup such as `settings.db.password`, or an `ALL_CAPS` variable name) rather than being it. */
+const REFERENCE = /^(?:[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)$/;
+/** `gate`: a substring the text must hold (cheap); `anchor`: a pattern it must match (when no one substring will do). */
+const OTHER_PASSWORD_FORMS: { gate?: string; anchor?: RegExp; re: RegExp; accept?: (value: string) => boolean }[] = [
   { gate: '-p', re: /(?:^|\s)-u\s+\S{1,64}\s+-p\s+([^\s"'$%]{3,128})/dg },
   { gate: 'machine', re: /\bmachine\s+\S{1,253}\s+login\s+\S{1,128}\s+password\s+(\S{3,128})/dg },
   {
@@ -38,6 +41,13 @@ const OTHER_PASSWORD_FORMS: { gate: string; anchor?: RegExp; re: RegExp }[] = [
   // ThingsBoard device API: the device access token is a path segment.
   { gate: '/api/v1/', re: /\/api\/v1\/([A-Za-z0-9]{20})\/(?:telemetry|attributes|rpc|claim)\b/dg },
   { gate: 'assword', re: /\bpassword\b[^.\n]{0,48}?\bis\s+["'`]([^"'`\s]{3,64})["'`]/dgi },
+  // Unquoted, as people write it in a message ("my password is Tr0ub4dor&3", "wifi passcode: 4711-2024"): only a
+  // value no sentence would end with (a digit, a symbol, a capital inside), so "the password is incorrect" stays prose.
+  {
+    anchor: /pass(?:word|code|phrase|wd)/i,
+    re: /\b(?:password|passcode|passphrase|passwd)(?:[ \t]{1,4}(?:is|was|is now|is set to|changed to)[ \t]{1,4}|[ \t]{0,4}[:=][ \t]{0,4})([^\s"'`<>;,]{5,63}[^\s"'`<>.,;:!?)])/dgi,
+    accept: (v) => (/[0-9]/.test(v) || /[^A-Za-z0-9-]/.test(v) || /[a-z][A-Z]/.test(v)) && !REFERENCE.test(v),
+  },
 ];
 
 /** Names in an assignment that say the value is a credential. */
@@ -332,14 +342,14 @@ function scanAuthorization(t: string, emit: Emit): void {
 }
 
 function scanOtherPasswordForms(t: string, emit: Emit): void {
-  for (const { gate, re } of OTHER_PASSWORD_FORMS) {
-    if (t.indexOf(gate) === -1) continue;
+  for (const { gate, anchor, re, accept } of OTHER_PASSWORD_FORMS) {
+    if ((gate !== undefined && t.indexOf(gate) === -1) || (anchor && !anchor.test(t))) continue;
     re.lastIndex = 0;
     let m: RegExpExecArray | null;
     while ((m = re.exec(t)) !== null) {
       const password = m[1];
       const span = m.indices?.[1];
-      if (!span || isPlaceholder(password)) continue;
+      if (!span || isPlaceholder(password) || (accept && !accept(password))) continue;
       emit('GENERIC_SECRET', span[0], span[1], 0.7, 'password in a login command, constructor or config');
     }
   }
@@ -577,7 +587,7 @@ const CONTEXT_FORMS: ContextForm[] = [
   { anchor: /-h/i, source: CURL_HEADER.source, flags: 'i', group: 2 },
   { anchor: /BUNDLE_/, source: BUNDLER.source, flags: '', group: 1 },
   ...OTHER_PASSWORD_FORMS.map(({ gate, anchor, re }) => ({
-    anchor: anchor ?? new RegExp(escapeRegex(gate), re.flags.includes('i') ? 'i' : ''),
+    anchor: anchor ?? new RegExp(escapeRegex(gate ?? ''), re.flags.includes('i') ? 'i' : ''),
     source: re.source,
     flags: re.flags,
     group: 1,

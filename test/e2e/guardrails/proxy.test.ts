@@ -85,7 +85,8 @@ describe('guardrails through the proxy (default pack)', () => {
       text += c.choices[0]?.delta?.content ?? '';
       if (c.choices[0]?.finish_reason) finish.push(c.choices[0].finish_reason);
     }
-    expect(text).toBe('Your deploy key is ');
+    // "is " may still be held when the block comes (a word before a space may start "is [at] …").
+    expect(text).toMatch(/^Your deploy key (is )?$/);
     for (let i = 0; i + 4 <= AWS_KEY.length; i++) expect(text).not.toContain(AWS_KEY.slice(i, i + 4));
     expect(finish).toEqual(['content_filter']);
   });

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { judgeTargets, median, overCapacity, summarise, type Sample, type Scenario, type SystemResult } from '../../../bench/peers/report';
-import { parseWrkOutput, runWrk, wrkScript } from '../../../bench/peers/wrk';
+import { parseWrkOutput, REQUEST_NUMBER, runWrk, wrkScript } from '../../../bench/peers/wrk';
 
 const sample = (p50: number, extra: Partial<Sample> = {}): Sample => ({ p50, p90: p50 * 2, p99: p50 * 4, rps: 500, requests: 2500, errors: 0, late: 0, cpuSecPer1k: 0.5, ...extra });
 const paced: Scenario = { id: 'chat-0ms@500', kind: 'chat', serviceMs: 0, rate: 500 };
@@ -119,6 +119,31 @@ describe('bench:peers wrk script', () => {
       expect(r.requests).toBeLessThan(260);
       expect(seen.every((s) => s.body === body && s.auth === 'Bearer t')).toBe(true);
       expect(r.p50).toBeGreaterThan(0);
+    } finally {
+      server.close();
+    }
+  });
+
+  (wrk ? test : test.skip)('a body template gets a new request number in every request, with its own content-length', async () => {
+    const seen: string[] = [];
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        seen.push(body);
+        res.end('{}');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/chat/completions`;
+      const template = JSON.stringify({ messages: [{ role: 'user', content: `Request ${REQUEST_NUMBER}. text ]] here` }] });
+      const r = await runWrk(wrk, { url, headers: { 'content-type': 'application/json' }, body: template, connections: 2, seconds: 1, rate: 100 });
+      expect(r.errors).toBe(0);
+      expect(seen.length).toBeGreaterThan(50);
+      // Node's parser read each body by its content-length: a wrong one would cut or run into the next request.
+      for (const body of seen) expect(JSON.parse(body).messages[0].content).toMatch(/^Request \d+\. text \]\] here$/);
+      expect(new Set(seen).size).toBe(seen.length);
     } finally {
       server.close();
     }

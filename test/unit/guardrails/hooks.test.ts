@@ -43,8 +43,9 @@ describe('createGuardrails', () => {
     const g = await openGuardrails({}, quiet(), registry);
     const ex = exchange([segment('hi')], { stream: true });
     const filter = g.hooks.openStream!(ex)!.channel('0', 'content');
-    expect(filter.push('Mail jane@example.org or ').text).toBe('Mail <EMAIL_1> or ');
-    expect(filter.push('jane@example.org, key AKIAZ7Q3LMN4').text).toMatch(/^<EMAIL_1>, (key ?)?$/); // "key" may be held as a possible e-mail or assignment
+    // A word before a space is held: it may be the local part of "or [at] example [dot] org".
+    expect(filter.push('Mail jane@example.org or ').text).toBe('Mail <EMAIL_1> ');
+    expect(filter.push('jane@example.org, key AKIAZ7Q3LMN4').text).toMatch(/^or <EMAIL_1>, (key ?)?$/); // "key" may be held as a possible e-mail or assignment
     const cut = filter.push('PRS5TUVW now');
     expect(cut).toEqual({ text: '', block: expect.objectContaining({ code: 'secrets-response-block', status: 400 }) });
     g.hooks.onComplete!(ex);

@@ -287,7 +287,8 @@ describe('inbound protocol: streamed answers', () => {
     const { out, blocked } = run('text/event-stream', pieces.map((p) => sse('token', { delta: p, conversation_id: 'conv-1' })));
     expect(blocked).toBe('secrets-response-block');
     expect(out).not.toContain(AWS_KEY.slice(0, 4));
-    expect(out).toContain('data: {"delta":"The key is ","conversation_id":"conv-1"}');
+    // "is " may still be held when the block comes: a word before a space may start "is [at] …" (an address without "@").
+    expect(out).toMatch(/data: \{"delta":"The key (is )?","conversation_id":"conv-1"\}/);
     expect(out.trimEnd().split('\n\n').pop()).toBe(
       'event: error\ndata: {"error":{"message":"Response blocked by guardrail rule \\"secrets-response-block\\": AWS_ACCESS_KEY detected","type":"guardrail_violation","code":"secrets-response-block","param":null}}',
     );
@@ -338,7 +339,8 @@ describe('inbound protocol: streamed answers', () => {
     const verdict: BlockVerdict = { status: 400, type: 'guardrail_violation', code: 'akto:remote', message: 'remote says no' };
     const rw = open.streamRewriter(ex, 'application/x-ndjson', { channel: (k, kind) => inner.channel(k, kind), finalCheck: async () => verdict });
     const first = rw.push(Buffer.from('{"delta":"hello "}\n{"delta":"555"}\n')).toString();
-    expect(first).toBe('{"delta":"hello "}\n{"delta":""}\n');
+    // "hello " is held until the next text shows it does not start an address ("hello [at] …"); " 555" is held as a number.
+    expect(first).toBe('{"delta":""}\n{"delta":"hello"}\n');
     expect(rw.end().toString()).toBe('');
     expect(rw.cut(verdict)).toBe('{"error":{"message":"remote says no","type":"guardrail_violation","code":"akto:remote","param":null}}\n');
   });

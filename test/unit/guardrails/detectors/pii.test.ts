@@ -11,6 +11,37 @@ describe('pii: e-mail', () => {
   });
 });
 
+describe('pii: addresses written without an "@"', () => {
+  it('finds bracketed, spelled-out and escaped at-signs', () => {
+    for (const address of [
+      'alice.smith [at] example [dot] com',
+      'alice.smith(at)example(dot)com',
+      'ALICE {AT} EXAMPLE {DOT} COM',
+      'bob.jones (at) mail (dot) example (dot) org',
+      'x.alice[at]example[.]com',
+      'alice.smith at example dot com',
+      'alice at mail.example dot co dot uk',
+      'alice.smith%40example.com',
+      'alice.smith&#64;example.com',
+      'alice&#x40;example.org',
+      'alice&commat;example.net',
+    ]) {
+      expect(found(pii, `write to ${address} today`)).toEqual([['EMAIL', address]]);
+    }
+  });
+  it('leaves prose with "at" and "dot" alone', () => {
+    for (const prose of ['look at example.com today', 'look at the dot com era', 'we met at noon dot', 'I work at a dot com', 'see you at home. Dot com bubble', 'prices (at) cost', 'a 40% rise']) {
+      expect([prose, found(pii, prose)]).toEqual([prose, []]);
+    }
+  });
+  it('holds one while it may still be growing in a stream', () => {
+    expect(pii.pendingTail('write to alice [at] exam')).toBe('alice [at] exam'.length);
+    expect(pii.pendingTail('write to alice at example do')).toBe('alice at example do'.length);
+    expect(pii.pendingTail('write to alice%40exa')).toBe('alice%40exa'.length);
+    expect(pii.pendingTail('we met at noon and left. ')).toBe(0);
+  });
+});
+
 describe('pii: credit cards', () => {
   it('accepts Luhn-valid numbers with issuer prefixes, grouped or not', () => {
     expect(found(pii, 'card 4111 1111 1111 1111 exp 12/29')).toEqual([['CREDIT_CARD', '4111 1111 1111 1111']]);
@@ -167,6 +198,6 @@ describe('pii: the variants people write (issue 14 §4)', () => {
   it('holds an opened quote that may still become a quoted address, and nothing after a closed one', () => {
     expect(pii.pendingTail('mail "john do')).toBe('"john do'.length);
     expect(pii.pendingTail('mail "john doe"@exa')).toBe('"john doe"@exa'.length);
-    expect(pii.pendingTail('He said "hi" to me ')).toBe(0);
+    expect(pii.pendingTail('He said "hi" to me. ')).toBe(0);
   });
 });

@@ -123,6 +123,25 @@ describe('secrets: credentials by context', () => {
     expect(found(secrets, `http://iot.example.org/api/v1/${device}/telemetry`)).toEqual([['GENERIC_SECRET', device]]);
     expect(found(secrets, 'http://iot.example.org/api/v1/devices/telemetry')).toEqual([]);
   });
+  it('finds an unquoted password written in a sentence, but not prose about passwords', () => {
+    expect(found(secrets, 'my password is hunter2.')).toEqual([['GENERIC_SECRET', 'hunter2']]);
+    expect(found(secrets, 'My PASSWORD IS Tr0ub4dor&3xyz, change it')).toEqual([['GENERIC_SECRET', 'Tr0ub4dor&3xyz']]);
+    expect(found(secrets, 'The wifi passcode: 4711-2024 (guest network)')).toEqual([['GENERIC_SECRET', '4711-2024']]);
+    expect(found(secrets, 'Password changed to xK9#mQ2$vL today')).toEqual([['GENERIC_SECRET', 'xK9#mQ2$vL']]);
+    expect(found(secrets, 'Server=db;User Id=app;Password=gets0m3x;Database=main;')).toEqual([['GENERIC_SECRET', 'gets0m3x']]);
+    for (const prose of [
+      'The password is incorrect.',
+      'Your password is case-sensitive.',
+      'Your password was reset successfully.',
+      'password: ********',
+      'password is <your password>',
+      'password = process.env.DB_PASSWORD',
+      'passcode: DEVICE_PASSCODE_SECRET',
+      'snowflake.password=\njdbc.snowflake.url=',
+    ]) {
+      expect([prose, found(secrets, prose)]).toEqual([prose, []]);
+    }
+  });
   it('finds curl header credentials, API keys as curl user names and braced passwords', () => {
     expect(found(secrets, 'curl -X POST --header "Api-Token: Sk94HG7f6KB"')).toEqual([['AUTH_HEADER', 'Sk94HG7f6KB']]);
     expect(found(secrets, 'curl -H "X-Api-Key: $API_KEY"')).toEqual([]);
