@@ -161,7 +161,9 @@ const DOT_BRACKETED = String.raw`[\[({<][ \t]{0,2}(?:dot|\.)[ \t]{0,2}[\])}>]`;
 const LABEL = String.raw`[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?`;
 const OBFUSCATED_LOCAL = String.raw`[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,62}[A-Za-z0-9])?`;
 const TLD = String.raw`[A-Za-z]{2,24}`;
-const ANY_DOT = String.raw`(?:[ \t]{0,3}${DOT_BRACKETED}[ \t]{0,3}|[ \t]+dot[ \t]+|\.)`;
+/** "." escaped for a URL or HTML, as an escaped "@" comes with one: "alice%40example%2Ecom". */
+const ESCAPED_DOT = String.raw`(?:%2[eE]|&#0{0,4}46;|&#x0{0,4}2[eE];|&period;)`;
+const ANY_DOT = String.raw`(?:[ \t]{0,3}${DOT_BRACKETED}[ \t]{0,3}|[ \t]+dot[ \t]+|\.|${ESCAPED_DOT})`;
 const WORD_DOT = String.raw`(?:[ \t]{0,3}${DOT_BRACKETED}[ \t]{0,3}|[ \t]+dot[ \t]+)`;
 /** "@" escaped for a URL or HTML: "alice%40example.com" (a mailto link, a query string), "alice&#64;example.com". */
 const ESCAPED_AT = String.raw`(?:%40|&#0{0,4}64;|&#x0{0,4}40;|&commat;)`;

@@ -45,7 +45,7 @@ const OTHER_PASSWORD_FORMS: { gate?: string; anchor?: RegExp; re: RegExp; accept
   // value no sentence would end with (a digit, a symbol, a capital inside), so "the password is incorrect" stays prose.
   {
     anchor: /pass(?:word|code|phrase|wd)/i,
-    re: /\b(?:password|passcode|passphrase|passwd)(?:[ \t]{1,4}(?:is|was|is now|is set to|changed to)[ \t]{1,4}|[ \t]{0,4}[:=][ \t]{0,4})([^\s"'`<>;,]{5,63}[^\s"'`<>.,;:!?)])/dgi,
+    re: /\b(?:password|passcode|passphrase|passwd)(?:[ \t]{1,4}(?:is|was|is now|is set to|changed to)[ \t]{0,2}:?[ \t]{1,4}|[ \t]{0,4}[:=][ \t]{0,4})([^\s"'`<>;,]{5,63}[^\s"'`<>.,;:!?)])/dgi,
     accept: (v) => (/[0-9]/.test(v) || /[^A-Za-z0-9-]/.test(v) || /[a-z][A-Z]/.test(v)) && !REFERENCE.test(v),
   },
 ];

@@ -22,6 +22,8 @@ describe('pii: addresses written without an "@"', () => {
       'alice.smith at example dot com',
       'alice at mail.example dot co dot uk',
       'alice.smith%40example.com',
+      'alice%40example%2Ecom',
+      'alice&#64;example&#46;org',
       'alice.smith&#64;example.com',
       'alice&#x40;example.org',
       'alice&commat;example.net',

@@ -125,6 +125,7 @@ describe('secrets: credentials by context', () => {
   });
   it('finds an unquoted password written in a sentence, but not prose about passwords', () => {
     expect(found(secrets, 'my password is hunter2.')).toEqual([['GENERIC_SECRET', 'hunter2']]);
+    expect(found(secrets, 'My password is: Tr0ub4dor&3')).toEqual([['GENERIC_SECRET', 'Tr0ub4dor&3']]);
     expect(found(secrets, 'My PASSWORD IS Tr0ub4dor&3xyz, change it')).toEqual([['GENERIC_SECRET', 'Tr0ub4dor&3xyz']]);
     expect(found(secrets, 'The wifi passcode: 4711-2024 (guest network)')).toEqual([['GENERIC_SECRET', '4711-2024']]);
     expect(found(secrets, 'Password changed to xK9#mQ2$vL today')).toEqual([['GENERIC_SECRET', 'xK9#mQ2$vL']]);
