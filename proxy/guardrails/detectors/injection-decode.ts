@@ -6,7 +6,7 @@
  * words (so ordinary text pays nothing).
  */
 
-export type Decoding = 'base64' | 'hex' | 'url' | 'html' | 'qp' | 'markup' | 'joined' | 'rot13' | 'reversed' | 'spaced' | 'morse';
+export type Decoding = 'base64' | 'hex' | 'url' | 'html' | 'qp' | 'markup' | 'joined' | 'split' | 'rot13' | 'reversed' | 'spaced' | 'morse';
 
 export interface Decoded {
   how: Decoding;
@@ -259,6 +259,9 @@ function joinedWords(t: string, out: Decoded[]): void {
   if (changed) out.push({ how: 'joined', start: 0, end: t.length, text });
 }
 
+/** Characters of the text on each side of a spelled-out run that are rescanned with it. */
+const SPACED_CONTEXT = 256;
+
 /**
  * Letters spelled out one by one ("i g n o r e   a l l", "i-g-n-o-r-e a-l-l", "i.g.n.o.r.e / a.l.l"): a run
  * of at least 6 single letters or digits, each followed by one separator, collapses into words. The separator
@@ -295,7 +298,8 @@ function spacedRuns(t: string, out: Decoded[]): void {
       const join = [...count.entries()].sort((a, b) => b[1] - a[1])[0][0];
       let text = chars[0];
       gaps.forEach((g, k) => (text += (g === join ? '' : ' ') + chars[k + 1]));
-      if (text.length >= 6) out.push({ how: 'spaced', start: i, end: j, text });
+      // Rescanned in its sentence: a spelled-out word ("i g n o r e all previous instructions") needs the words around it.
+      if (text.length >= 6) out.push({ how: 'spaced', start: i, end: j, text: t.slice(Math.max(0, i - SPACED_CONTEXT), i) + text + t.slice(j, j + SPACED_CONTEXT) });
     }
     i = j + 1;
   }

@@ -7,7 +7,7 @@
  */
 import { normalizeText, type NormalizedText } from '../normalize';
 import { DOCUMENT_WINDOW, escapeRegex, wanted } from './context';
-import { decodeCandidates, REVERSED_HINTS, ROT13_HINTS } from './injection-decode';
+import { decodeCandidates, REVERSED_HINTS, ROT13_HINTS, type Decoded } from './injection-decode';
 import { ASCII_VERB_PREFIXES, lexiconHits, PREFIX } from './injection-lexicon';
 import type { Detector, Match, ScanOptions } from './types';
 
@@ -255,6 +255,8 @@ interface ScanState {
   docStart: number;
   fired: FiredMap;
   hints: { rot13: boolean; reversed: boolean; spaced: boolean; joined: boolean; leet: boolean; lexicon: boolean };
+  /** Where a word is split in two by one space or hyphen ("ig nore", "prev-ious"): the separators' indexes. */
+  splits: number[];
 }
 
 function fire(st: ScanState, s: Signal, start: number, end: number): void {
@@ -268,6 +270,8 @@ function fire(st: ScanState, s: Signal, start: number, end: number): void {
 const MIN_SPACED_LETTERS = 6;
 /** A word this long may be words run together (camelCase, "ignorepreviousinstructions"). */
 const RUN_TOGETHER_LENGTH = 12;
+/** Split words rejoined at most: a text full of them is not hiding one instruction. */
+const MAX_SPLITS = 16;
 
 /** Where the word ending at `end` is joined to the next by dots or semicolons ("a.b", "a ; b"): the next word's start, else -1. */
 function joinAfter(text: string, end: number): number {
@@ -291,6 +295,8 @@ function scanWords(text: string, st: ScanState): void {
   let joins = 0;
   let joinedAt = -1;
   let lastWordEnd = -2;
+  let lastWordStart = -2;
+  let lastHash = 0;
   let i = 0;
   while (i < n) {
     const c = text.charCodeAt(i);
@@ -303,6 +309,10 @@ function scanWords(text: string, st: ScanState): void {
     let j = i;
     let letters = false;
     let digits = false;
+    // The hash of this word appended to the one before, when one space or hyphen parts them: "ig nore" reads "ignore".
+    const sep = text.charCodeAt(i - 1);
+    const splittable = i - lastWordEnd === 1 && (sep === 32 || sep === 45) && lastWordEnd - lastWordStart >= 2;
+    let joined = lastHash;
     while (j < n) {
       const d = text.charCodeAt(j);
       const kind = WORD_CODE[d];
@@ -310,9 +320,16 @@ function scanWords(text: string, st: ScanState): void {
       if (kind === 1) letters = true;
       else if (kind === 3) digits = true;
       h = (Math.imul(h, 31) + d) | 0;
+      joined = (Math.imul(joined, 31) + d) | 0;
       j++;
       if (j - i === PREFIX) prefix = h;
     }
+    if (splittable && j - i >= 2 && j - lastWordStart <= 17 && st.splits.length < MAX_SPLITS && (HASH_BITS[joined & 0xffff] & ANCHOR_BIT) !== 0 && ANCHOR_HASHES.has(joined)) {
+      const whole = text.slice(lastWordStart, lastWordEnd) + text.slice(i, j);
+      if (BY_ANCHOR.has(whole) || HINTS.has(whole)) st.splits.push(i - 1);
+    }
+    lastWordStart = i;
+    lastHash = h;
     if (!st.hints.lexicon) {
       const lexiconKey = j - i >= PREFIX ? prefix : h;
       if ((HASH_BITS[lexiconKey & 0xffff] & LEXICON_BIT) !== 0 && LEXICON_HASHES.has(lexiconKey)) st.hints.lexicon = true;
@@ -440,6 +457,20 @@ function weigh(fired: Fired[], length: number): Evidence {
   return ev;
 }
 
+/** `t` with its split words rejoined (the separators at `splits` dropped), as one candidate to rescan. */
+function rejoined(t: string, splits: readonly number[]): Decoded[] {
+  if (splits.length === 0) return [];
+  const sorted = [...new Set(splits)].sort((a, b) => a - b);
+  let text = '';
+  let from = 0;
+  for (const at of sorted) {
+    text += t.slice(from, at);
+    from = at + 1;
+  }
+  text += t.slice(from);
+  return [{ how: 'split', start: sorted[0], end: sorted[sorted.length - 1] + 1, text }];
+}
+
 /** Scans `t`, then what it decodes to; returns the evidence with decoded findings folded in. */
 function evidenceOf(t: string, untrusted: boolean, invisibleCount: number, depth: number): Evidence {
   const lower = lowerSameLength(t);
@@ -448,6 +479,7 @@ function evidenceOf(t: string, untrusted: boolean, invisibleCount: number, depth
     docStart: untrusted ? 0 : documentStart(lower),
     fired: new Map(),
     hints: { rot13: false, reversed: false, spaced: false, joined: false, leet: false, lexicon: false },
+    splits: [],
   };
   scanPlain(t, lower, st);
   const fired = [...st.fired.values()];
@@ -456,7 +488,7 @@ function evidenceOf(t: string, untrusted: boolean, invisibleCount: number, depth
   }
   if (depth < MAX_DEPTH) {
     let hinted: boolean | undefined;
-    for (const d of decodeCandidates(t, st.hints)) {
+    for (const d of [...decodeCandidates(t, st.hints), ...rejoined(t, st.splits)]) {
       const inner = evidenceOf(d.text, untrusted, 0, depth + 1);
       if (inner.sum <= 0) continue;
       hinted ??= DECODED_HINT.test(lower);
