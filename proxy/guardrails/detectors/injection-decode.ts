@@ -1,9 +1,9 @@
 /**
  * Decode-and-rescan for the injection detector: finds text that hides an instruction behind an encoding
  * (base64 at any grouping, hex, percent-encoding) or a transformation (rot13, reversed, letters spelled out
- * with separators, words run together) and returns the plain text to scan again. Bounded: at most MAX_CANDIDATES decodes of at
- * most MAX_DECODED characters each, and rot13 / reversal only when the word scan saw one of their tell-tale
- * words (so ordinary text pays nothing).
+ * with separators, words run together) and returns the plain text to scan again. Bounded: at most
+ * MAX_CANDIDATES decodes of at most MAX_DECODED characters each, and rot13 / reversal only when the word scan
+ * saw one of their tell-tale words (so ordinary text pays nothing).
  */
 
 export type Decoding = 'base64' | 'hex' | 'url' | 'html' | 'qp' | 'markup' | 'joined' | 'split' | 'rot13' | 'reversed' | 'spaced' | 'morse';
@@ -246,7 +246,6 @@ const CAMEL_HUMP = /([a-z])(?=[A-Z])/g;
  */
 function joinedWords(t: string, out: Decoded[]): void {
   let changed = false;
-  JOINED_TOKEN.lastIndex = 0;
   const text = t.replace(JOINED_TOKEN, (token) => {
     const words = token.replace(CAMEL_HUMP, '$1 ').split(/[\s.;]+/).filter(Boolean);
     const spaced = words.map((w) => (w.length >= 12 && /^[a-z]+$/i.test(w) ? (splitRunTogether(w.toLowerCase()) ?? w) : w)).join(' ');

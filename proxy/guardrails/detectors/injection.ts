@@ -275,13 +275,21 @@ const MAX_SPLITS = 16;
 
 /** Where the word ending at `end` is joined to the next by dots or semicolons ("a.b", "a ; b"): the next word's start, else -1. */
 function joinAfter(text: string, end: number): number {
-  let k = end;
-  while (text.charCodeAt(k) === 32 || text.charCodeAt(k) === 9) k++;
-  const dotOrSemicolon = (c: number): boolean => c === 46 || c === 59;
-  if (!dotOrSemicolon(text.charCodeAt(k))) return -1;
-  while (dotOrSemicolon(text.charCodeAt(k))) k++;
-  while (text.charCodeAt(k) === 32 || text.charCodeAt(k) === 9) k++;
+  let k = skipBlanks(text, end);
+  if (!isDotOrSemicolon(text.charCodeAt(k))) return -1;
+  while (isDotOrSemicolon(text.charCodeAt(k))) k++;
+  k = skipBlanks(text, k);
   return k < text.length && WORD_CODE[text.charCodeAt(k)] !== 0 ? k : -1;
+}
+
+function isDotOrSemicolon(c: number): boolean {
+  return c === 46 || c === 59;
+}
+
+/** The first index from `k` that is not a space or tab. */
+function skipBlanks(text: string, k: number): number {
+  while (text.charCodeAt(k) === 32 || text.charCodeAt(k) === 9) k++;
+  return k;
 }
 
 /**

@@ -179,8 +179,8 @@ const OBFUSCATED_EMAIL = new RegExp(
     String.raw`(?:(?:[ \t]{0,3}${AT_BRACKETED}[ \t]{0,3}|${ESCAPED_AT})(?:${LABEL}${ANY_DOT}){1,4}${TLD}|[ \t]+at[ \t]+${NOT_A_DOMAIN}(?:${LABEL}${ANY_DOT}){0,3}${LABEL}${WORD_DOT}${TLD})(?![A-Za-z0-9])`,
   'gi',
 );
-/** Text that may hold one: a bracketed or escaped "at", or "dot" as a word. */
-const OBFUSCATED_HINT = /[[({<][ \t]{0,2}at[ \t]{0,2}[\])}>]|\sdot\s|%40|&#x?0{0,4}(?:64|40);|&commat;/i;
+/** Text that may hold one: a bracketed or escaped "at", or "dot" as a word (the pattern's own parts). */
+const OBFUSCATED_HINT = new RegExp(String.raw`${AT_BRACKETED}|[ \t]dot[ \t]|${ESCAPED_AT}`, 'i');
 
 function scanObfuscatedEmails(t: string, emit: Emit): void {
   OBFUSCATED_EMAIL.lastIndex = 0;
