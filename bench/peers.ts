@@ -19,7 +19,7 @@ import { startAktoSink } from './akto-sink';
 import { cell, judgeTargets, SCHEMA, summarise, type Sample, type Scenario, type SystemResult, type Target } from './peers/report';
 import { peerVersions, SYSTEMS, type RunningSystem, type ServiceMs, type Stubs, type SystemSpec } from './peers/systems';
 import { installPeers } from './peers/install';
-import { REQUEST_NUMBER, runWrk } from './peers/wrk';
+import { REQUEST_NUMBER, requestLabel, runWrk } from './peers/wrk';
 import { cpuMs, fmt, peakRssMiB, percentile, printTable, ROOT, startStub, type Child } from './support';
 
 interface Options {
@@ -44,7 +44,7 @@ const PROMPT = Array.from({ length: 64 }, (_, i) => `Sentence ${i} of the benchm
  * before (a cache, the anomaly detector's repeated-prompt rule). REQUEST_NUMBER marks the spot.
  */
 const numbered = (prompt: string): string => `Request ${REQUEST_NUMBER}. ${prompt}`;
-const withNumber = (template: string, n: number): string => template.replace(REQUEST_NUMBER, String(n));
+const withNumber = (template: string, n: number): string => template.replace(REQUEST_NUMBER, requestLabel(n));
 const chatBody = (model: string): string => JSON.stringify({ model, max_tokens: 32, messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: numbered(PROMPT) }] });
 const streamBody = (model: string): string =>
   JSON.stringify({ model, max_tokens: 32, stream: true, messages: [{ role: 'system', content: numbered(PROMPT) }, { role: 'user', content: 'Summarise the weather for the train trip in one line.' }] });

@@ -33,6 +33,19 @@ export interface WrkResult {
 export const REQUEST_NUMBER = '{{request-number}}';
 
 /**
+ * A request's number in letters (1 → "b", 26 → "ba"). Digits would not make prompts new: the anomaly detector's
+ * prompt fingerprint reads every digit run as "0", so numbered prompts all looked like one agent loop.
+ */
+export function requestLabel(n: number): string {
+  let out = '';
+  do {
+    out = String.fromCharCode(97 + (n % 26)) + out;
+    n = Math.floor(n / 26);
+  } while (n > 0);
+  return out;
+}
+
+/**
  * wrk's Lua hooks, generated per run. Pacing: one thread owns a schedule of evenly spaced slots and each
  * connection, when its answer is in, waits for the next free slot (`delay`). Latency is timed by wrk from
  * the write of each request, in microseconds. LuaJIT's ffi gives a monotonic clock; wrk has none in Lua.
@@ -71,16 +84,24 @@ function delay()
 end
 `;
   const [head, ...rest] = run.body.split(REQUEST_NUMBER);
-  // Each request's body gets its own number where the template has REQUEST_NUMBER.
+  // Each request's body gets its own number (requestLabel, in Lua) where the template has REQUEST_NUMBER.
   const numbering =
     rest.length === 0
       ? ''
       : `
 local body_parts = { ${[head, ...rest].map(long).join(', ')} }
 local sent = 0
+local function label(n)
+  local out = ""
+  repeat
+    out = string.char(97 + n % 26) .. out
+    n = math.floor(n / 26)
+  until n == 0
+  return out
+end
 function request()
   sent = sent + 1
-  return wrk.format(nil, nil, nil, table.concat(body_parts, tostring(sent)))
+  return wrk.format(nil, nil, nil, table.concat(body_parts, label(sent)))
 end
 `;
   return `wrk.method = "POST"

@@ -36,7 +36,9 @@ function words(list: string): string[] {
  */
 function wordPrefixGate(families: Family[]): RegExp {
   const all = [...new Set(families.flatMap((f) => f.gates))];
-  return new RegExp(`\\b(?:${all.map(escapeRegex).join('|')})`);
+  // Case-insensitive on the normalized text (NFKC, accents folded: only ASCII letters fold), so the text is
+  // lower-cased only when a gate word is there.
+  return new RegExp(`\\b(?:${all.map(escapeRegex).join('|')})`, 'i');
 }
 
 const TOXIC: Family[] = [
@@ -91,8 +93,8 @@ export function createToxicityDetector(): Detector {
     id: 'toxicity',
     entities: TOXICITY_ENTITIES,
     scan(nt, opts) {
+      if (!TOXIC_GATE.test(nt.text)) return [];
       const lower = nt.text.toLowerCase();
-      if (!TOXIC_GATE.test(lower)) return [];
       const fired: { id: string; weight: number; start: number; end: number }[] = [];
       for (const f of TOXIC) {
         f.re.lastIndex = 0;
@@ -113,8 +115,8 @@ export function createHarmfulIntentDetector(): Detector {
     id: 'harmful',
     entities: HARMFUL_INTENT_ENTITIES,
     scan(nt, opts) {
+      if (!HARM_GATE.test(nt.text)) return [];
       const lower = nt.text.toLowerCase();
-      if (!HARM_GATE.test(lower)) return [];
       const fired: { id: string; weight: number; start: number; end: number }[] = [];
       HARM_REQUEST.lastIndex = 0;
       let req: RegExpExecArray | null;

@@ -287,10 +287,11 @@ const MAX_SEPARATORS = 3;
  */
 function scanNumberRuns(t: string, emit: Emit, onRun: (start: number, end: number) => void = (start, end) => classifyRun(t, start, end, emit)): void {
   const n = t.length;
+  // test() and lastIndex, not exec(): no match array for each of the many digits in ordinary text.
   const digit = /[0-9]/g;
-  let m: RegExpExecArray | null;
-  while ((m = digit.exec(t)) !== null) {
-    let i = m.index;
+  while (digit.test(t)) {
+    const first = digit.lastIndex - 1;
+    let i = first;
     const prev = i > 0 ? t.charCodeAt(i - 1) : 32;
     if (isWordChar(prev)) {
       if (i >= 2 && isAlpha(prev) && isAlpha(t.charCodeAt(i - 2)) && (i === 2 || !isAlnum(t.charCodeAt(i - 3)))) {
@@ -307,7 +308,7 @@ function scanNumberRuns(t: string, emit: Emit, onRun: (start: number, end: numbe
     }
     if ((prev === 43 || prev === 40) && (i < 2 || !isWordChar(t.charCodeAt(i - 2)))) i--; // "+41 ...", "(579)..."
     if (prev === 43 && i > 0 && t.charCodeAt(i - 1) === 40) i--; // "(+34) 612 …"
-    let j = m.index + 1;
+    let j = first + 1;
     let seps = 0;
     while (j < n) {
       const d = t.charCodeAt(j);
@@ -321,7 +322,7 @@ function scanNumberRuns(t: string, emit: Emit, onRun: (start: number, end: numbe
     while (end > i && !isDigit(t.charCodeAt(end - 1)) && t.charCodeAt(end - 1) !== 41) end--;
     if (end > i && t.charCodeAt(end - 1) === 41 && !isDigit(t.charCodeAt(end - 2))) end--;
     // Phone extensions: "345-899-3560x4587", "555 1234 ext 12"
-    const ext = EXTENSION.exec(t.slice(end, end + 12));
+    const ext = isExtensionStart(t.charCodeAt(end)) ? EXTENSION.exec(t.slice(end, end + 12)) : null;
     if (ext) {
       end += ext[0].length;
       digit.lastIndex = Math.max(j, end);
@@ -331,6 +332,10 @@ function scanNumberRuns(t: string, emit: Emit, onRun: (start: number, end: numbe
 }
 
 const EXTENSION = /^(?: ?x| ?ext\.? ?)\d{1,5}(?![A-Za-z0-9_])/;
+/** The characters EXTENSION can start with (space, x, e), so most runs skip the slice and the regex. */
+function isExtensionStart(c: number): boolean {
+  return c === 32 || c === 120 || c === 101;
+}
 /** 123-45-6789, 123.45.6789, 123 - 45 - 6789 (spaces around the marks are dropped first). */
 const SSN_MARKED = /^\d{3}([-.])\d{2}\1\d{4}$/;
 const SSN_SPACED = /^\d{3} \d{2} \d{4}$/;
@@ -355,6 +360,8 @@ function versionContext(t: string, start: number, end: number): boolean {
 }
 
 function classifyRun(t: string, start: number, end: number, emit: Emit): void {
+  // The shortest run anything below accepts is an address ("1.2.3.4"); every other type needs seven digits.
+  if (end - start < 7) return;
   let s = t.slice(start, end);
   // An address with a prefix length ("10.0.0.0/24") is the address.
   const cidr = s.indexOf('/') !== -1 ? CIDR.exec(s) : null;

@@ -2,7 +2,8 @@ import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { judgeTargets, median, overCapacity, summarise, type Sample, type Scenario, type SystemResult } from '../../../bench/peers/report';
-import { parseWrkOutput, REQUEST_NUMBER, runWrk, wrkScript } from '../../../bench/peers/wrk';
+import { promptFingerprint } from '../../../proxy/limits/fingerprint';
+import { parseWrkOutput, REQUEST_NUMBER, requestLabel, runWrk, wrkScript } from '../../../bench/peers/wrk';
 
 const sample = (p50: number, extra: Partial<Sample> = {}): Sample => ({ p50, p90: p50 * 2, p99: p50 * 4, rps: 500, requests: 2500, errors: 0, late: 0, cpuSecPer1k: 0.5, ...extra });
 const paced: Scenario = { id: 'chat-0ms@500', kind: 'chat', serviceMs: 0, rate: 500 };
@@ -76,6 +77,13 @@ describe('bench:peers summaries', () => {
 });
 
 describe('bench:peers wrk script', () => {
+  test('request numbers are written in letters, one label per number', () => {
+    expect([0, 1, 25, 26, 27, 675, 676].map(requestLabel)).toEqual(['a', 'b', 'z', 'ba', 'bb', 'zz', 'baa']);
+    const labels = Array.from({ length: 2000 }, (_, i) => requestLabel(i));
+    expect(new Set(labels).size).toBe(labels.length);
+    expect(labels.every((l) => /^[a-z]+$/.test(l))).toBe(true);
+  });
+
   test('bodies and headers survive Lua long brackets, whatever brackets they contain', () => {
     const lua = wrkScript({ headers: { 'x-odd': 'a]]b' }, body: '{"x":"]]","y":"]=]"}', rate: undefined });
     expect(lua).toContain('wrk.body = [==[{"x":"]]","y":"]=]"}]==]');
@@ -142,8 +150,10 @@ describe('bench:peers wrk script', () => {
       expect(r.errors).toBe(0);
       expect(seen.length).toBeGreaterThan(50);
       // Node's parser read each body by its content-length: a wrong one would cut or run into the next request.
-      for (const body of seen) expect(JSON.parse(body).messages[0].content).toMatch(/^Request \d+\. text \]\] here$/);
+      for (const body of seen) expect(JSON.parse(body).messages[0].content).toMatch(/^Request [a-z]+\. text \]\] here$/);
       expect(new Set(seen).size).toBe(seen.length);
+      // New to the anomaly detector too: digits alone would give every prompt the same fingerprint.
+      expect(new Set(seen.map((b) => promptFingerprint(JSON.parse(b).messages[0].content))).size).toBe(seen.length);
     } finally {
       server.close();
     }
