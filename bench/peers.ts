@@ -185,7 +185,7 @@ async function checkAnswers(sys: RunningSystem, guarded: boolean): Promise<void>
     const t = sys.target(service);
     const res = await fetch(t.url, { method: 'POST', headers: { ...t.headers, 'content-type': 'application/json' }, body: withNumber(chatBody(t.model), 0) });
     const text = await res.text();
-    if (res.status !== 200 || !text.includes('Echo: Request 0. Sentence 0')) throw new Error(`chat via ${service} ms stub answered ${res.status}: ${text.slice(0, 300)}`);
+    if (res.status !== 200 || !text.includes(`Echo: Request ${requestLabel(0)}. Sentence 0`)) throw new Error(`chat via ${service} ms stub answered ${res.status}: ${text.slice(0, 300)}`);
   }
   const t = sys.target(0);
   const res = await fetch(t.url, { method: 'POST', headers: { ...t.headers, 'content-type': 'application/json' }, body: withNumber(streamBody(t.model), 0) });

@@ -23,16 +23,52 @@ export class PartialWriteError extends Error {
  */
 export async function writeFully(fh: FileHandle, text: string): Promise<number> {
   const buf = Buffer.from(text, 'utf8');
+  return writeBytes(fh, buf, buf.length, 0);
+}
+
+/** Writes the first `length` bytes of buf; `before` bytes of the same call already reached the file. */
+async function writeBytes(fh: FileHandle, buf: Buffer, length: number, before: number): Promise<number> {
   let written = 0;
   try {
-    while (written < buf.length) {
-      const { bytesWritten } = await fh.write(buf, written, buf.length - written);
+    while (written < length) {
+      const { bytesWritten } = await fh.write(buf, written, length - written);
       if (bytesWritten <= 0) throw Object.assign(new Error('no space left on device (write wrote nothing)'), { code: 'ENOSPC' });
       written += bytesWritten;
     }
   } catch (err) {
-    throw new PartialWriteError(written, err);
+    throw new PartialWriteError(before + written, err);
   }
+  return written;
+}
+
+/**
+ * Lines are encoded into one buffer of this size and written a buffer at a time. Joining a batch into one string
+ * and encoding that made two large objects per flush (hundreds of KiB each, mapped fresh and page-faulted in every
+ * time, ~5 page faults per proxied request at 500 req/s).
+ */
+const LINE_CHUNK_BYTES = 64 * 1024;
+
+/** Writes each line and a newline after it, like writeFully(lines.join('\n') + '\n'); same errors, same count. */
+export async function writeLines(fh: FileHandle, lines: readonly string[]): Promise<number> {
+  const chunk = Buffer.allocUnsafe(LINE_CHUNK_BYTES);
+  let used = 0;
+  let written = 0;
+  for (const line of lines) {
+    // A line may need up to 3 bytes per UTF-16 unit; one that might not fit the rest of the chunk is measured.
+    const bytes = line.length * 3 + 1 <= LINE_CHUNK_BYTES - used ? -1 : Buffer.byteLength(line) + 1;
+    if (bytes > LINE_CHUNK_BYTES - used && used > 0) {
+      written += await writeBytes(fh, chunk, used, written);
+      used = 0;
+    }
+    if (bytes > LINE_CHUNK_BYTES) {
+      const big = Buffer.from(line + '\n', 'utf8');
+      written += await writeBytes(fh, big, big.length, written);
+      continue;
+    }
+    used += chunk.write(line, used, 'utf8');
+    chunk[used++] = 10;
+  }
+  if (used > 0) written += await writeBytes(fh, chunk, used, written);
   return written;
 }
 

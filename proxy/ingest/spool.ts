@@ -3,7 +3,7 @@ import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Logger } from '../../common/logger';
 import type { SpoolSettings } from './config';
-import { diskFiles, type FileOpener, PartialWriteError, wholeLines, writeFully } from './files';
+import { diskFiles, type FileOpener, PartialWriteError, wholeLines, writeLines } from './files';
 import type { IngestMetrics } from './metrics';
 
 /** One closed, append-only file of records, one JSON record per line. */
@@ -202,10 +202,10 @@ export class Spool {
       if (!this.sealed.includes(seg)) return;
       const file = path.join(this.settings.dir, seg.name);
       const tmp = `${file}.tmp`;
-      const text = remaining.join('\n') + '\n';
       const fh = await this.files.open(tmp, 'w');
+      let bytes: number;
       try {
-        await writeFully(fh, text);
+        bytes = await writeLines(fh, remaining);
         await fh.sync();
       } catch (err) {
         // The segment itself is untouched: its records are replayed (again) later.
@@ -215,7 +215,6 @@ export class Spool {
       }
       await fh.close();
       await fsp.rename(tmp, file);
-      const bytes = Buffer.byteLength(text);
       this.diskBytes += bytes - seg.bytes;
       seg.bytes = bytes;
     });
@@ -258,7 +257,7 @@ export class Spool {
       }
       const chunk = lines.slice(start, end);
       try {
-        await writeFully(active.fh, chunk.join('\n') + '\n');
+        await writeLines(active.fh, chunk);
       } catch (err) {
         const written = err instanceof PartialWriteError ? err.written : 0;
         const whole = wholeLines(chunk, written);

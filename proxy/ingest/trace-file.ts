@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { ConfigError } from '../../common/env';
 import type { Logger } from '../../common/logger';
 import type { RecordSink } from './delivery';
-import { diskFiles, type FileOpener, PartialWriteError, wholeLines, writeFully } from './files';
+import { diskFiles, type FileOpener, PartialWriteError, wholeLines, writeLines } from './files';
 import type { IngestMetrics } from './metrics';
 import { errorText } from './spool';
 
@@ -95,7 +95,7 @@ export class TraceFileSink implements RecordSink {
     this.chain = this.chain.then(async () => {
       let done = 0;
       try {
-        this.size += await writeFully(this.fh, lines.join('\n') + '\n');
+        this.size += await writeLines(this.fh, lines);
         done = lines.length;
         this.failing = false;
       } catch (err) {
