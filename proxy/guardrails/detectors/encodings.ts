@@ -148,9 +148,13 @@ export function encodedRuns(t: string, out: Decoded[], limit: number): void {
  */
 const BASE64_BLOCK = /(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{20,}={0,2}(?:\r?\n[A-Za-z0-9+/_-]{4,}={0,2})*(?![A-Za-z0-9+/=_-])/g;
 
-/** Base64 blocks and hex runs in `t` that decode to text: what a secret in an answer may be encoded as. */
-export function encodedBlocks(t: string, out: Decoded[], limit: number): void {
-  if (BASE64_HINT.test(t)) {
+/**
+ * Base64 blocks and hex runs in `t` that decode to text: what a secret in an answer may be encoded as. `longWords`:
+ * the text has a space-free stretch long enough to hold a base64 block (the caller's token walk saw one); `hexHinted`:
+ * it may hold hex (such a stretch, escapes, or bytes parted by spaces).
+ */
+export function encodedBlocks(t: string, out: Decoded[], limit: number, longWords: boolean, hexHinted: boolean): void {
+  if (longWords && BASE64_HINT.test(t)) {
     BASE64_BLOCK.lastIndex = 0;
     let m: RegExpExecArray | null;
     while (out.length < limit && (m = BASE64_BLOCK.exec(t)) !== null) {
@@ -160,5 +164,5 @@ export function encodedBlocks(t: string, out: Decoded[], limit: number): void {
       if (printable(text)) out.push({ how: 'base64', start: m.index, end: m.index + m[0].length, text });
     }
   }
-  if (out.length < limit && HEX_HINT.test(t)) hexRuns(t, out, limit);
+  if (out.length < limit && hexHinted && HEX_HINT.test(t)) hexRuns(t, out, limit);
 }

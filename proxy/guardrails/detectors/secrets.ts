@@ -7,7 +7,7 @@
 import type { NormalizedText } from '../normalize';
 import { escapeRegex, finish, isAlnum, isWordChar, wanted } from './context';
 import { configContext, documentationContext, EXAMPLE_SCORES, isDocumentedExample, isSampleJwtPayload, isWellKnownPassword } from './secret-examples';
-import { hiddenHoldFrom, scanHidden, type Emit } from './secret-decode';
+import { hiddenHoldFrom, scanHidden, type Emit, type HiddenHints } from './secret-decode';
 import { B, BS, literalPrefix, PROVIDER_RULES, type ProviderRule, VENDOR_SHAPES, VENDOR_WORDS } from './secret-formats';
 import { combinedProbe, TailProbe } from './tail-probe';
 import type { Detector, Match, ScanOptions } from './types';
@@ -179,24 +179,37 @@ function jwtPayload(token: string): unknown {
   }
 }
 
-function scanProviders(t: string, emit: Emit): void {
+/** Eight space-parted groups of one to three characters in a row: hex bytes or a key spelled out. */
+const MIN_GROUPS = 8;
+
+/** Returns what the walk over space-free stretches saw: the hints for encoded forms. */
+function scanProviders(t: string, emit: Emit): HiddenHints {
   // Spaces end every token, and indexOf finds them far faster than a character loop: only space-free
   // stretches of at least MIN_TOKEN characters are walked character by character.
   const n = t.length;
   let from = 0;
+  const hints: HiddenHints = { longWords: false, groups: false };
+  let groups = 0;
   while (from < n) {
     let space = t.indexOf(' ', from);
     if (space === -1) space = n;
-    if (space - from >= MIN_TOKEN) scanStretch(t, from, space, emit);
+    const len = space - from;
+    if (len >= MIN_TOKEN) {
+      hints.longWords = true;
+      scanStretch(t, from, space, emit);
+    }
+    groups = len >= 1 && len <= 3 ? groups + 1 : 0;
+    if (groups >= MIN_GROUPS) hints.groups = true;
     from = space + 1;
   }
-  if (t.indexOf('BUNDLE_') === -1) return;
+  if (t.indexOf('BUNDLE_') === -1) return hints;
   BUNDLER.lastIndex = 0;
   let m: RegExpExecArray | null;
   while ((m = BUNDLER.exec(t)) !== null) {
     const start = m.index + m[0].length - m[1].length;
     emit('CONNECTION_STRING', start, start + m[1].length, 0.85, 'bundler source credentials');
   }
+  return hints;
 }
 
 function scanStretch(t: string, from: number, to: number, emit: Emit): void {
@@ -510,15 +523,16 @@ function isTimeBasedUuid(value: string): boolean {
   return /^[0-9a-f]{8}-[0-9a-f]{4}-1[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
 }
 
-/** Every scan of text as it reads. */
-function scanPlain(t: string, emit: Emit): void {
-  scanProviders(t, emit);
+/** Every scan of text as it reads; returns the hints for encoded forms its token walk saw. */
+function scanPlain(t: string, emit: Emit): HiddenHints {
+  const hints = scanProviders(t, emit);
   scanPrivateKeys(t, emit);
   scanJwts(t, emit);
   scanCredentialUrls(t, emit);
   scanAuthHeaders(t, emit);
   scanOtherPasswordForms(t, emit);
   scanAssignments(t, emit);
+  return hints;
 }
 
 export function createSecretsDetector(defaultThreshold = DEFAULT_THRESHOLD): Detector {
@@ -534,11 +548,11 @@ export function createSecretsDetector(defaultThreshold = DEFAULT_THRESHOLD): Det
         out.push({ detector: 'secrets', entity, start: nt.toOriginal(start), end: nt.toOriginalEnd(end), score: scored.score, reason: scored.reason });
       };
       const plain: [number, number][] = [];
-      scanPlain(t, (entity, start, end, score, reason) => {
+      const hints = scanPlain(t, (entity, start, end, score, reason) => {
         plain.push([start, end]);
         emit(entity, start, end, score, reason);
       });
-      scanHidden(t, scanPlain, emit, plain);
+      scanHidden(t, scanPlain, emit, plain, hints);
       return dropContained(finish(out, opts?.threshold ?? defaultThreshold));
     },
     pendingTail: secretsPendingTail,
