@@ -4,7 +4,7 @@
  * found behind a cheap gate, so prose pays two regex tests; decodes that do not come out as text are dropped.
  */
 
-export type Decoding = 'base64' | 'hex' | 'url' | 'html' | 'qp' | 'markup' | 'joined' | 'split' | 'rot13' | 'reversed' | 'spaced' | 'morse' | 'concatenated';
+export type Decoding = 'base64' | 'hex' | 'url' | 'html' | 'qp' | 'markup' | 'joined' | 'split' | 'rot13' | 'reversed' | 'spaced' | 'morse' | 'escaped';
 
 export interface Decoded {
   how: Decoding;
@@ -165,4 +165,29 @@ export function encodedBlocks(t: string, out: Decoded[], limit: number, longWord
     }
   }
   if (out.length < limit && hexHinted && HEX_HINT.test(t)) hexRuns(t, out, limit);
+}
+
+/** A JavaScript / JSON / C escape: \\u0067, \\u{67}, octal \\147 (hex \\x67 is hexRuns'). */
+const ESCAPE = /\\u([0-9A-Fa-f]{4})|\\u\{([0-9A-Fa-f]{1,6})\}|\\([0-7]{2,3})/g;
+const ESCAPE_SOURCE = '(?:\\\\u[0-9A-Fa-f]{4}|\\\\u\\{[0-9A-Fa-f]{1,6}\\}|\\\\[0-7]{2,3})';
+/** Four or more escapes, with up to three literal characters between them. */
+const ESCAPE_RUN = new RegExp(`${ESCAPE_SOURCE}(?:[^\\\\\\s"'\`]{0,3}${ESCAPE_SOURCE}){3,}`, 'g');
+
+/** `t` with its escapes decoded. */
+export function unescape(t: string): string {
+  return t.replace(ESCAPE, (m, u: string | undefined, braced: string | undefined, octal: string | undefined) => {
+    const code = u !== undefined ? parseInt(u, 16) : braced !== undefined ? parseInt(braced, 16) : parseInt(octal as string, 8);
+    return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : m;
+  });
+}
+
+/** Runs of four or more escapes (\\u0067\\u0068…, \\147\\150…) that decode to text. */
+export function escapeRuns(t: string, out: Decoded[], limit: number): void {
+  if (t.indexOf('\\') === -1) return;
+  ESCAPE_RUN.lastIndex = 0;
+  let m: RegExpExecArray | null;
+  while (out.length < limit && (m = ESCAPE_RUN.exec(t)) !== null) {
+    const text = unescape(m[0].slice(0, MAX_DECODED * 6));
+    if (printable(text)) out.push({ how: 'escaped', start: m.index, end: m.index + m[0].length, text });
+  }
 }

@@ -6,7 +6,7 @@
  * saw one of their tell-tale words (so ordinary text pays nothing).
  */
 
-import { encodedRuns, hexDigit, MAX_DECODED, MIN_ENCODED, printable, utf8, type Decoded } from './encodings';
+import { encodedRuns, escapeRuns, hexDigit, MAX_DECODED, MIN_ENCODED, printable, utf8, type Decoded } from './encodings';
 
 export type { Decoded, Decoding } from './encodings';
 
@@ -260,6 +260,7 @@ export const REVERSED_HINTS: readonly string[] = HINT_WORDS.map((w) => [...w].re
 export function decodeCandidates(t: string, hints: { rot13: boolean; reversed: boolean; spaced: boolean; joined: boolean }): Decoded[] {
   const out: Decoded[] = [];
   encodedRuns(t, out, MAX_CANDIDATES);
+  escapeRuns(t, out, MAX_CANDIDATES);
   if (out.length < MAX_CANDIDATES && t.includes('%')) urlTextRuns(t, out);
   if (hints.spaced && out.length < MAX_CANDIDATES) spacedRuns(t, out);
   if (out.length < MAX_CANDIDATES && t.includes('.-')) morseRuns(t, out);

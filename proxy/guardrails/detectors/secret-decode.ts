@@ -5,7 +5,7 @@
  * and scanned again; a finding is reported on the span the client sees (the whole encoded run, the whole
  * concatenation), so redaction covers it.
  */
-import { encodedBlocks, type Decoded } from './encodings';
+import { encodedBlocks, escapeRuns, type Decoded } from './encodings';
 
 /** Where a plain scan reports a finding, in the offsets of the text it was given. */
 export type Emit = (entity: string, start: number, end: number, score: number, reason: string) => void;
@@ -45,8 +45,8 @@ const CONCATENATION = new RegExp(`(?:${LITERAL})(?:${JOIN}(?:${LITERAL}))+`, 'g'
 const QUOTES = /["'`]/;
 /** Literals joined by a call: ["a", "b"].join("") (JavaScript) or "".join(["a", "b"]) (Python). */
 const JOIN_CALL = new RegExp(`\\[\\s*(?:${LITERAL})(?:\\s*,\\s*(?:${LITERAL}))+\\s*,?\\s*\\]\\s*\\.join\\(\\s*(?:""|'')?\\s*\\)|(?:""|'')\\.join\\(\\s*[[(]\\s*(?:${LITERAL})(?:\\s*,\\s*(?:${LITERAL}))+\\s*,?\\s*[\\])]\\s*\\)`, 'g');
-/** A key spelled out one character at a time ("g h p _ R 7 …"): the spaces are cuts. */
-const SPELLED_OUT = /(?<![^\s])(?:[A-Za-z0-9_+/=-] ){15,}[A-Za-z0-9_+/=-](?!\S)/g;
+/** A key spelled out one character at a time ("g h p _ R 7 …", "g-h-p-_-R-7", "g.h.p"): the separators are cuts. */
+const SPELLED_OUT = /(?<![^\s])[A-Za-z0-9_+/=-]([ .,:|-])(?:[A-Za-z0-9_+/=-]\1){14,}[A-Za-z0-9_+/=-](?![^\s.,;:!?)])/g;
 /** HTML character references (&#103;, &#x67;), which a browser shows as the characters: a run of them is decoded. */
 const ENTITY_RUN = /(?:&#(?:[xX][0-9A-Fa-f]{1,6}|[0-9]{1,7});?){8,}/g;
 const ENTITY = /&#(?:[xX]([0-9A-Fa-f]{1,6})|([0-9]{1,7}));?/g;
@@ -63,6 +63,7 @@ function scanEncoded(t: string, scan: PlainScan, emit: Emit, depth: number, hint
   const runs: Decoded[] = [];
   // Hex needs no long word when escaped (\x41, %41) or spaced (groups).
   encodedBlocks(t, runs, MAX_RUNS, hints.longWords, hints.longWords || hints.groups || (hints.marks !== false && (t.indexOf('%') !== -1 || t.indexOf('\\x') !== -1)));
+  if (hints.marks !== false) escapeRuns(t, runs, MAX_RUNS);
   for (const run of runs) {
     const report: Emit = (entity, _start, _end, score, reason) => emit(entity, run.start, run.end, score, `${run.how}-encoded: ${reason}`);
     scan(run.text, report);
@@ -114,7 +115,7 @@ function cuts(t: string, hints: HiddenHints): [number, number][] {
       }
     }
   }
-  if (hints.groups) {
+  if (hints.groups || hints.longWords) {
     SPELLED_OUT.lastIndex = 0;
     let m: RegExpExecArray | null;
     while ((m = SPELLED_OUT.exec(t)) !== null) for (let i = m.index + 1; i < m.index + m[0].length; i += 2) out.push([i, i + 1]);
@@ -172,7 +173,7 @@ export function scanHidden(t: string, scan: PlainScan, emit: Emit, plain: readon
   scanEncoded(t, scan, emit, 0, marks ? hints : { ...hints, marks: false });
   if (marks) scanEntities(t, scan, emit);
   scanReversed(t, scan, emit);
-  if (!marks && !hints.groups) return;
+  if (!marks && !hints.groups && !hints.longWords) return;
   scanRejoined(
     t,
     scan,
@@ -185,14 +186,16 @@ export function scanHidden(t: string, scan: PlainScan, emit: Emit, plain: readon
 
 /** Characters of an encoded run held at most in a stream before it is judged as far as it goes. */
 const ENCODED_HOLD_MAX = 8192;
+/** A run that spells a key out with dashes ("g-h-p-_-R-7…"): no two key characters side by side, yet it is one. */
+const SPELLED_WITH_DASHES = /^(?:[A-Za-z0-9_+/=]-){8,}/;
 /** How far back a run of groups is followed: a hex-encoded line, or a long key spelled out. */
 const GROUPS_REACH = 2048;
 /** A trailing run shorter than this is held whatever it looks like: its first characters may start base64 (ZXhwb…). */
 const PLAIN_RUN_HELD = 64;
 /** Between the groups of bytes or characters written one at a time: spaces, commas, colons and escapes (\\x, %, &#…;). */
 const GROUP_SEPARATOR = new Uint8Array(128);
-for (const c of ' ,:;\\%&#') GROUP_SEPARATOR[c.charCodeAt(0)] = 1;
-const MAX_GROUP = 3;
+for (const c of ' ,:;.|\\%&#') GROUP_SEPARATOR[c.charCodeAt(0)] = 1;
+const MAX_GROUP = 8;
 const MAX_GROUP_GAP = 3;
 
 /**
@@ -222,9 +225,9 @@ function isEscape(c: number): boolean {
   return c === 92 || c === 37 || c === 38 || c === 35;
 }
 
-const GROUP = /^(?:[^\s]|x?[0-9A-Fa-f]{2}|[0-9]{3})$/;
+const GROUP = /^(?:[^\s]|x?[0-9A-Fa-f]{2}|[0-9]{3}|u[0-9A-Fa-f]{0,4}|u\{[0-9A-Fa-f]{0,6}\}?)$/;
 
-/** One spelled-out character, a hex pair (x41 after a backslash), or a decimal character reference's number. */
+/** One spelled-out character, a hex pair (x41 after a backslash), a decimal reference's number, or a \\u escape's (u0067, u{67}). */
 function isGroup(s: string): boolean {
   return GROUP.test(s);
 }
@@ -263,7 +266,7 @@ export function hiddenHoldFrom(text: string): number {
   while (k > floor && (isRunChar(text.charCodeAt(k - 1)) || ((text.charCodeAt(k - 1) === 10 || text.charCodeAt(k - 1) === 13) && k - 1 > floor && isRunChar(text.charCodeAt(k - 2))))) k--;
   while (k < n && !isRunChar(text.charCodeAt(k))) k++;
   // Beyond its first characters, a run is held only while it looks like key material (a digit by a letter, a capital inside).
-  if (k < n && (n - k < PLAIN_RUN_HELD || KEY_LIKE_LINE_END.test(text.slice(k, n)))) hold = k;
+  if (k < n && (n - k < PLAIN_RUN_HELD || KEY_LIKE_LINE_END.test(text.slice(k, n)) || SPELLED_WITH_DASHES.test(text.slice(k, n)))) hold = k;
   // Bytes or characters written one group at a time may still be going on.
   hold = Math.min(hold, groupsStart(text, Math.max(0, n - GROUPS_REACH)));
   // Literals that may be continued: `"Zx9kQ2" + `, `"Zx9kQ2"` and a line break, or a second literal still open.

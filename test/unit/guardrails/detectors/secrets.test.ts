@@ -286,6 +286,9 @@ describe('secrets: hidden in an answer (encoded, reversed, split)', () => {
     ['a key broken over two lines', `The key:\n${openai.slice(0, 50)}\n${openai.slice(50)}\nJoin them.`, 'OPENAI_KEY', `${openai.slice(0, 50)}\n${openai.slice(50)}`],
     ['a key spelled out', `It reads ${[...ghp].join(' ')} exactly`, 'GITHUB_TOKEN', [...ghp].join(' ')],
     ['HTML character references', `As HTML: ${[...aws].map((c) => `&#${c.charCodeAt(0)};`).join('')} there`, 'AWS_ACCESS_KEY', [...aws].map((c) => `&#${c.charCodeAt(0)};`).join('')],
+    ['\\u escapes', `const k = "${[...ghp].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')}";`, 'GITHUB_TOKEN', [...ghp].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')],
+    ['octal escapes', `k = "${[...aws].map((c) => `\\${c.charCodeAt(0).toString(8)}`).join('')}"`, 'AWS_ACCESS_KEY', [...aws].map((c) => `\\${c.charCodeAt(0).toString(8)}`).join('')],
+    ['a key spelled out with dashes', `It is ${[...ghp].join('-')}.`, 'GITHUB_TOKEN', [...ghp].join('-')],
   ];
   it.each(cases)('finds %s, over the whole span the client sees', (_how, text, entity, span) => {
     expect(found(secrets, text)).toEqual([[entity, span]]);
