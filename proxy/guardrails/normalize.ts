@@ -205,3 +205,135 @@ export function normalizeText(s: string): NormalizedText {
     invisibleCount: invisible,
   };
 }
+
+/**
+ * Letters of other scripts that read as a Latin letter but that TR39 does not list as its look-alike (or lists only
+ * in the other case): shapes a reader takes for the Latin letter in running Latin text.
+ */
+const MIXED_SCRIPT_LOOKALIKES: Record<string, string> = {
+  // Greek
+  ε: 'e', ϵ: 'e', η: 'n', κ: 'k', ϰ: 'k', τ: 't', ω: 'w', ϖ: 'w', μ: 'u', π: 'n', ς: 'c', χ: 'x', β: 'b', ϐ: 'b', δ: 'd', θ: 'o', λ: 'a', ξ: 'e', ζ: 'z',
+  // Cyrillic
+  в: 'b', д: 'g', и: 'u', й: 'u', к: 'k', л: 'n', м: 'm', н: 'h', п: 'n', т: 't', ц: 'u', ш: 'w', щ: 'w', ъ: 'b', ь: 'b', ы: 'b', э: 'e', є: 'e', я: 'r', ђ: 'h', ћ: 'h', ґ: 'r', ў: 'y', џ: 'u', љ: 'n', њ: 'h', ԛ: 'q',
+  И: 'N', Й: 'N', Л: 'N', П: 'N', Я: 'R', Ц: 'U', Ш: 'W', Щ: 'W', Є: 'E', Э: 'E', Ђ: 'T', Ћ: 'T', Џ: 'U', Д: 'A',
+  // Armenian
+  լ: 'l', յ: 'j', ր: 'n', ի: 'h', ն: 'u', ղ: 'n', ճ: 'd', ւ: 'i', Լ: 'L', Ո: 'N', Ա: 'U', Ց: 'G', Ձ: 'Q',
+};
+
+type Script = 'latin' | 'greek' | 'cyrillic' | 'armenian' | 'cherokee' | 'other' | 'none';
+
+/** The script of a letter (none: not a letter, or a digit or mark shared by all scripts). */
+function scriptOf(cp: number, ch: string): Script {
+  if ((cp >= 65 && cp <= 90) || (cp >= 97 && cp <= 122) || (cp >= 0xc0 && cp <= 0x2af && cp !== 0xd7 && cp !== 0xf7) || (cp >= 0x1d00 && cp <= 0x1eff)) return 'latin';
+  if (cp < 0x370) return 'none';
+  if (cp <= 0x3ff || (cp >= 0x1f00 && cp <= 0x1fff)) return 'greek';
+  if (cp <= 0x52f || (cp >= 0x1c80 && cp <= 0x1c8f) || (cp >= 0xa640 && cp <= 0xa69f)) return 'cyrillic';
+  if (cp <= 0x58f) return 'armenian';
+  if ((cp >= 0x13a0 && cp <= 0x13ff) || (cp >= 0xab70 && cp <= 0xabbf)) return 'cherokee';
+  return LETTER.test(ch) ? 'other' : 'none';
+}
+
+const LETTER = /\p{L}/u;
+
+/** The ASCII letter a letter of another script passes for, or undefined. */
+function lookalikeOf(ch: string): string | undefined {
+  const base = ch.normalize('NFD')[0]; // ё, ї, ӧ: the letter under the mark
+  for (const c of base === ch ? [ch] : [ch, base]) {
+    const direct = MIXED_SCRIPT_LOOKALIKES[c] ?? CONFUSABLE.get(c);
+    if (direct !== undefined) return direct;
+    // Listed in the other case only (κ as Κ, т as Т, Cherokee small letters as capitals): the same shape in this case.
+    const upper = c.toUpperCase();
+    const lower = c.toLowerCase();
+    const partner = c === lower ? CONFUSABLE.get(upper)?.toLowerCase() : CONFUSABLE.get(lower)?.toUpperCase();
+    if (partner !== undefined && /^[A-Za-z]$/.test(partner)) return partner;
+  }
+  return undefined;
+}
+
+const lookalikeCache = new Map<number, { script: Script; ascii: string | undefined }>();
+
+function letterInfo(cp: number, ch: string): { script: Script; ascii: string | undefined } {
+  let info = lookalikeCache.get(cp);
+  if (info === undefined) {
+    const script = scriptOf(cp, ch);
+    info = { script, ascii: script !== 'none' ? lookalikeOf(ch) : undefined }; // Latin small capitals (ᴦ, ʀ) too
+    if (lookalikeCache.size >= FOLD_CACHE_MAX) lookalikeCache.clear();
+    lookalikeCache.set(cp, info);
+  }
+  return info;
+}
+
+/** A letter of a script other than Latin, or a high surrogate (letters beyond the BMP). */
+const OTHER_SCRIPT = /[\u0370-\u058f\u13a0-\u13ff\u1c80-\u1c8f\u1f00-\u1fff\ua640-\ua69f\uab70-\uabbf\ud800-\udbff]/;
+
+/**
+ * For the injection scan: words that mix scripts ("ignorε", "prεvιουs", "igпore") have their letters of other
+ * scripts folded to the Latin letters they pass for, including look-alikes TR39 does not list. Real Greek,
+ * Russian or Armenian words use one script and are left as they are; so is text without such letters (returned
+ * as is). Indexes map back through `nt` to the original text.
+ */
+export function foldMixedScriptWords(nt: NormalizedText): NormalizedText {
+  const s = nt.text;
+  if (!OTHER_SCRIPT.test(s)) return nt;
+  let out = '';
+  let from = 0; // start of s not yet copied to out
+  const shifts: number[] = []; // out indexes where a two-unit letter became one: positions after it map one further
+  let i = 0;
+  while (i < s.length) {
+    // One word: letters, digits and marks; note its scripts.
+    let j = i;
+    let scripts = 0;
+    let first: Script | undefined;
+    let foldable = false;
+    while (j < s.length) {
+      const cp = s.codePointAt(j) as number;
+      const w = cp > 0xffff ? 2 : 1;
+      if (cp < 0x80) {
+        if ((cp | 32) >= 97 && (cp | 32) <= 122) {
+          if (first === undefined) first = 'latin';
+          else if (first !== 'latin') scripts |= 2;
+        } else if (!(cp >= 48 && cp <= 57)) break;
+      } else {
+        const info = letterInfo(cp, s.slice(j, j + w));
+        if (info.script === 'none') {
+          if (!isCombiningMark(cp)) break;
+        } else {
+          if (first === undefined) first = info.script;
+          else if (first !== info.script) scripts |= 2;
+          if (info.ascii !== undefined) foldable = true;
+        }
+      }
+      j += w;
+    }
+    if (j === i) {
+      i += (s.codePointAt(i) as number) > 0xffff ? 2 : 1;
+      continue;
+    }
+    if (scripts !== 0 && foldable) {
+      out += s.slice(from, i);
+      for (let k = i; k < j; ) {
+        const cp = s.codePointAt(k) as number;
+        const w = cp > 0xffff ? 2 : 1;
+        const ascii = cp >= 0x80 ? letterInfo(cp, s.slice(k, k + w)).ascii : undefined;
+        if (ascii === undefined) out += s.slice(k, k + w);
+        else {
+          out += ascii;
+          if (w === 2) shifts.push(out.length);
+        }
+        k += w;
+      }
+      from = j;
+    }
+    i = j;
+  }
+  if (from === 0) return nt;
+  out += s.slice(from);
+  // Same length (every folded letter was one unit): indexes are the normalized text's own.
+  if (shifts.length === 0) return { ...nt, text: out };
+  const toNormalized = (n: number): number => {
+    let shift = 0;
+    for (const at of shifts) if (at <= n) shift++;
+    return n + shift;
+  };
+  return { ...nt, text: out, toOriginal: (n) => nt.toOriginal(toNormalized(n)), toOriginalEnd: (n) => nt.toOriginalEnd(toNormalized(n)) };
+}

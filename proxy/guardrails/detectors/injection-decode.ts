@@ -6,134 +6,11 @@
  * saw one of their tell-tale words (so ordinary text pays nothing).
  */
 
-export type Decoding = 'base64' | 'hex' | 'url' | 'html' | 'qp' | 'markup' | 'joined' | 'split' | 'rot13' | 'reversed' | 'spaced' | 'morse';
+import { encodedRuns, escapeRuns, hexDigit, MAX_DECODED, MIN_ENCODED, printable, utf8, type Decoded } from './encodings';
 
-export interface Decoded {
-  how: Decoding;
-  /** Span of the encoded text in the scanned text. */
-  start: number;
-  end: number;
-  text: string;
-}
+export type { Decoded, Decoding } from './encodings';
 
 export const MAX_CANDIDATES = 8;
-const MAX_DECODED = 8192;
-/** Base64 or hex shorter than this cannot hold an instruction worth the decode. */
-const MIN_ENCODED = 16;
-
-/** A decoded byte string is text when nearly all of it is printable ASCII or UTF-8. */
-function printable(s: string): boolean {
-  if (s.length < 6) return false;
-  let ok = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if ((c >= 32 && c < 127) || c === 10 || c === 13 || c === 9 || c >= 0xa0) ok++;
-  }
-  return ok / s.length > 0.9 && /[a-z]{3}/i.test(s);
-}
-
-function utf8(bytes: Buffer): string {
-  const s = bytes.toString('utf8');
-  return s.includes('\ufffd') ? bytes.toString('latin1') : s;
-}
-
-function isB64(c: number): boolean {
-  return (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47 || c === 61 || c === 45 || c === 95;
-}
-
-/**
- * Runs of base64 groups: tokens of the base64 alphabet separated by single spaces, line breaks or tabs, that
- * do not read as words (a capital or digit after the first character, or `+ / =`). Their concatenation is
- * decoded whatever the grouping (4, 5, 76 per line …).
- */
-function base64Runs(t: string, out: Decoded[]): void {
-  const n = t.length;
-  let i = 0;
-  while (i < n && out.length < MAX_CANDIDATES) {
-    if (!isB64(t.charCodeAt(i)) || (i > 0 && isB64(t.charCodeAt(i - 1)))) {
-      i++;
-      continue;
-    }
-    // groups: [start, end, odd]; a group that reads as a word is kept only inside a run and when its length is a multiple of 4
-    const groups: [number, number, boolean][] = [];
-    let j = i;
-    for (;;) {
-      let k = j;
-      let odd = false;
-      while (k < n && isB64(t.charCodeAt(k))) {
-        const c = t.charCodeAt(k);
-        if ((k > j && c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 43 || c === 47 || c === 61) odd = true;
-        k++;
-      }
-      const len = k - j;
-      if (!(odd && len >= 2) && !(len >= 24) && len % 4 !== 0) break;
-      groups.push([j, k, odd || len >= 24]);
-      const sep = t.charCodeAt(k);
-      if ((sep === 32 || sep === 10 || sep === 9) && k + 1 < n && isB64(t.charCodeAt(k + 1))) j = k + 1;
-      else if (sep === 13 && t.charCodeAt(k + 1) === 10 && isB64(t.charCodeAt(k + 2))) j = k + 2;
-      else break;
-    }
-    // a run that fails is not retried from each of its words: that would be quadratic in a run of prose words
-    const scanned = groups.length > 0 ? groups[groups.length - 1][1] : i + 1;
-    while (groups.length > 0 && !groups[groups.length - 1][2]) groups.pop();
-    const odd = groups.filter((g) => g[2]).length;
-    const end = groups.length > 0 ? groups[groups.length - 1][1] : scanned;
-    if (groups.length > 0 && odd * 2 >= groups.length) {
-      const raw = t.slice(groups[0][0], end).replace(/\s+/g, '');
-      if (raw.length >= MIN_ENCODED) {
-        const text = utf8(Buffer.from(raw.replace(/-/g, '+').replace(/_/g, '/').slice(0, (MAX_DECODED * 4) / 3), 'base64'));
-        if (printable(text)) out.push({ how: 'base64', start: groups[0][0], end, text });
-      }
-    }
-    i = Math.max(end, scanned) + 1;
-  }
-}
-
-const BASE64_HINT = /[a-z][A-Z]|[0-9][A-Za-z][0-9]|[A-Za-z0-9][+/][A-Za-z0-9]/;
-const HEX_HINT = /[2-7][0-9a-f][\s,:]?(?:\\x|0x|%)?[2-7][0-9a-f][\s,:]?(?:\\x|0x|%)?[2-7][0-9a-f]/i;
-
-function hexDigit(c: number): boolean {
-  return (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70);
-}
-
-/**
- * Runs of hex byte pairs, each optionally written \x.. / 0x.. / %.. and followed by one separator (space, comma,
- * colon): at least 16 digits. One loop, no regex, so prose (whose words break a run at once) pays little.
- */
-function hexRuns(t: string, out: Decoded[]): void {
-  const n = t.length;
-  let i = 0;
-  while (i < n && out.length < MAX_CANDIDATES) {
-    // a run starts at a word boundary: skip the inside of words cheaply
-    if (i > 0 && hexDigit(t.charCodeAt(i - 1))) {
-      i++;
-      continue;
-    }
-    const start = i;
-    let digits = '';
-    let url = false;
-    let j = i;
-    for (;;) {
-      let k = j;
-      if (t[k] === '\\' && (t[k + 1] === 'x' || t[k + 1] === 'X')) k += 2;
-      else if (t[k] === '0' && (t[k + 1] === 'x' || t[k + 1] === 'X') && hexDigit(t.charCodeAt(k + 2))) k += 2;
-      else if (t[k] === '%') {
-        k += 1;
-        url = true;
-      }
-      if (!hexDigit(t.charCodeAt(k)) || !hexDigit(t.charCodeAt(k + 1))) break;
-      digits += t.slice(k, k + 2);
-      j = k + 2;
-      const sep = t.charCodeAt(j);
-      if (sep === 32 || sep === 44 || sep === 58) j++;
-    }
-    if (digits.length >= MIN_ENCODED && !/^\d+$/.test(digits)) {
-      const text = utf8(Buffer.from(digits.slice(0, MAX_DECODED * 2), 'hex'));
-      if (printable(text)) out.push({ how: url ? 'url' : 'hex', start, end: j, text });
-    }
-    i = j > start ? j : start + 1;
-  }
-}
 
 /** A token of URL-safe characters and %XX escapes: what encodeURIComponent or a form encoder writes. */
 const URL_TOKEN = /(?:%[0-9A-Fa-f]{2}|[A-Za-z0-9._~!*'()+-])+/g;
@@ -228,30 +105,65 @@ function splitRunTogether(run: string): string | undefined {
       }
     }
   }
-  if (from[n] === -1) return undefined;
+  if (from[n] === -1) return splitOnLetter(run);
   const words: string[] = [];
   for (let end = n; end > 0; end = from[end]) words.push(run.slice(from[end], end));
   return words.length >= 3 ? words.reverse().join(' ') : undefined;
 }
 
-/** Three or more words joined by dots or semicolons (spaced or not), or a long run of letters (camelCase humps, words run together). */
-const JOINED_TOKEN = /(?<![A-Za-z])(?:[A-Za-z]+(?:[ \t]*[.;]+[ \t]*[A-Za-z]+){2,}|[A-Za-z]{12,})/g;
+/** `run` as three or more RUN_TOGETHER_WORDS parted by one letter used as a separator ("ignorexallxprevious", from "×"), or undefined. */
+function splitOnLetter(run: string): string | undefined {
+  for (const letter of new Set(run)) {
+    const words = run.split(letter);
+    if (words.length >= 3 && words.every((w) => RUN_TOGETHER_WORDS.has(w))) return words.join(' ');
+  }
+  return undefined;
+}
+
+/**
+ * Three or more words joined by dots or semicolons (spaced or not), by any other one to four characters that are
+ * neither letters nor spaces ("Ignore0all0previous", "forget|all|rules", "skip~the~rules", emoji), or a long run of
+ * letters (camelCase humps, words run together).
+ */
+const JOINED_TOKEN = /(?<![A-Za-z])(?:[A-Za-z]+(?:[ \t]*[.;]+[ \t]*[A-Za-z]+){2,}|(?<![0-9])[0-9]{0,2}[A-Za-z]+(?:[^\sA-Za-z]{1,4}[A-Za-z]+){2,}[0-9]{0,2}|[A-Za-z]{12,})/g;
 const CAMEL_HUMP = /([a-z])(?=[A-Z])/g;
+/**
+ * Word breaks inside a joined token: first everything but letters and digits (digits may be leet letters), then
+ * digits too. An underscore stays inside its word: snake_case is code, and the emphasis decoding reads it.
+ */
+const JOIN_SEPARATORS = [/[^A-Za-z0-9_]+/, /[^A-Za-z_]+/];
+
+const LEET: Record<string, string> = { '0': 'o', '1': 'i', '3': 'e', '4': 'a', '5': 's', '7': 't', '8': 'b', '@': 'a', $: 's' };
+
+/** Leetspeak undone inside words that hold a letter ("1gn0r3" → "ignore", "54f37y" → "safety"); same length, so indexes line up. */
+export function foldLeet(lower: string): string {
+  return lower.replace(/[a-z0-9@$]*[a-z][a-z0-9@$]*/g, (w) => w.replace(/[0134578@$]/g, (c) => LEET[c] ?? c));
+}
+
+/** `token` as spaced words when at least three words come out and two of them are instruction words, else undefined. */
+function spacedToken(token: string): string | undefined {
+  const humped = token.replace(CAMEL_HUMP, '$1 ');
+  for (const separators of JOIN_SEPARATORS) {
+    const words = humped.split(separators).filter(Boolean);
+    const spaced = words.map((w) => (w.length >= 12 && /^[a-z]+$/i.test(w) ? (splitRunTogether(w.toLowerCase()) ?? w) : w)).join(' ');
+    const all = spaced.split(' ');
+    // Abbreviations, names, package paths, identifiers, dates and versions are joined words too: only instruction words make a rescan worth it.
+    if (all.length >= 3 && all.filter((w) => RUN_TOGETHER_WORDS.has(foldLeet(w.toLowerCase()))).length >= 2) return spaced;
+  }
+  return undefined;
+}
 
 /**
  * Words a model reads although nothing spaces them: camelCase ("IgnoreAllPreviousInstructions"), joined by dots
  * or semicolons ("ignore.all.previous.instructions", "ignore . all . previous", which the clause lexicon reads as
- * one-word sentences), or run together ("ignorepreviousinstructions"). One whole-text decoding with every such
- * run of three or more words spaced.
+ * one-word sentences) or by any other non-letter ("Ignore0all0previous", "ignore|all|previous", "ignore🙂all"), or
+ * run together ("ignorepreviousinstructions"). One whole-text decoding with every such run of three or more words spaced.
  */
 function joinedWords(t: string, out: Decoded[]): void {
   let changed = false;
   const text = t.replace(JOINED_TOKEN, (token) => {
-    const words = token.replace(CAMEL_HUMP, '$1 ').split(/[\s.;]+/).filter(Boolean);
-    const spaced = words.map((w) => (w.length >= 12 && /^[a-z]+$/i.test(w) ? (splitRunTogether(w.toLowerCase()) ?? w) : w)).join(' ');
-    const all = spaced.split(' ');
-    // Abbreviations, names, package paths and identifiers are joined words too: only instruction words make a rescan worth it.
-    if (all.length < 3 || all.filter((w) => RUN_TOGETHER_WORDS.has(w.toLowerCase())).length < 2) return token;
+    const spaced = spacedToken(token);
+    if (spaced === undefined) return token;
     changed = true;
     return spaced;
   });
@@ -347,10 +259,8 @@ export const REVERSED_HINTS: readonly string[] = HINT_WORDS.map((w) => [...w].re
  */
 export function decodeCandidates(t: string, hints: { rot13: boolean; reversed: boolean; spaced: boolean; joined: boolean }): Decoded[] {
   const out: Decoded[] = [];
-  // Cheap gates: base64 shows a capital after a small letter (or a digit between letters, + or / inside); hex of text has a digit 2-7 leading
-  // every byte. Prose passes neither, so it pays two regex tests, not the run loops.
-  if (BASE64_HINT.test(t)) base64Runs(t, out);
-  if (out.length < MAX_CANDIDATES && HEX_HINT.test(t)) hexRuns(t, out);
+  encodedRuns(t, out, MAX_CANDIDATES);
+  escapeRuns(t, out, MAX_CANDIDATES);
   if (out.length < MAX_CANDIDATES && t.includes('%')) urlTextRuns(t, out);
   if (hints.spaced && out.length < MAX_CANDIDATES) spacedRuns(t, out);
   if (out.length < MAX_CANDIDATES && t.includes('.-')) morseRuns(t, out);

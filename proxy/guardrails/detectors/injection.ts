@@ -5,9 +5,9 @@
  * over a lower-cased, leetspeak-folded copy of the normalized text. Each signal counts once; the weights add
  * up and map to a score with 1 - e^(-sum), so one strong signal or several weak ones cross the threshold.
  */
-import { normalizeText, type NormalizedText } from '../normalize';
+import { foldMixedScriptWords, normalizeText, type NormalizedText } from '../normalize';
 import { DOCUMENT_WINDOW, escapeRegex, wanted } from './context';
-import { decodeCandidates, REVERSED_HINTS, ROT13_HINTS, type Decoded } from './injection-decode';
+import { decodeCandidates, foldLeet, REVERSED_HINTS, ROT13_HINTS, type Decoded } from './injection-decode';
 import { ASCII_VERB_PREFIXES, lexiconHits, PREFIX } from './injection-lexicon';
 import type { Detector, Match, ScanOptions } from './types';
 
@@ -203,13 +203,6 @@ for (const h of LEXICON_HASHES) HASH_BITS[h & 0xffff] |= LEXICON_BIT;
 
 const DECODED_HINT = /\b(?:base64|base\s?64|decode|decoded|decipher|rot13|rot-13|caesar|hex|hexadecimal|cipher|encoded|reverse|reversed|backwards?|spelled)\b/;
 
-const LEET: Record<string, string> = { '0': 'o', '1': 'i', '3': 'e', '4': 'a', '5': 's', '7': 't', '8': 'b', '@': 'a', $: 's' };
-
-/** Leetspeak undone inside words that hold a letter ("1gn0r3" → "ignore", "54f37y" → "safety"); same length, so indexes line up. */
-function foldLeet(lower: string): string {
-  return lower.replace(/[a-z0-9@$]*[a-z][a-z0-9@$]*/g, (w) => w.replace(/[0134578@$]/g, (c) => LEET[c] ?? c));
-}
-
 /** Lower case with the same length as the input (a few characters, e.g. U+0130, lower-case to two units), so indexes stay valid. */
 function lowerSameLength(t: string): string {
   const lower = t.toLowerCase();
@@ -273,13 +266,27 @@ const RUN_TOGETHER_LENGTH = 12;
 /** Split words rejoined at most: a text full of them is not hiding one instruction. */
 const MAX_SPLITS = 16;
 
-/** Where the word ending at `end` is joined to the next by dots or semicolons ("a.b", "a ; b"): the next word's start, else -1. */
+/**
+ * Where the word ending at `end` is joined to the next, else -1: by dots or semicolons ("a.b", "a ; b"), or by one
+ * to four other characters (isJoiner: "a|b", "a/b", an emoji; digits make one long word). Returns the next word's start.
+ */
 function joinAfter(text: string, end: number): number {
-  let k = skipBlanks(text, end);
+  let k = end;
+  while (k - end < 4 && isJoiner(text.charCodeAt(k))) k++;
+  if (k > end && k < text.length && WORD_CODE[text.charCodeAt(k)] !== 0) return k;
+  k = skipBlanks(text, end);
   if (!isDotOrSemicolon(text.charCodeAt(k))) return -1;
   while (isDotOrSemicolon(text.charCodeAt(k))) k++;
   k = skipBlanks(text, k);
   return k < text.length && WORD_CODE[text.charCodeAt(k)] !== 0 ? k : -1;
+}
+
+/**
+ * A character that may join two words without a space: not a word character, a space, a hyphen or an apostrophe
+ * (prose), or an underscore (snake_case, read by the emphasis decoding). NaN past the end is not.
+ */
+function isJoiner(c: number): boolean {
+  return c === c && WORD_CODE[c] === 0 && c > 32 && c !== 45 && c !== 39 && c !== 95 && c !== 0x2019 && c !== 0x85 && c !== 0xa0 && !(c >= 0x2000 && c <= 0x200a) && c !== 0x3000;
 }
 
 function isDotOrSemicolon(c: number): boolean {
@@ -512,7 +519,8 @@ export function createInjectionDetector(defaultThreshold = DEFAULT_THRESHOLD): D
   return {
     id: 'injection',
     entities: INJECTION_ENTITIES,
-    scan(nt: NormalizedText, opts?: ScanOptions): Match[] {
+    scan(normalized: NormalizedText, opts?: ScanOptions): Match[] {
+      const nt = foldMixedScriptWords(normalized);
       const t = nt.text;
       const untrusted = opts?.untrusted === true;
       const ev = evidenceOf(t, untrusted, nt.invisibleCount, 0);

@@ -7,6 +7,7 @@
 import type { NormalizedText } from '../normalize';
 import { escapeRegex, finish, isAlnum, isWordChar, wanted } from './context';
 import { configContext, documentationContext, EXAMPLE_SCORES, isDocumentedExample, isSampleJwtPayload, isWellKnownPassword } from './secret-examples';
+import { hiddenHoldFrom, scanHidden, type Emit, type HiddenHints } from './secret-decode';
 import { B, BS, literalPrefix, PROVIDER_RULES, type ProviderRule, VENDOR_SHAPES, VENDOR_WORDS } from './secret-formats';
 import { combinedProbe, TailProbe } from './tail-probe';
 import type { Detector, Match, ScanOptions } from './types';
@@ -178,26 +179,37 @@ function jwtPayload(token: string): unknown {
   }
 }
 
-type Emit = (entity: string, start: number, end: number, score: number, reason: string) => void;
+/** Eight space-parted groups of one to three characters in a row: hex bytes or a key spelled out. */
+const MIN_GROUPS = 8;
 
-function scanProviders(t: string, emit: Emit): void {
+/** Returns what the walk over space-free stretches saw: the hints for encoded forms. */
+function scanProviders(t: string, emit: Emit): HiddenHints {
   // Spaces end every token, and indexOf finds them far faster than a character loop: only space-free
   // stretches of at least MIN_TOKEN characters are walked character by character.
   const n = t.length;
   let from = 0;
+  const hints: HiddenHints = { longWords: false, groups: false };
+  let groups = 0;
   while (from < n) {
     let space = t.indexOf(' ', from);
     if (space === -1) space = n;
-    if (space - from >= MIN_TOKEN) scanStretch(t, from, space, emit);
+    const len = space - from;
+    if (len >= MIN_TOKEN) {
+      hints.longWords = true;
+      scanStretch(t, from, space, emit);
+    }
+    groups = len >= 1 && len <= 3 ? groups + 1 : 0;
+    if (groups >= MIN_GROUPS) hints.groups = true;
     from = space + 1;
   }
-  if (t.indexOf('BUNDLE_') === -1) return;
+  if (t.indexOf('BUNDLE_') === -1) return hints;
   BUNDLER.lastIndex = 0;
   let m: RegExpExecArray | null;
   while ((m = BUNDLER.exec(t)) !== null) {
     const start = m.index + m[0].length - m[1].length;
     emit('CONNECTION_STRING', start, start + m[1].length, 0.85, 'bundler source credentials');
   }
+  return hints;
 }
 
 function scanStretch(t: string, from: number, to: number, emit: Emit): void {
@@ -205,7 +217,11 @@ function scanStretch(t: string, from: number, to: number, emit: Emit): void {
   for (let i = from; i <= to; i++) {
     const c = i < to ? t.charCodeAt(i) : 32;
     if (c < 128 && TOKEN_CHAR[c] === 1) continue;
-    if (i - runStart >= MIN_TOKEN) scanToken(t.slice(runStart, i), runStart, emit);
+    if (i - runStart >= MIN_TOKEN) {
+      const token = t.slice(runStart, i);
+      scanToken(token, runStart, emit);
+      scanReversedToken(token, runStart, emit);
+    }
     runStart = i + 1;
   }
 }
@@ -227,6 +243,14 @@ function scanToken(token: string, offset: number, emit: Emit): void {
     if (rule.loose && !looksRandom(body)) continue;
     emit(rule.entity, offset + m.index, offset + m.index + value.length, rule.score ?? 0.9, `${rule.provider} token format`);
   }
+}
+
+/** A provider token written backwards ("WVUT5SRP4NMLQ3Z7AIKA"): the reversed run is scanned, a finding reported where the run is. */
+function scanReversedToken(token: string, offset: number, emit: Emit): void {
+  const end = offset + token.length;
+  let reversed = '';
+  for (let k = token.length - 1; k >= 0; k--) reversed += token[k];
+  scanToken(reversed, 0, (entity, s, e, score, reason) => emit(entity, end - e, end - s, score, `reversed: ${reason}`));
 }
 
 function looksRandom(body: string): boolean {
@@ -499,6 +523,18 @@ function isTimeBasedUuid(value: string): boolean {
   return /^[0-9a-f]{8}-[0-9a-f]{4}-1[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
 }
 
+/** Every scan of text as it reads; returns the hints for encoded forms its token walk saw. */
+function scanPlain(t: string, emit: Emit): HiddenHints {
+  const hints = scanProviders(t, emit);
+  scanPrivateKeys(t, emit);
+  scanJwts(t, emit);
+  scanCredentialUrls(t, emit);
+  scanAuthHeaders(t, emit);
+  scanOtherPasswordForms(t, emit);
+  scanAssignments(t, emit);
+  return hints;
+}
+
 export function createSecretsDetector(defaultThreshold = DEFAULT_THRESHOLD): Detector {
   return {
     id: 'secrets',
@@ -511,13 +547,12 @@ export function createSecretsDetector(defaultThreshold = DEFAULT_THRESHOLD): Det
         const scored = scoreInContext(t, entity, start, end, score, reason);
         out.push({ detector: 'secrets', entity, start: nt.toOriginal(start), end: nt.toOriginalEnd(end), score: scored.score, reason: scored.reason });
       };
-      scanProviders(t, emit);
-      scanPrivateKeys(t, emit);
-      scanJwts(t, emit);
-      scanCredentialUrls(t, emit);
-      scanAuthHeaders(t, emit);
-      scanOtherPasswordForms(t, emit);
-      scanAssignments(t, emit);
+      const plain: [number, number][] = [];
+      const hints = scanPlain(t, (entity, start, end, score, reason) => {
+        plain.push([start, end]);
+        emit(entity, start, end, score, reason);
+      });
+      scanHidden(t, scanPlain, emit, plain, hints);
       return dropContained(finish(out, opts?.threshold ?? defaultThreshold));
     },
     pendingTail: secretsPendingTail,
@@ -624,7 +659,7 @@ export function secretsPendingTail(text: string, from = 0): number {
   const n = text.length;
   const begin = text.lastIndexOf('-----BEGIN', n);
   if (begin >= from && n - begin <= PEM_HOLD_MAX && text.indexOf('-----END', begin) === -1) return n - begin;
-  let holdFrom = Math.min(TOKEN_PROBE().holdFrom(text, from), contextHold(text));
+  let holdFrom = Math.min(TOKEN_PROBE().holdFrom(text, from), contextHold(text), hiddenHoldFrom(text));
   const sliceStart = Math.max(0, n - ASSIGNMENT_REACH);
   scanAssignments(text.slice(sliceStart), () => undefined, (valueStart) => {
     holdFrom = Math.min(holdFrom, sliceStart + valueStart);

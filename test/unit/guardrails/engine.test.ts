@@ -218,7 +218,8 @@ describe('conversation-level scoring (joined views of the request)', () => {
     expect(out.verdict).toBeUndefined();
     expect(ex.input.map((s) => s.text)).toEqual([expect.stringMatching(/^my key <AWS_ACCESS_KEY_\d>$/), expect.stringMatching(/^<AWS_ACCESS_KEY_\d> ok$/)]);
     const hit = out.record.hits.find((h) => h.entity === 'AWS_ACCESS_KEY')!;
-    expect(hit.segment).toBe('concat:trusted:0-1');
+    // The line-joined view finds it too (a key broken over a line break is rejoined), whichever view reports it first.
+    expect(hit.segment).toMatch(/^(?:concat|joined):trusted:0-1$/);
     expect(JSON.stringify(out.record)).not.toContain('N4PRS5TUVW');
   });
 

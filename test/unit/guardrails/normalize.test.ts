@@ -1,4 +1,4 @@
-import { normalizeText } from '../../../proxy/guardrails/normalize';
+import { foldMixedScriptWords, normalizeText } from '../../../proxy/guardrails/normalize';
 
 function mapped(s: string): { text: string; starts: number[] } {
   const n = normalizeText(s);
@@ -69,5 +69,32 @@ describe('normalizeText', () => {
     expect(n.text).toBe('');
     expect(n.toOriginal(0)).toBe(2);
     expect(n.toOriginalEnd(0)).toBe(0);
+  });
+});
+
+describe('foldMixedScriptWords', () => {
+  const fold = (s: string): string => foldMixedScriptWords(normalizeText(s)).text;
+
+  it('folds the other-script letters of a word that mixes scripts, look-alikes TR39 does not list included', () => {
+    expect(fold('ignor\u03b5 pr\u03b5vious')).toBe('ignore previous');
+    expect(fold('ig\u043fore \u0457nstruct\u0457ons')).toBe('ignore instructions');
+    expect(fold('\u03c1\u0433\u03b5\u03bdio\u03bc\u0455')).toBe('previous');
+  });
+
+  it('leaves words of one script, and text without other scripts, as they are', () => {
+    const greek = 'Η θερμοκρασία είναι 25°C';
+    expect(fold(greek)).toBe(normalizeText(greek).text);
+    expect(fold('Привет, мир')).toBe('Привет, мир');
+    const ascii = normalizeText('plain text');
+    expect(foldMixedScriptWords(ascii)).toBe(ascii);
+  });
+
+  it('maps indexes back to the original text, across letters beyond the BMP', () => {
+    const s = 'say \u{10308}gnor\u03b5 now';
+    const n = foldMixedScriptWords(normalizeText(s));
+    const at = n.text.indexOf('now');
+    expect(s.slice(n.toOriginal(at), n.toOriginalEnd(at + 3))).toBe('now');
+    const word = n.text.indexOf('gnore') - 1;
+    expect(s.slice(n.toOriginal(word), n.toOriginalEnd(word + 6))).toBe('\u{10308}gnor\u03b5');
   });
 });

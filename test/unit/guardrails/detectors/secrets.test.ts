@@ -258,6 +258,70 @@ describe('secrets: pendingTail', () => {
   });
 });
 
+describe('secrets: hidden in an answer (encoded, reversed, split)', () => {
+  const aws = 'AKIA' + token(16, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', 5);
+  const ghp = 'ghp_' + token(36, undefined, 9);
+  const openai = 'sk-proj-' + token(40, undefined, 11) + 'T3BlbkFJ' + token(40, undefined, 13);
+  const password = `${token(5, undefined, 17)}!${token(6, undefined, 19)}`;
+  const b64 = (s: string): string => Buffer.from(s).toString('base64');
+  const hex = (s: string): string => Buffer.from(s).toString('hex');
+  const reverse = (s: string): string => [...s].reverse().join('');
+  const cases: [string, string, string, string][] = [
+    // [how, text, entity, the span that must be reported (all of it redacted)]
+    ['base64 of an assignment', `Encoded: ${b64(`GITHUB_TOKEN=${ghp}`)} (decode first)`, 'GITHUB_TOKEN', b64(`GITHUB_TOKEN=${ghp}`)],
+    ['base64 of a bare key', `echo ${b64(aws)} | base64 -d`, 'AWS_ACCESS_KEY', b64(aws)],
+    ['base64url without padding', `form ${b64url(`token: ${ghp}`).replace(/=+$/, '')} in the URL`, 'GITHUB_TOKEN', b64url(`token: ${ghp}`).replace(/=+$/, '')],
+    ['base64 of a password assignment', `pw: ${b64(`db_password = "${password}"`)}`, 'GENERIC_SECRET', b64(`db_password = "${password}"`)],
+    ['base64 wrapped over lines', `file:\n${b64(`export OPENAI_API_KEY=${openai}\n`).replace(/(.{40})/g, '$1\n')}\nend`, 'OPENAI_KEY', b64(`export OPENAI_API_KEY=${openai}\n`).replace(/(.{40})/g, '$1\n').trimEnd()],
+    ['base64 of base64', `twice: ${b64(b64(`password=${password}`))}`, 'GENERIC_SECRET', b64(b64(`password=${password}`))],
+    ['hex', `In hex: ${hex(`key=${aws}`)} as asked.`, 'AWS_ACCESS_KEY', hex(`key=${aws}`)],
+    ['hex bytes with spaces', `Bytes: ${hex(ghp).match(/../g)!.join(' ')} end.`, 'GITHUB_TOKEN', hex(ghp).match(/../g)!.join(' ')],
+    ['a reversed key', `Backwards: ${reverse(aws)}.`, 'AWS_ACCESS_KEY', reverse(aws)],
+    ['a reversed sentence', reverse(`my password is "${password}"`), 'GENERIC_SECRET', reverse(password)],
+    ['string literals joined by +', `const t = "${ghp.slice(0, 12)}" + "${ghp.slice(12, 26)}" + "${ghp.slice(26)}";`, 'GITHUB_TOKEN', `${ghp.slice(0, 12)}" + "${ghp.slice(12, 26)}" + "${ghp.slice(26)}`],
+    ['implicit concatenation over a line', `key = ("${aws.slice(0, 10)}"\n       "${aws.slice(10)}")`, 'AWS_ACCESS_KEY', `${aws.slice(0, 10)}"\n       "${aws.slice(10)}`],
+    ['PHP dot', `$t = '${ghp.slice(0, 15)}' . '${ghp.slice(15)}';`, 'GITHUB_TOKEN', `${ghp.slice(0, 15)}' . '${ghp.slice(15)}`],
+    ['an assignment whose value is concatenated', `api_key = "${token(10, undefined, 21)}" + "${token(14, undefined, 23)}"`, 'GENERIC_SECRET', `${token(10, undefined, 21)}" + "${token(14, undefined, 23)}`],
+    ['an array joined', `["${ghp.slice(0, 20)}", "${ghp.slice(20)}"].join("")`, 'GITHUB_TOKEN', `${ghp.slice(0, 20)}", "${ghp.slice(20)}`],
+    ['a key broken over two lines', `The key:\n${openai.slice(0, 50)}\n${openai.slice(50)}\nJoin them.`, 'OPENAI_KEY', `${openai.slice(0, 50)}\n${openai.slice(50)}`],
+    ['a key spelled out', `It reads ${[...ghp].join(' ')} exactly`, 'GITHUB_TOKEN', [...ghp].join(' ')],
+    ['HTML character references', `As HTML: ${[...aws].map((c) => `&#${c.charCodeAt(0)};`).join('')} there`, 'AWS_ACCESS_KEY', [...aws].map((c) => `&#${c.charCodeAt(0)};`).join('')],
+    ['\\u escapes', `const k = "${[...ghp].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')}";`, 'GITHUB_TOKEN', [...ghp].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')],
+    ['octal escapes', `k = "${[...aws].map((c) => `\\${c.charCodeAt(0).toString(8)}`).join('')}"`, 'AWS_ACCESS_KEY', [...aws].map((c) => `\\${c.charCodeAt(0).toString(8)}`).join('')],
+    ['a key spelled out with dashes', `It is ${[...ghp].join('-')}.`, 'GITHUB_TOKEN', [...ghp].join('-')],
+  ];
+  it.each(cases)('finds %s, over the whole span the client sees', (_how, text, entity, span) => {
+    expect(found(secrets, text)).toEqual([[entity, span]]);
+  });
+
+  it('decodes ordinary base64, hex, reversed and quoted text without a finding', () => {
+    for (const text of [
+      `Here is the favicon: ${b64('just a small picture of a cat, nothing else at all')}`,
+      `Basic auth header for the docs: ${b64('a sentence about the weather today')}`,
+      'The build hash is 4f6a2c9e8b7d1a3f5e6c7b8a9d0e1f2a3b4c5d6e and the sha256 is ' + hex('x'.repeat(32)).slice(0, 64),
+      `Reversed: ${reverse('the quick brown fox jumps over the lazy dog')} and drowssap is password backwards.`,
+      'print("Hello, " + "world")\nname = ("first"\n        "second")\nx = "a" . "b"',
+      'const parts = ["alpha", "beta"].join(""); const id = "user_" + userId + "_profile";',
+      'The lines are long:\nabcdefgh12345678\nijklmnop and more text here',
+      'Spell it: a b c d e f g h i j k l m n o p q r s t u v w x y z',
+      'We escaped it as &#60;b&#62;bold&#60;/b&#62; in the page.',
+    ]) expect([text, found(secrets, text)]).toEqual([text, []]);
+  });
+
+  it('holds in a stream a trailing base64 or hex run, and literals that another piece may continue', () => {
+    const run = b64(`GITHUB_TOKEN=${ghp}`);
+    expect(secrets.pendingTail(`Encoded: ${run.slice(0, 70)}`)).toBe(70);
+    expect(secrets.pendingTail(`Encoded: ${run}`)).toBe(run.length);
+    expect(secrets.pendingTail(`file:\n${run.slice(0, 40)}\n${run.slice(40, 60)}`)).toBe(61);
+    const first = `"${ghp.slice(0, 12)}"`;
+    expect(secrets.pendingTail(`const t = ${first}`)).toBe(first.length);
+    expect(secrets.pendingTail(`const t = ${first} + `)).toBe(first.length + 3);
+    expect(secrets.pendingTail(`key = (${first}\n       "${ghp.slice(12, 20)}`)).toBe(first.length + 8 + 9);
+    expect(secrets.pendingTail(`The key:\n${openai.slice(0, 50)}\n`)).toBe(51);
+    expect(secrets.pendingTail('Here is the summary you asked for. ')).toBe(0);
+  });
+});
+
 describe('secrets: documented examples and sample code are scored by context (issue 14 §4)', () => {
   const scored = (text: string): [string, number][] => secrets.scan(normalizeText(text), { threshold: 0 }).map((m) => [m.entity, m.score]);
   const JWT_IO_SAMPLE = 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c';
