@@ -59,6 +59,13 @@ function base64Runs(t: string, out: Decoded[], limit: number): void {
       let odd = false;
       while (k < n && isB64(t.charCodeAt(k))) {
         const c = t.charCodeAt(k);
+        // "q=SWdu…", "key=SWdu…": an '=' that is not padding ends a name, and the run starts after it.
+        if (c === 61 && groups.length === 0 && isB64(t.charCodeAt(k + 1)) && t.charCodeAt(k + 1) !== 61) {
+          j = k + 1;
+          odd = false;
+          k++;
+          continue;
+        }
         if ((k > j && c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 43 || c === 47 || c === 61) odd = true;
         k++;
       }
@@ -145,8 +152,9 @@ export function encodedRuns(t: string, out: Decoded[], limit: number): void {
 /**
  * One base64 / base64url word of at least 20 characters, or such words wrapped over lines (76 columns, PEM-style).
  * Unlike base64Runs, words next to it on the same line are never part of it: the span is the encoded text exactly.
+ * It may follow '=' (`key=…`, `?t=…`): a block ends at its padding, so one starting after an '=' cuts no other in two.
  */
-const BASE64_BLOCK = /(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{20,}={0,2}(?:\r?\n[A-Za-z0-9+/_-]{4,}={0,2})*(?![A-Za-z0-9+/=_-])/g;
+const BASE64_BLOCK = /(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{20,}={0,2}(?:\r?\n[A-Za-z0-9+/_-]{4,}={0,2})*(?![A-Za-z0-9+/=_-])/g;
 
 /**
  * Base64 blocks and hex runs in `t` that decode to text: what a secret in an answer may be encoded as. `longWords`:

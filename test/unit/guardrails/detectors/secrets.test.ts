@@ -288,6 +288,8 @@ describe('secrets: hidden in an answer (encoded, reversed, split)', () => {
     ['HTML character references', `As HTML: ${[...aws].map((c) => `&#${c.charCodeAt(0)};`).join('')} there`, 'AWS_ACCESS_KEY', [...aws].map((c) => `&#${c.charCodeAt(0)};`).join('')],
     ['\\u escapes', `const k = "${[...ghp].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')}";`, 'GITHUB_TOKEN', [...ghp].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')],
     ['octal escapes', `k = "${[...aws].map((c) => `\\${c.charCodeAt(0).toString(8)}`).join('')}"`, 'AWS_ACCESS_KEY', [...aws].map((c) => `\\${c.charCodeAt(0).toString(8)}`).join('')],
+    ['base64 after = in a setting', `key=${b64(ghp)}`, 'GITHUB_TOKEN', b64(ghp)],
+    ['base64url in a query string', `https://example.com/cb?state=${b64url(aws)}&x=1`, 'AWS_ACCESS_KEY', b64url(aws)],
     ['a key spelled out with dashes', `It is ${[...ghp].join('-')}.`, 'GITHUB_TOKEN', [...ghp].join('-')],
   ];
   it.each(cases)('finds %s, over the whole span the client sees', (_how, text, entity, span) => {
